@@ -1,0 +1,583 @@
+//! The Atomicwork tool catalog: what each MCP tool is called, what it does, and which REST
+//! call it becomes.
+//!
+//! The catalog is data (`atomicwork.yaml`, compiled in) so that a deployment can correct an
+//! inferred path or add a tool with an override file instead of a rebuild. Everything the
+//! data plane needs per tool (input schema, annotations, compiled argument validator and the
+//! pre-serialised `tools/list` entry) is computed once here and shared by every server.
+
+mod filter;
+mod schema;
+
+pub use filter::{FilterError, ToolFilter, filter};
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// The built-in catalog source.
+const BUILTIN: &str = include_str!("atomicwork.yaml");
+
+/// Name of the argument that selects the Atomicwork workspace for a call.
+pub const WORKSPACE_ARG: &str = "workspace_id";
+
+/// Errors loading or overriding a catalog. Each names the tool and field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog {source_name}: not valid YAML for a catalog: {message}")]
+    Parse { source_name: String, message: String },
+    #[error("catalog {source_name}: cannot read: {message}")]
+    Read { source_name: String, message: String },
+    #[error("catalog tool {tool:?}, field {field}: {message}")]
+    Invalid { tool: String, field: String, message: String },
+}
+
+impl CatalogError {
+    fn invalid(tool: &str, field: &str, message: impl Into<String>) -> Self {
+        CatalogError::Invalid {
+            tool: tool.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// HTTP verb of the upstream call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}
+
+impl fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyEncoding {
+    /// No body.
+    #[default]
+    None,
+    /// A JSON object built from the `in: body` arguments.
+    Json,
+    /// The bare JSON array given as the `body` argument (Atomicwork's filter lists).
+    Array,
+    /// multipart/form-data: `in: body` arguments as fields, `in: file` arguments as file parts.
+    Multipart,
+}
+
+/// Where an argument goes in the upstream request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    Path,
+    Query,
+    Body,
+    /// A multipart file part.
+    File,
+    /// Only the `X-Workspace-Id` header (the workspace argument of tools without one elsewhere).
+    Header,
+}
+
+/// A schema supplied by the catalog loader instead of written out per tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamKind {
+    /// Atomicwork's filter list: `[{attribute, operator, values: [{value}]}]`.
+    Filters,
+    /// Exactly one file object `{filename, content_type, content_base64}`.
+    File,
+    /// One or more file objects.
+    Files,
+}
+
+/// One tool argument as written in the catalog file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParamDef {
+    pub name: String,
+    #[serde(rename = "in")]
+    pub location: Location,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ParamKind>,
+}
+
+/// MCP tool annotations; unset fields are derived from the method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnnotationOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_hint: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destructive_hint: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotent_hint: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_world_hint: Option<bool>,
+}
+
+/// A tool exactly as written in a catalog file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolSource {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub method: String,
+    pub tags: Vec<String>,
+    pub http: HttpMethod,
+    pub path: String,
+    #[serde(default)]
+    pub body: BodyEncoding,
+    #[serde(default)]
+    pub page_default: bool,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub fixed_query: Map<String, Value>,
+    #[serde(default)]
+    pub annotations: AnnotationOverrides,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_one_of: Vec<Vec<String>>,
+    #[serde(default)]
+    pub additional_body: bool,
+    #[serde(default)]
+    pub params: Vec<ParamDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    tools: Vec<ToolSource>,
+}
+
+/// An override entry: every field but the name is optional. For a known tool the given
+/// fields replace the built-in ones; an unknown name adds a tool and must be complete.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolPatch {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub method: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub http: Option<HttpMethod>,
+    pub path: Option<String>,
+    pub body: Option<BodyEncoding>,
+    pub page_default: Option<bool>,
+    pub fixed_query: Option<Map<String, Value>>,
+    pub annotations: Option<AnnotationOverrides>,
+    pub required_one_of: Option<Vec<Vec<String>>>,
+    pub additional_body: Option<bool>,
+    pub params: Option<Vec<ParamDef>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideFile {
+    tools: Vec<ToolPatch>,
+}
+
+/// Effective MCP annotations of a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotations {
+    pub read_only_hint: bool,
+    pub destructive_hint: bool,
+    pub idempotent_hint: bool,
+    pub open_world_hint: bool,
+}
+
+/// A tool ready to serve: source data plus everything derived from it.
+pub struct Tool {
+    pub source: ToolSource,
+    pub annotations: Annotations,
+    /// The MCP `inputSchema` (an object schema).
+    pub input_schema: Value,
+    /// The tool's `tools/list` entry, serialised once.
+    pub listing: Box<RawValue>,
+    validator: jsonschema::Validator,
+}
+
+impl fmt::Debug for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tool").field("name", &self.source.name).finish()
+    }
+}
+
+impl Tool {
+    pub fn name(&self) -> &str {
+        &self.source.name
+    }
+
+    /// The `read`/`write`/`custom` bucket of the tool's method.
+    pub fn method_class(&self) -> MethodClass {
+        MethodClass::of(&self.source.method)
+    }
+
+    pub fn is_read(&self) -> bool {
+        self.method_class() == MethodClass::Read
+    }
+
+    pub fn param(&self, name: &str) -> Option<&ParamDef> {
+        self.source.params.iter().find(|p| p.name == name)
+    }
+
+    /// Checks arguments against the input schema. Each message names the argument at fault
+    /// and, for dependent arguments, the combinations that are accepted.
+    pub fn validate(&self, args: &Map<String, Value>) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if !self.source.required_one_of.is_empty()
+            && !self
+                .source
+                .required_one_of
+                .iter()
+                .any(|set| set.iter().all(|name| present(args, name)))
+        {
+            let options: Vec<String> = self
+                .source
+                .required_one_of
+                .iter()
+                .map(|set| set.join(" + "))
+                .collect();
+            problems.push(format!(
+                "{} needs one of these argument sets: {}",
+                self.source.name,
+                options.join("; or ")
+            ));
+        }
+        let instance = Value::Object(args.clone());
+        for error in self.validator.iter_errors(&instance) {
+            if matches!(
+                error.kind(),
+                jsonschema::error::ValidationErrorKind::AnyOf { .. }
+            ) && !problems.is_empty()
+            {
+                continue;
+            }
+            let at = error.instance_path().to_string();
+            if at.is_empty() {
+                problems.push(error.to_string());
+            } else {
+                problems.push(format!("{}: {error}", at.trim_start_matches('/')));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+fn present(args: &Map<String, Value>, name: &str) -> bool {
+    match args.get(name) {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// The method buckets of `spec.methods`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodClass {
+    /// `list` and `get`.
+    Read,
+    /// `create`, `update` and `delete`.
+    Write,
+    /// Every other method, e.g. `partial_update`.
+    Custom,
+}
+
+impl MethodClass {
+    pub fn of(method: &str) -> Self {
+        match method {
+            "list" | "get" => MethodClass::Read,
+            "create" | "update" | "delete" => MethodClass::Write,
+            _ => MethodClass::Custom,
+        }
+    }
+}
+
+/// The whole catalog: tools by name, in a stable order, plus interned tool sets.
+pub struct Catalog {
+    tools: Vec<Arc<Tool>>,
+    by_name: HashMap<String, usize>,
+    sets: Mutex<HashMap<Vec<usize>, std::sync::Weak<ToolSet>>>,
+}
+
+impl fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Catalog")
+            .field("tools", &self.tools.len())
+            .finish()
+    }
+}
+
+impl Catalog {
+    /// The compiled-in catalog.
+    pub fn builtin() -> Result<Self, CatalogError> {
+        Self::from_sources(parse_file(BUILTIN, "built-in")?)
+    }
+
+    /// The built-in catalog with an override file applied.
+    pub fn with_overrides_file(path: &Path) -> Result<Self, CatalogError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Read {
+            source_name: name.clone(),
+            message: e.to_string(),
+        })?;
+        Self::with_overrides(&text, &name)
+    }
+
+    /// The built-in catalog with override YAML applied.
+    pub fn with_overrides(yaml: &str, source_name: &str) -> Result<Self, CatalogError> {
+        let mut sources = parse_file(BUILTIN, "built-in")?;
+        let overrides: OverrideFile =
+            serde_saphyr::from_str(yaml).map_err(|e| CatalogError::Parse {
+                source_name: source_name.to_string(),
+                message: e.to_string(),
+            })?;
+        for patch in overrides.tools {
+            apply_patch(&mut sources, patch)?;
+        }
+        Self::from_sources(sources)
+    }
+
+    /// Builds a catalog from tool sources, checking each one.
+    pub fn from_sources(sources: Vec<ToolSource>) -> Result<Self, CatalogError> {
+        let mut tools = Vec::with_capacity(sources.len());
+        let mut by_name = HashMap::new();
+        for source in sources {
+            let name = source.name.clone();
+            let tool = schema::build_tool(source)?;
+            if by_name.insert(name.clone(), tools.len()).is_some() {
+                return Err(CatalogError::invalid(&name, "name", "appears twice"));
+            }
+            tools.push(Arc::new(tool));
+        }
+        Ok(Catalog {
+            tools,
+            by_name,
+            sets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn tools(&self) -> &[Arc<Tool>] {
+        &self.tools
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Tool>> {
+        self.by_name.get(name).map(|&i| &self.tools[i])
+    }
+
+    pub fn len(&self) -> usize {
+        self.tools.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    /// Every method name used by a tool, sorted.
+    pub fn methods(&self) -> BTreeSet<&str> {
+        self.tools.iter().map(|t| t.source.method.as_str()).collect()
+    }
+
+    /// Every tag used by a tool, sorted.
+    pub fn tags(&self) -> BTreeSet<&str> {
+        self.tools
+            .iter()
+            .flat_map(|t| t.source.tags.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// The shared [`ToolSet`] for these tool names. Servers with the same filter result
+    /// share one set, so its listing is serialised once however many servers use it.
+    pub fn tool_set(&self, names: &[String]) -> Arc<ToolSet> {
+        let mut indexes: Vec<usize> = names
+            .iter()
+            .filter_map(|n| self.by_name.get(n).copied())
+            .collect();
+        indexes.sort_by(|a, b| self.tools[*a].name().cmp(self.tools[*b].name()));
+        indexes.dedup();
+        let mut sets = match self.sets.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(set) = sets.get(&indexes).and_then(std::sync::Weak::upgrade) {
+            return set;
+        }
+        sets.retain(|_, weak| weak.strong_count() > 0);
+        let set = Arc::new(ToolSet::new(
+            indexes.iter().map(|&i| self.tools[i].clone()).collect(),
+        ));
+        sets.insert(indexes, Arc::downgrade(&set));
+        set
+    }
+}
+
+/// A server's filtered tools, in name order, with its `tools/list` array serialised once.
+pub struct ToolSet {
+    tools: Vec<Arc<Tool>>,
+    listing: Box<RawValue>,
+}
+
+impl fmt::Debug for ToolSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.tools.iter().map(|t| t.name()))
+            .finish()
+    }
+}
+
+impl ToolSet {
+    pub fn new(tools: Vec<Arc<Tool>>) -> Self {
+        let mut json = String::from("[");
+        for (i, tool) in tools.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(tool.listing.get());
+        }
+        json.push(']');
+        let listing = RawValue::from_string(json).unwrap_or_else(|_| empty_array());
+        ToolSet { tools, listing }
+    }
+
+    pub fn tools(&self) -> &[Arc<Tool>] {
+        &self.tools
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Tool>> {
+        self.tools
+            .binary_search_by(|t| t.name().cmp(name))
+            .ok()
+            .map(|i| &self.tools[i])
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.tools.iter().map(|t| t.name().to_string()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tools.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    /// The JSON array of `tools/list` entries.
+    pub fn listing(&self) -> &RawValue {
+        &self.listing
+    }
+}
+
+fn empty_array() -> Box<RawValue> {
+    RawValue::from_string("[]".to_string()).unwrap_or_else(|_| unreachable!("[] is valid JSON"))
+}
+
+fn parse_file(text: &str, source_name: &str) -> Result<Vec<ToolSource>, CatalogError> {
+    let file: CatalogFile = serde_saphyr::from_str(text).map_err(|e| CatalogError::Parse {
+        source_name: source_name.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(file.tools)
+}
+
+fn apply_patch(sources: &mut Vec<ToolSource>, patch: ToolPatch) -> Result<(), CatalogError> {
+    if let Some(existing) = sources.iter_mut().find(|t| t.name == patch.name) {
+        let ToolPatch {
+            name: _,
+            title,
+            description,
+            method,
+            tags,
+            http,
+            path,
+            body,
+            page_default,
+            fixed_query,
+            annotations,
+            required_one_of,
+            additional_body,
+            params,
+        } = patch;
+        set(&mut existing.title, title);
+        set(&mut existing.description, description);
+        set(&mut existing.method, method);
+        set(&mut existing.tags, tags);
+        set(&mut existing.http, http);
+        set(&mut existing.path, path);
+        set(&mut existing.body, body);
+        set(&mut existing.page_default, page_default);
+        set(&mut existing.fixed_query, fixed_query);
+        set(&mut existing.annotations, annotations);
+        set(&mut existing.required_one_of, required_one_of);
+        set(&mut existing.additional_body, additional_body);
+        set(&mut existing.params, params);
+        return Ok(());
+    }
+    let name = patch.name.clone();
+    let missing = |field: &str| {
+        CatalogError::invalid(
+            &name,
+            field,
+            "is required for a tool that is not in the built-in catalog",
+        )
+    };
+    sources.push(ToolSource {
+        title: patch.title.ok_or_else(|| missing("title"))?,
+        description: patch.description.ok_or_else(|| missing("description"))?,
+        method: patch.method.ok_or_else(|| missing("method"))?,
+        tags: patch.tags.ok_or_else(|| missing("tags"))?,
+        http: patch.http.ok_or_else(|| missing("http"))?,
+        path: patch.path.ok_or_else(|| missing("path"))?,
+        body: patch.body.unwrap_or_default(),
+        page_default: patch.page_default.unwrap_or(false),
+        fixed_query: patch.fixed_query.unwrap_or_default(),
+        annotations: patch.annotations.unwrap_or_default(),
+        required_one_of: patch.required_one_of.unwrap_or_default(),
+        additional_body: patch.additional_body.unwrap_or(false),
+        params: patch.params.unwrap_or_default(),
+        name: patch.name,
+    });
+    Ok(())
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}

@@ -1,0 +1,267 @@
+//! The `AtomicworkMcpServer` custom resource (`mcp.atomicwork.dev/v1alpha1`).
+//!
+//! Doc comments on fields become the CRD's field descriptions (`kubectl explain awmcp.spec`),
+//! so they are written for the person writing a manifest.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of the custom resource.
+pub const GROUP: &str = "mcp.atomicwork.dev";
+/// Annotation whose value change mints a new URL token.
+pub const ROTATE_ANNOTATION: &str = "mcp.atomicwork.dev/rotate-token";
+/// Default key of the API-key Secret.
+pub const DEFAULT_API_KEY_KEY: &str = "apiKey";
+
+/// One MCP endpoint that gives an AI client a filtered set of Atomicwork tools.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "mcp.atomicwork.dev",
+    version = "v1alpha1",
+    kind = "AtomicworkMcpServer",
+    plural = "atomicworkmcpservers",
+    shortname = "awmcp",
+    category = "atomicwork",
+    namespaced,
+    status = "AtomicworkMcpServerStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Tools","type":"integer","jsonPath":".status.toolCount"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AtomicworkMcpServerSpec {
+    /// Title shown to MCP clients as the server name. Defaults to the resource name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+
+    /// The Atomicwork tenant and the credentials used to call it.
+    pub atomicwork: AtomicworkConnection,
+
+    /// Which tool methods to expose: `read` (list and get), `write` (create, update,
+    /// delete), `custom` (any other method, e.g. partial_update) or an exact method name.
+    /// Omitted or empty: every method. Combined with `tags` by AND.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+
+    /// Which tool tags to expose (requests, changes, assets, audit, catalog, workspaces,
+    /// users, problems, attachments). A tool matches when any of its tags is listed.
+    /// Omitted or empty: every tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+
+    /// Tool-name filters applied after `methods` and `tags`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<ToolNameFilter>,
+
+    /// `all` lists every tool with its full schema; `discovery` lists only search_tools,
+    /// get_tool_schema and call_tool, which reach the same filtered set on demand and keep
+    /// the client's context small.
+    #[serde(default)]
+    pub tool_exposure: ToolExposure,
+
+    /// RFC 3339 instant after which the endpoint refuses every request and the token is
+    /// revoked. Must be at least 60 seconds ahead when set. Moving it into the future
+    /// later mints a new token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+
+    /// When true, clients must also send `Authorization: Bearer <token>` with one of the
+    /// tokens in `apiTokenSecretRef`. Claude.ai custom connectors cannot send static
+    /// bearer tokens; use this for Claude Code, SDK agents and other header-capable clients.
+    #[serde(default)]
+    pub require_api_token_auth: bool,
+
+    /// Secret whose every value is an accepted client bearer token. Required when
+    /// `requireApiTokenAuth` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token_secret_ref: Option<SecretRef>,
+
+    /// When true, write tools validate their arguments and return the request they would
+    /// send (API key redacted) without sending it. Read tools still run.
+    #[serde(default)]
+    pub dry_run: bool,
+
+    /// Request rate limit for this server, enforced by each data plane replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+
+    /// Opt-in retries of read tools on rate limiting and upstream failures. Write tools
+    /// are never retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+
+    /// Largest tool result, in characters, returned to the client; longer results are
+    /// cut with a note on how to page. Defaults to 150000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1000, max = 10000000))]
+    pub max_result_chars: Option<u32>,
+
+    /// When true, the endpoint refuses calls (HTTP 403) but keeps its token.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// Where the Atomicwork tenant is and how to authenticate to it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AtomicworkConnection {
+    /// Tenant base URL, e.g. https://acme.atomicwork.com (API paths under /api/v1 are added).
+    #[schemars(regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"))]
+    pub base_url: String,
+
+    /// Secret key holding the Atomicwork API key (sent as X-Api-Key).
+    pub api_key_secret_ref: SecretKeyRef,
+
+    /// Default workspace id, used when a call does not name one (X-Workspace-Id and
+    /// `{workspace_id}` in paths).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+
+    /// Timeout of one upstream call in seconds. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 300))]
+    pub timeout_seconds: Option<u32>,
+}
+
+/// A key in a Secret in the resource's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Key in the Secret. Defaults to `apiKey`.
+    #[serde(default = "default_api_key_key")]
+    pub key: String,
+}
+
+fn default_api_key_key() -> String {
+    DEFAULT_API_KEY_KEY.to_string()
+}
+
+/// A Secret in the resource's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Secret name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// Tool-name filters.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolNameFilter {
+    /// When non-empty, only these tools (of those matching methods and tags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Tools never exposed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+/// How tools are presented to the client.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolExposure {
+    /// Every tool, with its schema, in tools/list.
+    #[default]
+    All,
+    /// Only the search_tools, get_tool_schema and call_tool meta-tools.
+    Discovery,
+}
+
+/// A token bucket: `requestsPerMinute` sustained, `burst` at once.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Sustained MCP requests per minute.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub requests_per_minute: u32,
+    /// Requests allowed at once above the sustained rate. Defaults to requestsPerMinute/6,
+    /// at least 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub burst: Option<u32>,
+}
+
+/// Bounded, jittered retries for read tools.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Total attempts including the first, 1-5.
+    #[schemars(range(min = 1, max = 5))]
+    pub max_attempts: u32,
+    /// Longest wait between attempts, in seconds (a longer Retry-After is not waited for).
+    /// Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 120))]
+    pub max_backoff_seconds: Option<u32>,
+}
+
+/// Observed state, written by the controller.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AtomicworkMcpServerStatus {
+    /// The connector URL to paste into the MCP client. Treat it as a secret: it carries
+    /// the token. Empty while not Ready, or when the controller redacts it (then read it
+    /// from the token Secret's `url` key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The Secret holding the token (`token` and `url` keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretRef>,
+    /// Number of tools the endpoint exposes.
+    #[serde(default)]
+    pub tool_count: u32,
+    /// Names of the tools the endpoint exposes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// When the token stops working (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, CredentialsResolved and Expired conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Ready, CredentialsResolved and Expired conditions.",
+        "type": "array",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "items": {
+            "type": "object",
+            "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+            "properties": {
+                "type": {"type": "string", "description": "Condition type."},
+                "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                "observedGeneration": {"type": "integer", "format": "int64"},
+                "lastTransitionTime": {"type": "string", "format": "date-time"},
+                "reason": {"type": "string", "description": "CamelCase reason."},
+                "message": {"type": "string", "description": "What happened and what to do."}
+            }
+        }
+    })
+}
+
+impl AtomicworkMcpServer {
+    /// The display name shown to clients.
+    pub fn display_name(&self) -> String {
+        self.spec
+            .display_name
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| self.metadata.name.clone())
+            .unwrap_or_else(|| "atomicwork".to_string())
+    }
+}
