@@ -1,3 +1,11 @@
 pub mod catalog;
+pub mod cli;
 pub mod crd;
+pub mod dataplane;
+pub mod discovery;
+pub mod mcp;
+pub mod metrics;
+pub mod registry;
+pub mod resolve;
 pub mod secret;
+pub mod upstream;
