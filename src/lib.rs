@@ -7,5 +7,6 @@ pub mod mcp;
 pub mod metrics;
 pub mod registry;
 pub mod resolve;
+pub mod sandbox;
 pub mod secret;
 pub mod upstream;
