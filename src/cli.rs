@@ -27,6 +27,63 @@ pub enum Command {
     Crd,
     /// Preview the tools a server with these filters would expose.
     Tools(ToolsArgs),
+    /// Serve MCP servers from manifest files, no cluster needed.
+    Local(LocalArgs),
+}
+
+/// Logging flags shared by the serving commands.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format; `json` for log collectors.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `atomicwork_mcp=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+impl LogArgs {
+    /// Installs the global tracing subscriber (logs go to stderr).
+    pub fn init(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = match self.log_format {
+            LogFormat::Json => builder.json().try_init(),
+            LogFormat::Text => builder.try_init(),
+        };
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// A manifest file or a directory of them (AtomicworkMcpServer and Secret, multi-document YAML).
+    #[arg(long)]
+    pub manifests: PathBuf,
+    /// Address to serve MCP on. Loopback unless you say otherwise.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Base of the connector URLs printed, e.g. an HTTPS tunnel in front of this port.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Point every server at a built-in simulated Atomicwork tenant with sample data.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Where tokens are kept across restarts.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Seconds between checks of the manifest files for changes.
+    #[arg(long, default_value_t = 1.0)]
+    pub poll_seconds: f64,
+    /// Origins allowed to call from a browser (comma-separated; `*` for any).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Log output format.
@@ -88,7 +145,48 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tools(args) => tools(args),
+        Command::Local(args) => local(args),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // One TLS provider for every client in the process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn local(args: LocalArgs) -> anyhow::Result<ExitCode> {
+    args.log.init();
+    let catalog = std::sync::Arc::new(args.catalog.load()?);
+    if !args.manifests.exists() {
+        anyhow::bail!("{} does not exist", args.manifests.display());
+    }
+    let mut dataplane = None;
+    if !args.allowed_origins.is_empty() {
+        let mut config = if args.listen.ip().is_loopback() {
+            crate::dataplane::DataplaneConfig::loopback()
+        } else {
+            crate::dataplane::DataplaneConfig::default()
+        };
+        config.allowed_origins = args.allowed_origins.clone();
+        dataplane = Some(config);
+    }
+    let opts = crate::local::LocalOptions {
+        manifests: args.manifests,
+        listen: args.listen,
+        public_url: args.public_url,
+        sandbox: args.sandbox,
+        state_dir: args
+            .state_dir
+            .unwrap_or_else(crate::local::default_state_dir),
+        poll_interval: std::time::Duration::from_secs_f64(args.poll_seconds.clamp(0.05, 60.0)),
+        dataplane,
+    };
+    runtime()?.block_on(crate::local::run(opts, catalog))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The CRD as YAML, exactly as committed under `crds/`.

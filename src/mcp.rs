@@ -248,6 +248,18 @@ pub async fn handle<R: ToolRunner, G: CallGate>(req: Request<'_>, runner: &R, ga
     }
     let Some(method) = msg.method.as_deref() else {
         if msg.id.is_some() && (msg.result.is_some() || msg.error.is_some()) {
+            if header_str(req.headers, HEADER_PROTOCOL_VERSION).as_deref()
+                == Some(STATELESS_VERSION)
+            {
+                return Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    msg.id,
+                    code::INVALID_REQUEST,
+                    "a stateless server does not accept JSON-RPC responses",
+                    None,
+                    "invalid_request",
+                );
+            }
             return Reply::accepted();
         }
         return Reply::error(
@@ -347,92 +359,95 @@ fn era(method: &str, params: &Value, headers: &HeaderMap) -> Result<Era, EraErro
         {
             return Err(unsupported(h));
         }
-        check_method_header(headers, method)?;
         return Ok(Era::Legacy(DEFAULT_LEGACY_VERSION));
     }
     if let Some(v) = meta_version {
-        if v != STATELESS_VERSION {
-            return Err(unsupported(v));
+        if header_version.as_deref() == Some(STATELESS_VERSION) || v == STATELESS_VERSION {
+            check_stateless_headers(method, params, headers)?;
         }
         match header_version.as_deref() {
             Some(h) if h == v => {}
             Some(h) => {
                 return Err(mismatch(format!(
-                    "MCP-Protocol-Version header {h:?} does not match _meta protocol version {v:?}"
+                    "MCP-Protocol-Version header ({h}) does not match request _meta protocolVersion ({v})"
                 )));
             }
-            None => return Err(mismatch("MCP-Protocol-Version header is required".into())),
-        }
-        check_method_header(headers, method)?;
-        if headers.get(HEADER_METHOD).is_none() {
-            return Err(mismatch("Mcp-Method header is required".into()));
-        }
-        if matches!(method, "tools/call" | "resources/read" | "prompts/get") {
-            let name = params
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            match header_str(headers, HEADER_NAME) {
-                Some(h) if h == name => {}
-                Some(h) => {
-                    return Err(mismatch(format!(
-                        "Mcp-Name header {h:?} does not match params.name {name:?}"
-                    )));
-                }
-                None => {
-                    return Err(mismatch(
-                        "Mcp-Name header is required for this method".into(),
-                    ));
-                }
+            None => {
+                return Err(mismatch(
+                    "request _meta protocolVersion requires MCP-Protocol-Version header".into(),
+                ));
             }
+        }
+        if let Some(legacy) = LEGACY_VERSIONS.iter().find(|l| **l == v) {
+            return Ok(Era::Legacy(legacy));
+        }
+        if v != STATELESS_VERSION {
+            return Err(unsupported(v));
         }
         if params
             .get("_meta")
             .and_then(|m| m.get(META_CLIENT_CAPABILITIES))
-            .is_none()
+            .is_none_or(|c| !c.is_object())
         {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                code::INVALID_PARAMS,
-                format!("_meta.{META_CLIENT_CAPABILITIES} is required"),
-                None,
-            ));
+            return Err(missing_meta(META_CLIENT_CAPABILITIES));
         }
         return Ok(Era::Stateless);
     }
     match header_version.as_deref() {
         None => Ok(Era::Legacy(DEFAULT_LEGACY_VERSION)),
         Some(h) => match LEGACY_VERSIONS.iter().find(|v| **v == h) {
-            Some(v) => {
-                check_method_header(headers, method)?;
-                Ok(Era::Legacy(v))
-            }
-            None if h == STATELESS_VERSION => Err((
-                StatusCode::BAD_REQUEST,
-                code::INVALID_PARAMS,
-                format!(
-                    "protocol {STATELESS_VERSION} requires _meta.{META_PROTOCOL_VERSION} in params"
-                ),
-                None,
-            )),
+            Some(v) => Ok(Era::Legacy(v)),
+            None if h == STATELESS_VERSION => Err(missing_meta(META_PROTOCOL_VERSION)),
             None => Err(unsupported(h)),
         },
     }
 }
 
-fn check_method_header(headers: &HeaderMap, method: &str) -> Result<(), EraError> {
+/// The 2026-07-28 rule that `Mcp-Method` (and `Mcp-Name` where a method names a target)
+/// repeat the body, so intermediaries can route without parsing it.
+fn check_stateless_headers(
+    method: &str,
+    params: &Value,
+    headers: &HeaderMap,
+) -> Result<(), EraError> {
     let mut values = headers.get_all(HEADER_METHOD).iter();
-    let Some(first) = values.next() else {
-        return Ok(());
-    };
-    let ok = decode_header(first).is_some_and(|v| v == method) && values.next().is_none();
-    if ok {
-        Ok(())
-    } else {
-        Err(mismatch(format!(
-            "Mcp-Method header does not match body method {method:?}"
-        )))
+    match (values.next().and_then(|v| v.to_str().ok()), values.next()) {
+        (Some(h), None) if h == method => {}
+        (None, _) => return Err(mismatch("Mcp-Method header is required".into())),
+        (Some(h), None) => {
+            return Err(mismatch(format!(
+                "Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'"
+            )));
+        }
+        _ => return Err(mismatch("Mcp-Method header given more than once".into())),
     }
+    let source = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return Ok(()),
+    };
+    let body_value = params
+        .get(source)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match header_str(headers, HEADER_NAME) {
+        Some(h) if h == body_value => Ok(()),
+        Some(h) => Err(mismatch(format!(
+            "Header mismatch: Mcp-Name header value '{h}' does not match body value '{body_value}'"
+        ))),
+        None => Err(mismatch(format!(
+            "Mcp-Name header is required for {method}"
+        ))),
+    }
+}
+
+fn missing_meta(key: &str) -> EraError {
+    (
+        StatusCode::BAD_REQUEST,
+        code::INVALID_PARAMS,
+        format!("request _meta is missing or has malformed required fields: {key}"),
+        None,
+    )
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -567,7 +582,7 @@ async fn dispatch<R: ToolRunner, G: CallGate>(
 ) -> Reply {
     match method {
         "initialize" => initialize(ctx, &params),
-        "ping" => ctx.ok(Map::new(), "ok"),
+        "ping" if ctx.era != Era::Stateless => ctx.ok(Map::new(), "ok"),
         "server/discover" => discover(ctx),
         "tools/list" => tools_list(ctx, &params),
         "tools/call" => tools_call(ctx, params, runner, gate).await,
@@ -604,7 +619,8 @@ fn initialize(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
 
 fn discover(ctx: &Ctx<'_, '_>) -> Reply {
     let mut result = Map::new();
-    result.insert("supportedVersions".into(), json!(SUPPORTED_VERSIONS));
+    let newest_first: Vec<&str> = SUPPORTED_VERSIONS.iter().rev().copied().collect();
+    result.insert("supportedVersions".into(), json!(newest_first));
     result.insert("capabilities".into(), ctx.capabilities());
     result.insert("instructions".into(), json!(ctx.instructions()));
     result.insert("ttlMs".into(), json!(0));

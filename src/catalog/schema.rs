@@ -11,6 +11,7 @@ use super::{
 
 pub(super) fn build_tool(mut source: ToolSource) -> Result<Tool, CatalogError> {
     check(&source)?;
+    widen_workspace_type(&mut source);
     if !source.params.iter().any(|p| p.name == WORKSPACE_ARG) {
         source.params.push(ParamDef {
             name: WORKSPACE_ARG.to_string(),
@@ -36,6 +37,21 @@ pub(super) fn build_tool(mut source: ToolSource) -> Result<Tool, CatalogError> {
         listing,
         validator,
     })
+}
+
+/// Workspace ids are numeric, but manifests and models often write them as strings:
+/// accept both wherever the argument appears.
+fn widen_workspace_type(source: &mut ToolSource) {
+    for p in &mut source.params {
+        if p.name != WORKSPACE_ARG {
+            continue;
+        }
+        if let Some(Value::Object(schema)) = &mut p.schema
+            && matches!(schema.get("type"), Some(Value::String(t)) if t == "integer" || t == "string")
+        {
+            schema.insert("type".into(), json!(["integer", "string"]));
+        }
+    }
 }
 
 fn check(t: &ToolSource) -> Result<(), CatalogError> {
