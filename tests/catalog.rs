@@ -158,7 +158,7 @@ fn bare_array_bodies_are_exposed_as_a_body_argument() {
 #[test]
 fn filter_semantics() {
     let c = catalog();
-    let all: Vec<_> = c.tools().iter().map(|t| t.clone()).collect();
+    let all: Vec<_> = c.tools().to_vec();
     let method_of = |n: &str| c.get(n).expect("tool").source.method.clone();
 
     let read = names(&c, &methods(&["read"]));
