@@ -11,7 +11,7 @@ use super::body::{Body, check_enum, check_time, opt_id, opt_object};
 use super::error::{ApiError, ApiResult};
 use super::filter::{Attributes, matches_all, parse_filters};
 use super::params::{Params, SortKey, matches_search, page, sort_keys, sort_records, window};
-use super::store::{Db, KEY_USER_ID, Obj, text, uint};
+use super::store::{Db, Obj, text, uint};
 use super::{Sandbox, parse_id};
 
 /// Asset statuses the sandbox knows.
@@ -164,7 +164,7 @@ fn audit_assignment(db: &mut Db, rec: &Obj, old: Option<u64>) {
     let asset = text(rec, "name").unwrap_or("asset").to_owned();
     let description = format!(
         "{} assigned {asset} to {} (was {})",
-        name(db, Some(KEY_USER_ID)),
+        db.actor_name(),
         name(db, new),
         name(db, old)
     );

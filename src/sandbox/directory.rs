@@ -87,7 +87,7 @@ fn role_event(db: &Db, m: &Member, before: &Member) -> Obj {
     obj(json!({
         "event_type": "ROLE_CHANGED", "entity_type": "USER", "entity_id": m.user_id,
         "entity_name": name, "ip_address": null,
-        "description": format!("Dana Whitfield changed {name}'s role in workspace {}", m.workspace_id),
+        "description": format!("{} changed {name}'s role in workspace {}", db.actor_name(), m.workspace_id),
         "changes": {
             "workspace_id": m.workspace_id,
             "type": {"old": before.kind, "new": m.kind},
@@ -254,7 +254,8 @@ fn store_user(db: &mut Db, mut user: Obj, workspaces: &[u64]) -> Value {
     }
     let name = user.get("name").cloned().unwrap_or(Value::Null);
     let description = format!(
-        "Dana Whitfield created user {}",
+        "{} created user {}",
+        db.actor_name(),
         name.as_str().unwrap_or("")
     );
     db.users.push(user.clone());

@@ -9,7 +9,11 @@
 //!
 //! Behaviour worth knowing:
 //! - Every call needs a non-empty `X-Api-Key` (any value); every answer carries
-//!   `x-atomicwork-sandbox: simulated`.
+//!   `x-atomicwork-sandbox: simulated`. An `X-Workspace-Id` that names no
+//!   workspace is a 404 on any route.
+//! - Workspace-scoped lists (requests, catalog, members) take the workspace from
+//!   the path; single reads by id (`/requests/{id}`, changes, assets) are not
+//!   scoped.
 //! - The key belongs to user 101 (Dana Whitfield, IT admin) and to workspace 1
 //!   (IT Service Desk), which is used when a call names no workspace.
 //! - Changes and problems also appear in a workspace's request list (types
@@ -40,9 +44,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::body::to_bytes;
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -86,7 +90,7 @@ impl Sandbox {
         routes()
             .fallback(unknown_route)
             .method_not_allowed_fallback(wrong_method)
-            .layer(middleware::from_fn(guard))
+            .layer(middleware::from_fn_with_state(self.clone(), guard))
             .with_state(self.clone())
     }
 
@@ -109,6 +113,7 @@ pub async fn spawn_local(
 ) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let base = format!("http://{}", listener.local_addr()?);
+    tracing::info!(url = %base, "{SANDBOX_NOTICE}");
     let task = tokio::spawn(async move {
         if let Err(err) = sandbox.serve(listener).await {
             tracing::error!(%err, "sandbox server stopped");
@@ -190,18 +195,20 @@ fn routes() -> Router<Sandbox> {
         .route("/api/v1/attachments", post(files::upload))
 }
 
-/// Checks the API key, puts every error in the upstream envelope, and marks the
-/// answer as simulated.
-async fn guard(req: Request, next: Next) -> Response {
+/// Checks the API key and any `X-Workspace-Id`, puts every error in the upstream
+/// envelope, and marks the answer as simulated.
+async fn guard(State(sb): State<Sandbox>, req: Request, next: Next) -> Response {
     let has_key = req
         .headers()
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !v.trim().is_empty());
-    let mut response = if has_key {
-        enveloped(next.run(req).await).await
-    } else {
+    let mut response = if !has_key {
         ApiError::new(StatusCode::UNAUTHORIZED, AUTH_ERROR).into_response()
+    } else if let Err(err) = header_workspace(&sb, req.headers()) {
+        err.into_response()
+    } else {
+        enveloped(next.run(req).await).await
     };
     response
         .headers_mut()
@@ -275,17 +282,22 @@ impl FromRequestParts<Sandbox> for HeaderWorkspace {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, sb: &Sandbox) -> ApiResult<Self> {
-        let Some(raw) = parts.headers.get("x-workspace-id") else {
-            return Ok(Self(None));
-        };
-        let raw = raw
-            .to_str()
-            .map_err(|_| ApiError::bad_request("X-Workspace-Id must be a workspace id"))?;
-        if raw.trim().is_empty() {
-            return Ok(Self(None));
-        }
-        let id = parse_id("X-Workspace-Id", raw)?;
-        sb.lock()?.workspace(id)?;
-        Ok(Self(Some(id)))
+        header_workspace(sb, &parts.headers).map(Self)
     }
+}
+
+/// Reads `X-Workspace-Id`: absent or blank is `None`; otherwise it must name a workspace.
+fn header_workspace(sb: &Sandbox, headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    let Some(raw) = headers.get("x-workspace-id") else {
+        return Ok(None);
+    };
+    let raw = raw
+        .to_str()
+        .map_err(|_| ApiError::bad_request("X-Workspace-Id must be a workspace id"))?;
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    let id = parse_id("X-Workspace-Id", raw)?;
+    sb.lock()?.workspace(id)?;
+    Ok(Some(id))
 }

@@ -217,6 +217,14 @@ impl Db {
             })
     }
 
+    /// The name of the key's user, who is the actor of every sandbox write.
+    pub fn actor_name(&self) -> String {
+        self.user(KEY_USER_ID)
+            .and_then(|u| text(u, "name"))
+            .unwrap_or("API user")
+            .to_owned()
+    }
+
     /// Records an audit-log event at the current clock.
     pub fn audit_event(&mut self, mut event: Obj) {
         let id = self.next("audit");

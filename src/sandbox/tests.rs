@@ -161,349 +161,48 @@ fn upload_form() -> Form {
     Form::new().part("file", file("router.log", "text/plain", b"tunnel down\n"))
 }
 
+#[rustfmt::skip]
 fn rows() -> Vec<Row> {
     use Method as M;
     let list = || Send::Json(json!([]));
     vec![
-        (
-            1,
-            M::GET,
-            "/api/v1/audit-logs?page=1",
-            Send::Empty,
-            200,
-            "/total_count",
-            json!(12),
-        ),
-        (
-            2,
-            M::POST,
-            "/api/v1/change-management/changes",
-            Send::Json(json!({"subject": "Rotate VPN certificates"})),
-            201,
-            "/display_id",
-            json!("CHG-3"),
-        ),
-        (
-            3,
-            M::POST,
-            "/api/v1/assets/list?page=1&search_key=macbook",
-            list(),
-            200,
-            "/total_count",
-            json!(2),
-        ),
-        (
-            4,
-            M::GET,
-            "/api/v1/requests/5003",
-            Send::Empty,
-            200,
-            "/display_id",
-            json!("ITREQ-3"),
-        ),
-        (
-            5,
-            M::POST,
-            "/api/v1/requests/ITREQ-1/activity-notes",
-            Send::Json(json!({"description": "<p>Imaging done.</p>"})),
-            201,
-            "/author/id",
-            json!(101),
-        ),
-        (
-            6,
-            M::GET,
-            "/api/v1/workspaces/1/catalogue/categories?page=1",
-            Send::Empty,
-            200,
-            "/total_count",
-            json!(3),
-        ),
-        (
-            7,
-            M::GET,
-            "/api/v1/forms/requests?workspace_id=1&request_type=INCIDENT",
-            Send::Empty,
-            200,
-            "/data/0/id",
-            json!(52),
-        ),
-        (
-            8,
-            M::POST,
-            "/api/v1/requests",
-            Send::Json(json!({"subject": "Badge reader broken", "request_type": "INCIDENT"})),
-            201,
-            "/display_id",
-            json!("ITREQ-10"),
-        ),
-        (
-            9,
-            M::GET,
-            "/api/v1/problems/PRB-1/assessment-form",
-            Send::Empty,
-            200,
-            "/form_fields/risk_level",
-            json!("HIGH"),
-        ),
-        (
-            10,
-            M::POST,
-            "/api/v1/problems/PRB-1/assessment-form",
-            Send::Json(json!({"form_fields": {"root_cause": "IPsec rekey bug in 7.1.9"}})),
-            201,
-            "/form_fields/root_cause",
-            json!("IPsec rekey bug in 7.1.9"),
-        ),
-        (
-            11,
-            M::POST,
-            "/api/v1/assets/list?page=1&sort_order=NAME_DESC",
-            list(),
-            200,
-            "/data/0/id",
-            json!(3009),
-        ),
-        (
-            12,
-            M::POST,
-            "/api/v1/assets",
-            Send::Json(json!({"asset_type_id": 2, "form_fields": {"name": "MN-0060 Dell P2425"}})),
-            201,
-            "/id",
-            json!(3011),
-        ),
-        (
-            13,
-            M::GET,
-            "/api/v1/workspaces?page=1",
-            Send::Empty,
-            200,
-            "/total_count",
-            json!(2),
-        ),
-        (
-            14,
-            M::GET,
-            "/api/v1/forms/REQUEST/requester/entities?page=1&workspace_id=2&request_form_type=SERVICE_REQUEST",
-            Send::Empty,
-            200,
-            "/total_count",
-            json!(4),
-        ),
-        (
-            15,
-            M::GET,
-            "/api/v1/workspaces/1/members?page=1",
-            Send::Empty,
-            200,
-            "/total_count",
-            json!(8),
-        ),
-        (
-            16,
-            M::PATCH,
-            "/api/v1/workspaces/1/members/102",
-            Send::Json(json!({"org_roles": ["Service Desk Agent", "Change Approver"]})),
-            200,
-            "/org_roles/1",
-            json!("Change Approver"),
-        ),
-        (
-            17,
-            M::GET,
-            "/api/v1/workspaces/1/catalogue/items?page=1&is_published=true",
-            Send::Empty,
-            200,
-            "/total_count",
-            json!(7),
-        ),
-        (
-            18,
-            M::GET,
-            "/api/v1/requests/ITREQ-1",
-            Send::Empty,
-            200,
-            "/requester/name",
-            json!("Hannah Becker"),
-        ),
-        (
-            19,
-            M::PATCH,
-            "/api/v1/requests/ITREQ-6",
-            Send::Json(json!({"status": "IN_PROGRESS", "assignee": 103})),
-            200,
-            "/assignee/name",
-            json!("Priya Raman"),
-        ),
-        (
-            20,
-            M::DELETE,
-            "/api/v1/requests/ITREQ-7",
-            Send::Empty,
-            200,
-            "/deleted",
-            json!(true),
-        ),
-        (
-            21,
-            M::POST,
-            "/api/v1/requests/create",
-            Send::Json(
-                json!({"subject": "VPN down for me too", "request_type": "INCIDENT", "request_source": "PORTAL", "requester": 107, "workspace_id": 1, "agent_group": 202}),
-            ),
-            201,
-            "/agent_group/name",
-            json!("Network Operations"),
-        ),
-        (
-            22,
-            M::POST,
-            "/api/v1/workspaces/2/requests/list?filter_name=all&page=1",
-            list(),
-            200,
-            "/total_count",
-            json!(3),
-        ),
-        (
-            23,
-            M::POST,
-            "/api/v1/workspaces/1/requests/count?filter_name=open_incidents",
-            list(),
-            200,
-            "/count",
-            json!(7),
-        ),
-        (
-            24,
-            M::GET,
-            "/api/v1/views/REQUEST",
-            Send::Empty,
-            200,
-            "/data/0/filter_name",
-            json!("all"),
-        ),
-        (
-            25,
-            M::GET,
-            "/api/v1/workspaces/1/requests/priority-options",
-            Send::Empty,
-            200,
-            "/data/0/value",
-            json!("URGENT"),
-        ),
-        (
-            26,
-            M::POST,
-            "/api/v1/workspaces/1/requests/list?filter_name=trash&page=1",
-            list(),
-            200,
-            "/data/0/display_id",
-            json!("ITREQ-9"),
-        ),
-        (
-            27,
-            M::GET,
-            "/api/v1/users/list?page=1&types[]=EXTERNAL",
-            Send::Empty,
-            200,
-            "/data/0/email",
-            json!("aiko.tanaka@example.com"),
-        ),
-        (
-            28,
-            M::PUT,
-            "/api/v1/problems/PRB-1/tasks/802",
-            Send::Json(json!({"status": "IN_PROGRESS"})),
-            200,
-            "/status",
-            json!("IN_PROGRESS"),
-        ),
-        (
-            29,
-            M::GET,
-            "/api/v1/assets/3001?source=JAMF",
-            Send::Empty,
-            200,
-            "/assigned_to/id",
-            json!(101),
-        ),
-        (
-            30,
-            M::PUT,
-            "/api/v1/assets/3006",
-            Send::Json(
-                json!({"asset_type_id": 2, "form_fields": {"name": "MN-0051 LG 27UP850", "assigned_to": 106}}),
-            ),
-            200,
-            "/status",
-            json!("IN_USE"),
-        ),
-        (
-            31,
-            M::GET,
-            "/api/v1/change-management/changes/CHG-1",
-            Send::Empty,
-            200,
-            "/problem_display_id",
-            json!("PRB-1"),
-        ),
-        (
-            32,
-            M::PATCH,
-            "/api/v1/change-management/changes/CHG-2",
-            Send::Json(json!({"priority": "MEDIUM"})),
-            200,
-            "/priority",
-            json!("MEDIUM"),
-        ),
-        (
-            33,
-            M::POST,
-            "/api/v1/change-management/changes/create-with-files",
-            Send::Files(change_form),
-            201,
-            "/attachments/0/file_name",
-            json!("psu-quote.pdf"),
-        ),
-        (
-            34,
-            M::PUT,
-            "/api/v1/change-management/changes/CHG-2/trash",
-            Send::Empty,
-            200,
-            "/trashed",
-            json!(true),
-        ),
-        (
-            35,
-            M::GET,
-            "/api/v1/change-management/changes/CHG-1/activity-notes?page=1",
-            Send::Empty,
-            200,
-            "/total_count",
-            json!(3),
-        ),
-        (
-            36,
-            M::POST,
-            "/api/v1/users?send_email=true",
-            Send::Json(
-                json!({"email": "noor.haddad@example.com", "first_name": "Noor", "last_name": "Haddad", "workspaces": [1]}),
-            ),
-            201,
-            "/user_status",
-            json!("INVITED"),
-        ),
-        (
-            37,
-            M::POST,
-            "/api/v1/attachments",
-            Send::Files(upload_form),
-            201,
-            "/content_type",
-            json!("text/plain"),
-        ),
+        (1, M::GET, "/api/v1/audit-logs?page=1", Send::Empty, 200, "/total_count", json!(12)),
+        (2, M::POST, "/api/v1/change-management/changes", Send::Json(json!({"subject": "Rotate VPN certificates"})), 201, "/display_id", json!("CHG-3")),
+        (3, M::POST, "/api/v1/assets/list?page=1&search_key=laptop", list(), 200, "/total_count", json!(4)),
+        (4, M::GET, "/api/v1/requests/5003", Send::Empty, 200, "/display_id", json!("ITREQ-3")),
+        (5, M::POST, "/api/v1/requests/ITREQ-1/activity-notes", Send::Json(json!({"description": "<p>Imaging done.</p>"})), 201, "/author/id", json!(101)),
+        (6, M::GET, "/api/v1/workspaces/1/catalogue/categories?page=1", Send::Empty, 200, "/total_count", json!(3)),
+        (7, M::GET, "/api/v1/forms/requests?workspace_id=1&request_type=INCIDENT", Send::Empty, 200, "/data/0/id", json!(52)),
+        (8, M::POST, "/api/v1/requests", Send::Json(json!({"subject": "Badge reader broken", "request_type": "INCIDENT"})), 201, "/display_id", json!("ITREQ-10")),
+        (9, M::GET, "/api/v1/problems/PRB-1/assessment-form", Send::Empty, 200, "/form_fields/risk_level", json!("HIGH")),
+        (10, M::POST, "/api/v1/problems/PRB-1/assessment-form", Send::Json(json!({"form_fields": {"root_cause": "IPsec rekey bug in 7.1.9"}})), 201, "/form_fields/root_cause", json!("IPsec rekey bug in 7.1.9")),
+        (11, M::POST, "/api/v1/assets/list?page=1&sort_order=NAME_DESC", list(), 200, "/data/0/id", json!(3010)),
+        (12, M::POST, "/api/v1/assets", Send::Json(json!({"asset_type_id": 2, "form_fields": {"name": "MN-0060 24-inch monitor"}})), 201, "/id", json!(3011)),
+        (13, M::GET, "/api/v1/workspaces?page=1", Send::Empty, 200, "/total_count", json!(2)),
+        (14, M::GET, "/api/v1/forms/REQUEST/requester/entities?page=1&workspace_id=2&request_form_type=SERVICE_REQUEST", Send::Empty, 200, "/total_count", json!(4)),
+        (15, M::GET, "/api/v1/workspaces/1/members?page=1", Send::Empty, 200, "/total_count", json!(8)),
+        (16, M::PATCH, "/api/v1/workspaces/1/members/102", Send::Json(json!({"org_roles": ["Service Desk Agent", "Change Approver"]})), 200, "/org_roles/1", json!("Change Approver")),
+        (17, M::GET, "/api/v1/workspaces/1/catalogue/items?page=1&is_published=true", Send::Empty, 200, "/total_count", json!(7)),
+        (18, M::GET, "/api/v1/requests/ITREQ-1", Send::Empty, 200, "/requester/name", json!("Hannah Becker")),
+        (19, M::PATCH, "/api/v1/requests/ITREQ-6", Send::Json(json!({"status": "IN_PROGRESS", "assignee": 103})), 200, "/assignee/name", json!("Priya Raman")),
+        (20, M::DELETE, "/api/v1/requests/ITREQ-7", Send::Empty, 200, "/deleted", json!(true)),
+        (21, M::POST, "/api/v1/requests/create", Send::Json(json!({"subject": "VPN down for me too", "request_type": "INCIDENT", "request_source": "PORTAL", "requester": 107, "workspace_id": 1, "agent_group": 202})), 201, "/agent_group/name", json!("Network Operations")),
+        (22, M::POST, "/api/v1/workspaces/2/requests/list?filter_name=all&page=1", list(), 200, "/total_count", json!(3)),
+        (23, M::POST, "/api/v1/workspaces/1/requests/count?filter_name=open_incidents", list(), 200, "/count", json!(7)),
+        (24, M::GET, "/api/v1/views/REQUEST", Send::Empty, 200, "/data/0/filter_name", json!("all")),
+        (25, M::GET, "/api/v1/workspaces/1/requests/priority-options", Send::Empty, 200, "/data/0/value", json!("URGENT")),
+        (26, M::POST, "/api/v1/workspaces/1/requests/list?filter_name=trash&page=1", list(), 200, "/data/0/display_id", json!("ITREQ-9")),
+        (27, M::GET, "/api/v1/users/list?page=1&types[]=EXTERNAL", Send::Empty, 200, "/data/0/email", json!("aiko.tanaka@example.com")),
+        (28, M::PUT, "/api/v1/problems/PRB-1/tasks/802", Send::Json(json!({"status": "IN_PROGRESS"})), 200, "/status", json!("IN_PROGRESS")),
+        (29, M::GET, "/api/v1/assets/3001?source=MDM", Send::Empty, 200, "/assigned_to/id", json!(101)),
+        (30, M::PUT, "/api/v1/assets/3006", Send::Json(json!({"asset_type_id": 2, "form_fields": {"name": "MN-0051 27-inch 4K monitor", "assigned_to": 106}})), 200, "/status", json!("IN_USE")),
+        (31, M::GET, "/api/v1/change-management/changes/CHG-1", Send::Empty, 200, "/problem_display_id", json!("PRB-1")),
+        (32, M::PATCH, "/api/v1/change-management/changes/CHG-2", Send::Json(json!({"priority": "MEDIUM"})), 200, "/priority", json!("MEDIUM")),
+        (33, M::POST, "/api/v1/change-management/changes/create-with-files", Send::Files(change_form), 201, "/attachments/0/file_name", json!("psu-quote.pdf")),
+        (34, M::PUT, "/api/v1/change-management/changes/CHG-2/trash", Send::Empty, 200, "/trashed", json!(true)),
+        (35, M::GET, "/api/v1/change-management/changes/CHG-1/activity-notes?page=1", Send::Empty, 200, "/total_count", json!(3)),
+        (36, M::POST, "/api/v1/users?send_email=true", Send::Json(json!({"email": "noor.haddad@example.com", "first_name": "Noor", "last_name": "Haddad", "workspaces": [1]})), 201, "/user_status", json!("INVITED")),
+        (37, M::POST, "/api/v1/attachments", Send::Files(upload_form), 201, "/content_type", json!("text/plain")),
     ]
 }
 
@@ -807,6 +506,16 @@ async fn sandbox_reports_missing_things_in_the_envelope() {
         header.body,
         json!({"error": "Workspace 99 not found", "code": "NOT_FOUND"})
     );
+    for (value, status) in [("99", 404), ("it-desk", 400), ("2", 200)] {
+        let builder = t
+            .request(Method::GET, "/api/v1/requests/ITREQ-1")
+            .header("X-Workspace-Id", value);
+        assert_eq!(
+            t.send(builder).await.status,
+            status,
+            "X-Workspace-Id: {value}"
+        );
+    }
 
     let route = t.get("/api/v1/nothing-here").await;
     assert_eq!(
@@ -954,7 +663,7 @@ async fn sandbox_keeps_a_created_change() {
         .call(
             Method::PATCH,
             "/api/v1/change-management/changes/CHG-3",
-            Some(json!({"status": "IMPLEMENTING", "custom_fields": {"bridge": "zoom"}})),
+            Some(json!({"status": "IMPLEMENTING", "custom_fields": {"bridge": "line-2"}})),
         )
         .await;
     assert_eq!(
@@ -962,7 +671,7 @@ async fn sandbox_keeps_a_created_change() {
             patched.body["status"].clone(),
             patched.body["custom_fields"]["bridge"].clone()
         ),
-        (json!("IMPLEMENTING"), json!("zoom"))
+        (json!("IMPLEMENTING"), json!("line-2"))
     );
     assert_eq!(
         t.get("/api/v1/change-management/changes/CHG-3").await.body["status"],
@@ -1193,7 +902,7 @@ async fn sandbox_seed_supports_the_asset_audit_cross_check() {
         (json!(9008), json!(107))
     );
 
-    let fixed = json!({"asset_type_id": 1, "form_fields": {"name": "LT-0163 MacBook Air 13", "assigned_to": 107, "serial_number": "C02GL7BBQ6L4"}});
+    let fixed = json!({"asset_type_id": 1, "form_fields": {"name": "LT-0163 Laptop Air 13", "assigned_to": 107, "serial_number": "C02GL7BBQ6L4"}});
     let put = t
         .call(Method::PUT, "/api/v1/assets/3003", Some(fixed))
         .await;
