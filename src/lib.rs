@@ -1,3 +1,4 @@
 pub mod catalog;
 pub mod crd;
 pub mod secret;
+pub mod upstream;
