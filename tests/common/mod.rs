@@ -74,7 +74,9 @@ impl Plane {
         registry.mark_ready();
         let upstream = Upstream::new(UpstreamOptions::default()).expect("upstream client");
         let dp = Arc::new(Dataplane::new(registry.clone(), upstream, config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -94,7 +96,8 @@ impl Plane {
     /// Adds a server under a token and returns its endpoint URL.
     pub fn add(&self, token: &str, view: ServerView) -> String {
         let id: ServerId = view.id.clone();
-        self.registry.upsert(&id, Some((TokenHash::of(token), view)));
+        self.registry
+            .upsert(&id, Some((TokenHash::of(token), view)));
         self.url(token)
     }
 
@@ -113,8 +116,13 @@ impl Drop for Plane {
 
 pub type Client = RunningService<RoleClient, ClientConfig>;
 
-fn transport(url: &str, bearer: Option<&str>, headers: HashMap<http::HeaderName, http::HeaderValue>) -> StreamableHttpClientTransport<reqwest::Client> {
-    let mut cfg = StreamableHttpClientTransportConfig::with_uri(url.to_string()).custom_headers(headers);
+fn transport(
+    url: &str,
+    bearer: Option<&str>,
+    headers: HashMap<http::HeaderName, http::HeaderValue>,
+) -> StreamableHttpClientTransport<reqwest::Client> {
+    let mut cfg =
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).custom_headers(headers);
     if let Some(b) = bearer {
         cfg = cfg.auth_header(b.to_string());
     }
@@ -122,8 +130,11 @@ fn transport(url: &str, bearer: Option<&str>, headers: HashMap<http::HeaderName,
 }
 
 fn client_info(version: ProtocolVersion) -> ClientConfig {
-    ClientConfig::new(ClientCapabilities::default(), Implementation::new("it-test", "1.0"))
-        .with_protocol_version(version)
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("it-test", "1.0"),
+    )
+    .with_protocol_version(version)
 }
 
 /// An MCP client speaking `version`: the initialize handshake for the older revisions,
