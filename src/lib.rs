@@ -1,4 +1,15 @@
 pub mod catalog;
+pub mod cli;
 pub mod crd;
+pub mod dataplane;
+pub mod discovery;
+pub mod local;
+pub mod manifest;
+pub mod mcp;
+pub mod metrics;
+pub mod registry;
+pub mod resolve;
+pub mod sandbox;
 pub mod secret;
+pub mod token;
 pub mod upstream;

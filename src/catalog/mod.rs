@@ -30,11 +30,21 @@ pub const WORKSPACE_ARG: &str = "workspace_id";
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("catalog {source_name}: not valid YAML for a catalog: {message}")]
-    Parse { source_name: String, message: String },
+    Parse {
+        source_name: String,
+        message: String,
+    },
     #[error("catalog {source_name}: cannot read: {message}")]
-    Read { source_name: String, message: String },
+    Read {
+        source_name: String,
+        message: String,
+    },
     #[error("catalog tool {tool:?}, field {field}: {message}")]
-    Invalid { tool: String, field: String, message: String },
+    Invalid {
+        tool: String,
+        field: String,
+        message: String,
+    },
 }
 
 impl CatalogError {
@@ -230,7 +240,9 @@ pub struct Tool {
 
 impl fmt::Debug for Tool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tool").field("name", &self.source.name).finish()
+        f.debug_struct("Tool")
+            .field("name", &self.source.name)
+            .finish()
     }
 }
 
@@ -411,7 +423,10 @@ impl Catalog {
 
     /// Every method name used by a tool, sorted.
     pub fn methods(&self) -> BTreeSet<&str> {
-        self.tools.iter().map(|t| t.source.method.as_str()).collect()
+        self.tools
+            .iter()
+            .map(|t| t.source.method.as_str())
+            .collect()
     }
 
     /// Every tag used by a tool, sorted.
@@ -451,6 +466,7 @@ impl Catalog {
 pub struct ToolSet {
     tools: Vec<Arc<Tool>>,
     listing: Box<RawValue>,
+    discovery: std::sync::OnceLock<Box<RawValue>>,
 }
 
 impl fmt::Debug for ToolSet {
@@ -472,7 +488,11 @@ impl ToolSet {
         }
         json.push(']');
         let listing = RawValue::from_string(json).unwrap_or_else(|_| empty_array());
-        ToolSet { tools, listing }
+        ToolSet {
+            tools,
+            listing,
+            discovery: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn tools(&self) -> &[Arc<Tool>] {
@@ -501,6 +521,14 @@ impl ToolSet {
     /// The JSON array of `tools/list` entries.
     pub fn listing(&self) -> &RawValue {
         &self.listing
+    }
+
+    /// The `tools/list` array in discovery exposure: the three meta-tools.
+    pub fn discovery_listing(&self) -> &RawValue {
+        self.discovery.get_or_init(|| {
+            serde_json::value::to_raw_value(&crate::discovery::listing(self))
+                .unwrap_or_else(|_| empty_array())
+        })
     }
 }
 

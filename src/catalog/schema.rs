@@ -11,6 +11,7 @@ use super::{
 
 pub(super) fn build_tool(mut source: ToolSource) -> Result<Tool, CatalogError> {
     check(&source)?;
+    widen_workspace_type(&mut source);
     if !source.params.iter().any(|p| p.name == WORKSPACE_ARG) {
         source.params.push(ParamDef {
             name: WORKSPACE_ARG.to_string(),
@@ -38,12 +39,26 @@ pub(super) fn build_tool(mut source: ToolSource) -> Result<Tool, CatalogError> {
     })
 }
 
+/// Workspace ids are numeric, but manifests and models often write them as strings:
+/// accept both wherever the argument appears.
+fn widen_workspace_type(source: &mut ToolSource) {
+    for p in &mut source.params {
+        if p.name != WORKSPACE_ARG {
+            continue;
+        }
+        if let Some(Value::Object(schema)) = &mut p.schema
+            && matches!(schema.get("type"), Some(Value::String(t)) if t == "integer" || t == "string")
+        {
+            schema.insert("type".into(), json!(["integer", "string"]));
+        }
+    }
+}
+
 fn check(t: &ToolSource) -> Result<(), CatalogError> {
     let bad = |field: &str, msg: String| Err(CatalogError::invalid(&t.name, field, msg));
     let name_ok = !t.name.is_empty()
         && t.name.len() <= 128
-        && t
-            .name
+        && t.name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !name_ok {
@@ -79,17 +94,26 @@ fn check(t: &ToolSource) -> Result<(), CatalogError> {
             ),
         );
     }
-    let placeholders = placeholders(&t.path).map_err(|m| CatalogError::invalid(&t.name, "path", m))?;
+    let placeholders =
+        placeholders(&t.path).map_err(|m| CatalogError::invalid(&t.name, "path", m))?;
     let mut seen = std::collections::HashSet::new();
     for (i, p) in t.params.iter().enumerate() {
         let field = format!("params[{i}]");
         if p.name.is_empty() || !seen.insert(p.name.as_str()) {
-            return bad(&field, format!("parameter name {:?} is empty or repeated", p.name));
+            return bad(
+                &field,
+                format!("parameter name {:?} is empty or repeated", p.name),
+            );
         }
-        check_param(t, p).map_err(|m| CatalogError::invalid(&t.name, &format!("{field} ({})", p.name), m))?;
+        check_param(t, p)
+            .map_err(|m| CatalogError::invalid(&t.name, &format!("{field} ({})", p.name), m))?;
     }
     for ph in &placeholders {
-        if !t.params.iter().any(|p| &p.name == ph && p.location == Location::Path) {
+        if !t
+            .params
+            .iter()
+            .any(|p| &p.name == ph && p.location == Location::Path)
+        {
             return bad(
                 "path",
                 format!("placeholder {{{ph}}} has no parameter with `in: path` and that name"),
@@ -105,7 +129,11 @@ fn check(t: &ToolSource) -> Result<(), CatalogError> {
         }
     }
     if t.body == BodyEncoding::Array {
-        let body_params: Vec<_> = t.params.iter().filter(|p| p.location == Location::Body).collect();
+        let body_params: Vec<_> = t
+            .params
+            .iter()
+            .filter(|p| p.location == Location::Body)
+            .collect();
         if body_params.len() != 1 || body_params[0].name != "body" {
             return bad(
                 "params",
@@ -138,7 +166,9 @@ fn check_param(t: &ToolSource, p: &ParamDef) -> Result<(), String> {
         }
         (Location::Body, Some(ParamKind::Filters)) if t.body == BodyEncoding::Array => {}
         (_, Some(ParamKind::Filters)) => {
-            return Err("`kind: filters` is only for the `body` parameter of a `body: array` tool".into());
+            return Err(
+                "`kind: filters` is only for the `body` parameter of a `body: array` tool".into(),
+            );
         }
         (_, None) => match &p.schema {
             Some(Value::Object(_)) => {}
@@ -249,7 +279,10 @@ fn input_schema(t: &ToolSource) -> Value {
             .collect();
         schema.insert("anyOf".into(), Value::Array(any_of));
     }
-    schema.insert("additionalProperties".into(), Value::Bool(t.additional_body));
+    schema.insert(
+        "additionalProperties".into(),
+        Value::Bool(t.additional_body),
+    );
     Value::Object(schema)
 }
 

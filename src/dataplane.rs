@@ -1,0 +1,485 @@
+//! The HTTP face of the data plane: routing, access control, limits, health, metrics and
+//! logs around [`crate::mcp`]. Stateless; every replica serves every server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::catalog::Tool;
+use crate::mcp::{self, CallGate, Reply, ServerIdentity, ToolRunner, code};
+use crate::metrics::{CallLabels, Metrics, ToolLabels};
+use crate::registry::{Refusal, Registry, ServerView};
+use crate::upstream::{CallOutcome, Upstream};
+
+/// Largest request body by default: room for the file tools' base64 uploads.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
+/// Longest a request may take by default (Claude waits up to 300 s for a tool).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Deployment settings of the data plane.
+#[derive(Debug, Clone)]
+pub struct DataplaneConfig {
+    /// Origins browsers may call from (`scheme://host[:port]`); `*` allows any. Requests
+    /// without an Origin header are always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Host header values accepted (host or host:port); empty = any host. Guards a
+    /// loopback-bound server against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        DataplaneConfig {
+            allowed_origins: vec!["https://claude.ai".into(), "https://claude.com".into()],
+            allowed_hosts: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+impl DataplaneConfig {
+    /// Adds the origin and host of the public URL, so the deployment's own address is
+    /// never refused.
+    pub fn allow_public_url(&mut self, public_url: &str) {
+        if let Ok(url) = reqwest::Url::parse(public_url) {
+            let origin = url.origin().ascii_serialization();
+            if origin != "null" && !self.allowed_origins.contains(&origin) {
+                self.allowed_origins.push(origin);
+            }
+            if !self.allowed_hosts.is_empty()
+                && let Some(host) = url.host_str()
+            {
+                let with_port = match url.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host.to_string(),
+                };
+                for h in [host.to_string(), with_port] {
+                    if !self.allowed_hosts.contains(&h) {
+                        self.allowed_hosts.push(h);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Loopback defaults for a server bound to this machine only.
+    pub fn loopback() -> Self {
+        DataplaneConfig {
+            allowed_origins: vec![
+                "https://claude.ai".into(),
+                "https://claude.com".into(),
+                "http://localhost".into(),
+                "http://127.0.0.1".into(),
+            ],
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
+            ..Default::default()
+        }
+    }
+
+    fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|allowed| {
+            allowed == "*"
+                || allowed.eq_ignore_ascii_case(origin)
+                // A port-less loopback entry allows that host on any port.
+                || (matches!(allowed.as_str(), "http://localhost" | "http://127.0.0.1")
+                    && origin
+                        .strip_prefix(allowed.as_str())
+                        .is_some_and(|rest| rest.starts_with(':') && rest[1..].chars().all(|c| c.is_ascii_digit())))
+        })
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
+        if self.allowed_hosts.is_empty() {
+            return true;
+        }
+        let bare = strip_port(host);
+        self.allowed_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(bare))
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// Shared state of the data plane.
+pub struct Dataplane {
+    pub registry: Arc<Registry>,
+    pub upstream: Upstream,
+    pub metrics: Metrics,
+    pub config: DataplaneConfig,
+    pub identity: ServerIdentity,
+}
+
+impl std::fmt::Debug for Dataplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataplane")
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
+impl Dataplane {
+    pub fn new(registry: Arc<Registry>, upstream: Upstream, config: DataplaneConfig) -> Self {
+        Dataplane {
+            registry,
+            upstream,
+            metrics: Metrics::new(),
+            config,
+            identity: ServerIdentity::default(),
+        }
+    }
+}
+
+impl ToolRunner for Dataplane {
+    async fn run(
+        &self,
+        view: &Arc<ServerView>,
+        tool: &Arc<Tool>,
+        args: Map<String, Value>,
+    ) -> CallOutcome {
+        self.upstream.call(tool, &args, &view.target).await
+    }
+}
+
+impl CallGate for Dataplane {
+    fn admit_call(&self, view: &ServerView) -> Result<(), u64> {
+        match &view.limiter {
+            Some(bucket) => bucket.try_acquire(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The data plane's routes.
+pub fn router(dp: Arc<Dataplane>) -> Router {
+    let limit = dp.config.max_body_bytes;
+    let timeout = dp.config.request_timeout;
+    Router::new()
+        .route("/mcp/{token}", any(mcp_endpoint))
+        .route("/mcp/{token}/", any(not_found))
+        .route("/mcp/{token}/{*rest}", any(not_found))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(dp.clone(), host_check))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            timeout,
+        ))
+        .layer(middleware::from_fn(access_log))
+        .with_state(dp)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    dp: Arc<Dataplane>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(dp).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, code::UNKNOWN_ENDPOINT, "not found")
+}
+
+async fn readyz(State(dp): State<Arc<Dataplane>>) -> Response {
+    if dp.registry.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "registry not loaded yet\n").into_response()
+    }
+}
+
+async fn metrics(State(dp): State<Arc<Dataplane>>) -> Response {
+    dp.metrics.registry_servers.set(dp.registry.len() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        dp.metrics.encode(),
+    )
+        .into_response()
+}
+
+fn json_error(status: StatusCode, c: i64, message: &str) -> Response {
+    let body = mcp::error_body(None, c, message, None);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn host_check(State(dp): State<Arc<Dataplane>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    if !dp.config.host_allowed(host) {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            code::FORBIDDEN_ORIGIN,
+            "Host header not allowed; add it to --allowed-hosts",
+        );
+    }
+    next.run(req).await
+}
+
+async fn mcp_endpoint(
+    State(dp): State<Arc<Dataplane>>,
+    Path(token): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(view) = dp.registry.lookup(&token) else {
+        dp.metrics.request("", "unknown_token");
+        return json_error(
+            StatusCode::NOT_FOUND,
+            code::UNKNOWN_ENDPOINT,
+            "unknown or revoked MCP endpoint; get the current URL from the resource status",
+        );
+    };
+    drop(token);
+    let server = view.id.to_string();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|o| dp.config.origin_allowed(o));
+        if !allowed {
+            dp.metrics.request(&server, "forbidden_origin");
+            return json_error(
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN_ORIGIN,
+                "Origin not allowed",
+            );
+        }
+    }
+    if let Err(refusal) = view.admit(Timestamp::now(), bearer(&headers)) {
+        dp.metrics.request(&server, refusal_label(refusal));
+        return refusal_response(&view, refusal);
+    }
+    if method != Method::POST {
+        dp.metrics.request(&server, "method_not_allowed");
+        let mut resp = json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            code::INVALID_REQUEST,
+            "this endpoint takes POST only (no SSE stream, no sessions)",
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    if let Some(resp) = check_content_type(&headers) {
+        dp.metrics.request(&server, "unsupported_media_type");
+        return resp;
+    }
+    let reply = mcp::handle(
+        mcp::Request {
+            view: &view,
+            headers: &headers,
+            body: &body,
+            identity: &dp.identity,
+        },
+        dp.as_ref(),
+        dp.as_ref(),
+    )
+    .await;
+    record(&dp, &view, &reply);
+    into_response(reply, &headers)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn refusal_label(r: Refusal) -> &'static str {
+    match r {
+        Refusal::Expired => "expired",
+        Refusal::Suspended => "suspended",
+        Refusal::BearerMissing | Refusal::BearerInvalid => "unauthorized",
+    }
+}
+
+fn refusal_response(view: &ServerView, r: Refusal) -> Response {
+    match r {
+        Refusal::Expired => {
+            let at = view.expires_at.map(|t| t.to_string()).unwrap_or_default();
+            json_error(
+                StatusCode::FORBIDDEN,
+                code::EXPIRED,
+                &format!("this MCP server expired at {at}; ask its owner to extend spec.expiresAt"),
+            )
+        }
+        Refusal::Suspended => json_error(
+            StatusCode::FORBIDDEN,
+            code::SUSPENDED,
+            "this MCP server is suspended (spec.suspend is true)",
+        ),
+        Refusal::BearerMissing | Refusal::BearerInvalid => {
+            let (challenge, message) = if r == Refusal::BearerMissing {
+                (
+                    r#"Bearer realm="atomicwork-mcp""#,
+                    "this MCP server requires Authorization: Bearer <token>",
+                )
+            } else {
+                (
+                    r#"Bearer realm="atomicwork-mcp", error="invalid_token""#,
+                    "the bearer token is not accepted by this MCP server",
+                )
+            };
+            let mut resp = json_error(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, message);
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+            resp
+        }
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Option<Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        None
+    } else {
+        Some(json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::INVALID_REQUEST,
+            "Content-Type must be application/json",
+        ))
+    }
+}
+
+fn record(dp: &Dataplane, view: &ServerView, reply: &Reply) {
+    let server = view.id.to_string();
+    dp.metrics.request(&server, reply.outcome);
+    let Some(call) = &reply.call else { return };
+    dp.metrics
+        .tool_calls
+        .get_or_create(&CallLabels {
+            server: server.clone(),
+            tool: call.tool.clone(),
+            outcome: call.outcome.to_string(),
+        })
+        .inc();
+    if call.attempts > 0 {
+        dp.metrics
+            .upstream_latency
+            .get_or_create(&ToolLabels {
+                tool: call.tool.clone(),
+            })
+            .observe(call.upstream_latency.as_secs_f64());
+    }
+    tracing::info!(
+        target: "atomicwork_mcp::audit",
+        server = %server,
+        tool = %call.tool,
+        outcome = call.outcome,
+        upstream_status = call.upstream_status,
+        upstream_latency_ms = call.upstream_latency.as_millis() as u64,
+        attempts = call.attempts,
+        client = call.client.as_deref().unwrap_or(""),
+        "tool call"
+    );
+}
+
+/// JSON unless the client accepts only an event stream, then one SSE event.
+fn into_response(reply: Reply, request_headers: &HeaderMap) -> Response {
+    let Reply {
+        status,
+        mut headers,
+        body,
+        ..
+    } = reply;
+    let accept = request_headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    let wants_sse_only = accept.contains("text/event-stream")
+        && !accept.contains("application/json")
+        && !accept.contains("*/*");
+    let body = match body {
+        Some(bytes) if wants_sse_only => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let mut framed = Vec::with_capacity(bytes.len() + 24);
+            framed.extend_from_slice(b"event: message\ndata: ");
+            framed.extend_from_slice(&bytes);
+            framed.extend_from_slice(b"\n\n");
+            Body::from(framed)
+        }
+        Some(bytes) => Body::from(bytes),
+        None => Body::empty(),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().extend(headers);
+    resp
+}
+
+/// One line per request; the URL token is never written.
+async fn access_log(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = redact_path(req.uri().path());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    tracing::info!(
+        target: "atomicwork_mcp::access",
+        method = %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        latency_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+/// `/mcp/<token>…` becomes `/mcp/[token]`.
+pub fn redact_path(path: &str) -> String {
+    match path.strip_prefix("/mcp/") {
+        Some(rest) => {
+            let tail = rest.split_once('/').map(|(_, t)| t);
+            match tail {
+                Some(t) => format!("/mcp/[token]/{}", t.chars().take(64).collect::<String>()),
+                None => "/mcp/[token]".to_string(),
+            }
+        }
+        None => path.chars().take(128).collect(),
+    }
+}

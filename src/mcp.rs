@@ -1,0 +1,938 @@
+//! MCP over Streamable HTTP for one server's request: JSON-RPC parsing, protocol revision
+//! handling (initialize-based 2025-03-26 … 2025-11-25 and stateless 2026-07-28), and the
+//! methods a tools-only server answers. Nothing is remembered between requests, so any
+//! replica can answer any request.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use crate::catalog::Tool;
+use crate::discovery;
+use crate::registry::{Exposure, ServerView};
+use crate::upstream::{CallOutcome, OutcomeClass, RateLimitInfo, ToolResult};
+
+/// Revisions answered through `initialize`, oldest first.
+pub const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// The stateless revision.
+pub const STATELESS_VERSION: &str = "2026-07-28";
+/// Every revision served, oldest first.
+pub const SUPPORTED_VERSIONS: [&str; 5] = [
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    STATELESS_VERSION,
+];
+/// Assumed when a legacy client sends no `MCP-Protocol-Version` header.
+pub const DEFAULT_LEGACY_VERSION: &str = "2025-03-26";
+
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+
+pub const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
+pub const HEADER_METHOD: &str = "mcp-method";
+pub const HEADER_NAME: &str = "mcp-name";
+
+/// JSON-RPC error codes used here.
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    pub const HEADER_MISMATCH: i64 = -32020;
+    pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+    /// Application codes (outside the reserved range) for access refusals.
+    pub const UNKNOWN_ENDPOINT: i64 = -31000;
+    pub const EXPIRED: i64 = -31001;
+    pub const SUSPENDED: i64 = -31002;
+    pub const UNAUTHORIZED: i64 = -31003;
+    pub const RATE_LIMITED: i64 = -31004;
+    pub const FORBIDDEN_ORIGIN: i64 = -31005;
+}
+
+/// An HTTP answer to one MCP POST.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+    /// What happened, for metrics and the access log.
+    pub outcome: &'static str,
+    /// Set for `tools/call`: what the call did, for the audit log.
+    pub call: Option<CallRecord>,
+}
+
+/// One tool call, as the audit log and metrics see it (no argument values).
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub tool: String,
+    pub outcome: &'static str,
+    pub upstream_status: Option<u16>,
+    pub upstream_latency: std::time::Duration,
+    pub attempts: u32,
+    pub client: Option<String>,
+}
+
+impl Reply {
+    fn json(status: StatusCode, body: Vec<u8>, outcome: &'static str) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Reply {
+            status,
+            headers,
+            body: Some(Bytes::from(body)),
+            outcome,
+            call: None,
+        }
+    }
+
+    /// 202 Accepted with no body (notifications and client responses).
+    pub fn accepted() -> Self {
+        Reply {
+            status: StatusCode::ACCEPTED,
+            headers: HeaderMap::new(),
+            body: None,
+            outcome: "accepted",
+            call: None,
+        }
+    }
+
+    /// A JSON-RPC error response.
+    pub fn error(
+        status: StatusCode,
+        id: Option<&RawValue>,
+        code: i64,
+        message: &str,
+        data: Option<Value>,
+        outcome: &'static str,
+    ) -> Self {
+        Reply::json(status, error_body(id, code, message, data), outcome)
+    }
+}
+
+/// Serialises a JSON-RPC error object.
+pub fn error_body(id: Option<&RawValue>, code: i64, message: &str, data: Option<Value>) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct ErrorObj<'a> {
+        code: i64,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
+    }
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        jsonrpc: &'static str,
+        id: Option<&'a RawValue>,
+        error: ErrorObj<'a>,
+    }
+    serde_json::to_vec(&Envelope {
+        jsonrpc: "2.0",
+        id,
+        error: ErrorObj {
+            code,
+            message,
+            data,
+        },
+    })
+    .unwrap_or_else(|_| {
+        br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}"#
+            .to_vec()
+    })
+}
+
+/// Serialises a JSON-RPC success response around an already-serialised result.
+fn result_body(id: &RawValue, result: &RawValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(result.get().len() + 48);
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(id.get().as_bytes());
+    out.extend_from_slice(br#","result":"#);
+    out.extend_from_slice(result.get().as_bytes());
+    out.push(b'}');
+    out
+}
+
+/// The parts of a JSON-RPC message this server reads. `id` and `params` stay raw until
+/// needed, so large arguments are parsed once.
+#[derive(Debug, serde::Deserialize)]
+struct Message<'a> {
+    #[serde(default)]
+    jsonrpc: Option<&'a str>,
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+/// Which revision a request is handled under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// Initialize-based revisions; the value is the negotiated version.
+    Legacy(&'static str),
+    /// 2026-07-28: per-request `_meta`, no handshake.
+    Stateless,
+}
+
+/// What the upstream side of a tool call needs; implemented by the data plane.
+pub trait ToolRunner: Send + Sync {
+    fn run(
+        &self,
+        view: &Arc<ServerView>,
+        tool: &Arc<Tool>,
+        args: Map<String, Value>,
+    ) -> impl std::future::Future<Output = CallOutcome> + Send;
+}
+
+/// Fixed facts about this deployment shown to clients.
+#[derive(Debug, Clone)]
+pub struct ServerIdentity {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl Default for ServerIdentity {
+    fn default() -> Self {
+        ServerIdentity {
+            name: "atomicwork-mcp",
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// A POST to a server's endpoint, after access control.
+pub struct Request<'a> {
+    pub view: &'a Arc<ServerView>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub identity: &'a ServerIdentity,
+}
+
+/// Rate limiting for tool calls, checked after the request is understood.
+pub trait CallGate {
+    /// `Err(seconds)` when the server's budget is spent.
+    fn admit_call(&self, view: &ServerView) -> Result<(), u64>;
+}
+
+/// Handles one POSTed JSON-RPC message.
+pub async fn handle<R: ToolRunner, G: CallGate>(req: Request<'_>, runner: &R, gate: &G) -> Reply {
+    let msg: Message<'_> = match parse(req.body) {
+        Ok(m) => m,
+        Err(reply) => return *reply,
+    };
+    if msg.jsonrpc != Some("2.0") {
+        return Reply::error(
+            StatusCode::BAD_REQUEST,
+            msg.id,
+            code::INVALID_REQUEST,
+            "jsonrpc must be \"2.0\"",
+            None,
+            "invalid_request",
+        );
+    }
+    let Some(method) = msg.method.as_deref() else {
+        if msg.id.is_some() && (msg.result.is_some() || msg.error.is_some()) {
+            if header_str(req.headers, HEADER_PROTOCOL_VERSION).as_deref()
+                == Some(STATELESS_VERSION)
+            {
+                return Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    msg.id,
+                    code::INVALID_REQUEST,
+                    "a stateless server does not accept JSON-RPC responses",
+                    None,
+                    "invalid_request",
+                );
+            }
+            return Reply::accepted();
+        }
+        return Reply::error(
+            StatusCode::BAD_REQUEST,
+            msg.id,
+            code::INVALID_REQUEST,
+            "a request needs a method",
+            None,
+            "invalid_request",
+        );
+    };
+    let params = match msg.params.map(|p| serde_json::from_str::<Value>(p.get())) {
+        None => Value::Object(Map::new()),
+        Some(Ok(v @ Value::Object(_))) => v,
+        Some(Ok(_)) => {
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                msg.id,
+                code::INVALID_REQUEST,
+                "params must be an object",
+                None,
+                "invalid_request",
+            );
+        }
+        Some(Err(_)) => {
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                msg.id,
+                code::PARSE_ERROR,
+                "params are not valid JSON",
+                None,
+                "parse_error",
+            );
+        }
+    };
+    let era = match era(method, &params, req.headers) {
+        Ok(era) => era,
+        Err((status, c, message, data)) => {
+            return Reply::error(status, msg.id, c, &message, data, "protocol_error");
+        }
+    };
+    let Some(id) = msg.id else {
+        // A notification: nothing to answer.
+        return Reply::accepted();
+    };
+    let ctx = Ctx { req: &req, era, id };
+    dispatch(&ctx, method, params, runner, gate).await
+}
+
+fn parse(body: &[u8]) -> Result<Message<'_>, Box<Reply>> {
+    let trimmed = body.trim_ascii_start();
+    if trimmed.first() == Some(&b'[') {
+        return Err(Box::new(Reply::error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            "JSON-RPC batches are not supported; send one message per request",
+            None,
+            "invalid_request",
+        )));
+    }
+    serde_json::from_slice::<Message<'_>>(body).map_err(|e| {
+        let (c, what, outcome) = if e.is_data() {
+            (
+                code::INVALID_REQUEST,
+                "not a JSON-RPC message",
+                "invalid_request",
+            )
+        } else {
+            (code::PARSE_ERROR, "body is not valid JSON", "parse_error")
+        };
+        Box::new(Reply::error(
+            StatusCode::BAD_REQUEST,
+            None,
+            c,
+            &format!("{what}: {e}"),
+            None,
+            outcome,
+        ))
+    })
+}
+
+type EraError = (StatusCode, i64, String, Option<Value>);
+
+/// Picks the revision: `initialize` and requests without `_meta` protocol version are
+/// legacy; a `_meta` protocol version selects the stateless revision and its header rules.
+fn era(method: &str, params: &Value, headers: &HeaderMap) -> Result<Era, EraError> {
+    let meta_version = params
+        .get("_meta")
+        .and_then(|m| m.get(META_PROTOCOL_VERSION))
+        .and_then(Value::as_str);
+    let header_version = header_str(headers, HEADER_PROTOCOL_VERSION);
+    if method == "initialize" {
+        if let Some(h) = &header_version
+            && h != STATELESS_VERSION
+            && !LEGACY_VERSIONS.contains(&h.as_str())
+        {
+            return Err(unsupported(h));
+        }
+        return Ok(Era::Legacy(DEFAULT_LEGACY_VERSION));
+    }
+    if let Some(v) = meta_version {
+        if header_version.as_deref() == Some(STATELESS_VERSION) || v == STATELESS_VERSION {
+            check_stateless_headers(method, params, headers)?;
+        }
+        match header_version.as_deref() {
+            Some(h) if h == v => {}
+            Some(h) => {
+                return Err(mismatch(format!(
+                    "MCP-Protocol-Version header ({h}) does not match request _meta protocolVersion ({v})"
+                )));
+            }
+            None => {
+                return Err(mismatch(
+                    "request _meta protocolVersion requires MCP-Protocol-Version header".into(),
+                ));
+            }
+        }
+        if let Some(legacy) = LEGACY_VERSIONS.iter().find(|l| **l == v) {
+            return Ok(Era::Legacy(legacy));
+        }
+        if v != STATELESS_VERSION {
+            return Err(unsupported(v));
+        }
+        if params
+            .get("_meta")
+            .and_then(|m| m.get(META_CLIENT_CAPABILITIES))
+            .is_none_or(|c| !c.is_object())
+        {
+            return Err(missing_meta(META_CLIENT_CAPABILITIES));
+        }
+        return Ok(Era::Stateless);
+    }
+    match header_version.as_deref() {
+        None => Ok(Era::Legacy(DEFAULT_LEGACY_VERSION)),
+        Some(h) => match LEGACY_VERSIONS.iter().find(|v| **v == h) {
+            Some(v) => Ok(Era::Legacy(v)),
+            None if h == STATELESS_VERSION => Err(missing_meta(META_PROTOCOL_VERSION)),
+            None => Err(unsupported(h)),
+        },
+    }
+}
+
+/// The 2026-07-28 rule that `Mcp-Method` (and `Mcp-Name` where a method names a target)
+/// repeat the body, so intermediaries can route without parsing it.
+fn check_stateless_headers(
+    method: &str,
+    params: &Value,
+    headers: &HeaderMap,
+) -> Result<(), EraError> {
+    let mut values = headers.get_all(HEADER_METHOD).iter();
+    match (values.next().and_then(|v| v.to_str().ok()), values.next()) {
+        (Some(h), None) if h == method => {}
+        (None, _) => return Err(mismatch("Mcp-Method header is required".into())),
+        (Some(h), None) => {
+            return Err(mismatch(format!(
+                "Header mismatch: Mcp-Method header value '{h}' does not match body value '{method}'"
+            )));
+        }
+        _ => return Err(mismatch("Mcp-Method header given more than once".into())),
+    }
+    let source = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return Ok(()),
+    };
+    let body_value = params
+        .get(source)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match header_str(headers, HEADER_NAME) {
+        Some(h) if h == body_value => Ok(()),
+        Some(h) => Err(mismatch(format!(
+            "Header mismatch: Mcp-Name header value '{h}' does not match body value '{body_value}'"
+        ))),
+        None => Err(mismatch(format!(
+            "Mcp-Name header is required for {method}"
+        ))),
+    }
+}
+
+fn missing_meta(key: &str) -> EraError {
+    (
+        StatusCode::BAD_REQUEST,
+        code::INVALID_PARAMS,
+        format!("request _meta is missing or has malformed required fields: {key}"),
+        None,
+    )
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(decode_header)
+}
+
+/// Header values may be sent as `=?base64?…?=` when they are not plain ASCII.
+fn decode_header(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?.trim();
+    if let Some(inner) = text
+        .strip_prefix("=?base64?")
+        .and_then(|t| t.strip_suffix("?="))
+    {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(inner)
+            .ok()?;
+        return String::from_utf8(bytes).ok();
+    }
+    Some(text.to_string())
+}
+
+fn unsupported(version: &str) -> EraError {
+    (
+        StatusCode::BAD_REQUEST,
+        code::UNSUPPORTED_PROTOCOL_VERSION,
+        format!("unsupported protocol version {version:?}"),
+        Some(json!({"supported": SUPPORTED_VERSIONS, "requested": version})),
+    )
+}
+
+fn mismatch(message: String) -> EraError {
+    (
+        StatusCode::BAD_REQUEST,
+        code::HEADER_MISMATCH,
+        message,
+        None,
+    )
+}
+
+struct Ctx<'a, 'b> {
+    req: &'a Request<'b>,
+    era: Era,
+    id: &'a RawValue,
+}
+
+impl Ctx<'_, '_> {
+    /// Wraps a result object, adding what the stateless revision requires.
+    fn ok(&self, mut result: Map<String, Value>, outcome: &'static str) -> Reply {
+        if self.era == Era::Stateless {
+            result
+                .entry("resultType")
+                .or_insert_with(|| json!("complete"));
+            let meta = result.entry("_meta").or_insert_with(|| json!({}));
+            if let Value::Object(m) = meta {
+                m.insert(META_SERVER_INFO.into(), self.server_info());
+            }
+        }
+        self.ok_raw(&Value::Object(result), outcome)
+    }
+
+    fn ok_raw(&self, result: &Value, outcome: &'static str) -> Reply {
+        match serde_json::value::to_raw_value(result) {
+            Ok(raw) => Reply::json(StatusCode::OK, result_body(self.id, &raw), outcome),
+            Err(_) => self.err(code::INTERNAL_ERROR, "could not serialise the result", None),
+        }
+    }
+
+    fn err(&self, c: i64, message: &str, data: Option<Value>) -> Reply {
+        let status = if c == code::METHOD_NOT_FOUND && self.era == Era::Stateless {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        let outcome = match c {
+            code::METHOD_NOT_FOUND => "method_not_found",
+            code::INVALID_PARAMS => "invalid_params",
+            _ => "error",
+        };
+        Reply::error(status, Some(self.id), c, message, data, outcome)
+    }
+
+    fn server_info(&self) -> Value {
+        json!({
+            "name": self.req.identity.name,
+            "title": self.req.view.display_name,
+            "version": self.req.identity.version,
+        })
+    }
+
+    fn instructions(&self) -> String {
+        instructions(self.req.view)
+    }
+
+    fn capabilities(&self) -> Value {
+        json!({"tools": {"listChanged": false}})
+    }
+}
+
+/// Short guidance for the model using this server.
+pub fn instructions(view: &ServerView) -> String {
+    let mut text = format!(
+        "{} gives access to Atomicwork ITSM (requests, changes, assets, audit logs, service catalog, workspaces, users). ",
+        view.display_name
+    );
+    match &view.target.workspace_id {
+        Some(ws) => text.push_str(&format!(
+            "Most tools act in one workspace; this server defaults to workspace {ws}, pass workspace_id to use another (list_all_atomicwork_workspaces lists them). "
+        )),
+        None => text.push_str(
+            "Most tools need a workspace_id: get one from list_all_atomicwork_workspaces first. ",
+        ),
+    }
+    text.push_str("Lists are paged with page (from 1) and per_page (at most 100). Requests and changes are addressed by display ids such as ITREQ-12 or CHG-3.");
+    if view.exposure == Exposure::Discovery {
+        text.push_str(" Tools are not listed individually: use search_tools to find one, get_tool_schema for its arguments, then call_tool.");
+    }
+    if view.target.dry_run {
+        text.push_str(
+            " Dry-run mode: write tools return the request they would send and change nothing.",
+        );
+    }
+    text
+}
+
+async fn dispatch<R: ToolRunner, G: CallGate>(
+    ctx: &Ctx<'_, '_>,
+    method: &str,
+    params: Value,
+    runner: &R,
+    gate: &G,
+) -> Reply {
+    match method {
+        "initialize" => initialize(ctx, &params),
+        "ping" if ctx.era != Era::Stateless => ctx.ok(Map::new(), "ok"),
+        "server/discover" => discover(ctx),
+        "tools/list" => tools_list(ctx, &params),
+        "tools/call" => tools_call(ctx, params, runner, gate).await,
+        "resources/list" | "resources/templates/list" | "prompts/list" => ctx.err(
+            code::METHOD_NOT_FOUND,
+            &format!("{method} is not offered: this server has tools only"),
+            None,
+        ),
+        _ => ctx.err(
+            code::METHOD_NOT_FOUND,
+            &format!("method {method:?} not found"),
+            None,
+        ),
+    }
+}
+
+fn initialize(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
+    let requested = params
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_LEGACY_VERSION);
+    let version = LEGACY_VERSIONS
+        .iter()
+        .find(|v| **v == requested)
+        .copied()
+        .unwrap_or(LEGACY_VERSIONS[LEGACY_VERSIONS.len() - 1]);
+    let mut result = Map::new();
+    result.insert("protocolVersion".into(), json!(version));
+    result.insert("capabilities".into(), ctx.capabilities());
+    result.insert("serverInfo".into(), ctx.server_info());
+    result.insert("instructions".into(), json!(ctx.instructions()));
+    ctx.ok(result, "ok")
+}
+
+fn discover(ctx: &Ctx<'_, '_>) -> Reply {
+    let mut result = Map::new();
+    let newest_first: Vec<&str> = SUPPORTED_VERSIONS.iter().rev().copied().collect();
+    result.insert("supportedVersions".into(), json!(newest_first));
+    result.insert("capabilities".into(), ctx.capabilities());
+    result.insert("instructions".into(), json!(ctx.instructions()));
+    result.insert("ttlMs".into(), json!(0));
+    result.insert("cacheScope".into(), json!("private"));
+    ctx.ok(result, "ok")
+}
+
+fn tools_list(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
+    if params.get("cursor").is_some_and(|c| !c.is_null()) {
+        return ctx.err(
+            code::INVALID_PARAMS,
+            "invalid cursor: this server returns every tool in one page",
+            None,
+        );
+    }
+    let view = ctx.req.view;
+    let tools: &RawValue = match view.exposure {
+        Exposure::All => view.tools.listing(),
+        Exposure::Discovery => view.tools.discovery_listing(),
+    };
+    let mut body = Vec::with_capacity(tools.get().len() + 256);
+    body.extend_from_slice(br#"{"tools":"#);
+    body.extend_from_slice(tools.get().as_bytes());
+    if ctx.era == Era::Stateless {
+        body.extend_from_slice(
+            br#","resultType":"complete","ttlMs":0,"cacheScope":"private","_meta":{""#,
+        );
+        body.extend_from_slice(META_SERVER_INFO.as_bytes());
+        body.extend_from_slice(br#"":"#);
+        body.extend_from_slice(ctx.server_info().to_string().as_bytes());
+        body.push(b'}');
+    }
+    body.push(b'}');
+    match RawValue::from_string(String::from_utf8_lossy(&body).into_owned()) {
+        Ok(raw) => Reply::json(StatusCode::OK, result_body(ctx.id, &raw), "ok"),
+        Err(_) => ctx.err(code::INTERNAL_ERROR, "could not build the tool list", None),
+    }
+}
+
+async fn tools_call<R: ToolRunner, G: CallGate>(
+    ctx: &Ctx<'_, '_>,
+    params: Value,
+    runner: &R,
+    gate: &G,
+) -> Reply {
+    let Value::Object(mut params) = params else {
+        return ctx.err(code::INVALID_PARAMS, "params must be an object", None);
+    };
+    let Some(name) = params
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return ctx.err(
+            code::INVALID_PARAMS,
+            "params.name (the tool name) is required",
+            None,
+        );
+    };
+    let args = match params.remove("arguments") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return ctx.err(
+                code::INVALID_PARAMS,
+                "params.arguments must be an object",
+                None,
+            );
+        }
+    };
+    let client = client_name(ctx, &params);
+    let view = ctx.req.view;
+    let (tool, args) = match view.exposure {
+        Exposure::All => match view.tools.get(&name) {
+            Some(t) => (t.clone(), args),
+            None => return unknown_tool(ctx, &name, false),
+        },
+        Exposure::Discovery => {
+            if !discovery::is_meta_tool(&name) {
+                return unknown_tool(ctx, &name, true);
+            }
+            match meta_call(ctx, &name, args) {
+                MetaOutcome::Done(result) => {
+                    return finish_call(ctx, &name, client, local_outcome(result));
+                }
+                MetaOutcome::Call(tool, args) => (tool, args),
+            }
+        }
+    };
+    let mut args = args;
+    fill_default_workspace(&tool, &mut args, view);
+    if let Err(problems) = tool.validate(&args) {
+        let text = format!(
+            "Invalid arguments for {}: {}. Fix them and call again; the input schema lists every argument.",
+            tool.name(),
+            problems.join("; ")
+        );
+        let mut out = local_outcome(ToolResult::error(text));
+        out.class = OutcomeClass::InvalidArguments;
+        return finish_call(ctx, tool.name(), client, out);
+    }
+    if let Err(wait) = gate.admit_call(view) {
+        let text = format!(
+            "Rate limited: this MCP server allows {} tool calls per minute. Wait {wait} seconds, then retry.",
+            view.rate_limit.map(|r| r.per_minute).unwrap_or_default()
+        );
+        let mut out = local_outcome(ToolResult::error(text));
+        out.class = OutcomeClass::RateLimited;
+        out.rate_limit = Some(RateLimitInfo {
+            limit: view.rate_limit.map(|r| format!("{};w=60", r.per_minute)),
+            remaining: Some(0),
+            reset: Some(wait),
+            retry_after: Some(wait),
+        });
+        let mut reply = finish_call(ctx, tool.name(), client, out);
+        reply.status = StatusCode::TOO_MANY_REQUESTS;
+        reply.outcome = "rate_limited";
+        return reply;
+    }
+    let outcome = runner.run(view, &tool, args).await;
+    finish_call(ctx, tool.name(), client, outcome)
+}
+
+enum MetaOutcome {
+    Done(ToolResult),
+    Call(Arc<Tool>, Map<String, Value>),
+}
+
+fn meta_call(ctx: &Ctx<'_, '_>, name: &str, mut args: Map<String, Value>) -> MetaOutcome {
+    let set = &ctx.req.view.tools;
+    match name {
+        discovery::SEARCH_TOOLS => {
+            let query = args
+                .get("query")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let limit = args
+                .get("limit")
+                .and_then(Value::as_u64)
+                .map(|l| (l as usize).clamp(1, discovery::MAX_SEARCH_LIMIT))
+                .unwrap_or(10);
+            let hits: Vec<Value> = discovery::search(set, query, limit)
+                .into_iter()
+                .map(|t| discovery::summary(t))
+                .collect();
+            let text = if hits.is_empty() {
+                format!(
+                    "No tool matches {query:?}. Try broader words such as requests, changes, assets, audit, users."
+                )
+            } else {
+                Value::Array(hits.clone()).to_string()
+            };
+            MetaOutcome::Done(ToolResult {
+                content: vec![text],
+                structured: Some(json!({"tools": hits})),
+                is_error: false,
+            })
+        }
+        discovery::GET_TOOL_SCHEMA => {
+            let names: Vec<String> = match args.get("tool_names") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
+                Some(Value::String(s)) => vec![s.clone()],
+                _ => Vec::new(),
+            };
+            if names.is_empty() || names.len() > 5 {
+                return MetaOutcome::Done(ToolResult::error(
+                    "tool_names must list 1 to 5 tool names from search_tools",
+                ));
+            }
+            let mut schemas = Vec::new();
+            for n in &names {
+                match set.get(n) {
+                    Some(t) => schemas.push(
+                        serde_json::from_str::<Value>(t.listing.get()).unwrap_or(Value::Null),
+                    ),
+                    None => {
+                        return MetaOutcome::Done(ToolResult::error(format!(
+                            "Unknown tool {n:?} on this server; use search_tools to find available tools"
+                        )));
+                    }
+                }
+            }
+            let text = Value::Array(schemas.clone()).to_string();
+            MetaOutcome::Done(ToolResult {
+                content: vec![text],
+                structured: Some(json!({"tools": schemas})),
+                is_error: false,
+            })
+        }
+        _ => {
+            let tool_name = args
+                .get("tool_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let inner = match args.remove("arguments") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(m)) => m,
+                Some(_) => {
+                    return MetaOutcome::Done(ToolResult::error("arguments must be an object"));
+                }
+            };
+            match set.get(&tool_name) {
+                Some(t) => MetaOutcome::Call(t.clone(), inner),
+                None => MetaOutcome::Done(ToolResult::error(format!(
+                    "Unknown tool {tool_name:?} on this server; use search_tools to find available tools"
+                ))),
+            }
+        }
+    }
+}
+
+fn unknown_tool(ctx: &Ctx<'_, '_>, name: &str, discovery_mode: bool) -> Reply {
+    let message = if discovery_mode {
+        format!(
+            "Unknown tool: {name}. This server uses discovery: call search_tools to find tools, get_tool_schema for their arguments and call_tool to run them"
+        )
+    } else {
+        format!("Unknown tool: {name}")
+    };
+    let mut reply = ctx.err(code::INVALID_PARAMS, &message, None);
+    reply.outcome = "unknown_tool";
+    reply
+}
+
+fn local_outcome(result: ToolResult) -> CallOutcome {
+    let class = if result.is_error {
+        OutcomeClass::InvalidArguments
+    } else {
+        OutcomeClass::Ok
+    };
+    CallOutcome {
+        result,
+        upstream_status: None,
+        rate_limit: None,
+        class,
+        attempts: 0,
+        upstream_latency: std::time::Duration::ZERO,
+    }
+}
+
+fn finish_call(ctx: &Ctx<'_, '_>, tool: &str, client: Option<String>, out: CallOutcome) -> Reply {
+    let mut result = match out.result.to_json() {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    if ctx.era != Era::Stateless {
+        // structuredContent must be an object before the stateless revision.
+        if result
+            .get("structuredContent")
+            .is_some_and(|s| !s.is_object())
+        {
+            result.remove("structuredContent");
+        }
+    }
+    let mut reply = ctx.ok(result, out.class.label());
+    if let Some(rl) = &out.rate_limit {
+        for (name, value) in rl.headers() {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                reply.headers.insert(name, v);
+            }
+        }
+    }
+    reply.call = Some(CallRecord {
+        tool: tool.to_string(),
+        outcome: out.class.label(),
+        upstream_status: out.upstream_status,
+        upstream_latency: out.upstream_latency,
+        attempts: out.attempts,
+        client,
+    });
+    reply
+}
+
+fn client_name(ctx: &Ctx<'_, '_>, params: &Map<String, Value>) -> Option<String> {
+    params
+        .get("_meta")
+        .and_then(|m| m.get(META_CLIENT_INFO))
+        .and_then(|c| c.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| header_str(ctx.req.headers, "user-agent"))
+        .map(|s| s.chars().filter(|c| !c.is_control()).take(64).collect())
+}
+
+/// Puts the server's default workspace into `workspace_id` when the call names none, so
+/// argument checks that need a workspace see it, typed as the tool's schema wants.
+fn fill_default_workspace(tool: &Tool, args: &mut Map<String, Value>, view: &ServerView) {
+    let Some(ws) = &view.target.workspace_id else {
+        return;
+    };
+    if args
+        .get(crate::catalog::WORKSPACE_ARG)
+        .is_some_and(|v| !v.is_null())
+    {
+        return;
+    }
+    let Some(param) = tool.param(crate::catalog::WORKSPACE_ARG) else {
+        return;
+    };
+    let wants_integer = param
+        .schema
+        .as_ref()
+        .and_then(|s| s.get("type"))
+        .is_some_and(|t| t == "integer");
+    let value = match ws.parse::<i64>() {
+        Ok(n) if wants_integer => json!(n),
+        _ => json!(ws),
+    };
+    args.insert(crate::catalog::WORKSPACE_ARG.into(), value);
+}

@@ -1,0 +1,355 @@
+//! From an `AtomicworkMcpServer` and the Secrets it names to the server the data plane
+//! serves, or the reason it cannot be served. Pure: the controller, the cluster feed and
+//! local mode all call this, so a manifest means the same thing everywhere.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::catalog::{Catalog, ToolFilter, ToolSet, filter};
+use crate::crd::{AtomicworkMcpServer, ToolExposure};
+use crate::registry::{Exposure, RateLimitSettings, ServerId, ServerView};
+use crate::secret::{Secret, TokenHash};
+use crate::upstream::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
+
+/// Shortest lifetime a server may be created with.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Secret data by key, as the API server returns it (already base64-decoded).
+pub type SecretData = BTreeMap<String, Vec<u8>>;
+
+/// Where Secrets are read from: the cluster cache or local manifests.
+pub trait SecretLookup {
+    fn secret(&self, namespace: &str, name: &str) -> Option<SecretData>;
+}
+
+impl SecretLookup for BTreeMap<(String, String), SecretData> {
+    fn secret(&self, namespace: &str, name: &str) -> Option<SecretData> {
+        self.get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+}
+
+/// Settings that come from the deployment rather than the resource.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveOptions {
+    /// Replaces every server's tenant URL (local mode's sandbox).
+    pub base_url_override: Option<String>,
+    /// Added to every tool result (local mode's sandbox label).
+    pub notice: Option<Arc<str>>,
+}
+
+/// Why a server is not served. Each maps to a condition reason and a message saying what
+/// to fix; none carries a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("{0}")]
+    InvalidSpec(String),
+    #[error("Secret {namespace}/{name} ({purpose}) not found; create it or fix {field}")]
+    SecretNotFound {
+        namespace: String,
+        name: String,
+        purpose: &'static str,
+        field: &'static str,
+    },
+    #[error(
+        "Secret {namespace}/{name} has no usable value under key {key:?} ({purpose}); add it or fix {field}"
+    )]
+    SecretKeyMissing {
+        namespace: String,
+        name: String,
+        key: String,
+        purpose: &'static str,
+        field: &'static str,
+    },
+    #[error(
+        "no tool matches the filters (methods, tags, tools); widen them, e.g. preview with `atomicwork-mcp tools --methods ... --tags ...`"
+    )]
+    NoToolsMatched,
+    #[error("expired at {0}; move spec.expiresAt into the future to mint a new token")]
+    Expired(Timestamp),
+}
+
+impl Problem {
+    /// The condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Problem::InvalidSpec(_) => "InvalidSpec",
+            Problem::SecretNotFound { .. } => "SecretNotFound",
+            Problem::SecretKeyMissing { .. } => "SecretKeyMissing",
+            Problem::NoToolsMatched => "NoToolsMatched",
+            Problem::Expired(_) => "Expired",
+        }
+    }
+
+    /// True when the problem is with the referenced Secrets.
+    pub fn is_credentials(&self) -> bool {
+        matches!(
+            self,
+            Problem::SecretNotFound { .. } | Problem::SecretKeyMissing { .. }
+        )
+    }
+}
+
+/// The outcome of resolving one resource.
+#[derive(Debug)]
+pub struct Resolution {
+    pub id: ServerId,
+    /// The filtered tools (empty when the filters are invalid).
+    pub tools: Arc<ToolSet>,
+    pub expires_at: Option<Timestamp>,
+    /// The server to serve, or why not.
+    pub view: Result<ServerView, Problem>,
+}
+
+/// Resolves a resource against the catalog and its Secrets at `now`.
+pub fn resolve(
+    server: &AtomicworkMcpServer,
+    secrets: &dyn SecretLookup,
+    catalog: &Catalog,
+    now: Timestamp,
+    opts: &ResolveOptions,
+) -> Resolution {
+    let id = ServerId::new(
+        server
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        server.metadata.name.clone().unwrap_or_default(),
+    );
+    let expires_at = parse_expiry(server);
+    let tools = match tool_filter(server).and_then(|f| {
+        filter(catalog, &f).map_err(|e| Problem::InvalidSpec(format!("{}: {e}", e.field())))
+    }) {
+        Ok(tools) => catalog.tool_set(
+            &tools
+                .iter()
+                .map(|t| t.name().to_string())
+                .collect::<Vec<_>>(),
+        ),
+        Err(problem) => {
+            return Resolution {
+                id,
+                tools: catalog.tool_set(&[]),
+                expires_at: expires_at.clone().ok().flatten(),
+                view: Err(problem),
+            };
+        }
+    };
+    let view = build_view(server, &id, &tools, secrets, now, opts);
+    Resolution {
+        id,
+        tools,
+        expires_at: expires_at.ok().flatten(),
+        view,
+    }
+}
+
+fn build_view(
+    server: &AtomicworkMcpServer,
+    id: &ServerId,
+    tools: &Arc<ToolSet>,
+    secrets: &dyn SecretLookup,
+    now: Timestamp,
+    opts: &ResolveOptions,
+) -> Result<ServerView, Problem> {
+    let spec = &server.spec;
+    let expires_at = parse_expiry(server)?;
+    check_lifetime(server, expires_at)?;
+    let base_url = match &opts.base_url_override {
+        Some(url) => url.clone(),
+        None => check_base_url(&spec.atomicwork.base_url)?,
+    };
+    let rate_limit = spec.rate_limit.map(|r| RateLimitSettings {
+        per_minute: r.requests_per_minute.max(1),
+        burst: r.burst.unwrap_or((r.requests_per_minute / 6).max(1)).max(1),
+    });
+    if spec.require_api_token_auth && spec.api_token_secret_ref.is_none() {
+        return Err(Problem::InvalidSpec(
+            "spec.apiTokenSecretRef is required when spec.requireApiTokenAuth is true".into(),
+        ));
+    }
+    let api_key = api_key(server, &id.namespace, secrets)?;
+    let client_tokens = client_tokens(server, &id.namespace, secrets)?;
+    if tools.is_empty() {
+        return Err(Problem::NoToolsMatched);
+    }
+    if let Some(at) = expires_at
+        && now >= at
+    {
+        return Err(Problem::Expired(at));
+    }
+    Ok(ServerView {
+        id: id.clone(),
+        display_name: server.display_name(),
+        tools: tools.clone(),
+        exposure: match spec.tool_exposure {
+            ToolExposure::All => Exposure::All,
+            ToolExposure::Discovery => Exposure::Discovery,
+        },
+        target: Target {
+            base_url,
+            api_key,
+            workspace_id: spec
+                .atomicwork
+                .workspace_id
+                .clone()
+                .filter(|w| !w.trim().is_empty()),
+            dry_run: spec.dry_run,
+            retry: spec.retry.map(|r| RetryPolicy {
+                max_attempts: r.max_attempts.clamp(1, 5),
+                max_backoff: Duration::from_secs(u64::from(r.max_backoff_seconds.unwrap_or(10))),
+            }),
+            timeout: spec
+                .atomicwork
+                .timeout_seconds
+                .map(|s| Duration::from_secs(u64::from(s.clamp(1, 300)))),
+            max_result_chars: spec
+                .max_result_chars
+                .map(|c| c as usize)
+                .unwrap_or(DEFAULT_MAX_RESULT_CHARS),
+            notice: opts.notice.clone(),
+        },
+        expires_at,
+        suspended: spec.suspend,
+        client_tokens,
+        rate_limit,
+        limiter: None,
+    })
+}
+
+fn tool_filter(server: &AtomicworkMcpServer) -> Result<ToolFilter, Problem> {
+    let spec = &server.spec;
+    let names = spec.tools.clone().unwrap_or_default();
+    Ok(ToolFilter {
+        methods: spec.methods.clone(),
+        tags: spec.tags.clone(),
+        allow: names.allow,
+        deny: names.deny,
+    })
+}
+
+/// `spec.expiresAt` as an instant.
+pub fn parse_expiry(server: &AtomicworkMcpServer) -> Result<Option<Timestamp>, Problem> {
+    match server.spec.expires_at.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse::<Timestamp>().map(Some).map_err(|e| {
+            Problem::InvalidSpec(format!(
+                "spec.expiresAt {text:?} is not an RFC 3339 instant such as 2026-12-31T23:59:59Z: {e}"
+            ))
+        }),
+    }
+}
+
+fn check_lifetime(
+    server: &AtomicworkMcpServer,
+    expires_at: Option<Timestamp>,
+) -> Result<(), Problem> {
+    let (Some(at), Some(created)) = (expires_at, server.metadata.creation_timestamp.as_ref())
+    else {
+        return Ok(());
+    };
+    let lifetime = at.duration_since(created.0);
+    if lifetime < jiff::SignedDuration::from_secs(MIN_LIFETIME.as_secs() as i64) {
+        return Err(Problem::InvalidSpec(format!(
+            "spec.expiresAt {at} is less than {}s after the resource was created ({}); set it further ahead",
+            MIN_LIFETIME.as_secs(),
+            created.0
+        )));
+    }
+    Ok(())
+}
+
+fn check_base_url(raw: &str) -> Result<String, Problem> {
+    let url = reqwest::Url::parse(raw.trim()).map_err(|e| {
+        Problem::InvalidSpec(format!(
+            "spec.atomicwork.baseUrl {raw:?} is not a URL ({e}); use e.g. https://acme.atomicwork.com"
+        ))
+    })?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err(Problem::InvalidSpec(format!(
+            "spec.atomicwork.baseUrl {raw:?} must be an http(s) URL with a host, e.g. https://acme.atomicwork.com"
+        )));
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(Problem::InvalidSpec(format!(
+            "spec.atomicwork.baseUrl {raw:?} must carry no query, fragment or credentials"
+        )));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+fn api_key(
+    server: &AtomicworkMcpServer,
+    namespace: &str,
+    secrets: &dyn SecretLookup,
+) -> Result<Secret, Problem> {
+    let r = &server.spec.atomicwork.api_key_secret_ref;
+    let data = secrets
+        .secret(namespace, &r.name)
+        .ok_or_else(|| Problem::SecretNotFound {
+            namespace: namespace.into(),
+            name: r.name.clone(),
+            purpose: "Atomicwork API key",
+            field: "spec.atomicwork.apiKeySecretRef",
+        })?;
+    let missing = || Problem::SecretKeyMissing {
+        namespace: namespace.into(),
+        name: r.name.clone(),
+        key: r.key.clone(),
+        purpose: "Atomicwork API key",
+        field: "spec.atomicwork.apiKeySecretRef.key",
+    };
+    let value = data.get(&r.key).ok_or_else(missing)?;
+    let text = std::str::from_utf8(value).map_err(|_| missing())?.trim();
+    if text.is_empty() || text.contains(['\r', '\n']) {
+        return Err(missing());
+    }
+    Ok(Secret::new(text))
+}
+
+fn client_tokens(
+    server: &AtomicworkMcpServer,
+    namespace: &str,
+    secrets: &dyn SecretLookup,
+) -> Result<Option<Arc<[TokenHash]>>, Problem> {
+    let spec = &server.spec;
+    let (true, Some(r)) = (
+        spec.require_api_token_auth,
+        spec.api_token_secret_ref.as_ref(),
+    ) else {
+        return Ok(None);
+    };
+    let data = secrets
+        .secret(namespace, &r.name)
+        .ok_or_else(|| Problem::SecretNotFound {
+            namespace: namespace.into(),
+            name: r.name.clone(),
+            purpose: "client bearer tokens",
+            field: "spec.apiTokenSecretRef",
+        })?;
+    let hashes: Vec<TokenHash> = data
+        .values()
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(TokenHash::of)
+        .collect();
+    if hashes.is_empty() {
+        return Err(Problem::SecretKeyMissing {
+            namespace: namespace.into(),
+            name: r.name.clone(),
+            key: "(any)".into(),
+            purpose: "client bearer tokens",
+            field: "spec.apiTokenSecretRef",
+        });
+    }
+    Ok(Some(hashes.into()))
+}

@@ -1,0 +1,237 @@
+//! The in-memory tenant: records kept as JSON objects (the wire shape), plus the
+//! few typed parts (memberships, notes, tasks) the handlers need to reach quickly.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+
+/// One JSON object record.
+pub(crate) type Obj = serde_json::Map<String, Value>;
+
+/// The user the sandbox's API key belongs to (an IT admin); it authors notes and
+/// is the default requester.
+pub(crate) const KEY_USER_ID: u64 = 101;
+/// The workspace the sandbox's API key is scoped to, used when a call names none.
+pub(crate) const KEY_WORKSPACE_ID: u64 = 1;
+
+/// Time of the first write after seeding; every write moves the clock one minute.
+const CLOCK_START: i64 = 1_773_478_800; // 2026-03-14T09:00:00Z
+
+/// A request or change with its activity notes.
+#[derive(Debug, Clone)]
+pub(crate) struct Ticket {
+    pub rec: Obj,
+    pub notes: Vec<Obj>,
+}
+
+/// A user's membership in a workspace.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub workspace_id: u64,
+    pub user_id: u64,
+    pub kind: String,
+    pub org_roles: Vec<String>,
+    pub joined_at: String,
+}
+
+/// A problem record with its tasks and its assessment form.
+#[derive(Debug, Clone)]
+pub(crate) struct Problem {
+    pub rec: Obj,
+    pub tasks: Vec<Obj>,
+    pub form: Obj,
+}
+
+/// The whole simulated tenant.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Db {
+    pub clock: i64,
+    pub counters: BTreeMap<String, u64>,
+    pub workspaces: Vec<Obj>,
+    pub users: Vec<Obj>,
+    pub members: Vec<Member>,
+    pub groups: Vec<Obj>,
+    pub categories: Vec<Obj>,
+    pub items: Vec<Obj>,
+    pub forms: Vec<Obj>,
+    pub views: Vec<Obj>,
+    pub priorities: Vec<Obj>,
+    pub templates: Vec<Obj>,
+    pub asset_types: Vec<Obj>,
+    pub requests: Vec<Ticket>,
+    pub changes: Vec<Ticket>,
+    pub problems: Vec<Problem>,
+    pub assets: Vec<Obj>,
+    pub audit: Vec<Obj>,
+    pub attachments: Vec<Obj>,
+}
+
+/// Reads a non-negative integer field.
+pub(crate) fn uint(rec: &Obj, key: &str) -> Option<u64> {
+    rec.get(key).and_then(Value::as_u64)
+}
+
+/// Reads a string field.
+pub(crate) fn text<'a>(rec: &'a Obj, key: &str) -> Option<&'a str> {
+    rec.get(key).and_then(Value::as_str)
+}
+
+/// Turns a `json!({...})` literal into a record (anything else gives an empty one).
+pub(crate) fn obj(v: Value) -> Obj {
+    match v {
+        Value::Object(map) => map,
+        _ => Obj::new(),
+    }
+}
+
+/// Keeps only the listed keys of a record.
+pub(crate) fn pick(rec: &Obj, keys: &[&str]) -> Obj {
+    keys.iter()
+        .filter_map(|k| rec.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect()
+}
+
+impl Db {
+    pub fn new() -> Self {
+        Self {
+            clock: CLOCK_START,
+            ..Self::default()
+        }
+    }
+
+    /// The next timestamp for a write (deterministic: one minute per write).
+    pub fn now(&mut self) -> String {
+        let at = Timestamp::from_second(self.clock).unwrap_or(Timestamp::UNIX_EPOCH);
+        self.clock += 60;
+        at.to_string()
+    }
+
+    /// The next number in a named sequence.
+    pub fn next(&mut self, sequence: &str) -> u64 {
+        let n = self.counters.entry(sequence.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// Makes a sequence continue after `at_least`.
+    pub fn bump(&mut self, sequence: &str, at_least: u64) {
+        let n = self.counters.entry(sequence.to_owned()).or_insert(0);
+        *n = (*n).max(at_least);
+    }
+
+    pub fn workspace(&self, id: u64) -> ApiResult<&Obj> {
+        self.workspaces
+            .iter()
+            .find(|w| uint(w, "id") == Some(id))
+            .ok_or_else(|| ApiError::not_found(format!("Workspace {id} not found")))
+    }
+
+    pub fn user(&self, id: u64) -> Option<&Obj> {
+        self.users.iter().find(|u| uint(u, "id") == Some(id))
+    }
+
+    /// The short `{id, name, email}` form of a user embedded in other records.
+    pub fn user_ref(&self, id: Option<u64>) -> Value {
+        match id.and_then(|id| self.user(id)) {
+            Some(u) => Value::Object(pick(u, &["id", "name", "email"])),
+            None => Value::Null,
+        }
+    }
+
+    /// Checks that a user id from a body names a user.
+    pub fn require_user(&self, field: &str, id: u64) -> ApiResult<()> {
+        match self.user(id) {
+            Some(_) => Ok(()),
+            None => Err(ApiError::bad_request(format!(
+                "{field}: user {id} does not exist"
+            ))),
+        }
+    }
+
+    pub fn group_ref(&self, id: Option<u64>) -> Value {
+        let found = id.and_then(|id| self.groups.iter().find(|g| uint(g, "id") == Some(id)));
+        match found {
+            Some(g) => Value::Object(pick(g, &["id", "name"])),
+            None => Value::Null,
+        }
+    }
+
+    pub fn require_group(&self, id: u64) -> ApiResult<()> {
+        match self.group_ref(Some(id)) {
+            Value::Null => Err(ApiError::bad_request(format!(
+                "agent_group: group {id} does not exist"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fills the embedded user/group objects from their `*_id` fields.
+    pub fn hydrate(&self, rec: &mut Obj) {
+        for role in ["requester", "assignee", "owner"] {
+            let key = format!("{role}_id");
+            if rec.contains_key(&key) {
+                let r = self.user_ref(uint(rec, &key));
+                rec.insert(role.to_owned(), r);
+            }
+        }
+        if rec.contains_key("agent_group_id") {
+            let g = self.group_ref(uint(rec, "agent_group_id"));
+            rec.insert("agent_group".to_owned(), g);
+        }
+    }
+
+    pub fn member(&self, workspace_id: u64, user_id: u64) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| m.workspace_id == workspace_id && m.user_id == user_id)
+    }
+
+    /// A membership as the members endpoints show it.
+    pub fn member_view(&self, m: &Member) -> Value {
+        let user = self.user(m.user_id).cloned().unwrap_or_default();
+        let mut out = pick(&user, &["id", "name", "email", "title", "department"]);
+        out.insert(
+            "user_status".into(),
+            user.get("user_status").cloned().unwrap_or(Value::Null),
+        );
+        out.insert("workspace_id".into(), json!(m.workspace_id));
+        out.insert("type".into(), json!(m.kind));
+        out.insert("org_roles".into(), json!(m.org_roles));
+        out.insert("joined_at".into(), json!(m.joined_at));
+        Value::Object(out)
+    }
+
+    /// An uploaded attachment in its public `{id, file_name, content_type, size}` form.
+    pub fn attachment(&self, id: u64) -> ApiResult<Value> {
+        self.attachments
+            .iter()
+            .find(|a| uint(a, "id") == Some(id))
+            .map(|a| Value::Object(pick(a, &["id", "file_name", "content_type", "size"])))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "attachments: attachment {id} does not exist (upload it first)"
+                ))
+            })
+    }
+
+    /// The name of the key's user, who is the actor of every sandbox write.
+    pub fn actor_name(&self) -> String {
+        self.user(KEY_USER_ID)
+            .and_then(|u| text(u, "name"))
+            .unwrap_or("API user")
+            .to_owned()
+    }
+
+    /// Records an audit-log event at the current clock.
+    pub fn audit_event(&mut self, mut event: Obj) {
+        let id = self.next("audit");
+        let at = self.now();
+        event.insert("id".into(), json!(id));
+        event.insert("actor".into(), self.user_ref(Some(KEY_USER_ID)));
+        event.insert("event_at".into(), json!(at));
+        self.audit.push(event);
+    }
+}
