@@ -546,3 +546,44 @@ async fn injected_id_reaches_the_server_as_one_segment() {
     let o = call_with(&server.uri(), READ, json!({"id": "../admin"}), |_| {}).await;
     assert_eq!(o.class, OutcomeClass::Ok, "{o:?}");
 }
+
+/// A gzip member holding `data` in one stored (uncompressed) deflate block.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(data.len()).expect("small payload");
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    out.push(1); // final block, stored
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[tokio::test]
+async fn gzip_answers_are_decoded() {
+    let body = json!({"id": 5, "subject": "compressed"});
+    let o = read_answered(
+        ResponseTemplate::new(200)
+            .insert_header("content-encoding", "gzip")
+            .set_body_raw(gzip_stored(body.to_string().as_bytes()), "application/json"),
+    )
+    .await;
+    assert_eq!(o.class, OutcomeClass::Ok, "{o:?}");
+    assert_eq!(o.result.structured, Some(body));
+}

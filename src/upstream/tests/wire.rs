@@ -477,6 +477,10 @@ fn check(case: &Case, r: &wiremock::Request) {
     );
     assert_eq!(header(r, "accept"), Some("application/json"), "{t}: Accept");
     assert_eq!(header(r, "user-agent"), Some(USER_AGENT), "{t}: User-Agent");
+    assert!(
+        header(r, "accept-encoding").is_some_and(|v| v.contains("gzip")),
+        "{t}: gzip offered"
+    );
     let content_type = header(r, "content-type");
     match &case.body {
         Body::None => {
