@@ -3,6 +3,7 @@ pub mod cli;
 pub mod crd;
 pub mod dataplane;
 pub mod discovery;
+pub mod fuzzing;
 pub mod local;
 pub mod manifest;
 pub mod mcp;

@@ -236,6 +236,16 @@ pub async fn handle<R: ToolRunner, G: CallGate>(req: Request<'_>, runner: &R, ga
         Ok(m) => m,
         Err(reply) => return *reply,
     };
+    if msg.id.is_some_and(|id| !is_valid_id(id)) {
+        return Reply::error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            "id must be a string or a number",
+            None,
+            "invalid_request",
+        );
+    }
     if msg.jsonrpc != Some("2.0") {
         return Reply::error(
             StatusCode::BAD_REQUEST,
@@ -307,6 +317,16 @@ pub async fn handle<R: ToolRunner, G: CallGate>(req: Request<'_>, runner: &R, ga
     };
     let ctx = Ctx { req: &req, era, id };
     dispatch(&ctx, method, params, runner, gate).await
+}
+
+/// JSON-RPC ids are strings or numbers. Anything else is refused rather than echoed, so an
+/// answer never carries a structure (or a number out of any parser's range) the client
+/// could not have meant as an id.
+fn is_valid_id(id: &RawValue) -> bool {
+    matches!(
+        serde_json::from_str::<Value>(id.get()),
+        Ok(Value::String(_) | Value::Number(_))
+    )
 }
 
 fn parse(body: &[u8]) -> Result<Message<'_>, Box<Reply>> {

@@ -1,0 +1,639 @@
+//! Security properties as tests: no secret ever reaches the logs, no path or framing trick
+//! reaches a server whose exact URL was not used, and a read-only server runs no write
+//! tool by any route.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use atomicwork_mcp::dataplane::DataplaneConfig;
+use common::*;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+const READ_CALL: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
+
+fn call(name: &str, args: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": name, "arguments": args}})
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets never logged
+
+const API_KEY_VALUE: &str = "awk-live-key-Zx81Qp4mT0-never-logged";
+const CLIENT_TOKEN: &str = "client-bearer-Hq27vLw9-never-logged";
+const WRONG_BEARER: &str = "client-bearer-wrong-Pp03-never-logged";
+const UNKNOWN_TOKEN: &str = "Vd3kQ9zLmP0aXr7TyB2nW5eH8uJ1cF4gK6sD0oI9qZx";
+
+const BEARER_SERVER: &str = "apiVersion: v1
+kind: Secret
+metadata: {name: mcp-client-tokens, namespace: it-ops}
+stringData: {alice: client-bearer-Hq27vLw9-never-logged}
+---
+apiVersion: mcp.atomicwork.dev/v1alpha1
+kind: AtomicworkMcpServer
+metadata: {name: bearer-desk, namespace: it-ops}
+spec:
+  atomicwork: {baseUrl: https://acme.atomicwork.com, apiKeySecretRef: {name: atomicwork-api}, workspaceId: \"1\"}
+  methods: [read]
+  requireApiTokenAuth: true
+  apiTokenSecretRef: {name: mcp-client-tokens}
+";
+
+/// `atomicwork-mcp local` with logs at trace level, as JSON, into a file.
+struct Local {
+    child: Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    stdout: Vec<String>,
+}
+
+impl Local {
+    fn start(manifests: &Path, state: &Path, log: &Path) -> Local {
+        let stderr = std::fs::File::create(log).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_atomicwork-mcp"))
+            .args(["local", "--sandbox", "--listen", "127.0.0.1:0"])
+            .args(["--poll-seconds", "0.2"])
+            .arg("--manifests")
+            .arg(manifests)
+            .arg("--state-dir")
+            .arg(state)
+            .env("RUST_LOG", "trace")
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start atomicwork-mcp local");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Local {
+            child,
+            lines,
+            stdout: Vec::new(),
+        }
+    }
+
+    /// The next `servers (N):` summary: server id → connector URL.
+    async fn summary(&mut self) -> BTreeMap<String, String> {
+        let mut urls = BTreeMap::new();
+        let (mut expected, mut current, mut done) = (None::<usize>, None::<String>, 0);
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.recv())
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("no summary; stdout: {:#?}", self.stdout));
+            self.stdout.push(line.clone());
+            if let Some(n) = line
+                .strip_prefix("servers (")
+                .and_then(|r| r.strip_suffix("):"))
+            {
+                expected = n.parse().ok();
+                continue;
+            }
+            let Some(want) = expected else { continue };
+            let trimmed = line.trim();
+            if let Some(url) = trimmed.strip_prefix("url: ") {
+                if let Some(id) = current.take() {
+                    urls.insert(id, url.to_string());
+                }
+                done += 1;
+            } else if trimmed.contains("NOT SERVING") {
+                done += 1;
+            } else if line.starts_with("  ") && !line.starts_with("    ") {
+                current = trimmed.split_whitespace().next().map(str::to_string);
+            }
+            if done == want {
+                return urls;
+            }
+        }
+    }
+}
+
+fn token_of(url: &str) -> String {
+    url.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// Copies the example manifests with a distinctive API key, plus a bearer-protected server.
+fn write_manifests(dir: &Path) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local");
+    for entry in std::fs::read_dir(examples).expect("examples").flatten() {
+        let text = std::fs::read_to_string(entry.path()).expect("example");
+        let text = text.replace("sandbox-placeholder-key", API_KEY_VALUE);
+        std::fs::write(dir.join(entry.file_name()), text).expect("copy");
+    }
+    std::fs::write(dir.join("bearer.yaml"), BEARER_SERVER).expect("bearer manifest");
+}
+
+async fn status_of(url: &str, body: &str, headers: &[(&str, &str)]) -> u16 {
+    post(url, body, headers).await.status().as_u16()
+}
+
+/// Successful and failing calls on every kind of server.
+async fn exercise(urls: &BTreeMap<String, String>) {
+    let readonly = &urls["it-ops/service-desk-readonly"];
+    let ops = &urls["it-ops/change-ops"];
+    let audit = &urls["it-ops/asset-audit"];
+    let bearer = &urls["it-ops/bearer-desk"];
+    assert_eq!(status_of(readonly, READ_CALL, &[]).await, 200);
+    let missing = call(
+        "get_single_atomicwork_requests_number_by_id",
+        json!({"id": "ITREQ-999999"}),
+    );
+    assert_eq!(status_of(readonly, &missing, &[]).await, 200);
+    let invalid = call(
+        "get_single_atomicwork_requests_number_by_id",
+        json!({"id": {}}),
+    );
+    assert_eq!(status_of(readonly, &invalid, &[]).await, 200);
+    let write = call(
+        "create_a_atomicwork_request",
+        json!({"subject": "Printer on fire"}),
+    );
+    assert_eq!(status_of(readonly, &write, &[]).await, 200);
+    assert_eq!(status_of(ops, &write, &[]).await, 200);
+    let search = call("search_tools", json!({"query": "audit"}));
+    assert_eq!(status_of(audit, &search, &[]).await, 200);
+    assert_eq!(status_of(bearer, READ_CALL, &[]).await, 401);
+    let wrong = format!("Bearer {WRONG_BEARER}");
+    assert_eq!(
+        status_of(bearer, READ_CALL, &[("authorization", &wrong)]).await,
+        401
+    );
+    let right = format!("Bearer {CLIENT_TOKEN}");
+    assert_eq!(
+        status_of(bearer, READ_CALL, &[("authorization", &right)]).await,
+        200
+    );
+    let unknown = readonly.replace(&token_of(readonly), UNKNOWN_TOKEN);
+    assert_eq!(status_of(&unknown, LIST, &[]).await, 404);
+    assert_eq!(
+        status_of(&format!("{readonly}/extra"), LIST, &[]).await,
+        404
+    );
+    let origin = [("origin", "https://evil.example")];
+    assert_eq!(status_of(readonly, LIST, &origin).await, 403);
+    let bad_json = r#"{"jsonrpc":"2.0","id":1,"method":"#;
+    assert_eq!(status_of(readonly, bad_json, &[]).await, 400);
+}
+
+/// Sets the rotate annotation on `change-ops` and returns the URLs after the reload.
+async fn rotate(local: &mut Local, manifests: &Path) -> BTreeMap<String, String> {
+    let path = manifests.join("change-ops.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let rotated = text.replacen(
+        "  namespace: it-ops\n",
+        "  namespace: it-ops\n  annotations:\n    mcp.atomicwork.dev/rotate-token: \"2026-rotation-1\"\n",
+        1,
+    );
+    assert_ne!(rotated, text, "annotation added");
+    std::fs::write(&path, rotated).expect("write");
+    local.summary().await
+}
+
+/// Every token the run handed out or was shown: printed URLs and the state file.
+fn known_tokens(stdout: &[String], state: &Path) -> Vec<String> {
+    let mut tokens: Vec<String> = stdout
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("url: "))
+        .map(token_of)
+        .collect();
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(state.join("tokens.json")).expect("state file"),
+    )
+    .expect("state JSON");
+    for server in state["servers"].as_object().expect("servers").values() {
+        tokens.push(server["token"].as_str().expect("token").to_string());
+    }
+    tokens.sort();
+    tokens.dedup();
+    tokens
+}
+
+#[tokio::test]
+async fn tokens_and_api_keys_never_reach_the_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    write_manifests(&manifests);
+    let (state, log) = (dir.path().join("state"), dir.path().join("stderr.log"));
+    let mut local = Local::start(&manifests, &state, &log);
+    let before = local.summary().await;
+    assert_eq!(before.len(), 4, "{before:#?}");
+    exercise(&before).await;
+
+    let after = rotate(&mut local, &manifests).await;
+    let (old, new) = (&before["it-ops/change-ops"], &after["it-ops/change-ops"]);
+    assert_ne!(old, new, "rotation mints a new URL");
+    assert_eq!(status_of(old, LIST, &[]).await, 404);
+    assert_eq!(status_of(new, READ_CALL, &[]).await, 200);
+    exercise(&after).await;
+    let _ = local.child.kill().await;
+
+    let logs = std::fs::read_to_string(&log).expect("logs");
+    assert!(logs.contains(r#""level":"TRACE""#), "trace level is on");
+    assert!(logs.contains("tool call") && logs.contains("/mcp/[token]"));
+    let mut secrets = known_tokens(&local.stdout, &state);
+    assert!(
+        secrets.len() >= 5,
+        "4 servers and a rotated token: {secrets:?}"
+    );
+    secrets.extend([API_KEY_VALUE, CLIENT_TOKEN, WRONG_BEARER, UNKNOWN_TOKEN].map(String::from));
+    for secret in &secrets {
+        // Any 16 characters in a row would already say too much.
+        let chars: Vec<char> = secret.chars().collect();
+        for window in chars.windows(16) {
+            let piece: String = window.iter().collect();
+            assert!(
+                !logs.contains(&piece),
+                "logs contain {piece:?} of {secret:?}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Path tricks and HTTP framing
+
+const TOKEN_A: &str = "tok-a-security-000000000001";
+const TOKEN_B: &str = "tok-b-security-000000000002";
+
+/// Two servers, each with its own upstream that records what reaches it.
+async fn two_servers() -> (Plane, MockServer, MockServer) {
+    let (up_a, up_b) = (MockServer::start().await, MockServer::start().await);
+    for up in [&up_a, &up_b] {
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+            .mount(up)
+            .await;
+    }
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    for (token, name, up) in [(TOKEN_A, "server-a", &up_a), (TOKEN_B, "server-b", &up_b)] {
+        let spec = format!("  displayName: Display {name}\n");
+        plane.add(
+            token,
+            view(&plane.catalog, &server_yaml(name, &spec), &up.uri()),
+        );
+    }
+    (plane, up_a, up_b)
+}
+
+async fn received(up: &MockServer) -> usize {
+    up.received_requests().await.map_or(0, |r| r.len())
+}
+
+fn raw_post(path: &str, body: &str, extra_headers: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra_headers}\r\n{body}",
+        body.len()
+    )
+}
+
+/// Writes `request` on one connection and reads every response until the server closes.
+async fn exchange(plane: &Plane, request: &[u8]) -> Vec<(u16, String)> {
+    let addr = plane.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut bytes = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes));
+    let _ = read.await.expect("the server closes the connection");
+    parse_responses(&bytes)
+}
+
+/// Splits HTTP/1.1 responses with `content-length` bodies (all the data plane sends).
+fn parse_responses(mut bytes: &[u8]) -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let body_end = (end + 4 + length).min(bytes.len());
+        out.push((
+            status,
+            String::from_utf8_lossy(&bytes[end + 4..body_end]).into_owned(),
+        ));
+        bytes = &bytes[body_end..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn path_tricks_never_reach_a_server() {
+    let (plane, up_a, up_b) = two_servers().await;
+    let (a, b) = (TOKEN_A, TOKEN_B);
+    let tricks = [
+        format!("/mcp/{a}/{b}"),
+        format!("/mcp/{a}/"),
+        format!("/mcp//{b}"),
+        format!("//mcp/{b}"),
+        format!("/MCP/{b}"),
+        format!("/mcp/{a}%2F{b}"),
+        format!("/mcp/{a}%2f..%2f{b}"),
+        format!("/mcp/{a}/../{b}"),
+        format!("/mcp/{a}/..%2F{b}"),
+        format!("/mcp/./{b}"),
+        format!("/mcp/{b}/."),
+        format!("/mcp/{b}/.."),
+        format!("/mcp/{b}/%2e"),
+        format!("/mcp/%2e%2e/mcp/{b}"),
+        format!("/mcp/{b}%00"),
+        format!("/mcp/%20{b}"),
+        format!("/mcp/{b}%20"),
+        format!("/mcp/{b};x"),
+        format!("/mcp/{b}%2F"),
+        format!("/api/../mcp/{b}"),
+        format!("/api/../mcp/{b}/x"),
+    ];
+    for path in &tricks {
+        let request = raw_post(path, READ_CALL, "Connection: close\r\n");
+        let answers = exchange(&plane, request.as_bytes()).await;
+        assert_eq!(answers.len(), 1, "{path}: {answers:?}");
+        assert!(matches!(answers[0].0, 400 | 404), "{path}: {answers:?}");
+    }
+    assert_eq!((received(&up_a).await, received(&up_b).await), (0, 0));
+    // The exact URL still works: the tricks failed for the right reason.
+    let exact = raw_post(&format!("/mcp/{a}"), READ_CALL, "Connection: close\r\n");
+    assert_eq!(exchange(&plane, exact.as_bytes()).await[0].0, 200);
+    assert_eq!((received(&up_a).await, received(&up_b).await), (1, 0));
+}
+
+/// A chunked request to A whose `Content-Length` covers a second request to B.
+fn smuggling(te_first: bool) -> String {
+    let inner = raw_post(&format!("/mcp/{TOKEN_B}"), READ_CALL, "");
+    let chunked = format!("{:x}\r\n{READ_CALL}\r\n0\r\n\r\n", READ_CALL.len());
+    let (te, cl) = (
+        "Transfer-Encoding: chunked\r\n".to_string(),
+        format!("Content-Length: {}\r\n", chunked.len() + inner.len()),
+    );
+    let framing = if te_first { te + &cl } else { cl + &te };
+    format!(
+        "POST /mcp/{TOKEN_A} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{framing}\r\n{chunked}{inner}"
+    )
+}
+
+#[tokio::test]
+async fn conflicting_framing_never_smuggles_a_request() {
+    let (plane, up_a, up_b) = two_servers().await;
+    for te_first in [true, false] {
+        let answers = exchange(&plane, smuggling(te_first).as_bytes()).await;
+        assert!(answers.len() <= 1, "one request at most: {answers:?}");
+    }
+    let body = READ_CALL;
+    let twice = format!(
+        "POST /mcp/{TOKEN_A} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nContent-Length: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let answers = exchange(&plane, twice.as_bytes()).await;
+    assert_eq!(answers.iter().map(|a| a.0).collect::<Vec<_>>(), vec![400]);
+    let http10 = format!(
+        "POST /mcp/{TOKEN_A} HTTP/1.0\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    );
+    let answers = exchange(&plane, http10.as_bytes()).await;
+    assert_eq!(answers.iter().map(|a| a.0).collect::<Vec<_>>(), vec![400]);
+    assert_eq!(received(&up_b).await, 0, "nothing reached server B");
+    assert!(received(&up_a).await <= 2);
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_each_answered_by_their_own_server() {
+    let (plane, up_a, up_b) = two_servers().await;
+    let init = r#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let pipelined = [
+        raw_post(&format!("/mcp/{TOKEN_A}"), init, ""),
+        raw_post(&format!("/mcp/{TOKEN_A}"), READ_CALL, ""),
+        raw_post(&format!("/mcp/{UNKNOWN_TOKEN}"), READ_CALL, ""),
+        raw_post(&format!("/mcp/{TOKEN_B}"), init, "Connection: close\r\n"),
+    ]
+    .concat();
+    let answers = exchange(&plane, pipelined.as_bytes()).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert_eq!(statuses, vec![200, 200, 404, 200], "{answers:?}");
+    let title = |body: &str| -> String {
+        serde_json::from_str::<Value>(body).expect("json")["result"]["serverInfo"]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(title(&answers[0].1), "Display server-a");
+    assert_eq!(title(&answers[3].1), "Display server-b");
+    assert_eq!((received(&up_a).await, received(&up_b).await), (1, 0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Write tools on a read-only server
+
+const WRITE: &str = "create_a_atomicwork_request";
+
+/// An upstream that answers reads and must never see a write. (No read call made here
+/// uses POST, so any POST is a write.)
+async fn guarded_upstream() -> MockServer {
+    let up = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .mount(&up)
+        .await;
+    for verb in ["POST", "PUT", "PATCH", "DELETE"] {
+        Mock::given(method(verb))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1})))
+            .named(format!("write endpoint ({verb})"))
+            .expect(0)
+            .mount(&up)
+            .await;
+    }
+    up
+}
+
+/// True when the answer refuses the call: an HTTP or JSON-RPC error, or an error result
+/// saying the tool is unknown.
+async fn refused(resp: reqwest::Response) -> bool {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if status.is_client_error() || body.get("error").is_some() {
+        return true;
+    }
+    body["result"]["isError"] == true
+        && body["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Unknown tool") || t.contains("tool_names"))
+}
+
+fn stateless(name_in_body: &str, args: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": name_in_body, "arguments": args,
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string()
+}
+
+/// A URL, a body and the headers to send with it.
+type Attempt<'a> = (&'a String, String, Vec<(&'static str, String)>);
+
+#[tokio::test]
+async fn write_tools_are_unreachable_on_a_read_only_server() {
+    let up = guarded_upstream().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let direct = plane.add(
+        "tok-readonly-writes-01",
+        view(
+            &plane.catalog,
+            &server_yaml("ro", "  methods: [read]\n"),
+            &up.uri(),
+        ),
+    );
+    let spec = "  methods: [read]\n  toolExposure: discovery\n";
+    let discovery = plane.add(
+        "tok-readonly-writes-02",
+        view(&plane.catalog, &server_yaml("ro-d", spec), &up.uri()),
+    );
+    let subject = json!({"subject": "x"});
+    let via_call_tool =
+        |name: &str, args: &Value| call("call_tool", json!({"tool_name": name, "arguments": args}));
+    let variants = [
+        WRITE.to_string(),
+        WRITE.to_uppercase(),
+        "Create_A_Atomicwork_Request".to_string(),
+        format!(" {WRITE}"),
+        format!("{WRITE} "),
+        format!("{WRITE}\n"),
+        format!("{WRITE}\u{0}"),
+        format!("{WRITE}\u{200b}"),
+    ];
+    let mut attempts: Vec<Attempt> = Vec::new();
+    for name in &variants {
+        attempts.push((&direct, call(name, subject.clone()), vec![]));
+        attempts.push((&discovery, call(name, subject.clone()), vec![]));
+        attempts.push((&discovery, via_call_tool(name, &subject), vec![]));
+    }
+    let schema = call("get_tool_schema", json!({"tool_names": [WRITE]}));
+    attempts.push((&discovery, schema, vec![]));
+    let deletion = call(
+        "delete_a_atomicwork_requests_number_by_id",
+        json!({"id": "ITREQ-1"}),
+    );
+    attempts.push((&direct, deletion, vec![]));
+    let escaped = READ_CALL.replace(
+        "list_all_atomicwork_workspaces",
+        r"\u0063reate_a_atomicwork_request",
+    );
+    attempts.push((&direct, escaped, vec![]));
+    let batch = format!("[{READ_CALL},{}]", call(WRITE, subject.clone()));
+    attempts.push((&direct, batch, vec![]));
+    attempts.push((
+        &direct,
+        format!("[{}]", call(WRITE, subject.clone())),
+        vec![],
+    ));
+    let read_name = "list_all_atomicwork_workspaces";
+    let headers = |name: &str| {
+        vec![
+            ("mcp-protocol-version", "2026-07-28".to_string()),
+            ("mcp-method", "tools/call".to_string()),
+            ("mcp-name", name.to_string()),
+        ]
+    };
+    attempts.push((
+        &direct,
+        stateless(WRITE, subject.clone()),
+        headers(read_name),
+    ));
+    let encoded = "=?base64?bGlzdF9hbGxfYXRvbWljd29ya193b3Jrc3BhY2Vz?=";
+    attempts.push((&direct, stateless(WRITE, subject.clone()), headers(encoded)));
+    let duplicate = stateless(WRITE, subject.clone()).replacen(
+        r#""name":"#,
+        &format!(r#""name":"{read_name}","name":"#),
+        1,
+    );
+    attempts.push((&direct, duplicate.clone(), headers(read_name)));
+    attempts.push((&direct, duplicate, headers(WRITE)));
+
+    for (url, body, headers) in &attempts {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert!(
+            refused(post(url, body, &headers).await).await,
+            "not refused: {body}"
+        );
+    }
+    // The same routes do run a read tool, so the refusals are about the tool.
+    let ok: Value = post(&direct, READ_CALL, &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ok["result"]["isError"], false, "{ok}");
+    let read_via_discovery = via_call_tool(read_name, &json!({}));
+    let ok: Value = post(&discovery, &read_via_discovery, &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ok["result"]["isError"], false, "{ok}");
+    let read_headers = headers(read_name);
+    let read_headers: Vec<(&str, &str)> =
+        read_headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let resp = post(&direct, &stateless(read_name, json!({})), &read_headers).await;
+    let ok: Value = resp.json().await.expect("json");
+    assert_eq!(ok["result"]["isError"], false, "{ok}");
+    up.verify().await;
+    let requests = up.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), 3);
+    assert!(requests.iter().all(|r| r.method.as_str() == "GET"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Regressions from fuzzing
+
+#[tokio::test]
+async fn ids_that_are_not_strings_or_numbers_are_refused_not_echoed() {
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.add(
+        "tok-ids-000000000001",
+        view(
+            &plane.catalog,
+            &server_yaml("ids", ""),
+            "http://127.0.0.1:9",
+        ),
+    );
+    for id in [r#"{"a":[1e400]}"#, "[1]", "true", "1e400"] {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
+        let resp = post(&url, &body, &[]).await;
+        assert_eq!(resp.status(), 400, "{id}");
+        let answer: Value = resp.json().await.expect("answer parses as JSON");
+        assert_eq!(answer["error"]["code"], -32600, "{id}");
+        assert_eq!(answer["id"], Value::Null, "{id}");
+    }
+    let wrong_version = r#"{"jsonrpc":"1.0","id":{"a":[1e400]},"method":"tools/list"}"#;
+    let answer: Value = post(&url, wrong_version, &[])
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(answer["id"], Value::Null);
+    for id in ["1", "\"a\"", "-5", "1.5"] {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
+        assert_eq!(post(&url, &body, &[]).await.status(), 200, "{id}");
+    }
+}
