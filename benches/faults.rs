@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLIENTS: usize = 64;
+/// Requests per client in the measured run; `FAULTS_PER_CLIENT` overrides it.
 const PER_CLIENT: usize = 40;
 const WARMUP_PER_CLIENT: usize = 8;
 /// The whole measured run must finish within this.
@@ -291,7 +292,7 @@ impl Tally {
         }
         self.tool_errors += other.tool_errors;
         self.latencies.extend(other.latencies);
-        self.problems.extend(other.problems.into_iter().take(5));
+        self.problems.extend(other.problems);
     }
 }
 
@@ -451,8 +452,9 @@ async fn run() -> bool {
         reset_url.clone(),
         stop.clone(),
     ));
+    let classes_before = outcome_classes(&dp);
     let started = Instant::now();
-    let measured = tokio::time::timeout(DEADLINE, load(&base, PER_CLIENT)).await;
+    let measured = tokio::time::timeout(DEADLINE, load(&base, per_client())).await;
     let elapsed = started.elapsed();
     stop.store(true, Ordering::SeqCst);
     let updates = churn.await.unwrap_or(0);
@@ -462,14 +464,33 @@ async fn run() -> bool {
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (after, peak) = memory_kib();
-    report(
-        &mut tally,
-        &warm,
-        &dp,
+    let mut classes = outcome_classes(&dp);
+    for (class, n) in classes_before {
+        classes.entry(class).and_modify(|c| *c -= n);
+    }
+    let run = Run {
         elapsed,
         updates,
-        (baseline, after, peak),
-    )
+        classes,
+        memory: (baseline, after, peak),
+    };
+    report(&mut tally, &warm, &run)
+}
+
+fn per_client() -> usize {
+    std::env::var("FAULTS_PER_CLIENT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(PER_CLIENT)
+}
+
+/// What the measured run did, besides the clients' tally.
+struct Run {
+    elapsed: Duration,
+    updates: usize,
+    classes: BTreeMap<String, u64>,
+    /// Baseline, after-run and peak resident memory, in KiB.
+    memory: (u64, u64, u64),
 }
 
 /// Re-applies the whole registry every [`CHURN_EVERY`] until told to stop; returns how
@@ -490,20 +511,28 @@ async fn churn(
     generation
 }
 
-fn report(
-    t: &mut Tally,
-    warm: &Tally,
-    dp: &Dataplane,
-    elapsed: Duration,
-    updates: usize,
-    (baseline, after, peak): (u64, u64, u64),
-) -> bool {
+/// Distinct problems with how often each was seen.
+fn summary(problems: &[String]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in problems {
+        *counts.entry(p.as_str()).or_default() += 1;
+    }
+    format!("{counts:#?}")
+}
+
+fn report(t: &mut Tally, warm: &Tally, run: &Run) -> bool {
+    let (baseline, after, peak) = run.memory;
     t.latencies.sort();
     println!(
-        "\n{CLIENTS} clients x {PER_CLIENT} requests over {} servers with injected faults; registry re-applied {updates} times",
-        SERVERS.len()
+        "\n{CLIENTS} clients x {} requests over {} servers with injected faults; registry re-applied {} times",
+        per_client(),
+        SERVERS.len(),
+        run.updates
     );
-    println!("elapsed                {:>10.1} s", elapsed.as_secs_f64());
+    println!(
+        "elapsed                {:>10.1} s",
+        run.elapsed.as_secs_f64()
+    );
     println!("requests sent          {:>10}", t.sent);
     println!("answered               {:>10}", t.answered);
     println!("well-formed answers    {:>10}", t.well_formed);
@@ -515,10 +544,7 @@ fn report(
     );
     let statuses: HashMap<_, _> = t.by_status.iter().collect();
     println!("HTTP statuses          {statuses:?}");
-    println!(
-        "tool-call outcomes     {:?} (warm-up included)",
-        outcome_classes(dp)
-    );
+    println!("tool-call outcomes     {:?}", run.classes);
     println!(
         "RSS baseline / after / peak   {} / {} / {} MiB (tolerance {} MiB)",
         baseline / 1024,
@@ -533,14 +559,14 @@ fn report(
         ok = false;
     };
     if warm.well_formed != warm.sent {
-        fail(format!("warm-up: {:?}", warm.problems));
+        fail(format!("warm-up: {}", summary(&warm.problems)));
     }
     if t.well_formed != t.sent || t.answered != t.sent {
         fail(format!(
-            "{} of {} requests lacked a well-formed answer: {:?}",
+            "{} of {} requests lacked a well-formed answer: {}",
             t.sent - t.well_formed,
             t.sent,
-            t.problems
+            summary(&t.problems)
         ));
     }
     if panics > 0 {

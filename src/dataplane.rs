@@ -185,10 +185,7 @@ pub fn router(dp: Arc<Dataplane>) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(dp.clone(), host_check))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            timeout,
-        ))
+        .layer(middleware::from_fn_with_state(timeout, deadline))
         .layer(middleware::from_fn(access_log))
         .with_state(dp)
 }
@@ -205,6 +202,29 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// When a request started, so the MCP handler can stop at the request's deadline with an
+/// answer for its id.
+#[derive(Clone, Copy)]
+struct Started(Instant);
+
+/// Extra time the outer guard gives the MCP handler to answer its own deadline first.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
+/// Bounds every request, body upload included. The MCP handler answers its own deadline
+/// with a JSON-RPC error for the request's id; this guard is the backstop for everything
+/// else, and also answers with a JSON-RPC error rather than an empty body.
+async fn deadline(State(timeout): State<Duration>, mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(Started(Instant::now()));
+    match tokio::time::timeout(timeout + DEADLINE_GRACE, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => json_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            code::REQUEST_TIMEOUT,
+            &mcp::timeout_message(timeout),
+        ),
+    }
 }
 
 async fn not_found() -> Response {
@@ -256,6 +276,7 @@ async fn host_check(State(dp): State<Arc<Dataplane>>, req: Request, next: Next) 
 async fn mcp_endpoint(
     State(dp): State<Arc<Dataplane>>,
     Path(token): Path<String>,
+    started: Option<axum::Extension<Started>>,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
@@ -300,7 +321,7 @@ async fn mcp_endpoint(
         dp.metrics.request(&server, "unsupported_media_type");
         return resp;
     }
-    let reply = mcp::handle(
+    let handled = mcp::handle(
         mcp::Request {
             view: &view,
             headers: &headers,
@@ -309,8 +330,12 @@ async fn mcp_endpoint(
         },
         dp.as_ref(),
         dp.as_ref(),
-    )
-    .await;
+    );
+    let started = started.map_or_else(Instant::now, |s| s.0.0);
+    let timeout = dp.config.request_timeout;
+    let reply = tokio::time::timeout_at((started + timeout).into(), handled)
+        .await
+        .unwrap_or_else(|_| mcp::timed_out(&body, timeout));
     record(&dp, &view, &reply);
     into_response(reply, &headers)
 }

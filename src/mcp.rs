@@ -57,6 +57,7 @@ pub mod code {
     pub const UNAUTHORIZED: i64 = -31003;
     pub const RATE_LIMITED: i64 = -31004;
     pub const FORBIDDEN_ORIGIN: i64 = -31005;
+    pub const REQUEST_TIMEOUT: i64 = -31006;
 }
 
 /// An HTTP answer to one MCP POST.
@@ -317,6 +318,36 @@ pub async fn handle<R: ToolRunner, G: CallGate>(req: Request<'_>, runner: &R, ga
     };
     let ctx = Ctx { req: &req, era, id };
     dispatch(&ctx, method, params, runner, gate).await
+}
+
+/// What a client is told when the data plane's request timeout ends its request.
+pub fn timeout_message(timeout: std::time::Duration) -> String {
+    format!(
+        "the request took longer than this MCP server allows ({}s) and was abandoned; a write may still have been applied, so check before retrying",
+        timeout.as_secs_f64()
+    )
+}
+
+/// The answer to a request cut short by the data plane's request timeout: a JSON-RPC
+/// error for the request's id when the body names a usable one.
+pub fn timed_out(body: &[u8], timeout: std::time::Duration) -> Reply {
+    #[derive(serde::Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(default, borrow)]
+        id: Option<&'a RawValue>,
+    }
+    let id = serde_json::from_slice::<IdOnly<'_>>(body)
+        .ok()
+        .and_then(|m| m.id)
+        .filter(|id| is_valid_id(id));
+    Reply::error(
+        StatusCode::GATEWAY_TIMEOUT,
+        id,
+        code::REQUEST_TIMEOUT,
+        &timeout_message(timeout),
+        None,
+        "timeout",
+    )
 }
 
 /// JSON-RPC ids are strings or numbers. Anything else is refused rather than echoed, so an
