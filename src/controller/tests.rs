@@ -1,0 +1,1 @@
+//! Mocked-API-server reconcile scenarios.
