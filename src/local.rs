@@ -221,6 +221,7 @@ impl Loader {
                 suspended: false,
             });
         }
+        lines.sort_by(|a, b| a.id.cmp(&b.id));
         self.store.file.servers.retain(|k, _| seen.contains(k));
         self.store.save()?;
         Ok((entries, lines, m))
@@ -246,12 +247,15 @@ impl Loader {
 }
 
 fn print_summary(out: &mut impl Write, lines: &[ServerLine], m: &Manifests) {
+    if !m.errors.is_empty() {
+        let _ = writeln!(out, "manifest errors ({}), skipped:", m.errors.len());
+        for e in &m.errors {
+            let _ = writeln!(out, "  {e}");
+        }
+    }
     let _ = writeln!(out, "servers ({}):", lines.len());
     for line in lines {
         let _ = writeln!(out, "{line}");
-    }
-    for e in &m.errors {
-        let _ = writeln!(out, "  manifest error: {e}");
     }
     let _ = out.flush();
 }

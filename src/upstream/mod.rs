@@ -1,122 +1,637 @@
-//! Placeholder with the upstream API; replaced by the real client.
-#![allow(dead_code, unused_variables)]
+//! The upstream client: one tool call becomes one Atomicwork REST call (or a few, for read
+//! tools with an opt-in retry policy), and the answer becomes an MCP tool result.
+//!
+//! [`Upstream::call`] never fails: arguments that cannot form a request, rate limits,
+//! upstream errors and network trouble all become error results whose text tells the model
+//! what happened and what to do next. The API key is attached only when the request is
+//! sent, and any echo of it in an answer is replaced by `[redacted]`.
+
+mod multipart;
+mod ratelimit;
+mod request;
+mod response;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
+use bytes::Bytes;
+use http::HeaderValue;
+use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
+use serde_json::{Map, Value, json};
 
+pub use crate::catalog::HttpMethod;
 use crate::catalog::Tool;
 use crate::secret::Secret;
+pub use multipart::FilePart;
+pub use ratelimit::RateLimitInfo;
+pub use request::{BuildError, PreparedBody, PreparedRequest, build_request};
+pub use response::ToolResult;
+use response::{CallContext, Paging, TransportKind};
 
+/// Default cap on the characters of one tool result.
 pub const DEFAULT_MAX_RESULT_CHARS: usize = 150_000;
+/// `User-Agent` of every upstream request.
+pub const USER_AGENT: &str = concat!("atomicwork-mcp-operator/", env!("CARGO_PKG_VERSION"));
 
-#[derive(Debug, thiserror::Error)]
-#[error("upstream client: {0}")]
-pub struct UpstreamError(String);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// First step of the exponential backoff between retries.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// Response bodies beyond this are not read further (they could not be returned anyway).
+const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
+/// Process-wide limits of the upstream client.
+#[derive(Debug, Clone)]
 pub struct UpstreamOptions {
+    /// Timeout of one call when the target sets none.
     pub default_timeout: Duration,
+    /// Largest single uploaded file, in bytes.
     pub max_file_bytes: usize,
+    /// Largest total of uploaded files in one call, in bytes.
     pub max_upload_bytes: usize,
 }
+
 impl Default for UpstreamOptions {
     fn default() -> Self {
         UpstreamOptions {
             default_timeout: Duration::from_secs(30),
-            max_file_bytes: 10 << 20,
-            max_upload_bytes: 25 << 20,
+            max_file_bytes: 10 * 1024 * 1024,
+            max_upload_bytes: 25 * 1024 * 1024,
         }
     }
 }
-pub struct Upstream;
-impl Upstream {
-    pub fn new(opts: UpstreamOptions) -> Result<Self, UpstreamError> {
-        Ok(Upstream)
+
+/// Per-server settings, built by the data plane from the resource spec.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Tenant base URL, e.g. `https://acme.atomicwork.com` (catalog paths add `/api/v1`).
+    pub base_url: String,
+    pub api_key: Secret,
+    /// Default workspace, for `X-Workspace-Id` and `{workspace_id}` in paths.
+    pub workspace_id: Option<String>,
+    /// Write tools return the request they would send instead of sending it.
+    pub dry_run: bool,
+    /// Opt-in retries; applied to read tools only.
+    pub retry: Option<RetryPolicy>,
+    /// Per-call timeout; `None` uses [`UpstreamOptions::default_timeout`].
+    pub timeout: Option<Duration>,
+    /// Longest result text, in characters.
+    pub max_result_chars: usize,
+    /// Added as the first text block of every result (e.g. a sandbox notice).
+    pub notice: Option<Arc<str>>,
+}
+
+impl Target {
+    /// A target with the defaults: no workspace, no dry run, no retries, default timeout
+    /// and result cap, no notice.
+    pub fn new(base_url: impl Into<String>, api_key: Secret) -> Self {
+        Target {
+            base_url: base_url.into(),
+            api_key,
+            workspace_id: None,
+            dry_run: false,
+            retry: None,
+            timeout: None,
+            max_result_chars: DEFAULT_MAX_RESULT_CHARS,
+            notice: None,
+        }
     }
+}
+
+/// Bounded retries with full-jitter exponential backoff.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Total attempts, including the first.
+    pub max_attempts: u32,
+    /// Longest wait between attempts; a longer `Retry-After` ends the retries.
+    pub max_backoff: Duration,
+}
+
+/// The result of one tool call plus what the data plane records about it.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    pub result: ToolResult,
+    /// HTTP status of the last upstream answer, if one arrived.
+    pub upstream_status: Option<u16>,
+    /// Normalised rate-limit headers of the last answer, for the data plane's response.
+    pub rate_limit: Option<RateLimitInfo>,
+    pub class: OutcomeClass,
+    /// Requests sent (0 when nothing was sent).
+    pub attempts: u32,
+    /// Time spent waiting for Atomicwork, summed over attempts (backoff sleeps excluded).
+    pub upstream_latency: Duration,
+}
+
+/// How a call ended, for metrics and audit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutcomeClass {
+    Ok,
+    DryRun,
+    /// The arguments could not form a request; nothing was sent.
+    InvalidArguments,
+    /// The server's own settings (base URL, API key) are unusable; nothing was sent.
+    Config,
+    RateLimited,
+    /// Any other 4xx.
+    ClientError,
+    /// 5xx.
+    ServerError,
+    Timeout,
+    Connect,
+    Tls,
+    /// Unreadable answer, redirect or unexpected status.
+    Protocol,
+}
+
+impl OutcomeClass {
+    /// The snake_case metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            OutcomeClass::Ok => "ok",
+            OutcomeClass::DryRun => "dry_run",
+            OutcomeClass::InvalidArguments => "invalid_arguments",
+            OutcomeClass::Config => "config",
+            OutcomeClass::RateLimited => "rate_limited",
+            OutcomeClass::ClientError => "client_error",
+            OutcomeClass::ServerError => "server_error",
+            OutcomeClass::Timeout => "timeout",
+            OutcomeClass::Connect => "connect",
+            OutcomeClass::Tls => "tls",
+            OutcomeClass::Protocol => "protocol",
+        }
+    }
+
+    fn of_status(status: u16) -> Self {
+        match status {
+            200..=299 => OutcomeClass::Ok,
+            429 => OutcomeClass::RateLimited,
+            400..=499 => OutcomeClass::ClientError,
+            500..=599 => OutcomeClass::ServerError,
+            _ => OutcomeClass::Protocol,
+        }
+    }
+
+    fn of_transport(kind: TransportKind) -> Self {
+        match kind {
+            TransportKind::Timeout => OutcomeClass::Timeout,
+            TransportKind::Connect { .. } => OutcomeClass::Connect,
+            TransportKind::Tls => OutcomeClass::Tls,
+            TransportKind::Protocol => OutcomeClass::Protocol,
+        }
+    }
+}
+
+/// The upstream client could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot create the HTTP client: {0}")]
+    Client(String),
+}
+
+/// The shared upstream client: one connection pool for every server and call.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    opts: UpstreamOptions,
+}
+
+impl Upstream {
+    /// Builds the shared client: pooled connections, HTTP/2 when the server offers it
+    /// (ALPN), gzip, a connect timeout, and no redirects (a redirect would carry the API
+    /// key to wherever it points).
+    pub fn new(opts: UpstreamOptions) -> Result<Self, UpstreamError> {
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .gzip(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_keepalive(TCP_KEEPALIVE)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| UpstreamError::Client(e.to_string()))?;
+        Ok(Upstream { client, opts })
+    }
+
+    /// Runs one tool call. Never fails: every problem becomes an error result with an
+    /// actionable message.
     pub async fn call(
         &self,
         tool: &Tool,
         args: &Map<String, Value>,
         target: &Target,
     ) -> CallOutcome {
-        CallOutcome {
-            result: ToolResult::error("not implemented"),
-            upstream_status: None,
-            rate_limit: None,
-            class: OutcomeClass::Protocol,
-            attempts: 0,
-            upstream_latency: Duration::ZERO,
+        let mut outcome = self.run(tool, args, target).await;
+        outcome.result.redact(target.api_key.expose().trim());
+        if let Some(notice) = &target.notice {
+            outcome.result.content.insert(0, notice.to_string());
+        }
+        tracing::debug!(
+            tool = tool.name(),
+            class = outcome.class.label(),
+            status = ?outcome.upstream_status,
+            attempts = outcome.attempts,
+            latency_ms = outcome.upstream_latency.as_millis() as u64,
+            "upstream call finished"
+        );
+        outcome
+    }
+
+    async fn run(&self, tool: &Tool, args: &Map<String, Value>, target: &Target) -> CallOutcome {
+        let prepared = build_request(tool, args, target)
+            .and_then(|p| multipart::check_limits(&p.body, &self.opts).map(|()| p));
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => return not_sent(tool, &e),
+        };
+        if target.dry_run && !tool.is_read() {
+            return dry_run(&prepared);
+        }
+        let key = match api_key_header(&target.api_key) {
+            Ok(k) => k,
+            Err(message) => return local_failure(tool, OutcomeClass::Config, message),
+        };
+        self.execute(tool, &prepared, target, &key).await
+    }
+
+    async fn execute(
+        &self,
+        tool: &Tool,
+        prepared: &PreparedRequest,
+        target: &Target,
+        key: &HeaderValue,
+    ) -> CallOutcome {
+        let timeout = target.timeout.unwrap_or(self.opts.default_timeout);
+        let policy = target.retry.filter(|_| tool.is_read());
+        let max_attempts = policy.map_or(1, |p| p.max_attempts.max(1));
+        let mut attempts = 0;
+        let mut latency = Duration::ZERO;
+        loop {
+            attempts += 1;
+            let started = Instant::now();
+            let attempt = self.send(prepared, key, timeout).await;
+            latency += started.elapsed();
+            let wait = policy
+                .filter(|_| attempts < max_attempts)
+                .and_then(|p| retry_wait(&attempt, p, attempts));
+            if let Some(wait) = wait {
+                tracing::info!(
+                    tool = tool.name(),
+                    attempt = attempts,
+                    wait_ms = wait.as_millis() as u64,
+                    reason = attempt.describe(),
+                    "retrying upstream call"
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let ctx = CallContext {
+                tool,
+                method: prepared.method,
+                path: &prepared.path,
+                workspace: prepared.workspace.as_deref(),
+                paging: Paging::of(tool, &prepared.query),
+                max_chars: target.max_result_chars.max(1),
+                attempts,
+                timeout,
+            };
+            let mut outcome = finish(&ctx, attempt, host_of(&prepared.url));
+            outcome.attempts = attempts;
+            outcome.upstream_latency = latency;
+            return outcome;
+        }
+    }
+
+    /// One HTTP exchange, body included.
+    async fn send(&self, p: &PreparedRequest, key: &HeaderValue, timeout: Duration) -> Attempt {
+        let mut rb = self
+            .client
+            .request(reqwest_method(p.method), &p.url)
+            .timeout(timeout)
+            .header("x-api-key", key.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(ws) = &p.workspace {
+            rb = rb.header("x-workspace-id", ws.as_str());
+        }
+        rb = match &p.body {
+            PreparedBody::None => rb,
+            PreparedBody::Json(v) => rb
+                .header(CONTENT_TYPE, "application/json")
+                .body(v.to_string()),
+            PreparedBody::Multipart { fields, files } => match multipart::to_form(fields, files) {
+                Ok(form) => rb.multipart(form),
+                Err(e) => return Attempt::NotSent(e),
+            },
+        };
+        let response = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Failed(e),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = read_body(response).await;
+        Attempt::Answered {
+            status,
+            headers,
+            body,
         }
     }
 }
-#[derive(Clone, Debug)]
-pub struct Target {
-    pub base_url: String,
-    pub api_key: Secret,
-    pub workspace_id: Option<String>,
-    pub dry_run: bool,
-    pub retry: Option<RetryPolicy>,
-    pub timeout: Option<Duration>,
-    pub max_result_chars: usize,
-    pub notice: Option<Arc<str>>,
+
+/// What one send produced.
+enum Attempt {
+    Answered {
+        status: u16,
+        headers: http::HeaderMap,
+        body: Result<Bytes, reqwest::Error>,
+    },
+    Failed(reqwest::Error),
+    NotSent(BuildError),
 }
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub max_backoff: Duration,
-}
-pub struct CallOutcome {
-    pub result: ToolResult,
-    pub upstream_status: Option<u16>,
-    pub rate_limit: Option<RateLimitInfo>,
-    pub class: OutcomeClass,
-    pub attempts: u32,
-    pub upstream_latency: Duration,
-}
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutcomeClass {
-    Ok,
-    DryRun,
-    InvalidArguments,
-    RateLimited,
-    ClientError,
-    ServerError,
-    Timeout,
-    Connect,
-    Tls,
-    Protocol,
-}
-impl OutcomeClass {
-    pub fn label(&self) -> &'static str {
-        "x"
-    }
-}
-pub struct ToolResult {
-    pub content: Vec<String>,
-    pub structured: Option<Value>,
-    pub is_error: bool,
-}
-impl ToolResult {
-    pub fn error(text: impl Into<String>) -> Self {
-        ToolResult {
-            content: vec![text.into()],
-            structured: None,
-            is_error: true,
+
+impl Attempt {
+    fn describe(&self) -> String {
+        match self {
+            Attempt::Answered {
+                status,
+                body: Ok(_),
+                ..
+            } => format!("HTTP {status}"),
+            Attempt::Answered {
+                status,
+                body: Err(e),
+                ..
+            } => {
+                format!("HTTP {status}, body unreadable: {}", root_cause(e))
+            }
+            Attempt::Failed(e) => root_cause(e),
+            Attempt::NotSent(e) => e.to_string(),
         }
     }
-    pub fn to_json(&self) -> Value {
-        Value::Null
+}
+
+/// The wait before the next attempt, or `None` to stop. Retries 429, 502, 503 and 504
+/// answers, timeouts and connection failures; `Retry-After` is honoured, and one longer
+/// than `max_backoff` stops the retries.
+fn retry_wait(attempt: &Attempt, policy: RetryPolicy, attempt_no: u32) -> Option<Duration> {
+    let retryable = match attempt {
+        Attempt::Answered {
+            status,
+            body: Ok(_),
+            ..
+        } => matches!(status, 429 | 502 | 503 | 504),
+        Attempt::Answered { body: Err(e), .. } => e.is_timeout(),
+        Attempt::Failed(e) => matches!(
+            classify(e),
+            TransportKind::Timeout | TransportKind::Connect { .. }
+        ),
+        Attempt::NotSent(_) => false,
+    };
+    if !retryable {
+        return None;
+    }
+    if let Attempt::Answered { headers, .. } = attempt
+        && let Some(secs) = RateLimitInfo::from_headers(headers, jiff::Timestamp::now())
+            .and_then(|r| r.wait_seconds())
+    {
+        let wait = Duration::from_secs(secs);
+        return (wait <= policy.max_backoff).then_some(wait);
+    }
+    Some(backoff(attempt_no, policy.max_backoff))
+}
+
+/// Full jitter: a uniform wait in `[0, min(max, base * 2^(n-1))]`.
+fn backoff(attempt_no: u32, max: Duration) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt_no.saturating_sub(1).min(16));
+    let cap_ms = exp.min(max).as_millis() as u64;
+    let jitter = match getrandom::u64() {
+        Ok(r) => r % (cap_ms + 1),
+        Err(_) => cap_ms / 2,
+    };
+    Duration::from_millis(jitter)
+}
+
+/// Turns the last attempt into the call's outcome.
+fn finish(ctx: &CallContext<'_>, attempt: Attempt, host: String) -> CallOutcome {
+    match attempt {
+        Attempt::NotSent(e) => not_sent(ctx.tool, &e),
+        Attempt::Failed(e) => {
+            let kind = classify(&e);
+            let result = response::transport_failure(ctx, kind, &host, &root_cause(&e));
+            outcome(result, OutcomeClass::of_transport(kind), None, None)
+        }
+        Attempt::Answered {
+            status,
+            headers,
+            body,
+        } => {
+            let rate = RateLimitInfo::from_headers(&headers, jiff::Timestamp::now());
+            let body = match body {
+                Ok(b) => b,
+                Err(e) => {
+                    let kind = if e.is_timeout() {
+                        TransportKind::Timeout
+                    } else {
+                        TransportKind::Protocol
+                    };
+                    let result = response::transport_failure(ctx, kind, &host, &root_cause(&e));
+                    return outcome(result, OutcomeClass::of_transport(kind), Some(status), rate);
+                }
+            };
+            let result = if (200..300).contains(&status) {
+                let content_type = header_text(&headers, CONTENT_TYPE);
+                response::success(ctx, status, content_type, &body)
+            } else {
+                let location = headers.get(LOCATION).and_then(|v| v.to_str().ok());
+                response::http_failure(ctx, status, &body, rate.as_ref(), location)
+            };
+            outcome(result, OutcomeClass::of_status(status), Some(status), rate)
+        }
     }
 }
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RateLimitInfo {
-    pub limit: Option<String>,
-    pub remaining: Option<u64>,
-    pub reset: Option<u64>,
-    pub retry_after: Option<u64>,
-}
-impl RateLimitInfo {
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        vec![]
+
+fn outcome(
+    result: ToolResult,
+    class: OutcomeClass,
+    upstream_status: Option<u16>,
+    rate_limit: Option<RateLimitInfo>,
+) -> CallOutcome {
+    CallOutcome {
+        result,
+        upstream_status,
+        rate_limit,
+        class,
+        attempts: 0,
+        upstream_latency: Duration::ZERO,
     }
+}
+
+fn local_failure(tool: &Tool, class: OutcomeClass, message: String) -> CallOutcome {
+    let text = format!(
+        "{} failed: nothing was sent to Atomicwork: {message}",
+        tool.name()
+    );
+    outcome(ToolResult::error(text), class, None, None)
+}
+
+fn not_sent(tool: &Tool, e: &BuildError) -> CallOutcome {
+    if e.is_argument_error() {
+        let message = format!("invalid arguments: {e}. Fix the arguments and call again.");
+        local_failure(tool, OutcomeClass::InvalidArguments, message)
+    } else {
+        local_failure(tool, OutcomeClass::Config, format!("{e}."))
+    }
+}
+
+/// The request a write would send, with the API key redacted and file bytes left out.
+fn dry_run(p: &PreparedRequest) -> CallOutcome {
+    let mut headers = Map::new();
+    headers.insert("X-Api-Key".into(), json!("[redacted]"));
+    headers.insert("Accept".into(), json!("application/json"));
+    headers.insert("User-Agent".into(), json!(USER_AGENT));
+    if let Some(ws) = &p.workspace {
+        headers.insert("X-Workspace-Id".into(), json!(ws));
+    }
+    let body = match &p.body {
+        PreparedBody::None => Value::Null,
+        PreparedBody::Json(v) => {
+            headers.insert("Content-Type".into(), json!("application/json"));
+            v.clone()
+        }
+        PreparedBody::Multipart { fields, files } => {
+            headers.insert("Content-Type".into(), json!("multipart/form-data"));
+            multipart::describe(fields, files)
+        }
+    };
+    let query: Vec<Value> = p.query.iter().map(|(k, v)| json!([k, v])).collect();
+    let view = json!({
+        "dry_run": true,
+        "message": "Dry run: nothing was sent to Atomicwork. This is the request that would have been sent.",
+        "request": {
+            "method": p.method.as_str(),
+            "url": p.url,
+            "path": p.path,
+            "query": query,
+            "workspace": p.workspace,
+            "headers": headers,
+            "body": body,
+        }
+    });
+    let result = ToolResult {
+        content: vec![view.to_string()],
+        structured: Some(view),
+        is_error: false,
+    };
+    outcome(result, OutcomeClass::DryRun, None, None)
+}
+
+fn api_key_header(key: &Secret) -> Result<HeaderValue, String> {
+    let value = key.expose().trim();
+    if value.is_empty() {
+        return Err("no Atomicwork API key is configured for this server; the operator must set the API key Secret \
+                    (spec.atomicwork.apiKeySecretRef)"
+            .into());
+    }
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
+        "the Atomicwork API key contains characters that cannot be sent in an HTTP header; the operator must fix the \
+         API key Secret (spec.atomicwork.apiKeySecretRef)"
+            .to_string()
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+fn reqwest_method(m: HttpMethod) -> reqwest::Method {
+    match m {
+        HttpMethod::Get => reqwest::Method::GET,
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Patch => reqwest::Method::PATCH,
+        HttpMethod::Delete => reqwest::Method::DELETE,
+    }
+}
+
+/// Reads the body, stopping at [`MAX_RESPONSE_BYTES`].
+async fn read_body(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_RESPONSE_BYTES.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() >= room {
+            break;
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn header_text(h: &http::HeaderMap, name: http::HeaderName) -> &str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_string();
+            Some(match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| "the configured base URL".into())
+}
+
+fn classify(e: &reqwest::Error) -> TransportKind {
+    if e.is_timeout() {
+        TransportKind::Timeout
+    } else if is_tls(e) {
+        TransportKind::Tls
+    } else if e.is_connect() {
+        TransportKind::Connect { sent: false }
+    } else if e.is_body() || e.is_decode() || e.is_builder() || e.is_redirect() {
+        TransportKind::Protocol
+    } else {
+        TransportKind::Connect { sent: true }
+    }
+}
+
+/// Errors in the chain of `e`, looking inside `io::Error` wrappers too.
+fn chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        out.push(err);
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+        if out.len() > 16 {
+            break;
+        }
+    }
+    out
+}
+
+fn is_tls(e: &reqwest::Error) -> bool {
+    chain(e).iter().any(|err| {
+        err.downcast_ref::<rustls::Error>().is_some() || {
+            let text = err.to_string().to_ascii_lowercase();
+            text.contains("certificate") || text.contains("tls handshake")
+        }
+    })
+}
+
+/// The innermost cause, which names the actual problem (e.g. "Connection refused").
+fn root_cause(e: &reqwest::Error) -> String {
+    chain(e)
+        .last()
+        .map(|err| err.to_string())
+        .unwrap_or_else(|| e.to_string())
 }

@@ -1,0 +1,163 @@
+//! The result size cap: cuts at JSON-safe boundaries with a note on how to page.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::tool;
+use crate::catalog::Tool;
+use crate::upstream::ToolResult;
+use crate::upstream::response::{CallContext, Paging, success};
+
+fn run(tool: &Tool, query: &[(&str, &str)], max_chars: usize, body: &Value) -> ToolResult {
+    let query: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let ctx = CallContext {
+        tool,
+        method: tool.source.http,
+        path: "/api/v1/x",
+        workspace: None,
+        paging: Paging::of(tool, &query),
+        max_chars,
+        attempts: 1,
+        timeout: Duration::from_secs(30),
+    };
+    success(&ctx, 200, "application/json", body.to_string().as_bytes())
+}
+
+fn page_of(n: usize) -> Value {
+    let data: Vec<Value> = (0..n)
+        .map(|i| json!({"id": i, "subject": format!("ticket number {i} with some text")}))
+        .collect();
+    json!({"data": data, "total_count": 1234, "total_pages": 13})
+}
+
+#[test]
+fn data_array_is_cut_to_valid_json_with_a_paging_note() {
+    let t = tool("list_all_atomicwork_user_lists");
+    let r = run(
+        &t,
+        &[("page", "1"), ("per_page", "100")],
+        1_000,
+        &page_of(100),
+    );
+    assert!(!r.is_error);
+    assert_eq!(r.content.len(), 2);
+    assert!(r.content[0].chars().count() <= 1_000);
+    let kept: Value = serde_json::from_str(&r.content[0]).expect("cut text is valid JSON");
+    let items = kept["data"].as_array().expect("data array").len();
+    assert!(items > 0 && items < 100, "{items}");
+    assert_eq!(kept["total_count"], json!(1234));
+    assert_eq!(r.structured.as_ref(), Some(&kept));
+    let note = &r.content[1];
+    assert!(
+        note.contains(&format!("Kept the first {items} of 100 items")),
+        "{note}"
+    );
+    assert!(note.contains(&format!("per_page={items}")), "{note}");
+    assert!(note.contains("page=1, 2, 3"), "{note}");
+    assert!(note.contains("total_count reports 1234"), "{note}");
+}
+
+#[test]
+fn the_largest_prefix_that_fits_is_kept() {
+    let t = tool("list_all_atomicwork_user_lists");
+    let body = page_of(50);
+    let r = run(&t, &[], 2_000, &body);
+    let kept: Value = serde_json::from_str(&r.content[0]).expect("valid JSON");
+    let n = kept["data"].as_array().map_or(0, Vec::len);
+    let mut one_more = body.clone();
+    if let Some(items) = one_more["data"].as_array_mut() {
+        items.truncate(n + 1);
+    }
+    assert!(
+        one_more.to_string().chars().count() > 2_000,
+        "one more item would have fitted"
+    );
+}
+
+#[test]
+fn results_within_the_cap_are_untouched() {
+    let t = tool("list_all_atomicwork_user_lists");
+    let body = page_of(3);
+    let r = run(&t, &[], 100_000, &body);
+    assert_eq!(r.content, vec![body.to_string()]);
+    assert_eq!(r.structured, Some(body));
+}
+
+#[test]
+fn top_level_array_is_cut_to_valid_json() {
+    let t = tool("list_all_atomicwork_request_views");
+    let body = Value::Array((0..100).map(|i| json!({"view": i})).collect());
+    let r = run(&t, &[], 200, &body);
+    let kept: Value = serde_json::from_str(&r.content[0]).expect("valid JSON");
+    assert!(
+        kept.as_array()
+            .is_some_and(|a| !a.is_empty() && a.len() < 100)
+    );
+    assert_eq!(r.structured, None);
+    assert!(
+        r.content[1].contains("Narrow the request"),
+        "{}",
+        r.content[1]
+    );
+}
+
+#[test]
+fn object_without_data_is_cut_at_a_char_boundary() {
+    let t = tool("get_single_atomicwork_requests_number_by_id");
+    let body = json!({"description": "ü".repeat(500)});
+    let r = run(&t, &[], 100, &body);
+    assert_eq!(r.content[0].chars().count(), 100);
+    assert!(r.content[0].starts_with("{\"description\":\"üü"));
+    assert_eq!(r.structured, None, "a cut text has no structured twin");
+    assert!(r.content[1].contains("[Result truncated]") && r.content[1].contains("incomplete"));
+}
+
+#[test]
+fn next_page_token_is_explained() {
+    let t = tool("list_all_atomicwork_change_activity_notes");
+    let mut body = page_of(60);
+    body["next_page_token"] = json!("tok123");
+    let r = run(&t, &[("page", "1")], 1_500, &body);
+    let note = &r.content[1];
+    assert!(note.contains("next_page_token"), "{note}");
+    assert!(note.contains("per_page="), "{note}");
+}
+
+#[test]
+fn page_only_tools_point_to_the_next_page() {
+    let t = super::custom_tool(json!({
+        "name": "paged", "title": "P", "description": "paged list", "method": "list",
+        "tags": ["t"], "http": "GET", "path": "/api/v1/p", "pageDefault": true,
+        "params": [{"name": "page", "in": "query", "schema": {"type": "integer"}}]
+    }));
+    let r = run(&t, &[("page", "4")], 500, &page_of(40));
+    assert!(
+        r.content[1].contains("Continue with page=5"),
+        "{}",
+        r.content[1]
+    );
+}
+
+#[test]
+fn redaction_covers_text_structured_values_and_keys() {
+    let secret = "awk-live-0123456789";
+    let mut r = ToolResult {
+        content: vec![format!("echo {secret} here")],
+        structured: Some(
+            json!({"headers": {"x-api-key": secret}, secret: [format!("a{secret}b")]}),
+        ),
+        is_error: false,
+    };
+    r.redact(secret);
+    let all = r.to_json().to_string();
+    assert!(!all.contains(secret), "{all}");
+    assert_eq!(r.content[0], "echo [redacted] here");
+    assert_eq!(
+        r.structured,
+        Some(json!({"headers": {"x-api-key": "[redacted]"}, "[redacted]": ["a[redacted]b"]}))
+    );
+}

@@ -1,0 +1,185 @@
+//! Shared test harness: a real data plane on a loopback port, fed through the same
+//! resolution as the controller, with a real upstream (the sandbox or a wiremock server).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use atomicwork_mcp::catalog::Catalog;
+use atomicwork_mcp::crd::AtomicworkMcpServer;
+use atomicwork_mcp::dataplane::{self, Dataplane, DataplaneConfig};
+use atomicwork_mcp::registry::{Registry, ServerId, ServerView};
+use atomicwork_mcp::resolve::{self, ResolveOptions, SecretData};
+use atomicwork_mcp::secret::TokenHash;
+use atomicwork_mcp::upstream::{Upstream, UpstreamOptions};
+use jiff::Timestamp;
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientLifecycleMode, ClientServiceExt, ServiceExt};
+
+pub const API_KEY: &str = "test-api-key-5f0c9a";
+
+pub fn catalog() -> Arc<Catalog> {
+    Arc::new(Catalog::builtin().expect("catalog"))
+}
+
+/// A server manifest with the given extra spec lines (YAML, indented by two spaces).
+pub fn server_yaml(name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: {name}, namespace: it-ops}}\nspec:\n  atomicwork:\n    baseUrl: https://acme.atomicwork.com\n    apiKeySecretRef: {{name: atomicwork-api}}\n    workspaceId: \"1\"\n{extra_spec}"
+    )
+}
+
+pub fn secrets() -> BTreeMap<(String, String), SecretData> {
+    let mut m = BTreeMap::new();
+    m.insert(
+        ("it-ops".to_string(), "atomicwork-api".to_string()),
+        BTreeMap::from([("apiKey".to_string(), API_KEY.as_bytes().to_vec())]),
+    );
+    m.insert(
+        ("it-ops".to_string(), "mcp-client-tokens".to_string()),
+        BTreeMap::from([
+            ("alice".to_string(), b"client-token-alice".to_vec()),
+            ("bob".to_string(), b"client-token-bob".to_vec()),
+        ]),
+    );
+    m
+}
+
+/// Resolves a manifest into a served view pointing at `upstream`.
+pub fn view(catalog: &Catalog, yaml: &str, upstream: &str) -> ServerView {
+    let server: AtomicworkMcpServer = serde_saphyr::from_str(yaml).expect("manifest parses");
+    let opts = ResolveOptions {
+        base_url_override: Some(upstream.to_string()),
+        notice: None,
+    };
+    resolve::resolve(&server, &secrets(), catalog, Timestamp::now(), &opts)
+        .view
+        .expect("server resolves")
+}
+
+/// A running data plane.
+pub struct Plane {
+    pub base: String,
+    pub registry: Arc<Registry>,
+    pub catalog: Arc<Catalog>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Plane {
+    pub async fn start(config: DataplaneConfig) -> Plane {
+        let registry = Arc::new(Registry::new());
+        registry.mark_ready();
+        let upstream = Upstream::new(UpstreamOptions::default()).expect("upstream client");
+        let dp = Arc::new(Dataplane::new(registry.clone(), upstream, config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = dataplane::serve(listener, dp, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Plane {
+            base: format!("http://{addr}"),
+            registry,
+            catalog: catalog(),
+            shutdown: Some(tx),
+        }
+    }
+
+    /// Adds a server under a token and returns its endpoint URL.
+    pub fn add(&self, token: &str, view: ServerView) -> String {
+        let id: ServerId = view.id.clone();
+        self.registry
+            .upsert(&id, Some((TokenHash::of(token), view)));
+        self.url(token)
+    }
+
+    pub fn url(&self, token: &str) -> String {
+        format!("{}/mcp/{token}", self.base)
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub type Client = RunningService<RoleClient, ClientConfig>;
+
+fn transport(
+    url: &str,
+    bearer: Option<&str>,
+    headers: HashMap<http::HeaderName, http::HeaderValue>,
+) -> StreamableHttpClientTransport<reqwest::Client> {
+    let mut cfg =
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).custom_headers(headers);
+    if let Some(b) = bearer {
+        cfg = cfg.auth_header(b.to_string());
+    }
+    StreamableHttpClientTransport::from_config(cfg)
+}
+
+fn client_info(version: ProtocolVersion) -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("it-test", "1.0"),
+    )
+    .with_protocol_version(version)
+}
+
+/// An MCP client speaking `version`: the initialize handshake for the older revisions,
+/// `server/discover` and per-request metadata for 2026-07-28.
+pub async fn connect(url: &str, version: &str, bearer: Option<&str>) -> Result<Client, String> {
+    connect_with(url, version, bearer, HashMap::new()).await
+}
+
+pub async fn connect_with(
+    url: &str,
+    version: &str,
+    bearer: Option<&str>,
+    headers: HashMap<http::HeaderName, http::HeaderValue>,
+) -> Result<Client, String> {
+    let t = transport(url, bearer, headers);
+    let result = match version {
+        "2026-07-28" => {
+            client_info(ProtocolVersion::V_2026_07_28)
+                .serve_with_lifecycle(
+                    t,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                    },
+                )
+                .await
+        }
+        "2025-11-25" => client_info(ProtocolVersion::V_2025_11_25).serve(t).await,
+        "2025-06-18" => client_info(ProtocolVersion::V_2025_06_18).serve(t).await,
+        "2025-03-26" => client_info(ProtocolVersion::V_2025_03_26).serve(t).await,
+        other => return Err(format!("no client for {other}")),
+    };
+    result.map_err(|e| format!("{e:?}"))
+}
+
+pub const VERSIONS: [&str; 4] = ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"];
+
+/// A raw JSON-RPC POST for the cases an SDK client never produces.
+pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.expect("request sent")
+}

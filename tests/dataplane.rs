@@ -1,0 +1,711 @@
+//! The data plane over real HTTP: an MCP SDK client for each protocol revision, raw
+//! requests for what a well-behaved client never sends, and a real upstream.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use atomicwork_mcp::dataplane::DataplaneConfig;
+use atomicwork_mcp::sandbox::{Sandbox, spawn_local};
+use common::*;
+use rmcp::model::CallToolRequestParams;
+use serde_json::{Value, json};
+
+async fn sandbox() -> String {
+    spawn_local(Sandbox::seeded()).await.expect("sandbox").0
+}
+
+fn args(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().cloned().expect("object")
+}
+
+fn text_of(result: &rmcp::model::CallToolResult) -> String {
+    serde_json::to_value(&result.content)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.get("text").and_then(Value::as_str).map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn every_protocol_revision_lists_and_calls_filtered_tools() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.add(
+        "tok-readonly-0001",
+        view(
+            &plane.catalog,
+            &server_yaml("readonly", "  methods: [read]\n"),
+            &upstream,
+        ),
+    );
+    for version in VERSIONS {
+        let client = connect(&url, version, None)
+            .await
+            .unwrap_or_else(|e| panic!("{version}: {e}"));
+        let info = client.peer_info().expect("server info");
+        assert_eq!(
+            info.server_info.as_ref().map(|s| s.name.as_str()),
+            Some("atomicwork-mcp"),
+            "{version}"
+        );
+        assert!(
+            info.instructions
+                .as_deref()
+                .unwrap_or_default()
+                .contains("workspace"),
+            "{version}"
+        );
+        let tools = client
+            .list_tools(None)
+            .await
+            .unwrap_or_else(|e| panic!("{version}: {e:?}"));
+        assert_eq!(tools.tools.len(), 21, "{version}");
+        let names: Vec<_> = tools.tools.iter().map(|t| t.name.to_string()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "{version}: deterministic order");
+        assert!(
+            tools
+                .tools
+                .iter()
+                .all(|t| t.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true))
+        );
+        let result = client
+            .call_tool(
+                CallToolRequestParams::new("list_all_atomicwork_workspaces")
+                    .with_arguments(args(json!({}))),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{version}: {e:?}"));
+        assert_ne!(
+            result.is_error,
+            Some(true),
+            "{version}: {}",
+            text_of(&result)
+        );
+        assert!(text_of(&result).contains("IT Service Desk"), "{version}");
+        let _ = client.cancel().await;
+    }
+}
+
+#[tokio::test]
+async fn a_tool_outside_the_filter_is_unknown_whatever_the_client_knows() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.add(
+        "tok-readonly-0002",
+        view(
+            &plane.catalog,
+            &server_yaml("readonly", "  methods: [read]\n"),
+            &upstream,
+        ),
+    );
+    for version in ["2025-11-25", "2026-07-28"] {
+        let client = connect(&url, version, None).await.expect("connect");
+        let err = client
+            .call_tool(
+                CallToolRequestParams::new("create_a_atomicwork_request")
+                    .with_arguments(args(json!({"subject": "x"}))),
+            )
+            .await
+            .expect_err("write tool refused");
+        let text = format!("{err:?}");
+        assert!(
+            text.contains("-32602")
+                || text.contains("InvalidParams")
+                || text.contains("Unknown tool"),
+            "{version}: {text}"
+        );
+        let _ = client.cancel().await;
+    }
+}
+
+#[tokio::test]
+async fn arguments_are_validated_before_anything_is_sent() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.add(
+        "tok-validate-0001",
+        view(&plane.catalog, &server_yaml("v", ""), &server.uri()),
+    );
+    let client = connect(&url, "2025-11-25", None).await.expect("connect");
+    let result = client
+        .call_tool(
+            CallToolRequestParams::new("get_single_atomicwork_assets_id_by_id")
+                .with_arguments(args(json!({"idd": 3}))),
+        )
+        .await
+        .expect("tool error, not a protocol error");
+    assert_eq!(result.is_error, Some(true));
+    let text = text_of(&result);
+    assert!(
+        text.contains("Invalid arguments") && text.contains("id"),
+        "{text}"
+    );
+    let _ = client.cancel().await;
+}
+
+#[tokio::test]
+async fn expiry_is_checked_by_the_clock_at_each_request() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let mut v = view(&plane.catalog, &server_yaml("short", ""), &upstream);
+    v.expires_at = Some(jiff::Timestamp::now() + jiff::SignedDuration::from_millis(1500));
+    let url = plane.add("tok-expiring-0001", v);
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let before = post(&url, list, &[]).await;
+    assert_eq!(before.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let after = post(&url, list, &[]).await;
+    assert_eq!(after.status(), 403);
+    let body: Value = after.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn suspended_servers_refuse_with_a_reason() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.add(
+        "tok-suspended-001",
+        view(
+            &plane.catalog,
+            &server_yaml("s", "  suspend: true\n"),
+            &upstream,
+        ),
+    );
+    let resp = post(
+        &url,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("suspended"),
+        "{body}"
+    );
+    assert!(connect(&url, "2025-11-25", None).await.is_err());
+}
+
+#[tokio::test]
+async fn bearer_auth_missing_wrong_and_right() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let spec = "  requireApiTokenAuth: true\n  apiTokenSecretRef: {name: mcp-client-tokens}\n";
+    let url = plane.add(
+        "tok-bearer-000001",
+        view(&plane.catalog, &server_yaml("b", spec), &upstream),
+    );
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let missing = post(&url, list, &[]).await;
+    assert_eq!(missing.status(), 401);
+    assert!(
+        missing.headers()["www-authenticate"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("Bearer")
+    );
+    let wrong = post(&url, list, &[("authorization", "Bearer nope")]).await;
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        wrong.headers()["www-authenticate"]
+            .to_str()
+            .unwrap_or_default()
+            .contains("invalid_token")
+    );
+    let right = post(&url, list, &[("authorization", "Bearer client-token-bob")]).await;
+    assert_eq!(right.status(), 200);
+    for version in ["2025-06-18", "2026-07-28"] {
+        assert!(
+            connect(&url, version, Some("wrong")).await.is_err(),
+            "{version}"
+        );
+        let client = connect(&url, version, Some("client-token-alice"))
+            .await
+            .expect("right token");
+        assert!(
+            !client
+                .list_tools(None)
+                .await
+                .expect("list")
+                .tools
+                .is_empty()
+        );
+        let _ = client.cancel().await;
+    }
+}
+
+#[tokio::test]
+async fn foreign_origins_are_refused() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.add(
+        "tok-origin-000001",
+        view(&plane.catalog, &server_yaml("o", ""), &upstream),
+    );
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    assert_eq!(
+        post(&url, list, &[("origin", "https://evil.example")])
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(&url, list, &[("origin", "https://claude.ai")])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(post(&url, list, &[]).await.status(), 200);
+    let headers = HashMap::from([(
+        http::HeaderName::from_static("origin"),
+        http::HeaderValue::from_static("https://evil.example"),
+    )]);
+    assert!(
+        connect_with(&url, "2025-11-25", None, headers)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_requests_get_json_rpc_errors() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig {
+        max_body_bytes: 64 * 1024,
+        ..Default::default()
+    })
+    .await;
+    let url = plane.add(
+        "tok-errors-000001",
+        view(&plane.catalog, &server_yaml("e", ""), &upstream),
+    );
+
+    let parse = post(&url, "{not json", &[]).await;
+    assert_eq!(parse.status(), 400);
+    assert_eq!(
+        parse.json::<Value>().await.expect("json")["error"]["code"],
+        -32700
+    );
+
+    let unknown = post(
+        &url,
+        r#"{"jsonrpc":"2.0","id":7,"method":"sampling/createMessage","params":{}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(unknown.status(), 200);
+    let body: Value = unknown.json().await.expect("json");
+    assert_eq!(body["error"]["code"], -32601);
+    assert_eq!(body["id"], 7);
+
+    let stateless_unknown = post(
+        &url,
+        r#"{"jsonrpc":"2.0","id":8,"method":"nope/x","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+        &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "nope/x")],
+    )
+    .await;
+    assert_eq!(stateless_unknown.status(), 404);
+    assert_eq!(
+        stateless_unknown.json::<Value>().await.expect("json")["error"]["code"],
+        -32601
+    );
+
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(100 * 1024)
+    );
+    assert_eq!(post(&url, &big, &[]).await.status(), 413);
+
+    let batch = post(
+        &url,
+        r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#,
+        &[],
+    )
+    .await;
+    assert_eq!(batch.status(), 400);
+    assert_eq!(
+        batch.json::<Value>().await.expect("json")["error"]["code"],
+        -32600
+    );
+
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(&url).send().await.expect("get").status(), 405);
+    assert_eq!(
+        client.delete(&url).send().await.expect("delete").status(),
+        405
+    );
+    let wrong_type = client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(wrong_type.status(), 415);
+
+    let notification = post(
+        &url,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(notification.status(), 202);
+}
+
+#[tokio::test]
+async fn stateless_header_rules_are_enforced() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.add(
+        "tok-headers-00001",
+        view(&plane.catalog, &server_yaml("h", ""), &upstream),
+    );
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"list_all_atomicwork_workspaces","arguments":{{}},{meta}}}}}"#
+    );
+    let missing_name = post(
+        &url,
+        &call,
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+        ],
+    )
+    .await;
+    assert_eq!(missing_name.status(), 400);
+    assert_eq!(
+        missing_name.json::<Value>().await.expect("json")["error"]["code"],
+        -32020
+    );
+    let wrong_name = post(
+        &url,
+        &call,
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "other"),
+        ],
+    )
+    .await;
+    assert_eq!(wrong_name.status(), 400);
+    let ok = post(
+        &url,
+        &call,
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "list_all_atomicwork_workspaces"),
+        ],
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.expect("json");
+    assert_eq!(body["result"]["resultType"], "complete");
+    assert_eq!(
+        body["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "atomicwork-mcp"
+    );
+
+    let old = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"1999-01-01","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let unsupported = post(
+        &url,
+        old,
+        &[
+            ("mcp-protocol-version", "1999-01-01"),
+            ("mcp-method", "tools/list"),
+        ],
+    )
+    .await;
+    assert_eq!(unsupported.status(), 400);
+    let body: Value = unsupported.json().await.expect("json");
+    assert_eq!(body["error"]["code"], -32022);
+    assert!(
+        body["error"]["data"]["supported"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("2026-07-28")))
+    );
+
+    let bad_legacy_header = post(
+        &url,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+        &[("mcp-protocol-version", "2030-01-01")],
+    )
+    .await;
+    assert_eq!(bad_legacy_header.status(), 400);
+}
+
+#[tokio::test]
+async fn unknown_tokens_and_path_tricks_never_reach_a_server() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.add(
+        "tok-paths-0000001",
+        view(&plane.catalog, &server_yaml("p", ""), &upstream),
+    );
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    assert_eq!(
+        post(&plane.url("no-such-token"), list, &[]).await.status(),
+        404
+    );
+    for tricky in [
+        format!("{url}/extra"),
+        format!("{url}/"),
+        format!("{}/mcp//tok-paths-0000001", plane.base),
+        format!("{}/mcp/tok-paths-0000001%2Fx", plane.base),
+        format!("{}/mcp/x%2F..%2Ftok-paths-0000001", plane.base),
+        format!("{}/mcp/../mcp/tok-paths-0000001x", plane.base),
+    ] {
+        let status = post(&tricky, list, &[]).await.status();
+        assert_eq!(status, 404, "{tricky}");
+    }
+}
+
+#[tokio::test]
+async fn upstream_rate_limits_pass_through_with_headers() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(429)
+                .insert_header("retry-after", "7")
+                .insert_header("x-ratelimit-limit", "100")
+                .insert_header("x-ratelimit-remaining", "0")
+                .set_body_json(json!({"error": "Too many requests", "code": "RATE_LIMITED"})),
+        )
+        .mount(&server)
+        .await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.add(
+        "tok-ratelimit-001",
+        view(&plane.catalog, &server_yaml("r", ""), &server.uri()),
+    );
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
+    let resp = post(&url, call, &[]).await;
+    assert_eq!(resp.headers()["retry-after"], "7");
+    assert_eq!(resp.headers()["ratelimit-limit"], "100");
+    assert_eq!(resp.headers()["ratelimit-remaining"], "0");
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["result"]["isError"], true);
+    let text = body["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(text.contains("rate limit") && text.contains('7'), "{text}");
+    assert_eq!(
+        server.received_requests().await.map(|r| r.len()),
+        Some(1),
+        "no silent retries"
+    );
+}
+
+#[tokio::test]
+async fn per_server_rate_limit_answers_429() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let spec = "  rateLimit: {requestsPerMinute: 60, burst: 2}\n";
+    let url = plane.add(
+        "tok-limited-00001",
+        view(&plane.catalog, &server_yaml("l", spec), &upstream),
+    );
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
+    assert_eq!(post(&url, call, &[]).await.status(), 200);
+    assert_eq!(post(&url, call, &[]).await.status(), 200);
+    let limited = post(&url, call, &[]).await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: Value = limited.json().await.expect("json");
+    assert_eq!(body["result"]["isError"], true);
+}
+
+#[tokio::test]
+async fn discovery_mode_end_to_end() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let spec = "  methods: [read]\n  tags: [assets, audit]\n  toolExposure: discovery\n";
+    let url = plane.add(
+        "tok-discovery-001",
+        view(&plane.catalog, &server_yaml("d", spec), &upstream),
+    );
+    let client = connect(&url, "2025-11-25", None).await.expect("connect");
+    let tools = client.list_tools(None).await.expect("list");
+    let names: Vec<_> = tools.tools.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, vec!["search_tools", "get_tool_schema", "call_tool"]);
+
+    let found = client
+        .call_tool(
+            CallToolRequestParams::new("search_tools")
+                .with_arguments(args(json!({"query": "audit logs", "limit": 3}))),
+        )
+        .await
+        .expect("search");
+    let hits: Value = serde_json::from_str(&text_of(&found)).expect("json hits");
+    assert_eq!(hits[0]["name"], "list_all_atomicwork_audit_logs");
+
+    let schema = client
+        .call_tool(
+            CallToolRequestParams::new("get_tool_schema").with_arguments(args(
+                json!({"tool_names": ["list_all_atomicwork_audit_logs"]}),
+            )),
+        )
+        .await
+        .expect("schema");
+    assert!(text_of(&schema).contains("inputSchema"));
+
+    let outside = client
+        .call_tool(
+            CallToolRequestParams::new("get_tool_schema")
+                .with_arguments(args(json!({"tool_names": ["create_a_atomicwork_asset"]}))),
+        )
+        .await
+        .expect("tool error");
+    assert_eq!(outside.is_error, Some(true));
+
+    let called = client
+        .call_tool(CallToolRequestParams::new("call_tool").with_arguments(args(
+            json!({"tool_name": "list_all_atomicwork_audit_logs", "arguments": {}}),
+        )))
+        .await
+        .expect("call_tool");
+    assert_ne!(called.is_error, Some(true), "{}", text_of(&called));
+
+    let blocked = client
+        .call_tool(CallToolRequestParams::new("call_tool").with_arguments(args(json!({"tool_name": "create_a_atomicwork_asset", "arguments": {"asset_type_id": 1, "form_fields": {}}}))))
+        .await
+        .expect("tool error");
+    assert_eq!(
+        blocked.is_error,
+        Some(true),
+        "writes stay unreachable through call_tool"
+    );
+
+    let direct = client
+        .call_tool(
+            CallToolRequestParams::new("list_all_atomicwork_audit_logs")
+                .with_arguments(args(json!({}))),
+        )
+        .await
+        .expect_err("direct call refused");
+    assert!(format!("{direct:?}").contains("search_tools"));
+    let _ = client.cancel().await;
+}
+
+#[tokio::test]
+async fn registry_updates_under_load_never_tear() {
+    let upstream = sandbox().await;
+    let plane = Arc::new(Plane::start(DataplaneConfig::default()).await);
+    let read = view(
+        &plane.catalog,
+        &server_yaml("flip", "  methods: [read]\n"),
+        &upstream,
+    );
+    let url = plane.add("tok-flipping-0001", read);
+    let plane2 = plane.clone();
+    let upstream2 = upstream.clone();
+    let flipper = tokio::spawn(async move {
+        for i in 0..200 {
+            let spec = if i % 2 == 0 {
+                "  methods: [write]\n"
+            } else {
+                "  methods: [read]\n"
+            };
+            let v = view(&plane2.catalog, &server_yaml("flip", spec), &upstream2);
+            plane2.add("tok-flipping-0001", v);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let mut callers = Vec::new();
+    for _ in 0..8 {
+        let url = url.clone();
+        callers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..40 {
+                let resp = post(
+                    &url,
+                    r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+                    &[],
+                )
+                .await;
+                assert_eq!(resp.status(), 200);
+                let body: Value = resp.json().await.expect("json");
+                seen.push(
+                    body["result"]["tools"]
+                        .as_array()
+                        .map(Vec::len)
+                        .unwrap_or(0),
+                );
+            }
+            seen
+        }));
+    }
+    for c in callers {
+        for n in c.await.expect("caller") {
+            assert!(n == 21 || n == 14, "a torn tool list of {n} tools");
+        }
+    }
+    flipper.await.expect("flipper");
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.add(
+        "tok-metrics-00001",
+        view(&plane.catalog, &server_yaml("m", ""), &upstream),
+    );
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
+    assert_eq!(post(&url, call, &[]).await.status(), 200);
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", plane.base))
+            .send()
+            .await
+            .expect("h")
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/readyz", plane.base))
+            .send()
+            .await
+            .expect("r")
+            .status(),
+        200
+    );
+    let metrics = client
+        .get(format!("{}/metrics", plane.base))
+        .send()
+        .await
+        .expect("m")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("atomicwork_mcp_tool_calls_total{server=\"it-ops/m\",tool=\"list_all_atomicwork_workspaces\",outcome=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("atomicwork_mcp_registry_servers 1"));
+    assert!(!metrics.contains("tok-metrics"), "no token in metrics");
+}

@@ -1,0 +1,307 @@
+//! Local mode end to end: the real binary with `--sandbox` and the example manifests, driven
+//! by an MCP client through the URLs it prints.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::connect;
+use rmcp::model::CallToolRequestParams;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Local {
+    child: Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// server id → connector URL, from the latest summary.
+    urls: BTreeMap<String, String>,
+    output: Vec<String>,
+}
+
+impl Local {
+    async fn start(manifests: &Path, state: &Path) -> Local {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_atomicwork-mcp"))
+            .args([
+                "local",
+                "--sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--poll-seconds",
+                "0.2",
+            ])
+            .arg("--manifests")
+            .arg(manifests)
+            .arg("--state-dir")
+            .arg(state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start atomicwork-mcp local");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut local = Local {
+            child,
+            lines: rx,
+            urls: BTreeMap::new(),
+            output: Vec::new(),
+        };
+        local.read_summary().await;
+        local
+    }
+
+    /// Reads one `servers (N):` summary and records the URLs in it.
+    async fn read_summary(&mut self) {
+        let mut expected: Option<usize> = None;
+        let mut current: Option<String> = None;
+        let mut done = 0;
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no summary; output so far: {:#?}", self.output))
+                .unwrap_or_else(|| panic!("local mode exited; output: {:#?}", self.output));
+            self.output.push(line.clone());
+            if let Some(n) = line
+                .strip_prefix("servers (")
+                .and_then(|r| r.strip_suffix("):"))
+            {
+                expected = n.parse().ok();
+                self.urls.clear();
+                continue;
+            }
+            let Some(want) = expected else { continue };
+            let trimmed = line.trim();
+            if let Some(url) = trimmed.strip_prefix("url: ") {
+                if let Some(id) = current.take() {
+                    self.urls.insert(id, url.to_string());
+                }
+                done += 1;
+            } else if trimmed.contains("NOT SERVING") {
+                done += 1;
+            } else if line.starts_with("  ") && !line.starts_with("    ") {
+                current = trimmed.split_whitespace().next().map(str::to_string);
+            }
+            if done == want {
+                return;
+            }
+        }
+    }
+
+    fn url(&self, id: &str) -> String {
+        self.urls
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not served: {:#?}", self.output))
+    }
+}
+
+fn copy_examples(to: &Path) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local");
+    for entry in std::fs::read_dir(from).expect("examples").flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+fn args(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().cloned().expect("object")
+}
+
+fn result_json(result: &rmcp::model::CallToolResult) -> Value {
+    let texts: Vec<String> = serde_json::to_value(&result.content)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.get("text").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("SIMULATED")),
+        "sandbox label missing: {texts:?}"
+    );
+    texts
+        .iter()
+        .find_map(|t| serde_json::from_str::<Value>(t).ok())
+        .unwrap_or_else(|| panic!("no JSON content in {texts:?}"))
+}
+
+#[tokio::test]
+async fn sandbox_walkthrough_and_hot_reload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    copy_examples(&manifests);
+    let state = dir.path().join("state");
+    let mut local = Local::start(&manifests, &state).await;
+    assert!(
+        local.output.iter().any(|l| l.contains("SIMULATED")),
+        "startup says simulated"
+    );
+
+    // The read-only server lists exactly the read tools.
+    let readonly = connect(
+        &local.url("it-ops/service-desk-readonly"),
+        "2025-11-25",
+        None,
+    )
+    .await
+    .expect("connect");
+    let tools = readonly.list_tools(None).await.expect("list");
+    assert_eq!(tools.tools.len(), 21);
+    let _ = readonly.cancel().await;
+
+    // Incident triage into an emergency change with notes, on the change server.
+    let ops_url = local.url("it-ops/change-ops");
+    let ops = connect(&ops_url, "2026-07-28", None)
+        .await
+        .expect("connect");
+    let incidents = ops
+        .call_tool(CallToolRequestParams::new("list_all_atomicwork_requests_search").with_arguments(args(json!({
+            "body": [{"attribute": "status", "operator": "EQUALS", "values": [{"value": "OPEN"}]}]
+        }))))
+        .await
+        .expect("search requests");
+    let found = result_json(&incidents);
+    assert!(found["total_count"].as_u64().unwrap_or(0) >= 3, "{found}");
+    let created = ops
+        .call_tool(
+            CallToolRequestParams::new("create_a_atomicwork_change_management_change")
+                .with_arguments(args(json!({
+                    "subject": "Emergency: restore VPN gateway",
+                    "change_template": 2,
+                    "priority": "URGENT",
+                    "linked_requests": ["ITREQ-3", "ITREQ-4", "ITREQ-5"]
+                }))),
+        )
+        .await
+        .expect("create change");
+    assert_ne!(created.is_error, Some(true), "{:?}", created.content);
+    let change = result_json(&created);
+    let change_id = change["display_id"]
+        .as_str()
+        .expect("display id")
+        .to_string();
+    let read_back = ops
+        .call_tool(
+            CallToolRequestParams::new(
+                "get_single_atomicwork_change_management_changes_number_by_id",
+            )
+            .with_arguments(args(json!({"id": change_id}))),
+        )
+        .await
+        .expect("read change");
+    assert_eq!(
+        result_json(&read_back)["subject"],
+        "Emergency: restore VPN gateway"
+    );
+    let note = ops
+        .call_tool(
+            CallToolRequestParams::new("create_a_atomicwork_request_activity_note").with_arguments(
+                args(json!({
+                    "display_id": "ITREQ-3",
+                    "description": format!("Tracked in emergency change {change_id}"),
+                    "is_private": false
+                })),
+            ),
+        )
+        .await
+        .expect("add note");
+    assert_ne!(note.is_error, Some(true), "{:?}", note.content);
+    let request = ops
+        .call_tool(
+            CallToolRequestParams::new("get_single_atomicwork_requests_number_by_id")
+                .with_arguments(args(json!({"id": "ITREQ-3"}))),
+        )
+        .await
+        .expect("read request");
+    assert!(
+        result_json(&request).to_string().contains(&change_id),
+        "the note or link shows the change"
+    );
+    let _ = ops.cancel().await;
+
+    // Narrowing the methods in the manifest changes the listed tools without a restart.
+    let path = manifests.join("change-ops.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        text.replace(
+            "  tags: [changes, requests]",
+            "  methods: [read]\n  tags: [changes, requests]",
+        ),
+    )
+    .expect("write");
+    local.read_summary().await;
+    assert_eq!(
+        local.url("it-ops/change-ops"),
+        ops_url,
+        "the token survives an edit"
+    );
+    let narrowed = connect(&ops_url, "2025-11-25", None)
+        .await
+        .expect("connect");
+    let tools = narrowed.list_tools(None).await.expect("list");
+    assert!(!tools.tools.is_empty());
+    assert!(
+        tools
+            .tools
+            .iter()
+            .all(|t| t.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true))
+    );
+    let _ = narrowed.cancel().await;
+
+    // A broken manifest is reported by file and document; the others keep serving.
+    std::fs::write(manifests.join("broken.yaml"), "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {name: broken, namespace: it-ops}\nspec:\n  toolExposure: sometimes\n").expect("write");
+    local.read_summary().await;
+    let report = local.output.join("\n");
+    assert!(report.contains("broken.yaml (document 1)"), "{report}");
+    assert_eq!(local.url("it-ops/change-ops"), ops_url);
+
+    // Removing a manifest stops its endpoint.
+    std::fs::remove_file(manifests.join("asset-audit.yaml")).expect("rm");
+    let audit_url = local.url("it-ops/asset-audit");
+    local.read_summary().await;
+    assert!(!local.urls.contains_key("it-ops/asset-audit"));
+    let gone = common::post(
+        &audit_url,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(gone.status(), 404);
+
+    // Tokens survive a restart (kept in the state dir, mode 0600).
+    let _ = local.child.kill().await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(state.join("tokens.json"))
+            .expect("state")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = Local::start(&manifests, &state).await;
+    assert_eq!(
+        again.url("it-ops/change-ops"),
+        ops_url.replace(port_of(&ops_url), port_of(&again.url("it-ops/change-ops")))
+    );
+}
+
+fn port_of(url: &str) -> &str {
+    url.split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_default()
+}
