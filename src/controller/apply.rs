@@ -170,8 +170,34 @@ pub async fn apply(
                 source,
             })?;
     }
+    log_changes(ns, name, desired);
     publish(ctx, server, desired).await;
     Ok(())
+}
+
+/// One line per reconcile that wrote something; never the token.
+fn log_changes(ns: &str, name: &str, desired: &Desired) {
+    let token = match &desired.token {
+        TokenPlan::Unchanged => "kept",
+        TokenPlan::Apply(_) => "applied",
+        TokenPlan::Delete => "revoked",
+    };
+    if token == "kept" && !desired.status_changed {
+        return;
+    }
+    let ready = desired
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready");
+    tracing::info!(
+        server = %format!("{ns}/{name}"),
+        token_secret = token,
+        ready = ready.map(|c| c.status.as_str()).unwrap_or("Unknown"),
+        reason = ready.map(|c| c.reason.as_str()).unwrap_or(""),
+        tools = desired.status.tool_count,
+        "reconciled"
+    );
 }
 
 /// Deletes the token Secret this reconcile saw (not a newer one); gone already is fine.

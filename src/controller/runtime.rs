@@ -68,6 +68,7 @@ pub async fn controller(
             super::run(ctx, &opts.scope, stop.clone()).await;
         }
         Some(lease_settings) => {
+            ctx.set_leading(false);
             health.set_ready(true);
             let on_change = |leading: bool| {
                 ctx.set_leading(leading);
