@@ -371,3 +371,150 @@ pub async fn finish<T>(scenario: tokio::task::JoinHandle<T>) -> T {
         .expect("the reconcile made fewer API calls than the scenario expects")
         .expect("scenario task")
 }
+
+/// An in-memory API server for the watch-driven loops: answers lists from its objects,
+/// holds every watch open, and serves Secret reads and writes from a map.
+pub struct FakeCluster {
+    pub servers: Vec<AtomicworkMcpServer>,
+    pub secrets: std::sync::Mutex<BTreeMap<String, Value>>,
+    pub statuses: std::sync::Mutex<BTreeMap<String, Value>>,
+    /// The leader-election Lease, once created.
+    pub lease: std::sync::Mutex<Option<Value>>,
+    /// `METHOD path?query` of every request, in order.
+    pub seen: std::sync::Mutex<Vec<String>>,
+}
+
+impl FakeCluster {
+    /// A client talking to a new fake cluster holding these objects.
+    pub fn start(
+        servers: Vec<AtomicworkMcpServer>,
+        secrets: &[K8sSecret],
+    ) -> (Client, Arc<FakeCluster>) {
+        let cluster = Arc::new(FakeCluster {
+            servers,
+            secrets: std::sync::Mutex::new(
+                secrets
+                    .iter()
+                    .map(|s| {
+                        let name = s.metadata.name.clone().unwrap_or_default();
+                        (name, serde_json::to_value(s).expect("secret JSON"))
+                    })
+                    .collect(),
+            ),
+            statuses: Default::default(),
+            lease: Default::default(),
+            seen: Default::default(),
+        });
+        let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let served = cluster.clone();
+        tokio::spawn(async move {
+            let mut watches = Vec::new();
+            while let Some((request, send)) = handle.next_request().await {
+                let (parts, body) = request.into_parts();
+                let query = parts.uri.query().unwrap_or_default().to_string();
+                served.seen.lock().expect("log").push(format!(
+                    "{} {}?{query}",
+                    parts.method,
+                    parts.uri.path()
+                ));
+                if query.contains("watch=true") {
+                    watches.push(send);
+                    continue;
+                }
+                let bytes = body.collect_bytes().await.unwrap_or_default();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let (status, reply) = served.answer(&parts.method, parts.uri.path(), body);
+                send.send_response(
+                    Response::builder()
+                        .status(status)
+                        .body(Body::from(serde_json::to_vec(&reply).expect("JSON")))
+                        .expect("response"),
+                );
+            }
+        });
+        (Client::new(service, "default"), cluster)
+    }
+
+    fn answer(&self, method: &Method, path: &str, body: Value) -> (StatusCode, Value) {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if segments.contains(&"leases") {
+            return self.answer_lease(method, &segments, body);
+        }
+        let mut secrets = self.secrets.lock().expect("secrets");
+        match (method, segments.as_slice()) {
+            (&Method::GET, [.., "atomicworkmcpservers"]) => (
+                StatusCode::OK,
+                json!({"apiVersion": "mcp.atomicwork.dev/v1alpha1", "kind": "AtomicworkMcpServerList",
+                    "metadata": {"resourceVersion": "10"}, "items": self.servers}),
+            ),
+            (&Method::GET, [.., "secrets"]) => (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "SecretList",
+                    "metadata": {"resourceVersion": "10"}, "items": secrets.values().collect::<Vec<_>>()}),
+            ),
+            (&Method::GET, [.., "secrets", name]) => match secrets.get(*name) {
+                Some(s) => (StatusCode::OK, s.clone()),
+                None => (StatusCode::NOT_FOUND, not_found("secrets", name)),
+            },
+            (&Method::PATCH, [.., "secrets", name]) => {
+                secrets.insert(name.to_string(), body.clone());
+                (StatusCode::OK, body)
+            }
+            (&Method::DELETE, [.., "secrets", name]) => {
+                secrets.remove(*name);
+                (
+                    StatusCode::OK,
+                    json!({"apiVersion": "v1", "kind": "Status", "status": "Success"}),
+                )
+            }
+            (&Method::PATCH, [.., "atomicworkmcpservers", name, "status"]) => {
+                let server = self
+                    .servers
+                    .iter()
+                    .find(|s| s.metadata.name.as_deref() == Some(*name));
+                let mut object = serde_json::to_value(server).expect("server JSON");
+                object["status"] = body["status"].clone();
+                self.statuses
+                    .lock()
+                    .expect("statuses")
+                    .insert(name.to_string(), body["status"].clone());
+                (StatusCode::OK, object)
+            }
+            (&Method::POST, [.., "events"]) => (StatusCode::CREATED, body),
+            _ => (StatusCode::NOT_FOUND, not_found("path", path)),
+        }
+    }
+
+    /// Create, read and patch (apply or merge: `spec` fields replaced, null removes).
+    fn answer_lease(&self, method: &Method, segments: &[&str], body: Value) -> (StatusCode, Value) {
+        let mut lease = self.lease.lock().expect("lease");
+        match (method, segments, lease.as_mut()) {
+            (&Method::POST, _, _) => {
+                let mut created = body;
+                created["metadata"]["resourceVersion"] = json!("1");
+                *lease = Some(created.clone());
+                (StatusCode::CREATED, created)
+            }
+            (&Method::GET, _, Some(current)) => (StatusCode::OK, current.clone()),
+            (&Method::PATCH, _, Some(current)) => {
+                if let Some(fields) = body["spec"].as_object() {
+                    for (k, v) in fields {
+                        match v {
+                            Value::Null => {
+                                if let Some(spec) = current["spec"].as_object_mut() {
+                                    spec.remove(k);
+                                }
+                            }
+                            v => current["spec"][k] = v.clone(),
+                        }
+                    }
+                }
+                (StatusCode::OK, current.clone())
+            }
+            _ => (
+                StatusCode::NOT_FOUND,
+                not_found("leases", segments.last().unwrap_or(&"")),
+            ),
+        }
+    }
+}

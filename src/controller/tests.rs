@@ -736,3 +736,182 @@ mod feed {
         assert!(names(&secret("unrelated", &[])).is_empty());
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// the watch-driven loops, against an in-memory API server
+
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_controller_loop_reconciles_what_it_watches() {
+    let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+    let ctx = Arc::new(Context::new(
+        client,
+        catalog(),
+        settings(),
+        Arc::new(crate::metrics::ControllerMetrics::new()),
+    ));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scope = super::Scope::Namespaces(vec![NS.into()]);
+    let task = {
+        let (ctx, stop) = (ctx.clone(), stop.clone());
+        tokio::spawn(async move { super::run(ctx, &scope, stop).await })
+    };
+    eventually("the status write", || {
+        cluster
+            .statuses
+            .lock()
+            .expect("statuses")
+            .contains_key("change-ops")
+    })
+    .await;
+    let status = cluster.statuses.lock().expect("statuses")["change-ops"].clone();
+    assert!(
+        status["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(PUBLIC_URL))
+    );
+    assert!(
+        cluster
+            .secrets
+            .lock()
+            .expect("secrets")
+            .contains_key("change-ops-mcp-token")
+    );
+    let seen = cluster.seen.lock().expect("log").clone();
+    assert!(
+        seen.iter()
+            .any(|r| r.contains("/namespaces/it-ops/secrets?") && r.contains("fieldSelector=type")),
+        "the Secret watch leaves out unrelated Secret types: {seen:?}"
+    );
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the controllers stop on cancel")
+        .expect("controller task");
+}
+
+#[tokio::test]
+async fn the_feed_serves_after_its_first_sync_and_stops_on_cancel() {
+    let s = server("change-ops");
+    let token = token_secret(&s, OLD_TOKEN, None);
+    let (client, _cluster) = FakeCluster::start(vec![s], &[api_secret(), token]);
+    let registry = Arc::new(crate::registry::Registry::new());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = {
+        let (registry, stop) = (registry.clone(), stop.clone());
+        let opts = crate::controller::feed::FeedOptions {
+            catalog: catalog(),
+            resolve: Default::default(),
+        };
+        tokio::spawn(async move {
+            let scope = super::Scope::Namespaces(vec![NS.into()]);
+            crate::controller::feed::run(client, &scope, registry, opts, stop).await
+        })
+    };
+    eventually("the first sync", || registry.is_ready()).await;
+    let view = registry.lookup(OLD_TOKEN).expect("served under its token");
+    assert_eq!(view.id.to_string(), "it-ops/change-ops");
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the feed stops on cancel")
+        .expect("feed task");
+}
+
+mod leader {
+    use super::*;
+    use crate::controller::lease::LeaseSettings;
+    use crate::controller::runtime::{self, ControllerOptions};
+
+    fn options() -> ControllerOptions {
+        ControllerOptions {
+            settings: settings(),
+            scope: crate::controller::Scope::Namespaces(vec![NS.into()]),
+            lease: Some(LeaseSettings::new(NS, "atomicwork-mcp-controller")),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_elected_replica_reconciles_and_releases_the_lease_on_stop() {
+        let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(runtime::controller(
+            client,
+            catalog(),
+            options(),
+            None,
+            stop.clone(),
+        ));
+        eventually("a reconcile by the leader", || {
+            cluster
+                .statuses
+                .lock()
+                .expect("statuses")
+                .contains_key("change-ops")
+        })
+        .await;
+        let holder = cluster
+            .lease
+            .lock()
+            .expect("lease")
+            .clone()
+            .expect("lease created");
+        assert!(holder["spec"]["holderIdentity"].is_string());
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops on cancel")
+            .expect("task")
+            .expect("clean stop");
+        let released = cluster.lease.lock().expect("lease").clone().expect("lease");
+        assert!(
+            released["spec"].get("holderIdentity").is_none(),
+            "released: {released}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_standby_replica_writes_nothing_while_another_holds_the_lease() {
+        let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(Timestamp::now());
+        *cluster.lease.lock().expect("lease") = Some(serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "atomicwork-mcp-controller", "namespace": NS, "resourceVersion": "1"},
+            "spec": {"holderIdentity": "another-replica", "leaseDurationSeconds": 3600,
+                     "acquireTime": now, "renewTime": now},
+        }));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(runtime::controller(
+            client,
+            catalog(),
+            options(),
+            None,
+            stop.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(cluster.statuses.lock().expect("statuses").is_empty());
+        assert!(
+            !cluster
+                .secrets
+                .lock()
+                .expect("secrets")
+                .contains_key("change-ops-mcp-token")
+        );
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops on cancel")
+            .expect("task")
+            .expect("clean stop");
+    }
+}
