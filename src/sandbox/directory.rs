@@ -13,7 +13,7 @@ use super::requests::REQUEST_TYPES;
 use super::store::{Db, KEY_USER_ID, Member, Obj, obj, text, uint};
 use super::{HeaderWorkspace, Sandbox, parse_id, path_workspace};
 
-const MEMBER_TYPES: &[&str] = &["ADMIN", "AGENT", "REQUESTER"];
+const MEMBER_TYPES: &[&str] = USER_TYPES;
 const USER_TYPES: &[&str] = &["EMPLOYEE", "EXTERNAL", "AI_EMPLOYEE"];
 const CATEGORY_TYPES: &[&str] = &[
     "SERVICE_REQUEST",
@@ -247,7 +247,7 @@ fn store_user(db: &mut Db, mut user: Obj, workspaces: &[u64]) -> Value {
         db.members.push(Member {
             workspace_id: *ws,
             user_id: id,
-            kind: "REQUESTER".into(),
+            kind: "EMPLOYEE".into(),
             org_roles: Vec::new(),
             joined_at: now.clone(),
         });

@@ -144,24 +144,24 @@ fn members() -> Vec<Member> {
     let it = "2025-11-03T10:05:00Z";
     let people = "2025-11-17T10:05:00Z";
     vec![
-        member(1, 101, "ADMIN", &["IT Admin", "Change Manager"], it),
-        member(1, 102, "AGENT", &["Service Desk Agent"], it),
+        member(1, 101, "EMPLOYEE", &["IT Admin", "Change Manager"], it),
+        member(1, 102, "EMPLOYEE", &["Service Desk Agent"], it),
         member(
             1,
             103,
-            "AGENT",
+            "EMPLOYEE",
             &["Network Engineer", "Change Approver"],
             it,
         ),
-        member(1, 104, "REQUESTER", &[], it),
-        member(1, 105, "REQUESTER", &[], it),
-        member(1, 106, "REQUESTER", &[], it),
-        member(1, 107, "REQUESTER", &[], it),
-        member(1, 108, "REQUESTER", &[], "2026-02-25T16:50:00Z"),
-        member(2, 106, "ADMIN", &["People Partner"], people),
-        member(2, 104, "REQUESTER", &[], people),
-        member(2, 105, "REQUESTER", &[], people),
-        member(2, 107, "REQUESTER", &[], people),
+        member(1, 104, "EMPLOYEE", &[], it),
+        member(1, 105, "EMPLOYEE", &[], it),
+        member(1, 106, "EMPLOYEE", &[], it),
+        member(1, 107, "EMPLOYEE", &[], it),
+        member(1, 108, "EXTERNAL", &[], "2026-02-25T16:50:00Z"),
+        member(2, 106, "EMPLOYEE", &["People Partner"], people),
+        member(2, 104, "EMPLOYEE", &[], people),
+        member(2, 105, "EMPLOYEE", &[], people),
+        member(2, 107, "EMPLOYEE", &[], people),
     ]
 }
 
@@ -844,7 +844,7 @@ const AUDIT: [AuditRow; 12] = [
     (9001, "2026-02-10T11:00:00Z", "ASSET_ASSIGNED", "ASSET", 3003, 102, "Marcus Lee assigned LT-0163 Laptop Air 13 to Sofia Alvarez",
         || json!({"assigned_to": {"old": null, "new": 104}, "status": {"old": "AVAILABLE", "new": "IN_USE"}}), None),
     (9002, "2026-02-15T10:00:00Z", "ROLE_CHANGED", "USER", 106, 101, "Dana Whitfield made Hannah Becker an admin of People Ops",
-        || json!({"workspace_id": 2, "type": {"old": "AGENT", "new": "ADMIN"}}), None),
+        || json!({"workspace_id": 2, "org_roles": {"old": ["People Services Agent"], "new": ["People Partner"]}}), None),
     (9003, "2026-02-20T16:30:00Z", "ASSET_ASSIGNED", "ASSET", 3005, 102, "Marcus Lee assigned MN-0044 27-inch 4K monitor to James Okafor",
         || json!({"assigned_to": {"old": null, "new": 105}, "status": {"old": "AVAILABLE", "new": "IN_USE"}}), None),
     (9004, "2026-02-25T16:50:00Z", "USER_CREATED", "USER", 108, 106, "Hannah Becker invited Aiko Tanaka as an external user",

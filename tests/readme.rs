@@ -1,0 +1,159 @@
+//! Every command in the README's `sh` blocks is exercised: `atomicwork-mcp` command lines
+//! must parse (and the quick ones run), and the curl requests are sent to a live local
+//! server.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn readme_commands() -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    let mut out = Vec::new();
+    let mut in_sh = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_sh = !in_sh && line.trim() == "```sh";
+            continue;
+        }
+        let t = line.trim();
+        if in_sh && !t.is_empty() && !t.starts_with('#') {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
+/// Splits a command line the way a shell would for the simple quoting the README uses.
+fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut started = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                started = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if started || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                    started = false;
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if started || !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[test]
+fn readme_has_the_two_setup_commands_first() {
+    let cmds = readme_commands();
+    assert_eq!(
+        cmds[0],
+        "cargo run -- local --manifests examples/local --sandbox"
+    );
+    assert_eq!(cmds[1], "cargo test");
+}
+
+#[test]
+fn every_atomicwork_mcp_command_parses_and_quick_ones_run() {
+    let mut checked = 0;
+    for line in readme_commands() {
+        let Some(rest) = line.strip_prefix("cargo run -- ") else {
+            continue;
+        };
+        let mut argv = vec!["atomicwork-mcp".to_string()];
+        argv.extend(words(rest));
+        if let Err(e) = atomicwork_mcp::cli::Cli::try_parse_from(&argv) {
+            panic!("README command does not parse: {line}\n{e}");
+        }
+        if matches!(argv[1].as_str(), "tools" | "crd") {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_atomicwork-mcp"))
+                .args(&argv[1..])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .expect("run");
+            assert!(
+                out.status.success(),
+                "{line}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} commands found");
+}
+
+#[tokio::test]
+async fn curl_examples_work_against_local_mode() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomicwork-mcp"))
+        .args([
+            "local",
+            "--manifests",
+            "examples/local",
+            "--sandbox",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--state-dir")
+        .arg(state.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start local mode");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut readonly = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("it-ops/service-desk-readonly") {
+                readonly = true;
+            } else if let Some(url) = line.trim().strip_prefix("url: ")
+                && readonly
+            {
+                return url.to_string();
+            }
+        }
+        panic!("no URL printed for the read-only server");
+    })
+    .await
+    .expect("URL within 20 s");
+    let client = reqwest::Client::new();
+    let mut sent = 0;
+    for line in readme_commands().iter().filter(|l| l.starts_with("curl ")) {
+        let w = words(line);
+        assert!(w.contains(&"$URL".to_string()), "{line}");
+        let body = w
+            .iter()
+            .position(|x| x == "-d")
+            .and_then(|i| w.get(i + 1))
+            .unwrap_or_else(|| panic!("no -d body in {line}"));
+        let resp = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 200, "{line}");
+        let json: Value = resp.json().await.expect("json");
+        assert!(json.get("result").is_some(), "{line}: {json}");
+        assert_ne!(json["result"]["isError"], true, "{line}: {json}");
+        sent += 1;
+    }
+    assert_eq!(sent, 3);
+}
