@@ -8,15 +8,19 @@ ARG RUST_VERSION=1.95
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 
-# Dependency layer: a placeholder crate with the real manifest and lock file.
+# Dependency layer: a placeholder for the library and for every target Cargo.toml
+# declares ([lib], [[bin]], [[bench]], [[test]], [[example]]), so cargo can load the
+# manifest and build all dependencies without the sources.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src \
- && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs \
- && cargo build --release --locked --bin atomicwork-mcp \
- && rm -rf src
+RUN awk -F'"' 'function flush() { if (kind == "") return; if (path == "") path = (kind == "lib") ? "src/lib.rs" : dir[kind] "/" name ".rs"; print kind, path; kind = "" } /^\[/ { flush(); name = ""; path = "" } /^\[lib\]/ { kind = "lib" } /^\[\[(bin|bench|test|example)\]\]/ { kind = substr($0, 3, index($0, "]]") - 3) } kind != "" && /^name *=/ { name = $2 } kind != "" && /^path *=/ { path = $2 } BEGIN { dir["bin"] = "src/bin"; dir["bench"] = "benches"; dir["test"] = "tests"; dir["example"] = "examples" } END { flush() }' Cargo.toml \
+  | while read -r kind path; do \
+      mkdir -p "$(dirname "$path")"; \
+      if [ "$kind" = lib ]; then : > "$path"; else echo 'fn main() {}' > "$path"; fi; \
+    done
+RUN cargo build --release --locked --bin atomicwork-mcp
 
-# The real sources. Touch them so cargo never mistakes them for the placeholders.
+# The real sources (placeholders of other targets stay: only the binary is built). Touch
+# them so cargo never mistakes them for the placeholders.
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked --bin atomicwork-mcp \

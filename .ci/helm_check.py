@@ -323,7 +323,7 @@ def main() -> int:
         kinds = sorted({o["kind"] for o in objs})
         print(f"  created: {', '.join(f'{k} x{len(find(objs, k))}' for k in kinds)}")
         for kind in ["CustomResourceDefinition", "ServiceAccount", "ClusterRole",
-                     "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Deployment",
+                     "Role", "RoleBinding", "ConfigMap", "Deployment",
                      "Service", "PodDisruptionBudget", "Ingress", "ServiceMonitor",
                      "NetworkPolicy"]:
             f.check(bool(find(objs, kind)), f"renders a {kind}")
@@ -378,23 +378,13 @@ def main() -> int:
         f.check(bool(cm) and "list_all_atomicwork_audit_logs" in cm[0]["data"]["catalog.yaml"],
                 "catalog override ConfigMap")
 
-        # RBAC: the chart's rules equal deploy/rbac.yaml's.
-        rbac_file = root / "deploy" / "rbac.yaml"
-        chart_rbac = rbac_by_subject(objs)
-        f.check(set(chart_rbac) == {("ClusterRole", "controller"), ("ClusterRole", "dataplane"),
-                                    ("Role", "controller")},
-                "chart RBAC: cluster roles for both parts, a namespaced Role for the controller")
-        if rbac_file.exists():
-            plain = [d for d in yaml.safe_load_all(rbac_file.read_text()) if d]
-            plain_rbac = rbac_by_subject(plain)
-            for key in sorted(set(chart_rbac) | set(plain_rbac)):
-                same = chart_rbac.get(key) == plain_rbac.get(key)
-                f.check(same, f"RBAC {key[0]} of the {key[1]}: chart equals deploy/rbac.yaml")
-                if not same:
-                    print(f"      chart:          {chart_rbac.get(key)}")
-                    print(f"      deploy/rbac.yaml: {plain_rbac.get(key)}")
-        else:
-            print("  note  deploy/rbac.yaml does not exist yet: RBAC comparison skipped")
+        # watchNamespaces: the ClusterRoles are bound in those namespaces only.
+        bound = sorted((b["metadata"]["namespace"], b["roleRef"]["kind"], b["roleRef"]["name"])
+                       for b in find(objs, "RoleBinding") if b["roleRef"]["kind"] == "ClusterRole")
+        f.check(not find(objs, "ClusterRoleBinding") and bound == sorted(
+                    (ns, "ClusterRole", f"{RELEASE}-{part}")
+                    for ns in ("it-ops", "service-desk") for part in ("controller", "dataplane")),
+                "watchNamespaces: RoleBindings in each watched namespace, no ClusterRoleBinding")
 
     print("render (default values + publicUrl):")
     objs, err = install(chart, {"publicUrl": "https://mcp.example.com"})
@@ -403,6 +393,23 @@ def main() -> int:
         kinds = {o["kind"] for o in objs}
         f.check(not kinds & {"Ingress", "ServiceMonitor", "NetworkPolicy", "ConfigMap"},
                 "ingress, ServiceMonitor, NetworkPolicy and catalog ConfigMap are off by default")
+        # RBAC: the chart's rules equal deploy/rbac.yaml's.
+        rbac_file = root / "deploy" / "rbac.yaml"
+        chart_rbac = rbac_by_subject(objs)
+        f.check(set(chart_rbac) == {("ClusterRole", "controller"), ("ClusterRole", "dataplane"),
+                                    ("Role", "controller")},
+                "RBAC: cluster roles for both parts, a namespaced Role for the controller")
+        if rbac_file.exists():
+            plain = [d for d in yaml.safe_load_all(rbac_file.read_text()) if d]
+            plain_rbac = rbac_by_subject(plain)
+            for key in sorted(set(chart_rbac) | set(plain_rbac)):
+                same = chart_rbac.get(key) == plain_rbac.get(key)
+                f.check(same, f"RBAC {key[0]} of the {key[1]}: chart equals deploy/rbac.yaml")
+                if not same:
+                    print(f"      chart:            {chart_rbac.get(key)}")
+                    print(f"      deploy/rbac.yaml: {plain_rbac.get(key)}")
+        else:
+            print("  note  deploy/rbac.yaml does not exist yet: RBAC comparison skipped")
         for d in find(objs, "Deployment"):
             check_deployment(d, f)
             f.check(d["spec"]["replicas"] == 2, f"{d['metadata']['name']}: 2 replicas by default")

@@ -26,7 +26,7 @@ app.kubernetes.io/name: {{ include "awmcp.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: atomicwork-mcp-operator
+app.kubernetes.io/part-of: atomicwork-mcp
 {{- end -}}
 
 {{/* Selector labels of one part: include "awmcp.selectorLabels" (dict "ctx" . "component" "controller") */}}
