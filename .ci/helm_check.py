@@ -366,7 +366,7 @@ def main() -> int:
             f.check(rule["host"] == "mcp.ci.example.com"
                     and [p["path"] for p in rule["http"]["paths"]] == ["/mcp"]
                     and ing[0]["spec"]["tls"][0]["secretName"] == "mcp-ci-tls"
-                    and ing[0]["spec"].get("ingressClassName") == "nginx",
+                    and ing[0]["spec"].get("ingressClassName") == "public",
                     "Ingress: host from publicUrl, only /mcp routed, TLS secret, class")
         svc = {s["metadata"]["name"]: s for s in find(objs, "Service")}
         dps = svc.get(f"{RELEASE}-dataplane")
