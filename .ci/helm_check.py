@@ -218,7 +218,9 @@ def merge(base, over):
 
 def install(chart: Path, values: dict) -> tuple[list[dict] | None, str]:
     """Runs `helm install` against a fresh stand-in API server. Returns the objects Helm
-    created (CRDs first) and the manifest Helm recorded, or None and the error text."""
+    created (CRDs first) and the manifest Helm recorded, or None and the error text. The
+    rendered NOTES.txt is left in install.notes."""
+    install.notes = ""
     FakeApi.created = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -229,6 +231,8 @@ def install(chart: Path, values: dict) -> tuple[list[dict] | None, str]:
         result = asyncio.run(helm_sdkpy.Install(cfg).run(
             RELEASE, str(chart), values=values, wait=False, timeout=60))
         manifest = result.get("manifest", "") if isinstance(result, dict) else ""
+        info = result.get("info") if isinstance(result, dict) else None
+        install.notes = (info or {}).get("notes", "") if isinstance(info, dict) else ""
         return list(FakeApi.created), manifest
     except helm_sdkpy.HelmError as e:
         return None, str(e)
@@ -393,6 +397,11 @@ def main() -> int:
         kinds = {o["kind"] for o in objs}
         f.check(not kinds & {"Ingress", "ServiceMonitor", "NetworkPolicy", "ConfigMap"},
                 "ingress, ServiceMonitor, NetworkPolicy and catalog ConfigMap are off by default")
+        notes = install.notes
+        f.check("kubectl -n it-ops get awmcp service-desk-readonly -o jsonpath='{.status.url}'"
+                in notes and "https://mcp.example.com/mcp/<token>" in notes
+                and "\nYAML\n" in notes,
+                "NOTES.txt says how to create a server and read its URL")
         # RBAC: the chart's rules equal deploy/rbac.yaml's.
         rbac_file = root / "deploy" / "rbac.yaml"
         chart_rbac = rbac_by_subject(objs)
