@@ -618,10 +618,11 @@ fn kubectl_kustomize_builds_the_base() {
 // ---------------------------------------------------------------------------------------
 // RBAC: the chart's rules are deploy/rbac.yaml's.
 
-/// (role kind, part) -> rules as (apiGroup, resource, verbs, resourceNames), from bindings.
-fn rbac_by_subject(
-    objects: &[Value],
-) -> BTreeMap<(String, String), Vec<(String, String, Vec<String>, Vec<String>)>> {
+/// One granted permission: (apiGroup, resource, sorted verbs, sorted resourceNames).
+type Rule = (String, String, Vec<String>, Vec<String>);
+
+/// (role kind, part) -> the rules granted to that part's ServiceAccount, from bindings.
+fn rbac_by_subject(objects: &[Value]) -> BTreeMap<(String, String), Vec<Rule>> {
     let roles: BTreeMap<(String, String), &Value> = objects
         .iter()
         .filter(|o| matches!(kind(o), "ClusterRole" | "Role"))
