@@ -330,7 +330,7 @@ def main() -> int:
                      "Role", "RoleBinding", "ConfigMap", "Deployment",
                      "Service", "PodDisruptionBudget", "Ingress", "ServiceMonitor",
                      "NetworkPolicy"]:
-            f.check(bool(find(objs, kind)), f"renders a {kind}")
+            f.check(bool(find(objs, kind)), f"renders kind {kind}")
         crd = find(objs, "CustomResourceDefinition")
         shipped = yaml.safe_load((root / "crds" / "atomicworkmcpservers.mcp.atomicwork.dev.yaml")
                                  .read_text())
