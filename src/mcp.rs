@@ -641,8 +641,11 @@ fn tools_list(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
         Exposure::All => view.tools.listing(),
         Exposure::Discovery => view.tools.discovery_listing(),
     };
-    let mut body = Vec::with_capacity(tools.get().len() + 256);
-    body.extend_from_slice(br#"{"tools":"#);
+    // The listing was serialised once for the tool set; only the envelope is written here.
+    let mut body = Vec::with_capacity(tools.get().len() + 320);
+    body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    body.extend_from_slice(ctx.id.get().as_bytes());
+    body.extend_from_slice(br#","result":{"tools":"#);
     body.extend_from_slice(tools.get().as_bytes());
     if ctx.era == Era::Stateless {
         body.extend_from_slice(
@@ -653,11 +656,8 @@ fn tools_list(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
         body.extend_from_slice(ctx.server_info().to_string().as_bytes());
         body.push(b'}');
     }
-    body.push(b'}');
-    match RawValue::from_string(String::from_utf8_lossy(&body).into_owned()) {
-        Ok(raw) => Reply::json(StatusCode::OK, result_body(ctx.id, &raw), "ok"),
-        Err(_) => ctx.err(code::INTERNAL_ERROR, "could not build the tool list", None),
-    }
+    body.extend_from_slice(b"}}");
+    Reply::json(StatusCode::OK, body, "ok")
 }
 
 async fn tools_call<R: ToolRunner, G: CallGate>(
@@ -712,7 +712,8 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
     };
     let mut args = args;
     fill_default_workspace(&tool, &mut args, view);
-    if let Err(problems) = tool.validate(&args) {
+    let args = Value::Object(args);
+    if let Err(problems) = tool.validate_value(&args) {
         let text = format!(
             "Invalid arguments for {}: {}. Fix them and call again; the input schema lists every argument.",
             tool.name(),
@@ -740,6 +741,13 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
         reply.outcome = "rate_limited";
         return reply;
     }
+    let Value::Object(args) = args else {
+        return ctx.err(
+            code::INTERNAL_ERROR,
+            "arguments lost their object shape",
+            None,
+        );
+    };
     let outcome = runner.run(view, &tool, args).await;
     finish_call(ctx, tool.name(), client, outcome)
 }
