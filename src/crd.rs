@@ -21,6 +21,7 @@ pub const DEFAULT_API_KEY_KEY: &str = "apiKey";
     group = "mcp.atomicwork.dev",
     version = "v1alpha1",
     kind = "AtomicworkMcpServer",
+    doc = "An MCP endpoint that gives an AI client a filtered set of Atomicwork ITSM tools. The connector URL appears in status.url once Ready.",
     plural = "atomicworkmcpservers",
     shortname = "awmcp",
     category = "atomicwork",
