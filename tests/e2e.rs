@@ -223,6 +223,18 @@ impl Env {
         }
     }
 
+    /// Waits (past the usual timeout) for the Expired condition.
+    async fn wait_for_long(&self, name: &str) -> AtomicworkMcpServer {
+        loop {
+            if let Ok(Some(s)) = self.servers().get_opt(name).await
+                && condition(&s, "Expired").is_some_and(|c| c.status == "True")
+            {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     async fn wait_ready(&self, name: &str) -> String {
         let s = self
             .wait_for(name, "Ready", |s| {
@@ -334,6 +346,13 @@ fn url(s: &AtomicworkMcpServer) -> Option<String> {
     s.status.as_ref()?.url.clone()
 }
 
+fn annotation(key: &str, value: &str) -> Value {
+    Value::Object(serde_json::Map::from_iter([(
+        key.to_string(),
+        json!(value),
+    )]))
+}
+
 fn is_tool_result(body: &Value) -> bool {
     body["result"]["isError"] == false
 }
@@ -356,7 +375,7 @@ async fn serves_tools_and_keeps_the_token_across_a_controller_restart() {
     assert!(token.len() >= 43);
 
     env.restart_controller().await;
-    env.apply_server("ops", json!({"e2e.atomicwork.dev/poke": "1"}), json!({}))
+    env.apply_server("ops", annotation("e2e.atomicwork.dev/poke", "1"), json!({}))
         .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let s = env
@@ -385,7 +404,7 @@ async fn rotation_stops_the_old_url_at_once() {
         .await;
     env.apply_server("ops", json!({}), json!({})).await;
     let old = env.wait_ready("ops").await;
-    env.apply_server("ops", json!({ROTATE_ANNOTATION: "1"}), json!({}))
+    env.apply_server("ops", annotation(ROTATE_ANNOTATION, "1"), json!({}))
         .await;
     env.wait_status(&old, None, 404).await;
     let new = env
@@ -438,20 +457,6 @@ async fn expiry_revokes_the_token_and_extending_it_mints_a_new_one() {
     assert_ne!(new, old);
     env.wait_status(&new, None, 200).await;
     env.finish().await;
-}
-
-impl Env {
-    /// Waits (past the usual timeout) for the Expired condition.
-    async fn wait_for_long(&self, name: &str) -> AtomicworkMcpServer {
-        loop {
-            if let Ok(Some(s)) = self.servers().get_opt(name).await
-                && condition(&s, "Expired").is_some_and(|c| c.status == "True")
-            {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
 }
 
 #[tokio::test]

@@ -142,6 +142,8 @@ pub async fn run(
                 registry.mark_ready();
                 tracing::info!(servers = registry.len(), "cluster feed synced");
                 keep_current(&stores, &registry, &opts, &changed, &stop).await;
+            } else {
+                tracing::error!("the cluster feed stopped before its first sync; not ready");
             }
         }
     }
