@@ -14,7 +14,7 @@ use kube::Resource;
 
 use crate::catalog::Catalog;
 use crate::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef};
-use crate::resolve::{self, Problem, ResolveOptions, SecretLookup};
+use crate::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
 use crate::secret::Secret;
 use crate::token::{self, TokenAction, TokenRecord};
 
@@ -119,10 +119,7 @@ pub fn desired(
         .as_deref()
         .ok_or(Error::Incomplete("metadata.name"))?;
     let res = resolve::resolve(server, observed.secrets, catalog, now, &settings.resolve);
-    let expired = res.expires_at.is_some_and(|at| now >= at);
-    let rotation = rotation(server);
     let secret_name = token_secret_name(name);
-
     let stored = judge(server, observed.token_secret);
     let blocker = match &stored {
         _ if secret_name.len() > 253 => Some(Blocker::NameTooLong),
@@ -133,19 +130,10 @@ pub fn desired(
         Stored::Ours(record) => record.clone(),
         _ => None,
     };
-    let action = token::decide(existing.as_ref(), rotation, expired);
-    let record = match (&blocker, action) {
-        (Some(_), _) => None,
-        (None, TokenAction::Keep) => existing.clone(),
-        (None, TokenAction::Mint) if res.view.is_ok() => Some(TokenRecord {
-            token: mint().map_err(Error::Random)?,
-            rotation: rotation.map(str::to_string),
-        }),
-        // Rotation waits until the server can be served again.
-        (None, TokenAction::Mint) => existing.clone(),
-        (None, TokenAction::Revoke | TokenAction::None) => None,
+    let record = match blocker {
+        Some(_) => None,
+        None => next_token(server, existing.as_ref(), &res, now, mint)?,
     };
-
     let url = record
         .as_ref()
         .map(|r| token::connector_url(&settings.public_url, &r.token));
@@ -161,47 +149,22 @@ pub fn desired(
         _ if matches!(stored, Stored::Ours(_) | Stored::Stale) => TokenPlan::Delete,
         _ => TokenPlan::Unchanged,
     };
-
-    let ready = ready_condition(
-        &res.view,
-        blocker.as_ref(),
-        res.tools.len(),
-        settings,
-        &secret_name,
-    );
-    let conditions = vec![
-        ready,
-        credentials_condition(&res.view),
-        expired_condition(res.expires_at, expired),
-    ];
-    let previous = server.status.clone().unwrap_or_default();
-    let generation = server.metadata.generation;
-    let status = AtomicworkMcpServerStatus {
-        url: match (&res.view, &url) {
-            (Ok(_), Some(url)) if !settings.redact_status_url && blocker.is_none() => {
-                Some(url.clone())
-            }
-            _ => None,
-        },
-        token_secret_ref: record
-            .as_ref()
-            .filter(|_| blocker.is_none())
-            .map(|_| SecretRef {
-                name: secret_name.clone(),
-            }),
-        tool_count: u32::try_from(res.tools.len()).unwrap_or(u32::MAX),
-        tools: res.tools.names(),
-        expires_at: res.expires_at.map(|t| t.to_string()),
-        observed_generation: generation,
-        conditions: merge_conditions(&previous.conditions, conditions, generation, now),
+    let facts = Facts {
+        res: &res,
+        blocker: blocker.as_ref(),
+        url: url.as_deref(),
+        has_token: record.is_some() && blocker.is_none(),
+        secret_name: &secret_name,
+        expired: res.expires_at.is_some_and(|at| now >= at),
     };
-
+    let status = status_of(server, &facts, settings, now);
+    let previous = server.status.clone().unwrap_or_default();
     let mut events = token_events(
         existing.as_ref(),
         record.as_ref(),
         &token,
         res.expires_at,
-        rotation,
+        rotation(server),
         &secret_name,
     );
     events.extend(ready_event(&previous.conditions, &status.conditions));
@@ -212,6 +175,76 @@ pub fn desired(
         events,
         requeue: requeue(res.expires_at, now),
     })
+}
+
+/// The token the server should have: kept, minted, or none (revoked at expiry).
+fn next_token(
+    server: &AtomicworkMcpServer,
+    existing: Option<&TokenRecord>,
+    res: &Resolution,
+    now: Timestamp,
+    mint: &dyn Fn() -> Result<Secret, getrandom::Error>,
+) -> Result<Option<TokenRecord>, Error> {
+    let rotation = rotation(server);
+    let expired = res.expires_at.is_some_and(|at| now >= at);
+    Ok(match token::decide(existing, rotation, expired) {
+        TokenAction::Keep => existing.cloned(),
+        TokenAction::Mint if res.view.is_ok() => Some(TokenRecord {
+            token: mint().map_err(Error::Random)?,
+            rotation: rotation.map(str::to_string),
+        }),
+        // Rotation waits until the server can be served again.
+        TokenAction::Mint => existing.cloned(),
+        TokenAction::Revoke | TokenAction::None => None,
+    })
+}
+
+/// What the status is computed from.
+struct Facts<'a> {
+    res: &'a Resolution,
+    blocker: Option<&'a Blocker>,
+    url: Option<&'a str>,
+    has_token: bool,
+    secret_name: &'a str,
+    expired: bool,
+}
+
+fn status_of(
+    server: &AtomicworkMcpServer,
+    facts: &Facts<'_>,
+    settings: &Settings,
+    now: Timestamp,
+) -> AtomicworkMcpServerStatus {
+    let res = facts.res;
+    let conditions = vec![
+        ready_condition(
+            &res.view,
+            facts.blocker,
+            res.tools.len(),
+            settings,
+            facts.secret_name,
+        ),
+        credentials_condition(&res.view),
+        expired_condition(res.expires_at, facts.expired),
+    ];
+    let previous = server
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = server.metadata.generation;
+    let serving = res.view.is_ok() && facts.has_token && !settings.redact_status_url;
+    AtomicworkMcpServerStatus {
+        url: facts.url.filter(|_| serving).map(str::to_string),
+        token_secret_ref: facts.has_token.then(|| SecretRef {
+            name: facts.secret_name.to_string(),
+        }),
+        tool_count: u32::try_from(res.tools.len()).unwrap_or(u32::MAX),
+        tools: res.tools.names(),
+        expires_at: res.expires_at.map(|t| t.to_string()),
+        observed_generation: generation,
+        conditions: merge_conditions(previous, conditions, generation, now),
+    }
 }
 
 /// The rotate-token annotation of the resource.
