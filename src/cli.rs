@@ -488,3 +488,67 @@ fn tools_table(tools: &[std::sync::Arc<Tool>]) -> String {
     out.push_str(&format!("{} tools\n", tools.len()));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        let argv = std::iter::once("atomicwork-mcp").chain(args.iter().copied());
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli.command,
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn cluster_commands_have_the_documented_defaults() {
+        let Command::Run(run) = parse(&["run", "--public-url", "https://mcp.example.com"]) else {
+            panic!("run")
+        };
+        assert_eq!(run.dataplane.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(run.controller.metrics_listen.to_string(), "0.0.0.0:9090");
+        assert_eq!(run.controller.lease_name, "atomicwork-mcp-controller");
+        assert!(!run.controller.redact_status_url);
+        let (opts, _) = controller_options(&run.controller).expect("options");
+        assert_eq!(opts.settings.public_url, "https://mcp.example.com");
+
+        let Command::Dataplane(dp) = parse(&[
+            "dataplane",
+            "--namespaces",
+            "a, b,a",
+            "--allowed-hosts",
+            "mcp.example.com",
+        ]) else {
+            panic!("dataplane")
+        };
+        let scope = crate::controller::Scope::from_list(dp.cluster.namespaces.clone());
+        assert_eq!(
+            scope,
+            crate::controller::Scope::Namespaces(vec!["a".into(), "b".into()])
+        );
+        let (opts, _) = dataplane_options(&dp.dataplane, None, &scope).expect("options");
+        assert_eq!(opts.config.allowed_hosts, ["mcp.example.com"]);
+    }
+
+    #[test]
+    fn the_controller_needs_a_usable_public_url() {
+        assert!(Cli::try_parse_from(["atomicwork-mcp", "controller"]).is_err());
+        let Command::Controller(c) = parse(&["controller", "--public-url", "mcp.example.com"])
+        else {
+            panic!("controller")
+        };
+        assert!(controller_options(&c.controller).is_err());
+        let Command::Controller(c) = parse(&[
+            "controller",
+            "--public-url",
+            "https://mcp.example.com/",
+            "--redact-status-url",
+        ]) else {
+            panic!("controller")
+        };
+        let (opts, _) = controller_options(&c.controller).expect("options");
+        assert_eq!(opts.settings.public_url, "https://mcp.example.com");
+        assert!(opts.settings.redact_status_url);
+    }
+}
