@@ -228,7 +228,8 @@ pub struct AtomicworkMcpServerStatus {
     /// The spec generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, CredentialsResolved and Expired conditions.
+    /// Ready, CredentialsResolved and Expired, plus Reconciling and Stalled for kstatus
+    /// (Flux, `kstatus`-based tools).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
@@ -236,7 +237,7 @@ pub struct AtomicworkMcpServerStatus {
 
 fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
-        "description": "Ready, CredentialsResolved and Expired conditions.",
+        "description": "Ready, CredentialsResolved and Expired, plus Reconciling and Stalled for kstatus (Flux, kstatus-based tools).",
         "type": "array",
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],

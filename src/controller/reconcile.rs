@@ -216,16 +216,21 @@ fn status_of(
     now: Timestamp,
 ) -> AtomicworkMcpServerStatus {
     let res = facts.res;
+    let ready = ready_condition(
+        &res.view,
+        facts.blocker,
+        res.tools.len(),
+        settings,
+        facts.secret_name,
+    );
+    let stalled = stalled_condition(&ready);
+    let reconciling = reconciling_condition(&ready);
     let conditions = vec![
-        ready_condition(
-            &res.view,
-            facts.blocker,
-            res.tools.len(),
-            settings,
-            facts.secret_name,
-        ),
+        ready,
         credentials_condition(&res.view),
         expired_condition(res.expires_at, facts.expired),
+        reconciling,
+        stalled,
     ];
     let previous = server
         .status
@@ -444,6 +449,52 @@ fn ready_condition(
             };
             cond("Ready", Some(true), "Serving", format!("serving {tools} tools; {where_}"))
         }
+    }
+}
+
+/// Reasons that need a person to change the resource before it can be served.
+const NEEDS_A_FIX: [&str; 3] = ["InvalidSpec", "NoToolsMatched", "TokenSecretConflict"];
+/// Reasons that resolve by themselves once a referenced Secret appears or is completed
+/// (GitOps tools often apply the Secret in the same sync, or a secrets operator later).
+const WAITING_FOR_SECRET: [&str; 2] = ["SecretNotFound", "SecretKeyMissing"];
+
+/// The `Reconciling` condition kstatus reads as "in progress": True while the server waits
+/// for a referenced Secret.
+fn reconciling_condition(ready: &Condition) -> Condition {
+    if ready.status == "False" && WAITING_FOR_SECRET.contains(&ready.reason.as_str()) {
+        cond(
+            "Reconciling",
+            Some(true),
+            &ready.reason,
+            format!("waiting for a Secret: {}", ready.message),
+        )
+    } else {
+        cond(
+            "Reconciling",
+            Some(false),
+            "Reconciled",
+            "the status describes the current spec".into(),
+        )
+    }
+}
+
+/// The `Stalled` condition that kstatus (and so Flux and `kubectl wait`-style tools) read:
+/// True when the controller cannot make progress without a change from the user.
+fn stalled_condition(ready: &Condition) -> Condition {
+    if ready.status == "False" && NEEDS_A_FIX.contains(&ready.reason.as_str()) {
+        cond(
+            "Stalled",
+            Some(true),
+            &ready.reason,
+            format!("waiting for a fix: {}", ready.message),
+        )
+    } else {
+        cond(
+            "Stalled",
+            Some(false),
+            "Progressing",
+            "nothing blocks the controller".into(),
+        )
     }
 }
 

@@ -169,6 +169,7 @@ async fn first_reconcile_mints_a_token_secret_and_writes_status() {
     assert_eq!(condition(&status.body, "Ready")["status"], "True");
     assert_eq!(condition(&status.body, "Ready")["reason"], "Serving");
     assert_eq!(condition(&status.body, "Ready")["observedGeneration"], 1);
+    assert_eq!(condition(&status.body, "Stalled")["status"], "False");
     assert_eq!(
         condition(&status.body, "CredentialsResolved")["status"],
         "True"
@@ -215,6 +216,12 @@ async fn a_missing_api_key_secret_is_reported_and_no_token_is_minted() {
     let ready = condition(&status.body, "Ready");
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "SecretNotFound");
+    assert_eq!(
+        condition(&status.body, "Reconciling")["status"],
+        "True",
+        "kstatus waits for the Secret"
+    );
+    assert_eq!(condition(&status.body, "Stalled")["status"], "False");
     let message = ready["message"].as_str().unwrap_or_default();
     assert!(message.contains(API_SECRET) && message.contains("spec.atomicwork.apiKeySecretRef"));
     assert_eq!(
@@ -273,6 +280,11 @@ async fn a_filter_matching_no_tool_gets_no_url() {
     .await;
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(condition(&status.body, "Ready")["reason"], "NoToolsMatched");
+    assert_eq!(
+        condition(&status.body, "Stalled")["status"],
+        "True",
+        "kstatus reads this as failed"
+    );
     assert_eq!(status.body["status"]["toolCount"], 0);
     assert!(status.body["status"].get("url").is_none());
     assert_eq!(
