@@ -782,20 +782,14 @@ fn local_outcome(result: ToolResult) -> CallOutcome {
 }
 
 fn finish_call(ctx: &Ctx<'_, '_>, tool: &str, client: Option<String>, out: CallOutcome) -> Reply {
-    let mut result = match out.result.to_json() {
-        Value::Object(m) => m,
-        _ => Map::new(),
+    let mut reply = match call_result_body(ctx, &out.result) {
+        Ok(body) => Reply::json(StatusCode::OK, body, out.class.label()),
+        Err(_) => ctx.err(
+            code::INTERNAL_ERROR,
+            "could not serialise the tool result",
+            None,
+        ),
     };
-    if ctx.era != Era::Stateless {
-        // structuredContent must be an object before the stateless revision.
-        if result
-            .get("structuredContent")
-            .is_some_and(|s| !s.is_object())
-        {
-            result.remove("structuredContent");
-        }
-    }
-    let mut reply = ctx.ok(result, out.class.label());
     if let Some(rl) = &out.rate_limit {
         for (name, value) in rl.headers() {
             if let Ok(v) = HeaderValue::from_str(&value) {
@@ -812,6 +806,59 @@ fn finish_call(ctx: &Ctx<'_, '_>, tool: &str, client: Option<String>, out: CallO
         client,
     });
     reply
+}
+
+/// A `tools/call` result as MCP wants it, serialised straight from the tool result (the
+/// upstream answer is the bulk of it and is not copied on the way).
+fn call_result_body(ctx: &Ctx<'_, '_>, result: &ToolResult) -> serde_json::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Text<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        text: &'a str,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CallResult<'a> {
+        content: Vec<Text<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        structured_content: Option<&'a Value>,
+        is_error: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result_type: Option<&'static str>,
+        #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+        meta: Option<Value>,
+    }
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        jsonrpc: &'static str,
+        id: &'a RawValue,
+        result: CallResult<'a>,
+    }
+    let stateless = ctx.era == Era::Stateless;
+    let body = Envelope {
+        jsonrpc: "2.0",
+        id: ctx.id,
+        result: CallResult {
+            content: result
+                .content
+                .iter()
+                .map(|t| Text {
+                    kind: "text",
+                    text: t,
+                })
+                .collect(),
+            // Before the stateless revision structuredContent must be an object.
+            structured_content: result
+                .structured
+                .as_ref()
+                .filter(|s| stateless || s.is_object()),
+            is_error: result.is_error,
+            result_type: stateless.then_some("complete"),
+            meta: stateless.then(|| json!({ META_SERVER_INFO: ctx.server_info() })),
+        },
+    };
+    serde_json::to_vec(&body)
 }
 
 fn client_name(ctx: &Ctx<'_, '_>, params: &Map<String, Value>) -> Option<String> {
