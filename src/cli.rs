@@ -29,6 +29,99 @@ pub enum Command {
     Tools(ToolsArgs),
     /// Serve MCP servers from manifest files, no cluster needed.
     Local(LocalArgs),
+    /// Reconcile AtomicworkMcpServer resources into token Secrets and status
+    /// (leader-elected; standby replicas wait for the lease).
+    Controller(ControllerArgs),
+    /// Serve MCP for the AtomicworkMcpServer resources in the cluster (read-only access).
+    Dataplane(DataplaneArgs),
+    /// The controller and the data plane in one process.
+    Run(RunArgs),
+}
+
+/// Which namespaces the cluster commands watch.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Namespaces to watch (comma-separated); every namespace when not given.
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+}
+
+/// Flags of the controller role.
+#[derive(Debug, Args)]
+pub struct ControllerFlags {
+    /// Base URL MCP clients reach the data plane at, e.g. https://mcp.example.com;
+    /// connector URLs are <public-url>/mcp/<token>.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: String,
+    /// Leave the connector URL out of status.url (it stays in the token Secret's `url`
+    /// key), for clusters where status is widely readable.
+    #[arg(long, env = "REDACT_STATUS_URL")]
+    pub redact_status_url: bool,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub metrics_listen: std::net::SocketAddr,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = crate::controller::lease::DEFAULT_LEASE_NAME)]
+    pub lease_name: String,
+}
+
+/// Flags of the data plane role.
+#[derive(Debug, Args)]
+pub struct DataplaneFlags {
+    /// Address to serve MCP (and /healthz, /readyz, /metrics) on.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Origins browsers may call from (comma-separated; `*` for any). Defaults to
+    /// https://claude.ai and https://claude.com; the public URL's origin is always allowed.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Host header values accepted (comma-separated); any host when not given.
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub controller: ControllerFlags,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DataplaneArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub dataplane: DataplaneFlags,
+    /// Base URL MCP clients reach this service at; its origin and host are allowed.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub controller: ControllerFlags,
+    #[command(flatten)]
+    pub dataplane: DataplaneFlags,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Logging flags shared by the serving commands.
@@ -146,6 +239,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Tools(args) => tools(args),
         Command::Local(args) => local(args),
+        Command::Controller(args) => cluster_command(
+            &args.log,
+            &args.catalog,
+            &args.cluster,
+            Some(&args.controller),
+            None,
+        ),
+        Command::Dataplane(args) => cluster_command(
+            &args.log,
+            &args.catalog,
+            &args.cluster,
+            None,
+            Some((&args.dataplane, args.public_url.as_deref())),
+        ),
+        Command::Run(args) => cluster_command(
+            &args.log,
+            &args.catalog,
+            &args.cluster,
+            Some(&args.controller),
+            Some((&args.dataplane, Some(args.controller.public_url.as_str()))),
+        ),
     }
 }
 
@@ -187,6 +301,128 @@ fn local(args: LocalArgs) -> anyhow::Result<ExitCode> {
     };
     runtime()?.block_on(crate::local::run(opts, catalog))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the controller, the data plane or both against the cluster kube's default
+/// configuration names (KUBECONFIG, ~/.kube/config or the in-cluster service account),
+/// until SIGTERM or Ctrl-C.
+fn cluster_command(
+    log: &LogArgs,
+    catalog: &CatalogArgs,
+    cluster: &ClusterArgs,
+    controller: Option<&ControllerFlags>,
+    dataplane: Option<(&DataplaneFlags, Option<&str>)>,
+) -> anyhow::Result<ExitCode> {
+    use crate::controller::runtime;
+    log.init();
+    let catalog = std::sync::Arc::new(catalog.load()?);
+    let scope = crate::controller::Scope::from_list(cluster.namespaces.clone());
+    let controller_opts = controller.map(controller_options).transpose()?;
+    let dataplane_opts = dataplane
+        .map(|(flags, public_url)| dataplane_options(flags, public_url, &scope))
+        .transpose()?;
+    runtime()?.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        runtime::cancel_on_signal(stop.clone());
+        let run_controller = async {
+            let Some((mut opts, listen)) = controller_opts else {
+                return Ok(());
+            };
+            opts.scope = scope.clone();
+            let admin = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let result = runtime::controller(
+                client.clone(),
+                catalog.clone(),
+                opts,
+                Some(admin),
+                stop.clone(),
+            )
+            .await;
+            stop.cancel();
+            result
+        };
+        let run_dataplane = async {
+            let Some((opts, listen)) = dataplane_opts else {
+                return Ok(());
+            };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            tracing::info!(listen = %listen, "serving MCP");
+            let result = runtime::dataplane(
+                client.clone(),
+                catalog.clone(),
+                opts,
+                listener,
+                stop.clone(),
+            )
+            .await;
+            stop.cancel();
+            result
+        };
+        let (c, d) = tokio::join!(run_controller, run_dataplane);
+        c.and(d)
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_public_url(url: &str) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .with_context(|| format!("--public-url {url:?} is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        anyhow::bail!("--public-url {url:?} must be an http(s) URL with a host");
+    }
+    Ok(url.trim().trim_end_matches('/').to_string())
+}
+
+fn controller_options(
+    flags: &ControllerFlags,
+) -> anyhow::Result<(
+    crate::controller::runtime::ControllerOptions,
+    std::net::SocketAddr,
+)> {
+    let settings = crate::controller::Settings {
+        public_url: check_public_url(&flags.public_url)?,
+        redact_status_url: flags.redact_status_url,
+        resolve: Default::default(),
+    };
+    let lease =
+        crate::controller::lease::LeaseSettings::new(&flags.lease_namespace, &flags.lease_name);
+    let opts = crate::controller::runtime::ControllerOptions {
+        settings,
+        scope: crate::controller::Scope::All,
+        lease: Some(lease),
+    };
+    Ok((opts, flags.metrics_listen))
+}
+
+fn dataplane_options(
+    flags: &DataplaneFlags,
+    public_url: Option<&str>,
+    scope: &crate::controller::Scope,
+) -> anyhow::Result<(
+    crate::controller::runtime::DataplaneOptions,
+    std::net::SocketAddr,
+)> {
+    let mut config = crate::dataplane::DataplaneConfig::default();
+    if !flags.allowed_origins.is_empty() {
+        config.allowed_origins = flags.allowed_origins.clone();
+    }
+    config.allowed_hosts = flags.allowed_hosts.clone();
+    if let Some(url) = public_url {
+        config.allow_public_url(&check_public_url(url)?);
+    }
+    let opts = crate::controller::runtime::DataplaneOptions {
+        scope: scope.clone(),
+        config,
+        resolve: Default::default(),
+    };
+    Ok((opts, flags.listen))
 }
 
 /// The CRD as YAML, exactly as committed under `crds/`.
@@ -251,4 +487,68 @@ fn tools_table(tools: &[std::sync::Arc<Tool>]) -> String {
     }
     out.push_str(&format!("{} tools\n", tools.len()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        let argv = std::iter::once("atomicwork-mcp").chain(args.iter().copied());
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli.command,
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn cluster_commands_have_the_documented_defaults() {
+        let Command::Run(run) = parse(&["run", "--public-url", "https://mcp.example.com"]) else {
+            panic!("run")
+        };
+        assert_eq!(run.dataplane.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(run.controller.metrics_listen.to_string(), "0.0.0.0:9090");
+        assert_eq!(run.controller.lease_name, "atomicwork-mcp-controller");
+        assert!(!run.controller.redact_status_url);
+        let (opts, _) = controller_options(&run.controller).expect("options");
+        assert_eq!(opts.settings.public_url, "https://mcp.example.com");
+
+        let Command::Dataplane(dp) = parse(&[
+            "dataplane",
+            "--namespaces",
+            "a, b,a",
+            "--allowed-hosts",
+            "mcp.example.com",
+        ]) else {
+            panic!("dataplane")
+        };
+        let scope = crate::controller::Scope::from_list(dp.cluster.namespaces.clone());
+        assert_eq!(
+            scope,
+            crate::controller::Scope::Namespaces(vec!["a".into(), "b".into()])
+        );
+        let (opts, _) = dataplane_options(&dp.dataplane, None, &scope).expect("options");
+        assert_eq!(opts.config.allowed_hosts, ["mcp.example.com"]);
+    }
+
+    #[test]
+    fn the_controller_needs_a_usable_public_url() {
+        assert!(Cli::try_parse_from(["atomicwork-mcp", "controller"]).is_err());
+        let Command::Controller(c) = parse(&["controller", "--public-url", "mcp.example.com"])
+        else {
+            panic!("controller")
+        };
+        assert!(controller_options(&c.controller).is_err());
+        let Command::Controller(c) = parse(&[
+            "controller",
+            "--public-url",
+            "https://mcp.example.com/",
+            "--redact-status-url",
+        ]) else {
+            panic!("controller")
+        };
+        let (opts, _) = controller_options(&c.controller).expect("options");
+        assert_eq!(opts.settings.public_url, "https://mcp.example.com");
+        assert!(opts.settings.redact_status_url);
+    }
 }

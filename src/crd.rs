@@ -21,6 +21,7 @@ pub const DEFAULT_API_KEY_KEY: &str = "apiKey";
     group = "mcp.atomicwork.dev",
     version = "v1alpha1",
     kind = "AtomicworkMcpServer",
+    doc = "An MCP endpoint that gives an AI client a filtered set of Atomicwork ITSM tools. The connector URL appears in status.url once Ready.",
     plural = "atomicworkmcpservers",
     shortname = "awmcp",
     category = "atomicwork",
@@ -227,7 +228,8 @@ pub struct AtomicworkMcpServerStatus {
     /// The spec generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, CredentialsResolved and Expired conditions.
+    /// Ready, CredentialsResolved and Expired, plus Reconciling and Stalled for kstatus
+    /// (Flux, `kstatus`-based tools).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
@@ -235,7 +237,7 @@ pub struct AtomicworkMcpServerStatus {
 
 fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
-        "description": "Ready, CredentialsResolved and Expired conditions.",
+        "description": "Ready, CredentialsResolved and Expired, plus Reconciling and Stalled for kstatus (Flux, kstatus-based tools).",
         "type": "array",
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::catalog::{Tool, ToolSet};
+use crate::upstream::ToolResult;
 
 pub const SEARCH_TOOLS: &str = "search_tools";
 pub const GET_TOOL_SCHEMA: &str = "get_tool_schema";
@@ -141,4 +142,179 @@ pub fn summary(tool: &Tool) -> Value {
         "tags": tool.source.tags,
         "readOnly": tool.annotations.read_only_hint,
     })
+}
+
+/// What a meta-tool call comes to: an answer, or a real tool to run.
+pub enum MetaOutcome {
+    /// Answered without the upstream.
+    Done(ToolResult),
+    /// Run this tool of the set with these arguments.
+    Call(Arc<Tool>, Map<String, Value>),
+}
+
+/// Runs `search_tools` or `get_tool_schema`, or unwraps `call_tool`, confined to `set`.
+pub fn meta_call(set: &ToolSet, name: &str, mut args: Map<String, Value>) -> MetaOutcome {
+    match name {
+        SEARCH_TOOLS => {
+            let query = args
+                .get("query")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let limit = args
+                .get("limit")
+                .and_then(Value::as_u64)
+                .map(|l| (l as usize).clamp(1, MAX_SEARCH_LIMIT))
+                .unwrap_or(10);
+            let hits: Vec<Value> = search(set, query, limit)
+                .into_iter()
+                .map(|t| summary(t))
+                .collect();
+            let text = if hits.is_empty() {
+                format!(
+                    "No tool matches {query:?}. Try broader words such as requests, changes, assets, audit, users."
+                )
+            } else {
+                Value::Array(hits.clone()).to_string()
+            };
+            MetaOutcome::Done(ToolResult {
+                content: vec![text],
+                structured: Some(json!({"tools": hits})),
+                is_error: false,
+            })
+        }
+        GET_TOOL_SCHEMA => {
+            let names: Vec<String> = match args.get("tool_names") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
+                Some(Value::String(s)) => vec![s.clone()],
+                _ => Vec::new(),
+            };
+            if names.is_empty() || names.len() > 5 {
+                return MetaOutcome::Done(ToolResult::error(
+                    "tool_names must list 1 to 5 tool names from search_tools",
+                ));
+            }
+            let mut schemas = Vec::new();
+            for n in &names {
+                match set.get(n) {
+                    Some(t) => schemas.push(
+                        serde_json::from_str::<Value>(t.listing.get()).unwrap_or(Value::Null),
+                    ),
+                    None => {
+                        return MetaOutcome::Done(ToolResult::error(format!(
+                            "Unknown tool {n:?} on this server; use search_tools to find available tools"
+                        )));
+                    }
+                }
+            }
+            let text = Value::Array(schemas.clone()).to_string();
+            MetaOutcome::Done(ToolResult {
+                content: vec![text],
+                structured: Some(json!({"tools": schemas})),
+                is_error: false,
+            })
+        }
+        _ => {
+            let tool_name = args
+                .get("tool_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let inner = match args.remove("arguments") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(m)) => m,
+                Some(_) => {
+                    return MetaOutcome::Done(ToolResult::error("arguments must be an object"));
+                }
+            };
+            match set.get(&tool_name) {
+                Some(t) => MetaOutcome::Call(t.clone(), inner),
+                None => MetaOutcome::Done(ToolResult::error(format!(
+                    "Unknown tool {tool_name:?} on this server; use search_tools to find available tools"
+                ))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn all() -> std::sync::Arc<ToolSet> {
+        let c = Catalog::builtin().expect("catalog");
+        let names: Vec<String> = c.tools().iter().map(|t| t.name().to_string()).collect();
+        c.tool_set(&names)
+    }
+
+    fn top(set: &ToolSet, q: &str) -> String {
+        search(set, q, 3)
+            .first()
+            .map(|t| t.name().to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn search_ranks_by_name_title_tags_and_description() {
+        let set = all();
+        assert_eq!(
+            top(&set, "change activity notes"),
+            "list_all_atomicwork_change_activity_notes"
+        );
+        assert_eq!(top(&set, "audit logs"), "list_all_atomicwork_audit_logs");
+        assert_eq!(top(&set, "create user"), "create_a_atomicwork_user");
+        let assets = search(&set, "assets", 10);
+        assert!(assets.len() >= 5);
+        assert!(
+            assets
+                .iter()
+                .take(5)
+                .all(|t| t.source.tags.contains(&"assets".to_string()))
+        );
+        assert!(search(&set, "zzqx", 10).is_empty());
+        assert_eq!(search(&set, "", 4).len(), 4, "an empty query lists tools");
+    }
+
+    #[test]
+    fn meta_tools_stay_inside_the_set() {
+        let c = Catalog::builtin().expect("catalog");
+        let set = c.tool_set(&["list_all_atomicwork_assets".to_string()]);
+        let args = |v: Value| v.as_object().cloned().unwrap_or_default();
+        match meta_call(
+            &set,
+            CALL_TOOL,
+            args(json!({"tool_name": "create_a_atomicwork_asset"})),
+        ) {
+            MetaOutcome::Done(r) => assert!(r.is_error),
+            MetaOutcome::Call(..) => panic!("a tool outside the set was reached"),
+        }
+        match meta_call(
+            &set,
+            GET_TOOL_SCHEMA,
+            args(json!({"tool_names": ["a", "b", "c", "d", "e", "f"]})),
+        ) {
+            MetaOutcome::Done(r) => assert!(r.is_error, "more than 5 names"),
+            MetaOutcome::Call(..) => panic!("not a call"),
+        }
+        match meta_call(
+            &set,
+            CALL_TOOL,
+            args(json!({"tool_name": "list_all_atomicwork_assets", "arguments": {"page": 2}})),
+        ) {
+            MetaOutcome::Call(t, a) => {
+                assert_eq!(t.name(), "list_all_atomicwork_assets");
+                assert_eq!(a["page"], 2);
+            }
+            MetaOutcome::Done(r) => panic!("{:?}", r.content),
+        }
+        let listing = listing(&set);
+        assert_eq!(
+            listing[2]["annotations"]["readOnlyHint"], true,
+            "call_tool reaches only reads"
+        );
+    }
 }

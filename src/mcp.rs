@@ -692,8 +692,11 @@ fn tools_list(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
         Exposure::All => view.tools.listing(),
         Exposure::Discovery => view.tools.discovery_listing(),
     };
-    let mut body = Vec::with_capacity(tools.get().len() + 256);
-    body.extend_from_slice(br#"{"tools":"#);
+    // The listing was serialised once for the tool set; only the envelope is written here.
+    let mut body = Vec::with_capacity(tools.get().len() + 320);
+    body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    body.extend_from_slice(ctx.id.get().as_bytes());
+    body.extend_from_slice(br#","result":{"tools":"#);
     body.extend_from_slice(tools.get().as_bytes());
     if ctx.era == Era::Stateless {
         body.extend_from_slice(
@@ -704,11 +707,8 @@ fn tools_list(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
         body.extend_from_slice(ctx.server_info().to_string().as_bytes());
         body.push(b'}');
     }
-    body.push(b'}');
-    match RawValue::from_string(String::from_utf8_lossy(&body).into_owned()) {
-        Ok(raw) => Reply::json(StatusCode::OK, result_body(ctx.id, &raw), "ok"),
-        Err(_) => ctx.err(code::INTERNAL_ERROR, "could not build the tool list", None),
-    }
+    body.extend_from_slice(b"}}");
+    Reply::json(StatusCode::OK, body, "ok")
 }
 
 async fn tools_call<R: ToolRunner, G: CallGate>(
@@ -753,17 +753,18 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
             if !discovery::is_meta_tool(&name) {
                 return unknown_tool(ctx, &name, true);
             }
-            match meta_call(ctx, &name, args) {
-                MetaOutcome::Done(result) => {
+            match discovery::meta_call(&view.tools, &name, args) {
+                discovery::MetaOutcome::Done(result) => {
                     return finish_call(ctx, &name, client, local_outcome(result));
                 }
-                MetaOutcome::Call(tool, args) => (tool, args),
+                discovery::MetaOutcome::Call(tool, args) => (tool, args),
             }
         }
     };
     let mut args = args;
     fill_default_workspace(&tool, &mut args, view);
-    if let Err(problems) = tool.validate(&args) {
+    let args = Value::Object(args);
+    if let Err(problems) = tool.validate_value(&args) {
         let text = format!(
             "Invalid arguments for {}: {}. Fix them and call again; the input schema lists every argument.",
             tool.name(),
@@ -791,101 +792,15 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
         reply.outcome = "rate_limited";
         return reply;
     }
+    let Value::Object(args) = args else {
+        return ctx.err(
+            code::INTERNAL_ERROR,
+            "arguments lost their object shape",
+            None,
+        );
+    };
     let outcome = runner.run(view, &tool, args).await;
     finish_call(ctx, tool.name(), client, outcome)
-}
-
-enum MetaOutcome {
-    Done(ToolResult),
-    Call(Arc<Tool>, Map<String, Value>),
-}
-
-fn meta_call(ctx: &Ctx<'_, '_>, name: &str, mut args: Map<String, Value>) -> MetaOutcome {
-    let set = &ctx.req.view.tools;
-    match name {
-        discovery::SEARCH_TOOLS => {
-            let query = args
-                .get("query")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let limit = args
-                .get("limit")
-                .and_then(Value::as_u64)
-                .map(|l| (l as usize).clamp(1, discovery::MAX_SEARCH_LIMIT))
-                .unwrap_or(10);
-            let hits: Vec<Value> = discovery::search(set, query, limit)
-                .into_iter()
-                .map(|t| discovery::summary(t))
-                .collect();
-            let text = if hits.is_empty() {
-                format!(
-                    "No tool matches {query:?}. Try broader words such as requests, changes, assets, audit, users."
-                )
-            } else {
-                Value::Array(hits.clone()).to_string()
-            };
-            MetaOutcome::Done(ToolResult {
-                content: vec![text],
-                structured: Some(json!({"tools": hits})),
-                is_error: false,
-            })
-        }
-        discovery::GET_TOOL_SCHEMA => {
-            let names: Vec<String> = match args.get("tool_names") {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect(),
-                Some(Value::String(s)) => vec![s.clone()],
-                _ => Vec::new(),
-            };
-            if names.is_empty() || names.len() > 5 {
-                return MetaOutcome::Done(ToolResult::error(
-                    "tool_names must list 1 to 5 tool names from search_tools",
-                ));
-            }
-            let mut schemas = Vec::new();
-            for n in &names {
-                match set.get(n) {
-                    Some(t) => schemas.push(
-                        serde_json::from_str::<Value>(t.listing.get()).unwrap_or(Value::Null),
-                    ),
-                    None => {
-                        return MetaOutcome::Done(ToolResult::error(format!(
-                            "Unknown tool {n:?} on this server; use search_tools to find available tools"
-                        )));
-                    }
-                }
-            }
-            let text = Value::Array(schemas.clone()).to_string();
-            MetaOutcome::Done(ToolResult {
-                content: vec![text],
-                structured: Some(json!({"tools": schemas})),
-                is_error: false,
-            })
-        }
-        _ => {
-            let tool_name = args
-                .get("tool_name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let inner = match args.remove("arguments") {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(m)) => m,
-                Some(_) => {
-                    return MetaOutcome::Done(ToolResult::error("arguments must be an object"));
-                }
-            };
-            match set.get(&tool_name) {
-                Some(t) => MetaOutcome::Call(t.clone(), inner),
-                None => MetaOutcome::Done(ToolResult::error(format!(
-                    "Unknown tool {tool_name:?} on this server; use search_tools to find available tools"
-                ))),
-            }
-        }
-    }
 }
 
 fn unknown_tool(ctx: &Ctx<'_, '_>, name: &str, discovery_mode: bool) -> Reply {
@@ -918,20 +833,14 @@ fn local_outcome(result: ToolResult) -> CallOutcome {
 }
 
 fn finish_call(ctx: &Ctx<'_, '_>, tool: &str, client: Option<String>, out: CallOutcome) -> Reply {
-    let mut result = match out.result.to_json() {
-        Value::Object(m) => m,
-        _ => Map::new(),
+    let mut reply = match call_result_body(ctx, &out.result) {
+        Ok(body) => Reply::json(StatusCode::OK, body, out.class.label()),
+        Err(_) => ctx.err(
+            code::INTERNAL_ERROR,
+            "could not serialise the tool result",
+            None,
+        ),
     };
-    if ctx.era != Era::Stateless {
-        // structuredContent must be an object before the stateless revision.
-        if result
-            .get("structuredContent")
-            .is_some_and(|s| !s.is_object())
-        {
-            result.remove("structuredContent");
-        }
-    }
-    let mut reply = ctx.ok(result, out.class.label());
     if let Some(rl) = &out.rate_limit {
         for (name, value) in rl.headers() {
             if let Ok(v) = HeaderValue::from_str(&value) {
@@ -948,6 +857,59 @@ fn finish_call(ctx: &Ctx<'_, '_>, tool: &str, client: Option<String>, out: CallO
         client,
     });
     reply
+}
+
+/// A `tools/call` result as MCP wants it, serialised straight from the tool result (the
+/// upstream answer is the bulk of it and is not copied on the way).
+fn call_result_body(ctx: &Ctx<'_, '_>, result: &ToolResult) -> serde_json::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Text<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        text: &'a str,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CallResult<'a> {
+        content: Vec<Text<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        structured_content: Option<&'a Value>,
+        is_error: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result_type: Option<&'static str>,
+        #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+        meta: Option<Value>,
+    }
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        jsonrpc: &'static str,
+        id: &'a RawValue,
+        result: CallResult<'a>,
+    }
+    let stateless = ctx.era == Era::Stateless;
+    let body = Envelope {
+        jsonrpc: "2.0",
+        id: ctx.id,
+        result: CallResult {
+            content: result
+                .content
+                .iter()
+                .map(|t| Text {
+                    kind: "text",
+                    text: t,
+                })
+                .collect(),
+            // Before the stateless revision structuredContent must be an object.
+            structured_content: result
+                .structured
+                .as_ref()
+                .filter(|s| stateless || s.is_object()),
+            is_error: result.is_error,
+            result_type: stateless.then_some("complete"),
+            meta: stateless.then(|| json!({ META_SERVER_INFO: ctx.server_info() })),
+        },
+    };
+    serde_json::to_vec(&body)
 }
 
 fn client_name(ctx: &Ctx<'_, '_>, params: &Map<String, Value>) -> Option<String> {

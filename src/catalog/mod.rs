@@ -267,6 +267,13 @@ impl Tool {
     /// Checks arguments against the input schema. Each message names the argument at fault
     /// and, for dependent arguments, the combinations that are accepted.
     pub fn validate(&self, args: &Map<String, Value>) -> Result<(), Vec<String>> {
+        self.validate_value(&Value::Object(args.clone()))
+    }
+
+    /// [`Tool::validate`] for arguments already held as a JSON object, without a copy.
+    pub fn validate_value(&self, instance: &Value) -> Result<(), Vec<String>> {
+        let empty = Map::new();
+        let args = instance.as_object().unwrap_or(&empty);
         let mut problems = Vec::new();
         if !self.source.required_one_of.is_empty()
             && !self
@@ -287,8 +294,7 @@ impl Tool {
                 options.join("; or ")
             ));
         }
-        let instance = Value::Object(args.clone());
-        for error in self.validator.iter_errors(&instance) {
+        for error in self.validator.iter_errors(instance) {
             if matches!(
                 error.kind(),
                 jsonschema::error::ValidationErrorKind::AnyOf { .. }

@@ -1,0 +1,406 @@
+//! The Kubernetes side: the controller that turns `AtomicworkMcpServer` resources into
+//! token Secrets and status, and the data plane's feed that turns them into served
+//! endpoints.
+//!
+//! One reconcile runs the pipeline dereference → desire → apply: [`apply::dereference`]
+//! reads the Secrets a server names and its token Secret, [`reconcile::desired`] decides
+//! (pure, unit-tested), [`apply::apply`] writes with server-side apply. Only the holder of
+//! the leader lease ([`lease`]) runs controllers; every data plane replica runs a
+//! [`feed`].
+
+pub mod apply;
+pub mod feed;
+pub mod health;
+pub mod lease;
+pub mod reconcile;
+pub mod runtime;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret as K8sSecret;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::Catalog;
+use crate::crd::{AtomicworkMcpServer, GROUP};
+use crate::metrics::ControllerMetrics;
+use crate::resolve::SecretData;
+
+pub use reconcile::Settings;
+
+/// Field manager of every server-side apply, and the Event reporter.
+pub const FIELD_MANAGER: &str = "atomicwork-mcp-operator";
+
+/// One permission the code needs: (API group, resource, verb). `deploy/rbac.yaml` grants
+/// exactly the union of the lists kept next to the calls (a test checks it).
+pub type ApiCall = (&'static str, &'static str, &'static str);
+
+/// The controller's watches (see [`controller_for`]).
+pub const API_CALLS: &[ApiCall] = &[
+    (GROUP, "atomicworkmcpservers", "list"),
+    (GROUP, "atomicworkmcpservers", "watch"),
+    ("", "secrets", "list"),
+    ("", "secrets", "watch"),
+];
+
+/// Every permission the controller needs cluster-wide (the lease's are namespaced, in
+/// [`lease::API_CALLS`]).
+pub fn controller_api_calls() -> Vec<ApiCall> {
+    API_CALLS.iter().chain(apply::API_CALLS).copied().collect()
+}
+
+/// Secret types no server can reference; left out of every Secret watch so release
+/// records and service-account tokens are neither transferred nor cached.
+pub const SECRET_FIELD_SELECTOR: &str =
+    "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token";
+
+/// Why a reconcile failed. Never carries a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} failed: {source}")]
+    Kube {
+        op: Op,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("reading the OS random number generator failed: {0}")]
+    Random(#[source] getrandom::Error),
+    #[error("the resource has no {0}")]
+    Incomplete(&'static str),
+}
+
+/// The API call that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    GetSecret,
+    ApplySecret,
+    DeleteSecret,
+    ApplyStatus,
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Op::GetSecret => "reading a Secret",
+            Op::ApplySecret => "applying the token Secret",
+            Op::DeleteSecret => "deleting the token Secret",
+            Op::ApplyStatus => "applying the status",
+        })
+    }
+}
+
+impl Error {
+    /// Low-cardinality label for the failures metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube { op, .. } => match op {
+                Op::GetSecret => "get_secret",
+                Op::ApplySecret => "apply_secret",
+                Op::DeleteSecret => "delete_secret",
+                Op::ApplyStatus => "apply_status",
+            },
+            Error::Random(_) => "random",
+            Error::Incomplete(_) => "incomplete_object",
+        }
+    }
+}
+
+/// Which namespaces are watched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// One watcher per namespace.
+    Namespaces(Vec<String>),
+}
+
+impl Scope {
+    /// `All` for an empty list.
+    pub fn from_list(namespaces: Vec<String>) -> Self {
+        let mut list: Vec<String> = namespaces
+            .into_iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        list.sort();
+        list.dedup();
+        if list.is_empty() {
+            Scope::All
+        } else {
+            Scope::Namespaces(list)
+        }
+    }
+
+    /// One `Api` per watched namespace (a single cluster-wide one for `All`).
+    pub fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match self {
+            Scope::All => vec![Api::all(client.clone())],
+            Scope::Namespaces(list) => list
+                .iter()
+                .map(|ns| Api::namespaced(client.clone(), ns))
+                .collect(),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    /// One recorder for all reconciles, so repeated Events aggregate into series.
+    pub recorder: Recorder,
+    pub metrics: Arc<ControllerMetrics>,
+    pub catalog: Arc<Catalog>,
+    pub settings: Settings,
+    /// False once the lease is lost: in-flight reconciles stop writing.
+    leading: AtomicBool,
+    /// Consecutive failures per server, for the error backoff; reset on success.
+    failures: Mutex<HashMap<(String, String), u32>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        catalog: Arc<Catalog>,
+        settings: Settings,
+        metrics: Arc<ControllerMetrics>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_string(),
+            instance: std::env::var("POD_NAME").ok().filter(|n| !n.is_empty()),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            catalog,
+            settings,
+            leading: AtomicBool::new(true),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+    }
+
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Release);
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), u32>> {
+        match self.failures.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Counts one more failure and returns how many in a row.
+    fn record_failure(&self, key: (String, String)) -> u32 {
+        let mut map = self.failures();
+        let n = map.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    fn reset_failures(&self, key: &(String, String)) {
+        self.failures().remove(key);
+    }
+}
+
+fn key(server: &AtomicworkMcpServer) -> (String, String) {
+    (
+        server.metadata.namespace.clone().unwrap_or_default(),
+        server.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Reconciles one server: read, decide, write. Records metrics and resets the failure
+/// count on success.
+pub async fn reconcile(
+    server: Arc<AtomicworkMcpServer>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_once(&server, &ctx).await;
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    match &result {
+        Ok((outcome, _)) => {
+            ctx.reset_failures(&key(&server));
+            ctx.metrics.reconciled(outcome);
+        }
+        Err(e) => {
+            ctx.metrics.reconciled("error");
+            ctx.metrics.failed(e.metric_label());
+        }
+    }
+    result.map(|(_, action)| action)
+}
+
+async fn reconcile_once(
+    server: &AtomicworkMcpServer,
+    ctx: &Context,
+) -> Result<(&'static str, Action), Error> {
+    if !ctx.is_leading() {
+        return Ok(("skipped", Action::await_change()));
+    }
+    let observed = apply::dereference(&ctx.client, server).await?;
+    let desired = reconcile::desired(
+        &observed.view(server),
+        &ctx.catalog,
+        &ctx.settings,
+        Timestamp::now(),
+        &crate::secret::mint_token,
+    )?;
+    if !ctx.is_leading() {
+        return Ok(("skipped", Action::await_change()));
+    }
+    let ready = desired
+        .status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    apply::apply(ctx, server, &observed, &desired).await?;
+    let outcome = if ready { "ready" } else { "not_ready" };
+    Ok((outcome, Action::requeue(desired.requeue)))
+}
+
+/// Retries a failed server with exponential backoff: 2 s, 4 s, 8 s … up to 5 minutes.
+pub fn error_policy(server: Arc<AtomicworkMcpServer>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.record_failure(key(&server));
+    let delay = backoff(failures);
+    tracing::warn!(
+        server = %format!("{}/{}", key(&server).0, key(&server).1),
+        error = %error,
+        failures,
+        retry_in_s = delay.as_secs(),
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// The delay after `failures` consecutive failures.
+pub fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(8);
+    Duration::from_secs(2u64 << exp).min(Duration::from_secs(300))
+}
+
+/// A Secret's data as [`crate::resolve`] reads it.
+pub fn secret_data(secret: &K8sSecret) -> SecretData {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect::<BTreeMap<_, _>>()
+}
+
+/// The servers a Secret event concerns: its owner, and every server in the store that
+/// names it (API key, client tokens) or whose token Secret it is.
+pub fn servers_for_secret(
+    store: &Store<AtomicworkMcpServer>,
+    secret: &K8sSecret,
+) -> Vec<ObjectRef<AtomicworkMcpServer>> {
+    let (Some(ns), Some(name)) = (
+        secret.metadata.namespace.as_deref(),
+        secret.metadata.name.as_deref(),
+    ) else {
+        return Vec::new();
+    };
+    let owned_by = name.strip_suffix(reconcile::TOKEN_SECRET_SUFFIX);
+    let mut refs: Vec<_> = store
+        .state_filter(|s| {
+            s.metadata.namespace.as_deref() == Some(ns)
+                && (names_secret(s, name) || s.metadata.name.as_deref() == owned_by)
+        })
+        .iter()
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect();
+    let owners = secret.metadata.owner_references.iter().flatten();
+    for owner in owners.filter(|o| {
+        o.kind == "AtomicworkMcpServer" && o.api_version.starts_with(&format!("{GROUP}/"))
+    }) {
+        let r = ObjectRef::new(&owner.name).within(ns);
+        if !refs.contains(&r) {
+            refs.push(r);
+        }
+    }
+    refs
+}
+
+/// True when the server reads this Secret.
+pub fn names_secret(server: &AtomicworkMcpServer, name: &str) -> bool {
+    let spec = &server.spec;
+    spec.atomicwork.api_key_secret_ref.name == name
+        || spec
+            .api_token_secret_ref
+            .as_ref()
+            .is_some_and(|r| r.name == name)
+}
+
+/// A controller for one `Api` (one namespace, or all): the servers, plus every Secret
+/// mapped back to the servers it concerns.
+fn controller_for(
+    servers: Api<AtomicworkMcpServer>,
+    secrets: Api<K8sSecret>,
+) -> Controller<AtomicworkMcpServer> {
+    let controller = Controller::new(servers, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    controller.watches(
+        secrets,
+        watcher::Config::default()
+            .any_semantic()
+            .fields(SECRET_FIELD_SELECTOR),
+        move |secret| servers_for_secret(&store, &secret),
+    )
+}
+
+/// Runs the controllers for `scope` until `stop` is cancelled; in-flight reconciles finish.
+pub async fn run(ctx: Arc<Context>, scope: &Scope, stop: CancellationToken) {
+    let servers = scope.apis::<AtomicworkMcpServer>(&ctx.client);
+    let secrets = scope.apis::<K8sSecret>(&ctx.client);
+    let streams = servers.into_iter().zip(secrets).map(|(servers, secrets)| {
+        let stop = stop.clone();
+        controller_for(servers, secrets)
+            .graceful_shutdown_on(async move { stop.cancelled().await })
+            .run(reconcile, error_policy, ctx.clone())
+            .boxed()
+    });
+    futures::stream::select_all(streams)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(server = %obj, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(_, obj)) => {
+                    tracing::debug!(server = %obj, "reconcile failed; retrying with backoff")
+                }
+                Err(e) => tracing::warn!(error = %e, "controller"),
+            }
+        })
+        .await;
+}

@@ -1,0 +1,648 @@
+//! The pure half of a reconcile: from what was observed (the resource, the Secrets it
+//! names, its token Secret) to what should be (the token Secret, the status, Events and
+//! when to look again). No I/O, no clock, no randomness of its own, so every scenario is
+//! a plain unit test.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret as K8sSecret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use kube::Resource;
+
+use crate::catalog::Catalog;
+use crate::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef};
+use crate::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
+use crate::secret::Secret;
+use crate::token::{self, TokenAction, TokenRecord};
+
+use super::Error;
+
+/// `app.kubernetes.io/managed-by` value on every object the controller writes.
+pub const MANAGED_BY: &str = "atomicwork-mcp-operator";
+/// `app.kubernetes.io/part-of` value on every object the controller writes.
+pub const PART_OF: &str = "atomicwork-mcp";
+/// Label naming the server a token Secret belongs to.
+pub const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
+/// Suffix of the token Secret's name.
+pub const TOKEN_SECRET_SUFFIX: &str = "-mcp-token";
+/// Look again this often even when nothing changes, for eventual consistency.
+pub const RESYNC: Duration = Duration::from_secs(15 * 60);
+
+/// Deployment settings of the controller.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Base URL clients reach the data plane at, e.g. `https://mcp.example.com`.
+    pub public_url: String,
+    /// Keep the connector URL out of `status.url` (it stays in the token Secret).
+    pub redact_status_url: bool,
+    pub resolve: ResolveOptions,
+}
+
+/// What the controller read for one server.
+pub struct Observed<'a> {
+    pub server: &'a AtomicworkMcpServer,
+    /// The Secrets the server names (API key, client tokens).
+    pub secrets: &'a dyn SecretLookup,
+    /// The server's token Secret, if it exists.
+    pub token_secret: Option<&'a K8sSecret>,
+}
+
+/// What should be done with the token Secret.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenPlan {
+    /// It is as it should be (or must not be touched).
+    Unchanged,
+    /// Server-side apply this Secret.
+    Apply(Box<K8sSecret>),
+    /// Delete it: the token is revoked.
+    Delete,
+}
+
+/// An Event to publish about the server. Notes never carry a token or key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub action: &'static str,
+    pub note: String,
+}
+
+/// The desired state for one server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub token: TokenPlan,
+    pub status: AtomicworkMcpServerStatus,
+    /// False when the observed status already equals `status` (no write needed).
+    pub status_changed: bool,
+    pub events: Vec<Notice>,
+    pub requeue: Duration,
+}
+
+/// Why the token Secret cannot be managed at all.
+enum Blocker {
+    /// A Secret of that name exists that this controller did not create.
+    Foreign(String),
+    /// The resource name leaves no room for the token Secret's name.
+    NameTooLong,
+}
+
+/// The token Secret as found, judged by who owns it.
+enum Stored {
+    Absent,
+    /// Ours and for this very resource; `None` when its token is unusable.
+    Ours(Option<TokenRecord>),
+    /// Ours, but for an earlier resource of the same name (or without an owner).
+    Stale,
+    Foreign,
+}
+
+/// The name of a server's token Secret.
+pub fn token_secret_name(server_name: &str) -> String {
+    format!("{server_name}{TOKEN_SECRET_SUFFIX}")
+}
+
+/// Computes the desired state. `mint` is called only when a new token is needed.
+pub fn desired(
+    observed: &Observed<'_>,
+    catalog: &Catalog,
+    settings: &Settings,
+    now: Timestamp,
+    mint: &dyn Fn() -> Result<Secret, getrandom::Error>,
+) -> Result<Desired, Error> {
+    let server = observed.server;
+    let name = server
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Error::Incomplete("metadata.name"))?;
+    let res = resolve::resolve(server, observed.secrets, catalog, now, &settings.resolve);
+    let secret_name = token_secret_name(name);
+    let stored = judge(server, observed.token_secret);
+    let blocker = match &stored {
+        _ if secret_name.len() > 253 => Some(Blocker::NameTooLong),
+        Stored::Foreign => Some(Blocker::Foreign(secret_name.clone())),
+        _ => None,
+    };
+    let existing = match &stored {
+        Stored::Ours(record) => record.clone(),
+        _ => None,
+    };
+    let record = match blocker {
+        Some(_) => None,
+        None => next_token(server, existing.as_ref(), &res, now, mint)?,
+    };
+    let url = record
+        .as_ref()
+        .map(|r| token::connector_url(&settings.public_url, &r.token));
+    let token = match (&blocker, &record, &url) {
+        (Some(_), _, _) => TokenPlan::Unchanged,
+        (None, Some(r), Some(url)) => {
+            let want = token_secret(server, &secret_name, r, url)?;
+            match observed.token_secret {
+                Some(have) if secret_matches(have, &want) => TokenPlan::Unchanged,
+                _ => TokenPlan::Apply(Box::new(want)),
+            }
+        }
+        _ if matches!(stored, Stored::Ours(_) | Stored::Stale) => TokenPlan::Delete,
+        _ => TokenPlan::Unchanged,
+    };
+    let facts = Facts {
+        res: &res,
+        blocker: blocker.as_ref(),
+        url: url.as_deref(),
+        has_token: record.is_some() && blocker.is_none(),
+        secret_name: &secret_name,
+        expired: res.expires_at.is_some_and(|at| now >= at),
+    };
+    let status = status_of(server, &facts, settings, now);
+    let previous = server.status.clone().unwrap_or_default();
+    let mut events = token_events(
+        existing.as_ref(),
+        record.as_ref(),
+        &token,
+        res.expires_at,
+        rotation(server),
+        &secret_name,
+    );
+    events.extend(ready_event(&previous.conditions, &status.conditions));
+    Ok(Desired {
+        token,
+        status_changed: status != previous,
+        status,
+        events,
+        requeue: requeue(res.expires_at, now),
+    })
+}
+
+/// The token the server should have: kept, minted, or none (revoked at expiry).
+fn next_token(
+    server: &AtomicworkMcpServer,
+    existing: Option<&TokenRecord>,
+    res: &Resolution,
+    now: Timestamp,
+    mint: &dyn Fn() -> Result<Secret, getrandom::Error>,
+) -> Result<Option<TokenRecord>, Error> {
+    let rotation = rotation(server);
+    let expired = res.expires_at.is_some_and(|at| now >= at);
+    Ok(match token::decide(existing, rotation, expired) {
+        TokenAction::Keep => existing.cloned(),
+        TokenAction::Mint if res.view.is_ok() => Some(TokenRecord {
+            token: mint().map_err(Error::Random)?,
+            rotation: rotation.map(str::to_string),
+        }),
+        // Rotation waits until the server can be served again.
+        TokenAction::Mint => existing.cloned(),
+        TokenAction::Revoke | TokenAction::None => None,
+    })
+}
+
+/// What the status is computed from.
+struct Facts<'a> {
+    res: &'a Resolution,
+    blocker: Option<&'a Blocker>,
+    url: Option<&'a str>,
+    has_token: bool,
+    secret_name: &'a str,
+    expired: bool,
+}
+
+fn status_of(
+    server: &AtomicworkMcpServer,
+    facts: &Facts<'_>,
+    settings: &Settings,
+    now: Timestamp,
+) -> AtomicworkMcpServerStatus {
+    let res = facts.res;
+    let ready = ready_condition(
+        &res.view,
+        facts.blocker,
+        res.tools.len(),
+        settings,
+        facts.secret_name,
+    );
+    let stalled = stalled_condition(&ready);
+    let reconciling = reconciling_condition(&ready);
+    let conditions = vec![
+        ready,
+        credentials_condition(&res.view),
+        expired_condition(res.expires_at, facts.expired),
+        reconciling,
+        stalled,
+    ];
+    let previous = server
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = server.metadata.generation;
+    let serving = res.view.is_ok() && facts.has_token && !settings.redact_status_url;
+    AtomicworkMcpServerStatus {
+        url: facts.url.filter(|_| serving).map(str::to_string),
+        token_secret_ref: facts.has_token.then(|| SecretRef {
+            name: facts.secret_name.to_string(),
+        }),
+        tool_count: u32::try_from(res.tools.len()).unwrap_or(u32::MAX),
+        tools: res.tools.names(),
+        expires_at: res.expires_at.map(|t| t.to_string()),
+        observed_generation: generation,
+        conditions: merge_conditions(previous, conditions, generation, now),
+    }
+}
+
+/// The rotate-token annotation of the resource.
+pub fn rotation(server: &AtomicworkMcpServer) -> Option<&str> {
+    server
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ROTATE_ANNOTATION))
+        .map(String::as_str)
+}
+
+/// True when the Secret is controlled by this very resource (same UID).
+pub fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> bool {
+    let Some(uid) = server.metadata.uid.as_deref() else {
+        return false;
+    };
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// The usable token in a token Secret, if any.
+pub fn token_of(secret: &K8sSecret) -> Option<Secret> {
+    let bytes = secret.data.as_ref()?.get("token")?;
+    let text = std::str::from_utf8(&bytes.0).ok()?.trim();
+    (text.len() >= 32 && !text.contains(char::is_whitespace)).then(|| Secret::new(text))
+}
+
+fn judge(server: &AtomicworkMcpServer, secret: Option<&K8sSecret>) -> Stored {
+    let Some(secret) = secret else {
+        return Stored::Absent;
+    };
+    if is_controlled_by(secret, server) {
+        return Stored::Ours(token_of(secret).map(|token| {
+            TokenRecord {
+                token,
+                rotation: secret
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(ROTATE_ANNOTATION))
+                    .cloned(),
+            }
+        }));
+    }
+    let managed = secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("app.kubernetes.io/managed-by"))
+        .is_some_and(|v| v == MANAGED_BY);
+    if managed {
+        Stored::Stale
+    } else {
+        Stored::Foreign
+    }
+}
+
+/// The token Secret as it should be.
+fn token_secret(
+    server: &AtomicworkMcpServer,
+    name: &str,
+    record: &TokenRecord,
+    url: &str,
+) -> Result<K8sSecret, Error> {
+    let owner = server
+        .controller_owner_ref(&())
+        .ok_or(Error::Incomplete("metadata.uid"))?;
+    let server_name = server.metadata.name.as_deref().unwrap_or_default();
+    let labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            MANAGED_BY.to_string(),
+        ),
+        ("app.kubernetes.io/part-of".to_string(), PART_OF.to_string()),
+        (SERVER_LABEL.to_string(), label_value(server_name)),
+    ]);
+    let annotations = record
+        .rotation
+        .as_ref()
+        .map(|r| BTreeMap::from([(ROTATE_ANNOTATION.to_string(), r.clone())]));
+    Ok(K8sSecret {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: server.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations,
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([
+            (
+                "token".to_string(),
+                ByteString(record.token.expose().as_bytes().to_vec()),
+            ),
+            ("url".to_string(), ByteString(url.as_bytes().to_vec())),
+        ])),
+        ..K8sSecret::default()
+    })
+}
+
+/// A resource name as a label value (at most 63 characters, alphanumeric at both ends).
+fn label_value(name: &str) -> String {
+    let cut: String = name.chars().take(63).collect();
+    cut.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+/// True when `have` already carries everything `want` sets.
+fn secret_matches(have: &K8sSecret, want: &K8sSecret) -> bool {
+    let subset = |want: &Option<BTreeMap<String, String>>,
+                  have: &Option<BTreeMap<String, String>>| {
+        want.iter()
+            .flatten()
+            .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+    };
+    let rotation = |s: &K8sSecret| {
+        s.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ROTATE_ANNOTATION))
+            .cloned()
+    };
+    let owners_ok = want.metadata.owner_references.iter().flatten().all(|w| {
+        have.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|h| h.uid == w.uid && h.controller == w.controller && h.kind == w.kind)
+    });
+    have.data == want.data
+        && have.type_ == want.type_
+        && subset(&want.metadata.labels, &have.metadata.labels)
+        && rotation(have) == rotation(want)
+        && owners_ok
+}
+
+/// A condition before its transition time and generation are filled in.
+fn cond(type_: &str, ok: Option<bool>, reason: &str, message: String) -> Condition {
+    Condition {
+        type_: type_.to_string(),
+        status: match ok {
+            Some(true) => "True",
+            Some(false) => "False",
+            None => "Unknown",
+        }
+        .to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: None,
+        last_transition_time: Time(Timestamp::UNIX_EPOCH),
+    }
+}
+
+fn ready_condition(
+    view: &Result<crate::registry::ServerView, Problem>,
+    blocker: Option<&Blocker>,
+    tools: usize,
+    settings: &Settings,
+    secret_name: &str,
+) -> Condition {
+    match (blocker, view) {
+        (Some(Blocker::Foreign(name)), _) => cond(
+            "Ready",
+            Some(false),
+            "TokenSecretConflict",
+            format!(
+                "Secret {name} exists but was not created for this server; delete or rename it so the controller can store the token there"
+            ),
+        ),
+        (Some(Blocker::NameTooLong), _) => cond(
+            "Ready",
+            Some(false),
+            "InvalidSpec",
+            format!(
+                "metadata.name is too long: the token Secret name must be at most 253 characters; use a name of at most {} characters",
+                253 - TOKEN_SECRET_SUFFIX.len()
+            ),
+        ),
+        (None, Err(problem)) => cond("Ready", Some(false), problem.reason(), problem.to_string()),
+        (None, Ok(view)) if view.suspended => cond(
+            "Ready",
+            Some(false),
+            "Suspended",
+            "spec.suspend is true: the endpoint refuses calls (HTTP 403) and keeps its token; set it to false to resume".into(),
+        ),
+        (None, Ok(_)) => {
+            let where_ = if settings.redact_status_url {
+                format!("the connector URL is in Secret {secret_name}, key url")
+            } else {
+                "the connector URL is in status.url".to_string()
+            };
+            cond("Ready", Some(true), "Serving", format!("serving {tools} tools; {where_}"))
+        }
+    }
+}
+
+/// Reasons that need a person to change the resource before it can be served.
+const NEEDS_A_FIX: [&str; 3] = ["InvalidSpec", "NoToolsMatched", "TokenSecretConflict"];
+/// Reasons that resolve by themselves once a referenced Secret appears or is completed
+/// (GitOps tools often apply the Secret in the same sync, or a secrets operator later).
+const WAITING_FOR_SECRET: [&str; 2] = ["SecretNotFound", "SecretKeyMissing"];
+
+/// The `Reconciling` condition kstatus reads as "in progress": True while the server waits
+/// for a referenced Secret.
+fn reconciling_condition(ready: &Condition) -> Condition {
+    if ready.status == "False" && WAITING_FOR_SECRET.contains(&ready.reason.as_str()) {
+        cond(
+            "Reconciling",
+            Some(true),
+            &ready.reason,
+            format!("waiting for a Secret: {}", ready.message),
+        )
+    } else {
+        cond(
+            "Reconciling",
+            Some(false),
+            "Reconciled",
+            "the status describes the current spec".into(),
+        )
+    }
+}
+
+/// The `Stalled` condition that kstatus (and so Flux and `kubectl wait`-style tools) read:
+/// True when the controller cannot make progress without a change from the user.
+fn stalled_condition(ready: &Condition) -> Condition {
+    if ready.status == "False" && NEEDS_A_FIX.contains(&ready.reason.as_str()) {
+        cond(
+            "Stalled",
+            Some(true),
+            &ready.reason,
+            format!("waiting for a fix: {}", ready.message),
+        )
+    } else {
+        cond(
+            "Stalled",
+            Some(false),
+            "Progressing",
+            "nothing blocks the controller".into(),
+        )
+    }
+}
+
+fn credentials_condition(view: &Result<crate::registry::ServerView, Problem>) -> Condition {
+    match view {
+        Err(p) if p.is_credentials() => cond(
+            "CredentialsResolved",
+            Some(false),
+            p.reason(),
+            p.to_string(),
+        ),
+        Err(Problem::InvalidSpec(_)) => cond(
+            "CredentialsResolved",
+            None,
+            "InvalidSpec",
+            "not checked until the spec is valid; see the Ready condition".into(),
+        ),
+        _ => cond(
+            "CredentialsResolved",
+            Some(true),
+            "Resolved",
+            "the API key (and client tokens, when required) were read from their Secrets".into(),
+        ),
+    }
+}
+
+fn expired_condition(expires_at: Option<Timestamp>, expired: bool) -> Condition {
+    match expires_at {
+        Some(at) if expired => cond(
+            "Expired",
+            Some(true),
+            "Expired",
+            format!(
+                "expired at {at}; the token was revoked; move spec.expiresAt into the future to mint a new token"
+            ),
+        ),
+        Some(at) => cond(
+            "Expired",
+            Some(false),
+            "NotExpired",
+            format!("the token stops working at {at}"),
+        ),
+        None => cond(
+            "Expired",
+            Some(false),
+            "NoExpiry",
+            "spec.expiresAt is not set".into(),
+        ),
+    }
+}
+
+/// Fills in generation and transition times; a condition whose status did not change
+/// keeps its previous transition time, so an unchanged server gets an identical status.
+fn merge_conditions(
+    previous: &[Condition],
+    fresh: Vec<Condition>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    let now = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
+    fresh
+        .into_iter()
+        .map(|mut c| {
+            c.observed_generation = generation;
+            c.last_transition_time = previous
+                .iter()
+                .find(|p| p.type_ == c.type_ && p.status == c.status)
+                .map(|p| p.last_transition_time.clone())
+                .unwrap_or_else(|| now.clone());
+            c
+        })
+        .collect()
+}
+
+fn token_events(
+    before: Option<&TokenRecord>,
+    after: Option<&TokenRecord>,
+    plan: &TokenPlan,
+    expires_at: Option<Timestamp>,
+    rotation: Option<&str>,
+    secret_name: &str,
+) -> Vec<Notice> {
+    let minted =
+        matches!((before, after), (_, Some(a)) if before.is_none_or(|b| b.token != a.token));
+    match (minted, before, plan) {
+        (true, None, _) => vec![Notice {
+            warning: false,
+            reason: "TokenMinted",
+            action: "MintToken",
+            note: format!("minted a URL token, stored in Secret {secret_name}"),
+        }],
+        (true, Some(_), _) => vec![Notice {
+            warning: false,
+            reason: "TokenRotated",
+            action: "RotateToken",
+            note: format!(
+                "minted a new URL token for rotate-token {:?}; the previous URL stopped working",
+                rotation.unwrap_or("")
+            ),
+        }],
+        (false, _, TokenPlan::Delete) => vec![Notice {
+            warning: false,
+            reason: "TokenRevoked",
+            action: "RevokeToken",
+            note: match expires_at {
+                Some(at) => format!(
+                    "expired at {at}: deleted Secret {secret_name}; the URL no longer works"
+                ),
+                None => format!("deleted Secret {secret_name}; the URL no longer works"),
+            },
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// An Event when Ready changes status or reason.
+fn ready_event(previous: &[Condition], current: &[Condition]) -> Option<Notice> {
+    let now = current.iter().find(|c| c.type_ == "Ready")?;
+    let before = previous.iter().find(|c| c.type_ == "Ready");
+    if before.is_some_and(|b| b.status == now.status && b.reason == now.reason) {
+        return None;
+    }
+    let reason = match now.reason.as_str() {
+        "Serving" => "Serving",
+        "Suspended" => "Suspended",
+        "NoToolsMatched" => "NoToolsMatched",
+        "SecretNotFound" => "SecretNotFound",
+        "SecretKeyMissing" => "SecretKeyMissing",
+        "InvalidSpec" => "InvalidSpec",
+        "Expired" => "Expired",
+        "TokenSecretConflict" => "TokenSecretConflict",
+        _ => "NotReady",
+    };
+    Some(Notice {
+        warning: !matches!(reason, "Serving" | "Suspended" | "Expired"),
+        reason,
+        action: "Reconcile",
+        note: now.message.clone(),
+    })
+}
+
+/// Look again at expiry, or after the resync period, whichever comes first.
+fn requeue(expires_at: Option<Timestamp>, now: Timestamp) -> Duration {
+    match expires_at {
+        Some(at) if at > now => {
+            let left = Duration::try_from(at.duration_since(now)).unwrap_or(RESYNC);
+            (left + Duration::from_millis(100)).min(RESYNC)
+        }
+        _ => RESYNC,
+    }
+}

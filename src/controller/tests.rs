@@ -1,0 +1,929 @@
+//! Reconcile scenarios against a mocked API server (every request checked, in order), the
+//! pure decision function, and the data plane feed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret as K8sSecret;
+use kube::runtime::controller::Action;
+use serde_json::Value;
+
+use super::fixtures::*;
+use super::reconcile::{self, Desired, Observed, TokenPlan};
+use super::{Context, Error, backoff, error_policy, reconcile as run_reconcile};
+use crate::crd::AtomicworkMcpServer;
+use crate::resolve::SecretData;
+
+// ---------------------------------------------------------------------------------------
+// helpers
+
+/// Runs one reconcile against the mocked API server driven by `scenario`; fails when the
+/// reconcile makes an unexpected call, too few calls, or hangs.
+async fn reconcile_with<T: Send + 'static>(
+    server: &AtomicworkMcpServer,
+    ctx: Arc<Context>,
+    scenario: impl Future<Output = T> + Send + 'static,
+) -> (Result<Action, Error>, T) {
+    let scenario = tokio::spawn(scenario);
+    let result = tokio::time::timeout(
+        Duration::from_secs(2),
+        run_reconcile(Arc::new(server.clone()), ctx),
+    )
+    .await
+    .expect("the reconcile waited for an answer to a call the scenario does not expect");
+    (result, finish(scenario).await)
+}
+
+fn secrets_with(list: &[K8sSecret]) -> std::collections::BTreeMap<(String, String), SecretData> {
+    list.iter()
+        .map(|s| {
+            (
+                (NS.to_string(), s.metadata.name.clone().unwrap_or_default()),
+                super::secret_data(s),
+            )
+        })
+        .collect()
+}
+
+fn fixed_mint() -> Result<crate::secret::Secret, getrandom::Error> {
+    Ok(crate::secret::Secret::new(
+        "NEWTOKENNEWTOKENNEWTOKENNEWTOKENNEWTOKEN123",
+    ))
+}
+
+/// The pure reconcile at `now`.
+fn decide(
+    server: &AtomicworkMcpServer,
+    referenced: &[K8sSecret],
+    token: Option<&K8sSecret>,
+) -> Desired {
+    decide_with(server, referenced, token, &settings())
+}
+
+fn decide_with(
+    server: &AtomicworkMcpServer,
+    referenced: &[K8sSecret],
+    token: Option<&K8sSecret>,
+    settings: &reconcile::Settings,
+) -> Desired {
+    let secrets = secrets_with(referenced);
+    let observed = Observed {
+        server,
+        secrets: &secrets,
+        token_secret: token,
+    };
+    reconcile::desired(
+        &observed,
+        &catalog(),
+        settings,
+        Timestamp::now(),
+        &fixed_mint,
+    )
+    .expect("desired state")
+}
+
+/// The server as it looks after a reconcile that kept `token`: status written.
+fn settled(server: AtomicworkMcpServer, token: &K8sSecret) -> AtomicworkMcpServer {
+    let d = decide(&server, &[api_secret()], Some(token));
+    server.with_status_of(&d.status)
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("condition {type_} in {status}"))
+}
+
+fn decoded(secret_body: &Value, key: &str) -> String {
+    let b64 = secret_body["data"][key].as_str().expect("data key");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64");
+    String::from_utf8(bytes).expect("utf-8")
+}
+
+/// No Event note may carry a token or the API key.
+fn assert_no_secrets_in(events: &[super::fixtures::Seen], secrets: &[&str]) {
+    for e in events {
+        let text = e.body.to_string();
+        for s in secrets.iter().chain([&API_KEY]) {
+            assert!(
+                !text.contains(s),
+                "a secret value leaked into an Event: {text}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// scenarios against the mocked API server
+
+#[tokio::test]
+async fn first_reconcile_mints_a_token_secret_and_writes_status() {
+    let (ctx, mut api) = context();
+    let server = server("change-ops");
+    let s = server.clone();
+    let (result, (secret, status, events)) = reconcile_with(&server, ctx.clone(), async move {
+        api.get_secret(API_SECRET, Some(&api_secret())).await;
+        api.get_secret("change-ops-mcp-token", None).await;
+        let secret = api.apply_secret("change-ops-mcp-token").await;
+        let status = api.apply_status(&s).await;
+        let events = vec![api.event().await, api.event().await];
+        (secret, status, events)
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+
+    let token = decoded(&secret.body, "token");
+    assert!(token.len() >= 43, "at least 256 bits, base64url");
+    assert_eq!(
+        decoded(&secret.body, "url"),
+        format!("{PUBLIC_URL}/mcp/{token}")
+    );
+    let meta = &secret.body["metadata"];
+    assert_eq!(
+        meta["labels"]["app.kubernetes.io/managed-by"],
+        "atomicwork-mcp-operator"
+    );
+    assert_eq!(
+        meta["labels"]["app.kubernetes.io/part-of"],
+        "atomicwork-mcp"
+    );
+    assert_eq!(meta["labels"]["mcp.atomicwork.dev/server"], "change-ops");
+    assert_eq!(meta["ownerReferences"][0]["uid"], "uid-change-ops");
+    assert_eq!(meta["ownerReferences"][0]["controller"], true);
+    assert_eq!(meta["ownerReferences"][0]["kind"], "AtomicworkMcpServer");
+
+    let st = &status.body["status"];
+    assert_eq!(status.body["kind"], "AtomicworkMcpServer");
+    assert_eq!(st["url"], format!("{PUBLIC_URL}/mcp/{token}"));
+    assert_eq!(st["tokenSecretRef"]["name"], "change-ops-mcp-token");
+    assert_eq!(st["observedGeneration"], 1);
+    let tools = st["tools"].as_array().expect("tools");
+    assert!(!tools.is_empty());
+    assert_eq!(st["toolCount"], tools.len());
+    assert_eq!(condition(&status.body, "Ready")["status"], "True");
+    assert_eq!(condition(&status.body, "Ready")["reason"], "Serving");
+    assert_eq!(condition(&status.body, "Ready")["observedGeneration"], 1);
+    assert_eq!(condition(&status.body, "Stalled")["status"], "False");
+    assert_eq!(
+        condition(&status.body, "CredentialsResolved")["status"],
+        "True"
+    );
+    assert_eq!(condition(&status.body, "Expired")["status"], "False");
+
+    let reasons: Vec<_> = events.iter().map(|e| e.body["reason"].clone()).collect();
+    assert_eq!(reasons, ["TokenMinted", "Serving"]);
+    assert_eq!(
+        events[0].body["reportingController"],
+        "atomicwork-mcp-operator"
+    );
+    assert_no_secrets_in(&events, &[&token]);
+}
+
+#[tokio::test]
+async fn a_second_reconcile_writes_nothing() {
+    let server = server("change-ops");
+    let token = token_secret(&server, OLD_TOKEN, None);
+    let server = settled(server, &token);
+    let (ctx, mut api) = context();
+    let (result, mut api) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, Some(&api_secret())).await;
+        api.get_secret("change-ops-mcp-token", Some(&token)).await;
+        api
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    api.assert_idle().await;
+}
+
+#[tokio::test]
+async fn a_missing_api_key_secret_is_reported_and_no_token_is_minted() {
+    let (ctx, mut api) = context();
+    let server = server("change-ops");
+    let s = server.clone();
+    let (result, (status, event)) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, None).await;
+        api.get_secret("change-ops-mcp-token", None).await;
+        (api.apply_status(&s).await, api.event().await)
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    let ready = condition(&status.body, "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "SecretNotFound");
+    assert_eq!(
+        condition(&status.body, "Reconciling")["status"],
+        "True",
+        "kstatus waits for the Secret"
+    );
+    assert_eq!(condition(&status.body, "Stalled")["status"], "False");
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert!(message.contains(API_SECRET) && message.contains("spec.atomicwork.apiKeySecretRef"));
+    assert_eq!(
+        condition(&status.body, "CredentialsResolved")["reason"],
+        "SecretNotFound"
+    );
+    assert!(status.body["status"].get("url").is_none());
+    assert!(status.body["status"].get("tokenSecretRef").is_none());
+    assert_eq!(event.body["type"], "Warning");
+    assert_eq!(event.body["reason"], "SecretNotFound");
+}
+
+#[tokio::test]
+async fn a_missing_key_is_reported() {
+    let (ctx, mut api) = context();
+    let server = server("change-ops");
+    let s = server.clone();
+    let wrong = secret(API_SECRET, &[("api-key", API_KEY)]);
+    let (result, (status, event)) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, Some(&wrong)).await;
+        api.get_secret("change-ops-mcp-token", None).await;
+        (api.apply_status(&s).await, api.event().await)
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    let ready = condition(&status.body, "Ready");
+    assert_eq!(ready["reason"], "SecretKeyMissing");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"apiKey\"")
+    );
+    assert_eq!(
+        condition(&status.body, "CredentialsResolved")["status"],
+        "False"
+    );
+    assert_no_secrets_in(&[event], &[]);
+}
+
+#[tokio::test]
+async fn a_filter_matching_no_tool_gets_no_url() {
+    let (ctx, mut api) = context();
+    let server = server("change-ops").edit(|s| {
+        s.spec.tools = Some(crate::crd::ToolNameFilter {
+            allow: vec!["create_a_atomicwork_change_management_change".into()],
+            deny: vec![],
+        })
+    });
+    let s = server.clone();
+    let (result, (status, _event)) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, Some(&api_secret())).await;
+        api.get_secret("change-ops-mcp-token", None).await;
+        (api.apply_status(&s).await, api.event().await)
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(condition(&status.body, "Ready")["reason"], "NoToolsMatched");
+    assert_eq!(
+        condition(&status.body, "Stalled")["status"],
+        "True",
+        "kstatus reads this as failed"
+    );
+    assert_eq!(status.body["status"]["toolCount"], 0);
+    assert!(status.body["status"].get("url").is_none());
+    assert_eq!(
+        condition(&status.body, "CredentialsResolved")["status"],
+        "True"
+    );
+}
+
+#[tokio::test]
+async fn at_expiry_the_token_secret_is_deleted_and_an_event_recorded() {
+    let server = server("change-ops").expires_in(-5);
+    let token = token_secret(&server, OLD_TOKEN, None);
+    let previous = settled(server.clone().expires_in(600), &token);
+    let server = server.with_status_of(previous.status.as_ref().expect("status"));
+    let (ctx, mut api) = context();
+    let s = server.clone();
+    let t = token.clone();
+    let (result, (deleted, status, events)) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, Some(&api_secret())).await;
+        api.get_secret("change-ops-mcp-token", Some(&t)).await;
+        let deleted = api.delete_secret("change-ops-mcp-token").await;
+        let status = api.apply_status(&s).await;
+        (deleted, status, vec![api.event().await, api.event().await])
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(
+        deleted.body["preconditions"]["uid"],
+        "uid-secret-change-ops-mcp-token"
+    );
+    assert_eq!(condition(&status.body, "Expired")["status"], "True");
+    assert_eq!(condition(&status.body, "Ready")["reason"], "Expired");
+    assert!(status.body["status"].get("url").is_none());
+    assert!(status.body["status"].get("tokenSecretRef").is_none());
+    let reasons: Vec<_> = events.iter().map(|e| e.body["reason"].clone()).collect();
+    assert_eq!(reasons, ["TokenRevoked", "Expired"]);
+    assert_no_secrets_in(&events, &[OLD_TOKEN]);
+}
+
+#[tokio::test]
+async fn a_new_rotate_annotation_value_mints_a_new_token() {
+    let server = server("change-ops").rotated("1");
+    let token = token_secret(&server, OLD_TOKEN, Some("1"));
+    let server = settled(server, &token).rotated("2");
+    let (ctx, mut api) = context();
+    let s = server.clone();
+    let (result, (secret, status, events)) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, Some(&api_secret())).await;
+        api.get_secret("change-ops-mcp-token", Some(&token)).await;
+        let secret = api.apply_secret("change-ops-mcp-token").await;
+        let status = api.apply_status(&s).await;
+        (secret, status, vec![api.event().await])
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    let new_token = decoded(&secret.body, "token");
+    assert_ne!(new_token, OLD_TOKEN);
+    assert_eq!(
+        secret.body["metadata"]["annotations"]["mcp.atomicwork.dev/rotate-token"],
+        "2"
+    );
+    assert_eq!(
+        status.body["status"]["url"],
+        format!("{PUBLIC_URL}/mcp/{new_token}")
+    );
+    assert_eq!(events[0].body["reason"], "TokenRotated");
+    assert_no_secrets_in(&events, &[OLD_TOKEN, &new_token]);
+}
+
+#[tokio::test]
+async fn suspend_keeps_the_token_and_reports_suspended() {
+    let server = server("change-ops");
+    let token = token_secret(&server, OLD_TOKEN, None);
+    let server = settled(server, &token).suspended();
+    let (ctx, mut api) = context();
+    let s = server.clone();
+    let (result, (status, event)) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, Some(&api_secret())).await;
+        api.get_secret("change-ops-mcp-token", Some(&token)).await;
+        (api.apply_status(&s).await, api.event().await)
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    let ready = condition(&status.body, "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "Suspended");
+    assert_eq!(
+        status.body["status"]["tokenSecretRef"]["name"],
+        "change-ops-mcp-token"
+    );
+    assert_eq!(event.body["reason"], "Suspended");
+    assert_eq!(event.body["type"], "Normal");
+}
+
+#[tokio::test]
+async fn client_token_auth_reads_the_client_token_secret() {
+    let (ctx, mut api) = context();
+    let server = server("change-ops").client_tokens();
+    let s = server.clone();
+    let clients = secret(CLIENT_SECRET, &[("claude-code", "bearer-one")]);
+    let (result, status) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, Some(&api_secret())).await;
+        api.get_secret(CLIENT_SECRET, Some(&clients)).await;
+        api.get_secret("change-ops-mcp-token", None).await;
+        api.apply_secret("change-ops-mcp-token").await;
+        let status = api.apply_status(&s).await;
+        let events = vec![api.event().await, api.event().await];
+        assert_no_secrets_in(&events, &["bearer-one"]);
+        status
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(condition(&status.body, "Ready")["status"], "True");
+}
+
+#[tokio::test]
+async fn a_missing_client_token_secret_is_reported() {
+    let (ctx, mut api) = context();
+    let server = server("change-ops").client_tokens();
+    let s = server.clone();
+    let (result, status) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, Some(&api_secret())).await;
+        api.get_secret(CLIENT_SECRET, None).await;
+        api.get_secret("change-ops-mcp-token", None).await;
+        let status = api.apply_status(&s).await;
+        api.event().await;
+        status
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    let ready = condition(&status.body, "Ready");
+    assert_eq!(ready["reason"], "SecretNotFound");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.apiTokenSecretRef")
+    );
+}
+
+#[tokio::test]
+async fn an_api_failure_fails_the_reconcile_and_backs_off() {
+    let (ctx, mut api) = context();
+    let server = server("change-ops");
+    let (result, ()) = reconcile_with(&server, ctx.clone(), async move {
+        let path = format!("/api/v1/namespaces/{NS}/secrets/{API_SECRET}");
+        api.expect(
+            http::Method::GET,
+            &path,
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            |_| {
+                serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                "message": "etcd unavailable", "reason": "InternalError", "code": 500})
+            },
+        )
+        .await;
+    })
+    .await;
+    let error = result.expect_err("the read failed");
+    assert_eq!(error.metric_label(), "get_secret");
+    let server = Arc::new(server);
+    assert_eq!(
+        error_policy(server.clone(), &error, ctx.clone()),
+        Action::requeue(Duration::from_secs(2))
+    );
+    assert_eq!(
+        error_policy(server.clone(), &error, ctx.clone()),
+        Action::requeue(Duration::from_secs(4))
+    );
+    ctx.reset_failures(&super::key(&server));
+    assert_eq!(
+        error_policy(server, &error, ctx.clone()),
+        Action::requeue(Duration::from_secs(2))
+    );
+    let metrics = ctx.metrics.encode();
+    assert!(
+        metrics.contains("reconcile_failures_total{error=\"get_secret\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn backoff_doubles_up_to_five_minutes() {
+    let delays: Vec<u64> = (1..=10).map(|n| backoff(n).as_secs()).collect();
+    assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+}
+
+// ---------------------------------------------------------------------------------------
+// the pure decision
+
+#[test]
+fn the_desired_state_is_a_fixed_point() {
+    let server = server("change-ops").expires_in(3600).rotated("a");
+    let first = decide(&server, &[api_secret()], None);
+    let TokenPlan::Apply(secret) = &first.token else {
+        panic!("first reconcile applies the token Secret")
+    };
+    let server = server.with_status_of(&first.status);
+    let second = decide(&server, &[api_secret()], Some(secret));
+    assert_eq!(second.token, TokenPlan::Unchanged);
+    assert!(!second.status_changed);
+    assert!(second.events.is_empty());
+    assert_eq!(second.status, first.status);
+}
+
+#[test]
+fn transition_times_change_only_with_the_status() {
+    let server = server("change-ops");
+    let token = token_secret(&server, OLD_TOKEN, None);
+    let old = Timestamp::from_second(1_700_000_000).expect("time");
+    let mut status = decide(&server, &[api_secret()], Some(&token)).status;
+    for c in &mut status.conditions {
+        c.last_transition_time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(old);
+    }
+    let server = server.with_status_of(&status).suspended();
+    let next = decide(&server, &[api_secret()], Some(&token)).status;
+    let time_of = |t: &str| {
+        next.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .map(|c| c.last_transition_time.0)
+    };
+    assert_ne!(time_of("Ready"), Some(old), "Ready went from True to False");
+    assert_eq!(time_of("CredentialsResolved"), Some(old));
+    assert_eq!(time_of("Expired"), Some(old));
+}
+
+#[test]
+fn the_requeue_lands_at_expiry() {
+    let server = server("change-ops").expires_in(120);
+    let d = decide(&server, &[api_secret()], None);
+    assert!(d.requeue <= Duration::from_millis(120_100));
+    assert!(d.requeue >= Duration::from_secs(118));
+    let d = decide(&super::fixtures::server("other"), &[api_secret()], None);
+    assert_eq!(d.requeue, reconcile::RESYNC);
+}
+
+#[test]
+fn moving_expiry_into_the_future_mints_a_new_token() {
+    let server = server("change-ops").expires_in(-5);
+    let expired = decide(&server, &[api_secret()], None);
+    assert_eq!(
+        expired.token,
+        TokenPlan::Unchanged,
+        "nothing to revoke any more"
+    );
+    let server = server.with_status_of(&expired.status).expires_in(3600);
+    let d = decide(&server, &[api_secret()], None);
+    assert!(matches!(d.token, TokenPlan::Apply(_)));
+    assert!(d.events.iter().any(|e| e.reason == "TokenMinted"));
+}
+
+#[test]
+fn an_expiry_under_a_minute_after_creation_is_invalid() {
+    let server = server("change-ops").edit(|s| {
+        let created = Timestamp::now();
+        s.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            created,
+        ));
+        s.spec.expires_at = Some((created + jiff::SignedDuration::from_secs(30)).to_string());
+    });
+    let d = decide(&server, &[api_secret()], None);
+    let ready = d
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(ready.reason, "InvalidSpec");
+    assert_eq!(d.token, TokenPlan::Unchanged);
+}
+
+#[test]
+fn a_redacted_status_keeps_the_url_in_the_secret_only() {
+    let mut redacted = settings();
+    redacted.redact_status_url = true;
+    let d = decide_with(&server("change-ops"), &[api_secret()], None, &redacted);
+    assert_eq!(d.status.url, None);
+    let TokenPlan::Apply(secret) = d.token else {
+        panic!("token Secret applied")
+    };
+    let url = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("url"))
+        .expect("url key");
+    assert!(String::from_utf8_lossy(&url.0).starts_with(PUBLIC_URL));
+    let ready = d
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert!(ready.message.contains("key url"));
+}
+
+#[test]
+fn a_foreign_secret_of_the_token_name_is_never_touched() {
+    let server = server("change-ops");
+    let foreign = secret("change-ops-mcp-token", &[("token", "someone-elses")]);
+    let d = decide(&server, &[api_secret()], Some(&foreign));
+    assert_eq!(d.token, TokenPlan::Unchanged);
+    let ready = d
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(ready.reason, "TokenSecretConflict");
+    assert_eq!(d.status.url, None);
+}
+
+#[test]
+fn a_token_secret_left_by_an_earlier_resource_is_replaced() {
+    let server = server("change-ops");
+    let mut stale = token_secret(&server, OLD_TOKEN, None);
+    if let Some(owners) = stale.metadata.owner_references.as_mut() {
+        owners[0].uid = "uid-of-a-deleted-resource".into();
+    }
+    let d = decide(&server, &[api_secret()], Some(&stale));
+    let TokenPlan::Apply(secret) = d.token else {
+        panic!("a fresh token Secret")
+    };
+    let token = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("token"))
+        .expect("token");
+    assert_ne!(token.0, OLD_TOKEN.as_bytes());
+}
+
+#[test]
+fn a_broken_server_keeps_its_token_until_it_expires() {
+    let server = server("change-ops");
+    let token = token_secret(&server, OLD_TOKEN, None);
+    let d = decide(&server, &[], Some(&token));
+    assert_eq!(
+        d.token,
+        TokenPlan::Unchanged,
+        "the token survives a missing API key"
+    );
+    let server = server.expires_in(-5);
+    let d = decide(&server, &[], Some(&token));
+    assert_eq!(
+        d.token,
+        TokenPlan::Delete,
+        "expiry revokes whatever else is wrong"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// the data plane feed
+
+mod feed {
+    use super::*;
+    use crate::controller::feed::{FeedOptions, entries};
+
+    fn opts() -> FeedOptions {
+        FeedOptions {
+            catalog: catalog(),
+            resolve: Default::default(),
+        }
+    }
+
+    fn served(servers: &[AtomicworkMcpServer], secrets: &[K8sSecret]) -> Vec<String> {
+        let lookup = |ns: &str, name: &str| {
+            secrets
+                .iter()
+                .find(|s| {
+                    s.metadata.namespace.as_deref() == Some(ns)
+                        && s.metadata.name.as_deref() == Some(name)
+                })
+                .cloned()
+                .map(Arc::new)
+        };
+        entries(servers, &lookup, &opts(), Timestamp::now())
+            .into_iter()
+            .map(|(hash, view)| {
+                assert_eq!(hash, crate::secret::TokenHash::of(OLD_TOKEN));
+                view.id.to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn serves_a_resolved_server_under_its_token() {
+        let s = server("a");
+        let t = token_secret(&s, OLD_TOKEN, None);
+        assert_eq!(served(&[s], &[api_secret(), t]), ["it-ops/a"]);
+    }
+
+    #[test]
+    fn does_not_serve_without_its_own_current_token_secret() {
+        let s = server("a");
+        assert!(
+            served(std::slice::from_ref(&s), &[api_secret()]).is_empty(),
+            "no token Secret"
+        );
+
+        let mut other = token_secret(&s, OLD_TOKEN, None);
+        if let Some(o) = other.metadata.owner_references.as_mut() {
+            o[0].uid = "uid-of-another".into();
+        }
+        assert!(
+            served(std::slice::from_ref(&s), &[api_secret(), other]).is_empty(),
+            "not its own"
+        );
+
+        let pending = token_secret(&s, OLD_TOKEN, Some("1"));
+        let rotated = s.clone().rotated("2");
+        assert!(
+            served(&[rotated], &[api_secret(), pending]).is_empty(),
+            "rotation pending"
+        );
+
+        let t = token_secret(&s, OLD_TOKEN, None);
+        let deleting = s.clone().edit(|s| {
+            s.metadata.deletion_timestamp = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+            )
+        });
+        assert!(
+            served(&[deleting], &[api_secret(), t.clone()]).is_empty(),
+            "being deleted"
+        );
+        assert!(
+            served(std::slice::from_ref(&s), std::slice::from_ref(&t)).is_empty(),
+            "no API key"
+        );
+    }
+
+    #[test]
+    fn a_suspended_server_stays_registered_to_answer_403() {
+        let s = server("a").suspended();
+        let t = token_secret(&s, OLD_TOKEN, None);
+        assert_eq!(served(&[s], &[api_secret(), t]), ["it-ops/a"]);
+    }
+
+    #[test]
+    fn secret_events_map_to_the_servers_concerned() {
+        use kube::runtime::reflector;
+        use kube::runtime::watcher;
+        let (reader, mut writer) = reflector::store();
+        let a = server("a");
+        let b = server("b").client_tokens();
+        let c = server("c").edit(|s| s.spec.atomicwork.api_key_secret_ref.name = "other".into());
+        for s in [&a, &b, &c] {
+            writer.apply_watcher_event(&watcher::Event::Apply(s.clone()));
+        }
+        let names = |secret: &K8sSecret| {
+            let mut n: Vec<String> = crate::controller::servers_for_secret(&reader, secret)
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&api_secret()), ["a", "b"]);
+        assert_eq!(names(&secret(CLIENT_SECRET, &[])), ["b"]);
+        assert_eq!(names(&token_secret(&c, OLD_TOKEN, None)), ["c"]);
+        assert!(names(&secret("unrelated", &[])).is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// the watch-driven loops, against an in-memory API server
+
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_controller_loop_reconciles_what_it_watches() {
+    let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+    let ctx = Arc::new(Context::new(
+        client,
+        catalog(),
+        settings(),
+        Arc::new(crate::metrics::ControllerMetrics::new()),
+    ));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scope = super::Scope::Namespaces(vec![NS.into()]);
+    let task = {
+        let (ctx, stop) = (ctx.clone(), stop.clone());
+        tokio::spawn(async move { super::run(ctx, &scope, stop).await })
+    };
+    eventually("the status write", || {
+        cluster
+            .statuses
+            .lock()
+            .expect("statuses")
+            .contains_key("change-ops")
+    })
+    .await;
+    let status = cluster.statuses.lock().expect("statuses")["change-ops"].clone();
+    assert!(
+        status["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(PUBLIC_URL))
+    );
+    assert!(
+        cluster
+            .secrets
+            .lock()
+            .expect("secrets")
+            .contains_key("change-ops-mcp-token")
+    );
+    let seen = cluster.seen.lock().expect("log").clone();
+    assert!(
+        seen.iter()
+            .any(|r| r.contains("/namespaces/it-ops/secrets?") && r.contains("fieldSelector=type")),
+        "the Secret watch leaves out unrelated Secret types: {seen:?}"
+    );
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the controllers stop on cancel")
+        .expect("controller task");
+}
+
+#[tokio::test]
+async fn the_feed_serves_after_its_first_sync_and_stops_on_cancel() {
+    let s = server("change-ops");
+    let token = token_secret(&s, OLD_TOKEN, None);
+    let (client, _cluster) = FakeCluster::start(vec![s], &[api_secret(), token]);
+    let registry = Arc::new(crate::registry::Registry::new());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = {
+        let (registry, stop) = (registry.clone(), stop.clone());
+        let opts = crate::controller::feed::FeedOptions {
+            catalog: catalog(),
+            resolve: Default::default(),
+        };
+        tokio::spawn(async move {
+            let scope = super::Scope::Namespaces(vec![NS.into()]);
+            crate::controller::feed::run(client, &scope, registry, opts, stop).await
+        })
+    };
+    eventually("the first sync", || registry.is_ready()).await;
+    let view = registry.lookup(OLD_TOKEN).expect("served under its token");
+    assert_eq!(view.id.to_string(), "it-ops/change-ops");
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the feed stops on cancel")
+        .expect("feed task");
+}
+
+mod leader {
+    use super::*;
+    use crate::controller::lease::LeaseSettings;
+    use crate::controller::runtime::{self, ControllerOptions};
+
+    fn options() -> ControllerOptions {
+        ControllerOptions {
+            settings: settings(),
+            scope: crate::controller::Scope::Namespaces(vec![NS.into()]),
+            lease: Some(LeaseSettings::new(NS, "atomicwork-mcp-controller")),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_elected_replica_reconciles_and_releases_the_lease_on_stop() {
+        let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(runtime::controller(
+            client,
+            catalog(),
+            options(),
+            None,
+            stop.clone(),
+        ));
+        eventually("a reconcile by the leader", || {
+            cluster
+                .statuses
+                .lock()
+                .expect("statuses")
+                .contains_key("change-ops")
+        })
+        .await;
+        let holder = cluster
+            .lease
+            .lock()
+            .expect("lease")
+            .clone()
+            .expect("lease created");
+        assert!(holder["spec"]["holderIdentity"].is_string());
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops on cancel")
+            .expect("task")
+            .expect("clean stop");
+        let released = cluster.lease.lock().expect("lease").clone().expect("lease");
+        assert!(
+            released["spec"].get("holderIdentity").is_none(),
+            "released: {released}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_standby_replica_writes_nothing_while_another_holds_the_lease() {
+        let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(Timestamp::now());
+        *cluster.lease.lock().expect("lease") = Some(serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "atomicwork-mcp-controller", "namespace": NS, "resourceVersion": "1"},
+            "spec": {"holderIdentity": "another-replica", "leaseDurationSeconds": 3600,
+                     "acquireTime": now, "renewTime": now},
+        }));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(runtime::controller(
+            client,
+            catalog(),
+            options(),
+            None,
+            stop.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(cluster.statuses.lock().expect("statuses").is_empty());
+        assert!(
+            !cluster
+                .secrets
+                .lock()
+                .expect("secrets")
+                .contains_key("change-ops-mcp-token")
+        );
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops on cancel")
+            .expect("task")
+            .expect("clean stop");
+    }
+}

@@ -1,0 +1,544 @@
+//! End to end against a real cluster: the controller and the data plane run in this
+//! process against the cluster KUBECONFIG names; every test works in a fresh namespace and
+//! calls tools through the connector URL in the resource's status, against the sandbox
+//! tenant. Enabled with `AWMCP_E2E=1`; otherwise every test says so and passes.
+//!
+//! Uses only APIs that are GA in Kubernetes 1.24.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atomicwork_mcp::catalog::Catalog;
+use atomicwork_mcp::controller::lease::LeaseSettings;
+use atomicwork_mcp::controller::runtime::{self, ControllerOptions, DataplaneOptions};
+use atomicwork_mcp::controller::{Scope, Settings};
+use atomicwork_mcp::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
+use atomicwork_mcp::dataplane::DataplaneConfig;
+use atomicwork_mcp::resolve::ResolveOptions;
+use atomicwork_mcp::sandbox::{self, Sandbox};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, CustomResourceExt, ResourceExt};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const MANAGER: &str = "atomicwork-mcp-e2e";
+const TOOL: &str = "list_all_atomicwork_audit_logs";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn enabled() -> bool {
+    if std::env::var("AWMCP_E2E").as_deref() == Ok("1") {
+        return true;
+    }
+    println!("skipped: set AWMCP_E2E=1 and KUBECONFIG to run against a cluster");
+    false
+}
+
+/// The operator running in-process against one fresh namespace.
+struct Env {
+    client: Client,
+    ns: String,
+    public_url: String,
+    catalog: Arc<Catalog>,
+    stop: CancellationToken,
+    controller: Option<(CancellationToken, JoinHandle<()>)>,
+    http: reqwest::Client,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let client = Client::try_default()
+            .await
+            .expect("a cluster from KUBECONFIG");
+        install_crd(&client).await;
+        let ns = format!("awmcp-e2e-{}", suffix());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": ns}})).expect("namespace");
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("create the test namespace");
+
+        let (upstream, _sandbox) = sandbox::spawn_local(Sandbox::seeded())
+            .await
+            .expect("sandbox");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let public_url = format!("http://{}", listener.local_addr().expect("address"));
+        let catalog = Arc::new(Catalog::builtin().expect("catalog"));
+        let stop = CancellationToken::new();
+        let mut config = DataplaneConfig::loopback();
+        config.allow_public_url(&public_url);
+        let opts = DataplaneOptions {
+            scope: Scope::Namespaces(vec![ns.clone()]),
+            config,
+            resolve: ResolveOptions {
+                base_url_override: Some(upstream),
+                notice: None,
+            },
+        };
+        tokio::spawn(runtime::dataplane(
+            client.clone(),
+            catalog.clone(),
+            opts,
+            listener,
+            stop.clone(),
+        ));
+        let mut env = Env {
+            client,
+            ns,
+            public_url,
+            catalog,
+            stop,
+            controller: None,
+            http: reqwest::Client::new(),
+        };
+        env.start_controller();
+        env
+    }
+
+    fn start_controller(&mut self) {
+        let stop = self.stop.child_token();
+        let opts = ControllerOptions {
+            settings: Settings {
+                public_url: self.public_url.clone(),
+                redact_status_url: false,
+                resolve: ResolveOptions::default(),
+            },
+            scope: Scope::Namespaces(vec![self.ns.clone()]),
+            lease: Some(LeaseSettings::new(&self.ns, "atomicwork-mcp-e2e")),
+        };
+        let run = runtime::controller(
+            self.client.clone(),
+            self.catalog.clone(),
+            opts,
+            None,
+            stop.clone(),
+        );
+        let task = tokio::spawn(async move {
+            if let Err(e) = run.await {
+                eprintln!("controller stopped: {e:#}");
+            }
+        });
+        self.controller = Some((stop, task));
+    }
+
+    /// Stops the controller (releasing its lease) and starts a new one.
+    async fn restart_controller(&mut self) {
+        if let Some((stop, task)) = self.controller.take() {
+            stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+        self.start_controller();
+    }
+
+    async fn finish(self) {
+        self.stop.cancel();
+        if let Some((_, task)) = self.controller {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = namespaces.delete(&self.ns, &DeleteParams::default()).await;
+    }
+
+    fn servers(&self) -> Api<AtomicworkMcpServer> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn apply_secret(&self, name: &str, data: Value) {
+        let body = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": self.ns},
+            "stringData": data,
+        });
+        self.secrets()
+            .patch(
+                name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .expect("apply Secret");
+    }
+
+    /// Applies a server reading the `atomicwork-api` Secret with `extra` spec fields.
+    async fn apply_server(&self, name: &str, annotations: Value, extra: Value) {
+        let mut spec = json!({
+            "atomicwork": {
+                "baseUrl": "https://e2e.atomicwork.invalid",
+                "apiKeySecretRef": {"name": "atomicwork-api"},
+                "workspaceId": "1",
+            },
+            "methods": ["read"],
+            "tags": ["audit"],
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        let body = json!({
+            "apiVersion": "mcp.atomicwork.dev/v1alpha1", "kind": "AtomicworkMcpServer",
+            "metadata": {"name": name, "namespace": self.ns, "annotations": annotations},
+            "spec": spec,
+        });
+        self.servers()
+            .patch(
+                name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .expect("apply AtomicworkMcpServer");
+    }
+
+    /// Polls the server until `check` holds.
+    async fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&AtomicworkMcpServer) -> bool,
+    ) -> AtomicworkMcpServer {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(s)) = self.servers().get_opt(name).await
+                && check(&s)
+            {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}: timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits (past the usual timeout) for the Expired condition.
+    async fn wait_for_long(&self, name: &str) -> AtomicworkMcpServer {
+        loop {
+            if let Ok(Some(s)) = self.servers().get_opt(name).await
+                && condition(&s, "Expired").is_some_and(|c| c.status == "True")
+            {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn wait_ready(&self, name: &str) -> String {
+        let s = self
+            .wait_for(name, "Ready", |s| {
+                ready_reason(s).as_deref() == Some("Serving") && url(s).is_some()
+            })
+            .await;
+        url(&s).unwrap_or_default()
+    }
+
+    /// Calls the tool; returns the HTTP status and the JSON body.
+    async fn call(&self, url: &str, bearer: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&json!({
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": TOOL, "arguments": {}},
+            }));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        let resp = req.send().await.expect("data plane reachable");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the endpoint until it answers with `status`.
+    async fn wait_status(&self, url: &str, bearer: Option<&str>, status: u16) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (got, body) = self.call(url, bearer).await;
+            if got == status {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "endpoint answered {got}, not {status}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn token(&self, server: &str) -> Option<String> {
+        let s = self
+            .secrets()
+            .get_opt(&format!("{server}-mcp-token"))
+            .await
+            .ok()??;
+        let bytes = s.data?.get("token")?.0.clone();
+        String::from_utf8(bytes).ok()
+    }
+
+    async fn event_reasons(&self, server: &str) -> Vec<String> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let list = events.list(&Default::default()).await.expect("list Events");
+        list.items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(server))
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+}
+
+async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = AtomicworkMcpServer::crd();
+    let name = crd.name_any();
+    crds.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the CRD");
+    tokio::time::timeout(
+        WAIT,
+        await_condition(crds, &name, conditions::is_crd_established()),
+    )
+    .await
+    .expect("CRD established in time")
+    .expect("watching the CRD");
+}
+
+fn suffix() -> String {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).expect("OS random");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ready_reason(s: &AtomicworkMcpServer) -> Option<String> {
+    condition(s, "Ready").map(|c| c.reason.clone())
+}
+
+fn condition<'a>(
+    s: &'a AtomicworkMcpServer,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    s.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn url(s: &AtomicworkMcpServer) -> Option<String> {
+    s.status.as_ref()?.url.clone()
+}
+
+fn annotation(key: &str, value: &str) -> Value {
+    Value::Object(serde_json::Map::from_iter([(
+        key.to_string(),
+        json!(value),
+    )]))
+}
+
+fn is_tool_result(body: &Value) -> bool {
+    body["result"]["isError"] == false
+}
+
+#[tokio::test]
+async fn serves_tools_and_keeps_the_token_across_a_controller_restart() {
+    if !enabled() {
+        return;
+    }
+    let mut env = Env::start().await;
+    env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
+        .await;
+    env.apply_server("ops", json!({}), json!({})).await;
+    let first = env.wait_ready("ops").await;
+    assert!(first.starts_with(&format!("{}/mcp/", env.public_url)));
+    let (status, body) = env.call(&first, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(is_tool_result(&body), "{body}");
+    let token = env.token("ops").await.expect("token Secret");
+    assert!(token.len() >= 43);
+
+    env.restart_controller().await;
+    env.apply_server("ops", annotation("e2e.atomicwork.dev/poke", "1"), json!({}))
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let s = env
+        .wait_for("ops", "Ready", |s| {
+            ready_reason(s).as_deref() == Some("Serving")
+        })
+        .await;
+    assert_eq!(
+        url(&s),
+        Some(first.clone()),
+        "a restart never changes the token"
+    );
+    assert_eq!(env.token("ops").await, Some(token));
+    let (status, _) = env.call(&first, None).await;
+    assert_eq!(status, 200);
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn rotation_stops_the_old_url_at_once() {
+    if !enabled() {
+        return;
+    }
+    let env = Env::start().await;
+    env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
+        .await;
+    env.apply_server("ops", json!({}), json!({})).await;
+    let old = env.wait_ready("ops").await;
+    env.apply_server("ops", annotation(ROTATE_ANNOTATION, "1"), json!({}))
+        .await;
+    env.wait_status(&old, None, 404).await;
+    let new = env
+        .wait_for("ops", "a new URL", |s| url(s).is_some_and(|u| u != old))
+        .await;
+    let new = url(&new).unwrap_or_default();
+    let body = env.wait_status(&new, None, 200).await;
+    assert!(is_tool_result(&body), "{body}");
+    assert!(
+        env.event_reasons("ops")
+            .await
+            .contains(&"TokenRotated".to_string())
+    );
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn expiry_revokes_the_token_and_extending_it_mints_a_new_one() {
+    if !enabled() {
+        return;
+    }
+    let env = Env::start().await;
+    env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
+        .await;
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(75);
+    env.apply_server("ops", json!({}), json!({"expiresAt": at.to_string()}))
+        .await;
+    let old = env.wait_ready("ops").await;
+    let expired = tokio::time::timeout(Duration::from_secs(150), env.wait_for_long("ops"))
+        .await
+        .expect("Expired in time");
+    assert_eq!(ready_reason(&expired).as_deref(), Some("Expired"));
+    assert_eq!(url(&expired), None);
+    assert_eq!(env.token("ops").await, None, "the token Secret is deleted");
+    let (status, _) = env.call(&old, None).await;
+    assert!(
+        status == 404 || status == 403,
+        "the old URL is refused ({status})"
+    );
+    assert!(
+        env.event_reasons("ops")
+            .await
+            .contains(&"TokenRevoked".to_string())
+    );
+
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    env.apply_server("ops", json!({}), json!({"expiresAt": later.to_string()}))
+        .await;
+    let new = env.wait_ready("ops").await;
+    assert_ne!(new, old);
+    env.wait_status(&new, None, 200).await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_secret_created_late_is_picked_up_without_a_restart() {
+    if !enabled() {
+        return;
+    }
+    let env = Env::start().await;
+    env.apply_server("ops", json!({}), json!({})).await;
+    env.wait_for("ops", "SecretNotFound", |s| {
+        ready_reason(s).as_deref() == Some("SecretNotFound")
+    })
+    .await;
+    env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
+        .await;
+    let url = env.wait_ready("ops").await;
+    env.wait_status(&url, None, 200).await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn changed_client_tokens_reach_the_data_plane() {
+    if !enabled() {
+        return;
+    }
+    let env = Env::start().await;
+    env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
+        .await;
+    env.apply_secret("mcp-clients", json!({"alice": "client-token-one"}))
+        .await;
+    let auth = json!({"requireApiTokenAuth": true, "apiTokenSecretRef": {"name": "mcp-clients"}});
+    env.apply_server("ops", json!({}), auth).await;
+    let url = env.wait_ready("ops").await;
+    env.wait_status(&url, Some("client-token-one"), 200).await;
+    let (status, _) = env.call(&url, None).await;
+    assert_eq!(status, 401);
+    env.apply_secret("mcp-clients", json!({"alice": "client-token-two"}))
+        .await;
+    env.wait_status(&url, Some("client-token-one"), 401).await;
+    env.wait_status(&url, Some("client-token-two"), 200).await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn deleting_the_server_stops_its_endpoint_and_cascades_to_the_token_secret() {
+    if !enabled() {
+        return;
+    }
+    let env = Env::start().await;
+    env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
+        .await;
+    env.apply_server("ops", json!({}), json!({})).await;
+    let url = env.wait_ready("ops").await;
+    let secret = env
+        .secrets()
+        .get("ops-mcp-token")
+        .await
+        .expect("token Secret");
+    let owner = secret
+        .owner_references()
+        .first()
+        .cloned()
+        .expect("owner reference");
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("AtomicworkMcpServer", Some(true))
+    );
+
+    env.servers()
+        .delete("ops", &DeleteParams::background())
+        .await
+        .expect("delete the server");
+    env.wait_status(&url, None, 404).await;
+
+    // Garbage collection (kube-controller-manager) removes the Secret; a test cluster
+    // without it still stops the endpoint, as checked above.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while env.token("ops").await.is_some() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if env.token("ops").await.is_some() {
+        println!("note: the token Secret outlived its owner; is garbage collection running?");
+    }
+    env.finish().await;
+}
