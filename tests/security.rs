@@ -490,28 +490,26 @@ fn stateless(name_in_body: &str, args: Value) -> String {
 }
 
 /// A URL, a body and the headers to send with it.
-type Attempt<'a> = (&'a String, String, Vec<(&'static str, String)>);
+type Attempt<'a> = (&'a str, String, Vec<(&'static str, String)>);
 
-#[tokio::test]
-async fn write_tools_are_unreachable_on_a_read_only_server() {
-    let up = guarded_upstream().await;
-    let plane = Plane::start(DataplaneConfig::default()).await;
-    let direct = plane.add(
-        "tok-readonly-writes-01",
-        view(
-            &plane.catalog,
-            &server_yaml("ro", "  methods: [read]\n"),
-            &up.uri(),
-        ),
-    );
-    let spec = "  methods: [read]\n  toolExposure: discovery\n";
-    let discovery = plane.add(
-        "tok-readonly-writes-02",
-        view(&plane.catalog, &server_yaml("ro-d", spec), &up.uri()),
-    );
+const READ_NAME: &str = "list_all_atomicwork_workspaces";
+
+fn via_call_tool(name: &str, args: &Value) -> String {
+    call("call_tool", json!({"tool_name": name, "arguments": args}))
+}
+
+/// The 2026-07-28 routing headers, naming `name`.
+fn routing_headers(name: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("mcp-protocol-version", "2026-07-28".to_string()),
+        ("mcp-method", "tools/call".to_string()),
+        ("mcp-name", name.to_string()),
+    ]
+}
+
+/// Every route by which a write tool might be named on the two read-only servers.
+fn write_attempts<'a>(direct: &'a str, discovery: &'a str) -> Vec<Attempt<'a>> {
     let subject = json!({"subject": "x"});
-    let via_call_tool =
-        |name: &str, args: &Value| call("call_tool", json!({"tool_name": name, "arguments": args}));
     let variants = [
         WRITE.to_string(),
         WRITE.to_uppercase(),
@@ -524,52 +522,50 @@ async fn write_tools_are_unreachable_on_a_read_only_server() {
     ];
     let mut attempts: Vec<Attempt> = Vec::new();
     for name in &variants {
-        attempts.push((&direct, call(name, subject.clone()), vec![]));
-        attempts.push((&discovery, call(name, subject.clone()), vec![]));
-        attempts.push((&discovery, via_call_tool(name, &subject), vec![]));
+        attempts.push((direct, call(name, subject.clone()), vec![]));
+        attempts.push((discovery, call(name, subject.clone()), vec![]));
+        attempts.push((discovery, via_call_tool(name, &subject), vec![]));
     }
     let schema = call("get_tool_schema", json!({"tool_names": [WRITE]}));
-    attempts.push((&discovery, schema, vec![]));
     let deletion = call(
         "delete_a_atomicwork_requests_number_by_id",
         json!({"id": "ITREQ-1"}),
     );
-    attempts.push((&direct, deletion, vec![]));
-    let escaped = READ_CALL.replace(
-        "list_all_atomicwork_workspaces",
-        r"\u0063reate_a_atomicwork_request",
-    );
-    attempts.push((&direct, escaped, vec![]));
+    let escaped = READ_CALL.replace(READ_NAME, r"\u0063reate_a_atomicwork_request");
     let batch = format!("[{READ_CALL},{}]", call(WRITE, subject.clone()));
-    attempts.push((&direct, batch, vec![]));
-    attempts.push((
-        &direct,
-        format!("[{}]", call(WRITE, subject.clone())),
-        vec![],
-    ));
-    let read_name = "list_all_atomicwork_workspaces";
-    let headers = |name: &str| {
-        vec![
-            ("mcp-protocol-version", "2026-07-28".to_string()),
-            ("mcp-method", "tools/call".to_string()),
-            ("mcp-name", name.to_string()),
-        ]
-    };
-    attempts.push((
-        &direct,
-        stateless(WRITE, subject.clone()),
-        headers(read_name),
-    ));
+    let lone_batch = format!("[{}]", call(WRITE, subject.clone()));
+    attempts.push((discovery, schema, vec![]));
+    attempts.push((direct, deletion, vec![]));
+    attempts.push((direct, escaped, vec![]));
+    attempts.push((direct, batch, vec![]));
+    attempts.push((direct, lone_batch, vec![]));
+    // Mcp-Name claims a read tool (plainly or base64-encoded) while the body names a write.
+    let write_body = stateless(WRITE, subject);
     let encoded = "=?base64?bGlzdF9hbGxfYXRvbWljd29ya193b3Jrc3BhY2Vz?=";
-    attempts.push((&direct, stateless(WRITE, subject.clone()), headers(encoded)));
-    let duplicate = stateless(WRITE, subject.clone()).replacen(
-        r#""name":"#,
-        &format!(r#""name":"{read_name}","name":"#),
-        1,
-    );
-    attempts.push((&direct, duplicate.clone(), headers(read_name)));
-    attempts.push((&direct, duplicate, headers(WRITE)));
+    let duplicate =
+        write_body.replacen(r#""name":"#, &format!(r#""name":"{READ_NAME}","name":"#), 1);
+    attempts.push((direct, write_body.clone(), routing_headers(READ_NAME)));
+    attempts.push((direct, write_body, routing_headers(encoded)));
+    attempts.push((direct, duplicate.clone(), routing_headers(READ_NAME)));
+    attempts.push((direct, duplicate, routing_headers(WRITE)));
+    attempts
+}
 
+#[tokio::test]
+async fn write_tools_are_unreachable_on_a_read_only_server() {
+    let up = guarded_upstream().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let read_only = server_yaml("ro", "  methods: [read]\n");
+    let direct = plane.add(
+        "tok-readonly-writes-01",
+        view(&plane.catalog, &read_only, &up.uri()),
+    );
+    let spec = "  methods: [read]\n  toolExposure: discovery\n";
+    let discovery = plane.add(
+        "tok-readonly-writes-02",
+        view(&plane.catalog, &server_yaml("ro-d", spec), &up.uri()),
+    );
+    let attempts = write_attempts(&direct, &discovery);
     for (url, body, headers) in &attempts {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         assert!(
@@ -578,25 +574,17 @@ async fn write_tools_are_unreachable_on_a_read_only_server() {
         );
     }
     // The same routes do run a read tool, so the refusals are about the tool.
-    let ok: Value = post(&direct, READ_CALL, &[])
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(ok["result"]["isError"], false, "{ok}");
-    let read_via_discovery = via_call_tool(read_name, &json!({}));
-    let ok: Value = post(&discovery, &read_via_discovery, &[])
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(ok["result"]["isError"], false, "{ok}");
-    let read_headers = headers(read_name);
+    let read_headers = routing_headers(READ_NAME);
     let read_headers: Vec<(&str, &str)> =
         read_headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let resp = post(&direct, &stateless(read_name, json!({})), &read_headers).await;
-    let ok: Value = resp.json().await.expect("json");
-    assert_eq!(ok["result"]["isError"], false, "{ok}");
+    for (url, body, headers) in [
+        (&direct, READ_CALL.to_string(), vec![]),
+        (&discovery, via_call_tool(READ_NAME, &json!({})), vec![]),
+        (&direct, stateless(READ_NAME, json!({})), read_headers),
+    ] {
+        let ok: Value = post(url, &body, &headers).await.json().await.expect("json");
+        assert_eq!(ok["result"]["isError"], false, "{ok}");
+    }
     up.verify().await;
     let requests = up.received_requests().await.unwrap_or_default();
     assert_eq!(requests.len(), 3);
