@@ -396,11 +396,18 @@ pub async fn run(ctx: Arc<Context>, scope: &Scope, stop: CancellationToken) {
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(server = %obj, "reconciled"),
-                Err(kube::runtime::controller::Error::ReconcilerFailed(_, obj)) => {
-                    tracing::debug!(server = %obj, "reconcile failed; retrying with backoff")
-                }
+                Err(e) if routine(&e) => tracing::debug!(error = %e, "controller"),
                 Err(e) => tracing::warn!(error = %e, "controller"),
             }
         })
         .await;
+}
+
+/// True for controller errors that need no one's attention: a failed reconcile (already
+/// logged by [`error_policy`], which retries it) and a trigger for a server that is gone.
+/// The latter follows every deletion: garbage collection deletes the token Secret after
+/// its owner, and the Secret's event maps back to the deleted server.
+pub fn routine(e: &kube::runtime::controller::Error<Error, watcher::Error>) -> bool {
+    use kube::runtime::controller::Error as E;
+    matches!(e, E::ReconcilerFailed(..) | E::ObjectNotFound(_))
 }
