@@ -13,5 +13,7 @@ pub mod registry;
 pub mod resolve;
 pub mod sandbox;
 pub mod secret;
+#[cfg(test)]
+mod test_support;
 pub mod token;
 pub mod upstream;

@@ -763,48 +763,12 @@ async fn eventually(what: &str, check: impl Fn() -> bool) {
     }
 }
 
-/// Log lines written while a test's subscriber is the default.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.lock() {
-            Ok(mut v) => v.extend_from_slice(buf),
-            Err(poisoned) => poisoned.into_inner().extend_from_slice(buf),
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        let bytes = match self.0.lock() {
-            Ok(v) => v.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
 /// A real cluster deletes a server first and its token Secret after (garbage
 /// collection); the Secret's event then names a server the controller no longer has.
 /// That is routine and logged at debug, never as a warning on every deletion.
 #[tokio::test]
 async fn a_token_secret_outliving_its_server_is_no_warning() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
+    let (captured, _guard) = crate::test_support::Captured::install(tracing::Level::DEBUG);
 
     let deleted = server("deleted");
     let (client, _cluster) = FakeCluster::start(

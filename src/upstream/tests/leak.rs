@@ -1,8 +1,6 @@
 //! The API key never appears in a result, in Debug output or in a log line, even when the
 //! upstream echoes it back.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -34,46 +32,9 @@ impl Respond for EchoHeaders {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.lock() {
-            Ok(mut v) => v.extend_from_slice(buf),
-            Err(poisoned) => poisoned.into_inner().extend_from_slice(buf),
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        let bytes = match self.0.lock() {
-            Ok(v) => v.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn api_key_never_leaks_into_results_debug_or_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests run in parallel threads without a subscriber; a callsite they register
-    // at the same moment can cache "never" and hide events from this thread's subscriber.
-    // Recomputing the interest cache before each call closes that window.
-    tracing::callsite::rebuild_interest_cache();
+    let (captured, _guard) = crate::test_support::Captured::install(tracing::Level::TRACE);
 
     let server = MockServer::start().await;
     Mock::given(path("/api/v1/requests/UNAUTH"))
