@@ -195,7 +195,7 @@ fn deploy_takes_the_crd_from_crds_dir_without_a_copy() {
     let kustomization = &docs("deploy/kustomization.yaml")[0];
     let resources = string_list(&kustomization["resources"]);
     assert!(resources.contains(&"../crds".to_string()), "{resources:?}");
-    let crds = &docs("crds/kustomization.yaml")[0];
+    let crds = &docs("crds/kustomization.yml")[0];
     assert_eq!(
         string_list(&crds["resources"]),
         vec!["atomicworkmcpservers.mcp.atomicwork.dev.yaml"]
@@ -235,21 +235,24 @@ fn rbac_landed() -> bool {
 
 #[test]
 fn kustomizations_list_files_that_exist() {
-    for dir in ["deploy", "crds"] {
-        let k = &docs(&format!("{dir}/kustomization.yaml"))[0];
+    for (dir, file) in [
+        ("deploy", "kustomization.yaml"),
+        ("crds", "kustomization.yml"),
+    ] {
+        let k = &docs(&format!("{dir}/{file}"))[0];
         let resources = string_list(&k["resources"]);
-        assert!(
-            !resources.is_empty(),
-            "{dir}/kustomization.yaml lists nothing"
-        );
+        assert!(!resources.is_empty(), "{dir}/{file} lists nothing");
         for r in resources {
             let path = root().join(dir).join(&r);
             if r == "rbac.yaml" && dir == "deploy" && !rbac_landed() {
                 continue;
             }
+            let is_kustomization = ["kustomization.yaml", "kustomization.yml"]
+                .iter()
+                .any(|k| path.join(k).is_file());
             assert!(
-                path.is_file() || path.join("kustomization.yaml").is_file(),
-                "{dir}/kustomization.yaml lists {r}, which is neither a file nor a kustomization directory"
+                path.is_file() || is_kustomization,
+                "{dir}/{file} lists {r}, which is neither a file nor a kustomization directory"
             );
         }
     }
