@@ -280,11 +280,7 @@ fn local(args: LocalArgs) -> anyhow::Result<ExitCode> {
     }
     let mut dataplane = None;
     if !args.allowed_origins.is_empty() {
-        let mut config = if args.listen.ip().is_loopback() {
-            crate::dataplane::DataplaneConfig::loopback()
-        } else {
-            crate::dataplane::DataplaneConfig::default()
-        };
+        let mut config = crate::dataplane::DataplaneConfig::for_listen(args.listen);
         config.allowed_origins = args.allowed_origins.clone();
         dataplane = Some(config);
     }

@@ -257,6 +257,15 @@ fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 impl AtomicworkMcpServer {
+    /// The value of the rotate-token annotation, if set.
+    pub fn rotation(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ROTATE_ANNOTATION))
+            .map(String::as_str)
+    }
+
     /// The display name shown to clients.
     pub fn display_name(&self) -> String {
         self.spec

@@ -89,6 +89,15 @@ impl DataplaneConfig {
         }
     }
 
+    /// Loopback defaults when bound to this machine only, otherwise the cluster defaults.
+    pub fn for_listen(addr: SocketAddr) -> Self {
+        if addr.ip().is_loopback() {
+            Self::loopback()
+        } else {
+            Self::default()
+        }
+    }
+
     fn origin_allowed(&self, origin: &str) -> bool {
         self.allowed_origins.iter().any(|allowed| {
             allowed == "*"
@@ -336,7 +345,7 @@ async fn mcp_endpoint(
     let reply = tokio::time::timeout_at((started + timeout).into(), handled)
         .await
         .unwrap_or_else(|_| mcp::timed_out(&body, timeout));
-    record(&dp, &view, &reply);
+    record(&dp, &server, &reply);
     into_response(reply, &headers)
 }
 
@@ -408,14 +417,13 @@ fn check_content_type(headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-fn record(dp: &Dataplane, view: &ServerView, reply: &Reply) {
-    let server = view.id.to_string();
-    dp.metrics.request(&server, reply.outcome);
+fn record(dp: &Dataplane, server: &str, reply: &Reply) {
+    dp.metrics.request(server, reply.outcome);
     let Some(call) = &reply.call else { return };
     dp.metrics
         .tool_calls
         .get_or_create(&CallLabels {
-            server: server.clone(),
+            server: server.to_string(),
             tool: call.tool.clone(),
             outcome: call.outcome.to_string(),
         })

@@ -13,7 +13,6 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::crd::ROTATE_ANNOTATION;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
 use crate::manifest::{self, Manifests};
 use crate::registry::{Registry, ServerId, ServerView};
@@ -179,12 +178,7 @@ impl Loader {
         for server in &m.servers {
             let res = resolve::resolve(server, &m, &self.catalog, now, &self.resolve);
             seen.push(res.id.to_string());
-            let rotation = server
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ROTATE_ANNOTATION))
-                .map(String::as_str);
+            let rotation = server.rotation();
             let expired = matches!(res.view, Err(Problem::Expired(_)));
             let existing = self.token_for(&res.id, &m);
             let record = match token::decide(existing.as_ref(), rotation, expired) {
@@ -231,14 +225,12 @@ impl Loader {
     fn token_for(&self, id: &ServerId, m: &Manifests) -> Option<TokenRecord> {
         let from_manifest = m
             .secrets
-            .get(&(id.namespace.clone(), format!("{}-mcp-token", id.name)))
+            .get(&(id.namespace.clone(), token::token_secret_name(&id.name)))
             .and_then(|d| d.get("token"))
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .map(str::trim)
-            .filter(|t| t.len() >= 32);
+            .and_then(|t| token::usable_token(t));
         match from_manifest {
-            Some(t) => Some(TokenRecord {
-                token: Secret::new(t),
+            Some(token) => Some(TokenRecord {
+                token,
                 rotation: self.store.get(id).and_then(|r| r.rotation),
             }),
             None => self.store.get(id),
@@ -306,13 +298,10 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
         store: TokenStore::open(&opts.state_dir)?,
     };
     let registry = Arc::new(Registry::new());
-    let mut config = opts.dataplane.clone().unwrap_or_else(|| {
-        if addr.ip().is_loopback() {
-            DataplaneConfig::loopback()
-        } else {
-            DataplaneConfig::default()
-        }
-    });
+    let mut config = opts
+        .dataplane
+        .clone()
+        .unwrap_or_else(|| DataplaneConfig::for_listen(addr));
     config.allow_public_url(&public_url);
     let upstream = Upstream::new(UpstreamOptions::default())?;
     let dp = Arc::new(Dataplane::new(registry.clone(), upstream, config));

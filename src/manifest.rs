@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use serde_json::Value;
 
 use crate::crd::AtomicworkMcpServer;
-use crate::resolve::{SecretData, SecretLookup};
+use crate::resolve::{SecretData, SecretLookup, secret_data};
 
 /// Namespace given to objects whose manifest names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -208,20 +208,6 @@ fn parse_document(doc: &str, m: &mut Manifests) -> Result<(), String> {
         // Other kinds (Namespaces, Deployments, ...) may share the files; they are not ours.
         _ => Ok(()),
     }
-}
-
-/// A Secret's values as the API server would store them: `data` decoded, `stringData` on top.
-pub fn secret_data(secret: &K8sSecret) -> SecretData {
-    let mut out: SecretData = secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
-    for (k, v) in secret.string_data.iter().flatten() {
-        out.insert(k.clone(), v.clone().into_bytes());
-    }
-    out
 }
 
 #[cfg(test)]

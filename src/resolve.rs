@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
 use crate::catalog::{Catalog, ToolFilter, ToolSet, filter};
 use crate::crd::{AtomicworkMcpServer, ToolExposure};
@@ -19,6 +20,20 @@ pub const MIN_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Secret data by key, as the API server returns it (already base64-decoded).
 pub type SecretData = BTreeMap<String, Vec<u8>>;
+
+/// A Secret's values as the API server would store them: `data` decoded, `stringData` on top.
+pub fn secret_data(secret: &K8sSecret) -> SecretData {
+    let mut out: SecretData = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    for (k, v) in secret.string_data.iter().flatten() {
+        out.insert(k.clone(), v.clone().into_bytes());
+    }
+    out
+}
 
 /// Where Secrets are read from: the cluster cache or local manifests.
 pub trait SecretLookup {
@@ -121,25 +136,17 @@ pub fn resolve(
         server.metadata.name.clone().unwrap_or_default(),
     );
     let expires_at = parse_expiry(server);
-    let tools = match tool_filter(server).and_then(|f| {
-        filter(catalog, &f).map_err(|e| Problem::InvalidSpec(format!("{}: {e}", e.field())))
-    }) {
-        Ok(tools) => catalog.tool_set(
-            &tools
-                .iter()
-                .map(|t| t.name().to_string())
-                .collect::<Vec<_>>(),
-        ),
-        Err(problem) => {
-            return Resolution {
-                id,
-                tools: catalog.tool_set(&[]),
-                expires_at: expires_at.clone().ok().flatten(),
-                view: Err(problem),
-            };
-        }
-    };
-    let view = build_view(server, &id, &tools, secrets, now, opts);
+    let filtered = filter(catalog, &tool_filter(server))
+        .map_err(|e| Problem::InvalidSpec(format!("{}: {e}", e.field())));
+    let names: Vec<String> = filtered
+        .as_ref()
+        .map(|tools| tools.iter().map(|t| t.name().to_string()).collect())
+        .unwrap_or_default();
+    let tools = catalog.tool_set(&names);
+    let view = filtered.and_then(|_| {
+        let expires_at = expires_at.clone()?;
+        build_view(server, &id, &tools, expires_at, secrets, now, opts)
+    });
     Resolution {
         id,
         tools,
@@ -152,12 +159,12 @@ fn build_view(
     server: &AtomicworkMcpServer,
     id: &ServerId,
     tools: &Arc<ToolSet>,
+    expires_at: Option<Timestamp>,
     secrets: &dyn SecretLookup,
     now: Timestamp,
     opts: &ResolveOptions,
 ) -> Result<ServerView, Problem> {
     let spec = &server.spec;
-    let expires_at = parse_expiry(server)?;
     check_lifetime(server, expires_at)?;
     let base_url = match &opts.base_url_override {
         Some(url) => url.clone(),
@@ -221,15 +228,16 @@ fn build_view(
     })
 }
 
-fn tool_filter(server: &AtomicworkMcpServer) -> Result<ToolFilter, Problem> {
+/// The resource's `methods`, `tags` and `tools` as a catalog filter.
+pub fn tool_filter(server: &AtomicworkMcpServer) -> ToolFilter {
     let spec = &server.spec;
     let names = spec.tools.clone().unwrap_or_default();
-    Ok(ToolFilter {
+    ToolFilter {
         methods: spec.methods.clone(),
         tags: spec.tags.clone(),
         allow: names.allow,
         deny: names.deny,
-    })
+    }
 }
 
 /// `spec.expiresAt` as an instant.

@@ -3,6 +3,21 @@
 
 use crate::secret::{Secret, mint_token};
 
+/// Suffix of the Secret that holds a server's token: `<name>-mcp-token`.
+pub const TOKEN_SECRET_SUFFIX: &str = "-mcp-token";
+
+/// The name of the Secret holding a server's token.
+pub fn token_secret_name(server_name: &str) -> String {
+    format!("{server_name}{TOKEN_SECRET_SUFFIX}")
+}
+
+/// A stored token value, if it is one this project could have minted: at least 32
+/// characters and no whitespace inside.
+pub fn usable_token(bytes: &[u8]) -> Option<Secret> {
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    (text.len() >= 32 && !text.contains(char::is_whitespace)).then(|| Secret::new(text))
+}
+
 /// A stored token and the rotate-annotation value it was minted under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {

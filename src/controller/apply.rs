@@ -11,8 +11,10 @@ use kube::{Api, Client, Resource};
 use crate::crd::{AtomicworkMcpServer, GROUP};
 use crate::resolve::SecretData;
 
-use super::reconcile::{Desired, Observed, TokenPlan, token_secret_name};
-use super::{ApiCall, Context, Error, FIELD_MANAGER, Op, secret_data};
+use super::reconcile::{Desired, Observed, TokenPlan};
+use super::{ApiCall, Context, Error, FIELD_MANAGER, Op};
+use crate::resolve::secret_data;
+use crate::token::token_secret_name;
 
 /// The calls made here.
 pub const API_CALLS: &[ApiCall] = &[

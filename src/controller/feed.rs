@@ -22,8 +22,10 @@ use crate::registry::{Registry, ServerView};
 use crate::resolve::{self, ResolveOptions, SecretData, SecretLookup};
 use crate::secret::TokenHash;
 
-use super::reconcile::{is_controlled_by, rotation, token_of, token_secret_name};
-use super::{ApiCall, SECRET_FIELD_SELECTOR, Scope, secret_data};
+use super::reconcile::{is_controlled_by, token_of};
+use super::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
+use crate::resolve::secret_data;
+use crate::token::token_secret_name;
 
 /// The calls the feed makes: watches only.
 pub const API_CALLS: &[ApiCall] = &[
@@ -91,7 +93,7 @@ fn current_token(server: &AtomicworkMcpServer, secrets: SecretSource<'_>) -> Opt
         .as_ref()
         .and_then(|a| a.get(ROTATE_ANNOTATION))
         .map(String::as_str);
-    if minted_for != rotation(server) {
+    if minted_for != server.rotation() {
         return None;
     }
     token_of(&secret).map(|t| t.digest())

@@ -20,7 +20,7 @@ mod fixtures;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,7 +38,6 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::Catalog;
 use crate::crd::{AtomicworkMcpServer, GROUP};
 use crate::metrics::ControllerMetrics;
-use crate::resolve::SecretData;
 
 pub use reconcile::Settings;
 
@@ -311,16 +310,6 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(2u64 << exp).min(Duration::from_secs(300))
 }
 
-/// A Secret's data as [`crate::resolve`] reads it.
-pub fn secret_data(secret: &K8sSecret) -> SecretData {
-    secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect::<BTreeMap<_, _>>()
-}
-
 /// The servers a Secret event concerns: its owner, and every server in the store that
 /// names it (API key, client tokens) or whose token Secret it is.
 pub fn servers_for_secret(
@@ -333,7 +322,7 @@ pub fn servers_for_secret(
     ) else {
         return Vec::new();
     };
-    let owned_by = name.strip_suffix(reconcile::TOKEN_SECRET_SUFFIX);
+    let owned_by = name.strip_suffix(crate::token::TOKEN_SECRET_SUFFIX);
     let mut refs: Vec<_> = store
         .state_filter(|s| {
             s.metadata.namespace.as_deref() == Some(ns)

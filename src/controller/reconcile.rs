@@ -16,7 +16,9 @@ use crate::catalog::Catalog;
 use crate::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef};
 use crate::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
 use crate::secret::Secret;
-use crate::token::{self, TokenAction, TokenRecord};
+use crate::token::{
+    self, TOKEN_SECRET_SUFFIX, TokenAction, TokenRecord, token_secret_name, usable_token,
+};
 
 use super::Error;
 
@@ -27,7 +29,6 @@ pub const PART_OF: &str = "atomicwork-mcp";
 /// Label naming the server a token Secret belongs to.
 pub const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
 /// Suffix of the token Secret's name.
-pub const TOKEN_SECRET_SUFFIX: &str = "-mcp-token";
 /// Look again this often even when nothing changes, for eventual consistency.
 pub const RESYNC: Duration = Duration::from_secs(15 * 60);
 
@@ -99,11 +100,6 @@ enum Stored {
     Foreign,
 }
 
-/// The name of a server's token Secret.
-pub fn token_secret_name(server_name: &str) -> String {
-    format!("{server_name}{TOKEN_SECRET_SUFFIX}")
-}
-
 /// Computes the desired state. `mint` is called only when a new token is needed.
 pub fn desired(
     observed: &Observed<'_>,
@@ -164,7 +160,7 @@ pub fn desired(
         record.as_ref(),
         &token,
         res.expires_at,
-        rotation(server),
+        server.rotation(),
         &secret_name,
     );
     events.extend(ready_event(&previous.conditions, &status.conditions));
@@ -185,7 +181,7 @@ fn next_token(
     now: Timestamp,
     mint: &dyn Fn() -> Result<Secret, getrandom::Error>,
 ) -> Result<Option<TokenRecord>, Error> {
-    let rotation = rotation(server);
+    let rotation = server.rotation();
     let expired = res.expires_at.is_some_and(|at| now >= at);
     Ok(match token::decide(existing, rotation, expired) {
         TokenAction::Keep => existing.cloned(),
@@ -252,16 +248,6 @@ fn status_of(
     }
 }
 
-/// The rotate-token annotation of the resource.
-pub fn rotation(server: &AtomicworkMcpServer) -> Option<&str> {
-    server
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ROTATE_ANNOTATION))
-        .map(String::as_str)
-}
-
 /// True when the Secret is controlled by this very resource (same UID).
 pub fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> bool {
     let Some(uid) = server.metadata.uid.as_deref() else {
@@ -277,9 +263,7 @@ pub fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> boo
 
 /// The usable token in a token Secret, if any.
 pub fn token_of(secret: &K8sSecret) -> Option<Secret> {
-    let bytes = secret.data.as_ref()?.get("token")?;
-    let text = std::str::from_utf8(&bytes.0).ok()?.trim();
-    (text.len() >= 32 && !text.contains(char::is_whitespace)).then(|| Secret::new(text))
+    usable_token(&secret.data.as_ref()?.get("token")?.0)
 }
 
 fn judge(server: &AtomicworkMcpServer, secret: Option<&K8sSecret>) -> Stored {

@@ -42,7 +42,7 @@ fn secrets_with(list: &[K8sSecret]) -> std::collections::BTreeMap<(String, Strin
         .map(|s| {
             (
                 (NS.to_string(), s.metadata.name.clone().unwrap_or_default()),
-                super::secret_data(s),
+                crate::resolve::secret_data(s),
             )
         })
         .collect()
