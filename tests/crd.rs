@@ -168,13 +168,7 @@ fn every_example_server_deserializes_and_resolves_its_filters() {
         {
             let server: AtomicworkMcpServer =
                 serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let names = server.spec.tools.clone().unwrap_or_default();
-            let f = atomicwork_mcp::catalog::ToolFilter {
-                methods: server.spec.methods.clone(),
-                tags: server.spec.tags.clone(),
-                allow: names.allow,
-                deny: names.deny,
-            };
+            let f = atomicwork_mcp::resolve::tool_filter(&server);
             let tools = atomicwork_mcp::catalog::filter(&catalog, &f)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             assert!(!tools.is_empty(), "{}: no tools", file.display());

@@ -3,108 +3,18 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
-use common::connect;
+use common::{LocalProcess, connect};
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-struct Local {
-    child: Child,
-    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-    /// server id → connector URL, from the latest summary.
-    urls: BTreeMap<String, String>,
-    output: Vec<String>,
-}
-
-impl Local {
-    async fn start(manifests: &Path, state: &Path) -> Local {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_atomicwork-mcp"))
-            .args([
-                "local",
-                "--sandbox",
-                "--listen",
-                "127.0.0.1:0",
-                "--poll-seconds",
-                "0.2",
-            ])
-            .arg("--manifests")
-            .arg(manifests)
-            .arg("--state-dir")
-            .arg(state)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start atomicwork-mcp local");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut local = Local {
-            child,
-            lines: rx,
-            urls: BTreeMap::new(),
-            output: Vec::new(),
-        };
-        local.read_summary().await;
-        local
-    }
-
-    /// Reads one `servers (N):` summary and records the URLs in it.
-    async fn read_summary(&mut self) {
-        let mut expected: Option<usize> = None;
-        let mut current: Option<String> = None;
-        let mut done = 0;
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no summary; output so far: {:#?}", self.output))
-                .unwrap_or_else(|| panic!("local mode exited; output: {:#?}", self.output));
-            self.output.push(line.clone());
-            if let Some(n) = line
-                .strip_prefix("servers (")
-                .and_then(|r| r.strip_suffix("):"))
-            {
-                expected = n.parse().ok();
-                self.urls.clear();
-                continue;
-            }
-            let Some(want) = expected else { continue };
-            let trimmed = line.trim();
-            if let Some(url) = trimmed.strip_prefix("url: ") {
-                if let Some(id) = current.take() {
-                    self.urls.insert(id, url.to_string());
-                }
-                done += 1;
-            } else if trimmed.contains("NOT SERVING") {
-                done += 1;
-            } else if line.starts_with("  ") && !line.starts_with("    ") {
-                current = trimmed.split_whitespace().next().map(str::to_string);
-            }
-            if done == want {
-                return;
-            }
-        }
-    }
-
-    fn url(&self, id: &str) -> String {
-        self.urls
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| panic!("{id} not served: {:#?}", self.output))
-    }
+/// Local mode with the example manifests, its first summary read.
+async fn start_local(manifests: &Path, state: &Path) -> LocalProcess {
+    let mut local = LocalProcess::spawn(manifests, state, Stdio::null(), &[]);
+    local.read_summary().await;
+    local
 }
 
 fn copy_examples(to: &Path) {
@@ -143,7 +53,7 @@ async fn sandbox_walkthrough_and_hot_reload() {
     std::fs::create_dir(&manifests).expect("mkdir");
     copy_examples(&manifests);
     let state = dir.path().join("state");
-    let mut local = Local::start(&manifests, &state).await;
+    let mut local = start_local(&manifests, &state).await;
     assert!(
         local.output.iter().any(|l| l.contains("SIMULATED")),
         "startup says simulated"
@@ -292,7 +202,7 @@ async fn sandbox_walkthrough_and_hot_reload() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let again = Local::start(&manifests, &state).await;
+    let again = start_local(&manifests, &state).await;
     assert_eq!(
         again.url("it-ops/change-ops"),
         ops_url.replace(port_of(&ops_url), port_of(&again.url("it-ops/change-ops")))

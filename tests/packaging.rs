@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use atomicwork_mcp::catalog::{Catalog, ToolFilter, filter};
+use atomicwork_mcp::catalog::{Catalog, filter};
 use atomicwork_mcp::crd::AtomicworkMcpServer;
 use atomicwork_mcp::resolve::{ResolveOptions, resolve};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -981,13 +981,7 @@ fn every_example_is_self_contained_and_serves() {
                 server.metadata.name.as_deref().unwrap_or_default()
             );
             // The filters name only methods, tags and tools the catalog has.
-            let names = server.spec.tools.clone().unwrap_or_default();
-            let f = ToolFilter {
-                methods: server.spec.methods.clone(),
-                tags: server.spec.tags.clone(),
-                allow: names.allow,
-                deny: names.deny,
-            };
+            let f = atomicwork_mcp::resolve::tool_filter(server);
             let tools = filter(&catalog, &f).unwrap_or_else(|e| panic!("{id}: {e}"));
             assert!(!tools.is_empty(), "{id}: no tool matches");
             // And the server as a whole would be served, with the Secrets of its own file.
@@ -1073,13 +1067,7 @@ fn examples_readme_tool_counts_match_the_filters() {
             .unwrap_or_else(|_| panic!("README row for {file}: no tool count"));
         let m = atomicwork_mcp::manifest::load(&root().join("examples").join(file));
         let server = &m.servers[0];
-        let names = server.spec.tools.clone().unwrap_or_default();
-        let f = ToolFilter {
-            methods: server.spec.methods.clone(),
-            tags: server.spec.tags.clone(),
-            allow: names.allow,
-            deny: names.deny,
-        };
+        let f = atomicwork_mcp::resolve::tool_filter(server);
         let actual = filter(&catalog, &f).expect("filter").len();
         assert_eq!(
             actual, count,

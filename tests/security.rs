@@ -12,8 +12,7 @@ use std::time::Duration;
 use atomicwork_mcp::dataplane::DataplaneConfig;
 use common::*;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -49,81 +48,14 @@ spec:
 ";
 
 /// `atomicwork-mcp local` with logs at trace level, as JSON, into a file.
-struct Local {
-    child: Child,
-    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-    stdout: Vec<String>,
-}
-
-impl Local {
-    fn start(manifests: &Path, state: &Path, log: &Path) -> Local {
-        let stderr = std::fs::File::create(log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_atomicwork-mcp"))
-            .args(["local", "--sandbox", "--listen", "127.0.0.1:0"])
-            .args(["--poll-seconds", "0.2"])
-            .arg("--manifests")
-            .arg(manifests)
-            .arg("--state-dir")
-            .arg(state)
-            .env("RUST_LOG", "trace")
-            .env("LOG_FORMAT", "json")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start atomicwork-mcp local");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Local {
-            child,
-            lines,
-            stdout: Vec::new(),
-        }
-    }
-
-    /// The next `servers (N):` summary: server id → connector URL.
-    async fn summary(&mut self) -> BTreeMap<String, String> {
-        let mut urls = BTreeMap::new();
-        let (mut expected, mut current, mut done) = (None::<usize>, None::<String>, 0);
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.recv())
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| panic!("no summary; stdout: {:#?}", self.stdout));
-            self.stdout.push(line.clone());
-            if let Some(n) = line
-                .strip_prefix("servers (")
-                .and_then(|r| r.strip_suffix("):"))
-            {
-                expected = n.parse().ok();
-                continue;
-            }
-            let Some(want) = expected else { continue };
-            let trimmed = line.trim();
-            if let Some(url) = trimmed.strip_prefix("url: ") {
-                if let Some(id) = current.take() {
-                    urls.insert(id, url.to_string());
-                }
-                done += 1;
-            } else if trimmed.contains("NOT SERVING") {
-                done += 1;
-            } else if line.starts_with("  ") && !line.starts_with("    ") {
-                current = trimmed.split_whitespace().next().map(str::to_string);
-            }
-            if done == want {
-                return urls;
-            }
-        }
-    }
+fn start_local(manifests: &Path, state: &Path, log: &Path) -> LocalProcess {
+    let stderr = std::fs::File::create(log).expect("log file");
+    LocalProcess::spawn(
+        manifests,
+        state,
+        Stdio::from(stderr),
+        &[("RUST_LOG", "trace"), ("LOG_FORMAT", "json")],
+    )
 }
 
 fn token_of(url: &str) -> String {
@@ -194,7 +126,7 @@ async fn exercise(urls: &BTreeMap<String, String>) {
 }
 
 /// Sets the rotate annotation on `change-ops` and returns the URLs after the reload.
-async fn rotate(local: &mut Local, manifests: &Path) -> BTreeMap<String, String> {
+async fn rotate(local: &mut LocalProcess, manifests: &Path) -> BTreeMap<String, String> {
     let path = manifests.join("change-ops.yaml");
     let text = std::fs::read_to_string(&path).expect("read");
     let rotated = text.replacen(
@@ -204,7 +136,7 @@ async fn rotate(local: &mut Local, manifests: &Path) -> BTreeMap<String, String>
     );
     assert_ne!(rotated, text, "annotation added");
     std::fs::write(&path, rotated).expect("write");
-    local.summary().await
+    local.read_summary().await
 }
 
 /// Every token the run handed out or was shown: printed URLs and the state file.
@@ -233,8 +165,8 @@ async fn tokens_and_api_keys_never_reach_the_logs() {
     std::fs::create_dir(&manifests).expect("mkdir");
     write_manifests(&manifests);
     let (state, log) = (dir.path().join("state"), dir.path().join("stderr.log"));
-    let mut local = Local::start(&manifests, &state, &log);
-    let before = local.summary().await;
+    let mut local = start_local(&manifests, &state, &log);
+    let before = local.read_summary().await;
     assert_eq!(before.len(), 4, "{before:#?}");
     exercise(&before).await;
 
@@ -249,7 +181,7 @@ async fn tokens_and_api_keys_never_reach_the_logs() {
     let logs = std::fs::read_to_string(&log).expect("logs");
     assert!(logs.contains(r#""level":"TRACE""#), "trace level is on");
     assert!(logs.contains("tool call") && logs.contains("/mcp/[token]"));
-    let mut secrets = known_tokens(&local.stdout, &state);
+    let mut secrets = known_tokens(&local.output, &state);
     assert!(
         secrets.len() >= 5,
         "4 servers and a rotated token: {secrets:?}"

@@ -183,3 +183,105 @@ pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> reqwest::R
     }
     req.send().await.expect("request sent")
 }
+
+/// The real `atomicwork-mcp local --sandbox` process, read through its printed summaries.
+pub struct LocalProcess {
+    pub child: tokio::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// Every stdout line read so far.
+    pub output: Vec<String>,
+    /// Server id → connector URL, from the latest summary.
+    pub urls: BTreeMap<String, String>,
+}
+
+impl LocalProcess {
+    /// Starts local mode on a free loopback port, polling manifests every 0.2 s.
+    pub fn spawn(
+        manifests: &std::path::Path,
+        state: &std::path::Path,
+        stderr: std::process::Stdio,
+        env: &[(&str, &str)],
+    ) -> LocalProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomicwork-mcp"))
+            .args([
+                "local",
+                "--sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--poll-seconds",
+                "0.2",
+            ])
+            .arg("--manifests")
+            .arg(manifests)
+            .arg("--state-dir")
+            .arg(state)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start atomicwork-mcp local");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LocalProcess {
+            child,
+            lines,
+            output: Vec::new(),
+            urls: BTreeMap::new(),
+        }
+    }
+
+    /// Reads the next `servers (N):` summary and returns its URLs.
+    pub async fn read_summary(&mut self) -> BTreeMap<String, String> {
+        let mut expected: Option<usize> = None;
+        let mut current: Option<String> = None;
+        let mut done = 0;
+        loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(20), self.lines.recv())
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("no summary; output so far: {:#?}", self.output));
+            self.output.push(line.clone());
+            if let Some(n) = line
+                .strip_prefix("servers (")
+                .and_then(|r| r.strip_suffix("):"))
+            {
+                expected = n.parse().ok();
+                self.urls.clear();
+                continue;
+            }
+            let Some(want) = expected else { continue };
+            let trimmed = line.trim();
+            if let Some(url) = trimmed.strip_prefix("url: ") {
+                if let Some(id) = current.take() {
+                    self.urls.insert(id, url.to_string());
+                }
+                done += 1;
+            } else if trimmed.contains("NOT SERVING") {
+                done += 1;
+            } else if line.starts_with("  ") && !line.starts_with("    ") {
+                current = trimmed.split_whitespace().next().map(str::to_string);
+            }
+            if done == want {
+                return self.urls.clone();
+            }
+        }
+    }
+
+    pub fn url(&self, id: &str) -> String {
+        self.urls
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not served: {:#?}", self.output))
+    }
+}
