@@ -176,11 +176,10 @@ pub fn meta_call(set: &ToolSet, name: &str, mut args: Map<String, Value>) -> Met
             } else {
                 Value::Array(hits.clone()).to_string()
             };
-            MetaOutcome::Done(ToolResult {
-                content: vec![text],
-                structured: Some(json!({"tools": hits})),
-                is_error: false,
-            })
+            MetaOutcome::Done(ToolResult::ok_structured(
+                vec![text],
+                &json!({"tools": hits}),
+            ))
         }
         GET_TOOL_SCHEMA => {
             let names: Vec<String> = match args.get("tool_names") {
@@ -211,11 +210,10 @@ pub fn meta_call(set: &ToolSet, name: &str, mut args: Map<String, Value>) -> Met
                 }
             }
             let text = Value::Array(schemas.clone()).to_string();
-            MetaOutcome::Done(ToolResult {
-                content: vec![text],
-                structured: Some(json!({"tools": schemas})),
-                is_error: false,
-            })
+            MetaOutcome::Done(ToolResult::ok_structured(
+                vec![text],
+                &json!({"tools": schemas}),
+            ))
         }
         _ => {
             let tool_name = args

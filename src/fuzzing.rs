@@ -81,11 +81,10 @@ impl ToolRunner for CannedRunner {
         );
         let built = upstream::build_request(tool, &args, &view.target).is_ok();
         CallOutcome {
-            result: ToolResult {
-                content: vec![format!("canned answer, request built: {built}")],
-                structured: Some(serde_json::json!({"data": []})),
-                is_error: false,
-            },
+            result: ToolResult::ok_structured(
+                vec![format!("canned answer, request built: {built}")],
+                &serde_json::json!({"data": []}),
+            ),
             upstream_status: Some(200),
             rate_limit: Some(RateLimitInfo {
                 limit: Some("100;w=60".into()),

@@ -873,7 +873,7 @@ fn call_result_body(ctx: &Ctx<'_, '_>, result: &ToolResult) -> serde_json::Resul
     struct CallResult<'a> {
         content: Vec<Text<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        structured_content: Option<&'a Value>,
+        structured_content: Option<&'a RawValue>,
         is_error: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         result_type: Option<&'static str>,
@@ -902,8 +902,8 @@ fn call_result_body(ctx: &Ctx<'_, '_>, result: &ToolResult) -> serde_json::Resul
             // Before the stateless revision structuredContent must be an object.
             structured_content: result
                 .structured
-                .as_ref()
-                .filter(|s| stateless || s.is_object()),
+                .as_deref()
+                .filter(|s| stateless || s.get().starts_with('{')),
             is_error: result.is_error,
             result_type: stateless.then_some("complete"),
             meta: stateless.then(|| json!({ META_SERVER_INFO: ctx.server_info() })),

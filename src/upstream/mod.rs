@@ -297,7 +297,7 @@ impl Upstream {
                 attempts,
                 timeout,
             };
-            let mut outcome = finish(&ctx, attempt, host_of(&prepared.url));
+            let mut outcome = finish(&ctx, attempt, &prepared.url);
             outcome.attempts = attempts;
             outcome.upstream_latency = latency;
             return outcome;
@@ -414,12 +414,12 @@ fn backoff(attempt_no: u32, max: Duration) -> Duration {
 }
 
 /// Turns the last attempt into the call's outcome.
-fn finish(ctx: &CallContext<'_>, attempt: Attempt, host: String) -> CallOutcome {
+fn finish(ctx: &CallContext<'_>, attempt: Attempt, url: &str) -> CallOutcome {
     match attempt {
         Attempt::NotSent(e) => not_sent(ctx.tool, &e),
         Attempt::Failed(e) => {
             let kind = classify(&e);
-            let result = response::transport_failure(ctx, kind, &host, &root_cause(&e));
+            let result = response::transport_failure(ctx, kind, &host_of(url), &root_cause(&e));
             outcome(result, OutcomeClass::of_transport(kind), None, None)
         }
         Attempt::Answered {
@@ -436,7 +436,8 @@ fn finish(ctx: &CallContext<'_>, attempt: Attempt, host: String) -> CallOutcome 
                     } else {
                         TransportKind::Protocol
                     };
-                    let result = response::transport_failure(ctx, kind, &host, &root_cause(&e));
+                    let result =
+                        response::transport_failure(ctx, kind, &host_of(url), &root_cause(&e));
                     return outcome(result, OutcomeClass::of_transport(kind), Some(status), rate);
                 }
             };
@@ -519,11 +520,7 @@ fn dry_run(p: &PreparedRequest) -> CallOutcome {
             "body": body,
         }
     });
-    let result = ToolResult {
-        content: vec![view.to_string()],
-        structured: Some(view),
-        is_error: false,
-    };
+    let result = ToolResult::ok_structured(vec![view.to_string()], &view);
     outcome(result, OutcomeClass::DryRun, None, None)
 }
 

@@ -36,14 +36,20 @@ impl RateLimitInfo {
         if let Some(v) = header(h, "ratelimit-policy") {
             quota.merge(parse_params(first_item(v)), now);
         }
-        for prefix in ["ratelimit", "x-ratelimit"] {
-            let limit = header(h, &format!("{prefix}-limit")).map(|v| parse_params(first_item(v)));
-            if let Some(p) = limit {
+        for [limit, remaining, reset] in [
+            ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"],
+            [
+                "x-ratelimit-limit",
+                "x-ratelimit-remaining",
+                "x-ratelimit-reset",
+            ],
+        ] {
+            if let Some(p) = header(h, limit).map(|v| parse_params(first_item(v))) {
                 quota.merge(p, now);
             }
-            let remaining = header(h, &format!("{prefix}-remaining")).and_then(parse_seconds);
+            let remaining = header(h, remaining).and_then(parse_seconds);
             quota.remaining = quota.remaining.or(remaining);
-            let reset = header(h, &format!("{prefix}-reset")).and_then(|v| reset_seconds(v, now));
+            let reset = header(h, reset).and_then(|v| reset_seconds(v, now));
             quota.reset = quota.reset.or(reset);
         }
         let info = RateLimitInfo {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::ratelimit::RateLimitInfo;
@@ -16,13 +17,24 @@ const MIN_REDACTED_KEY_LEN: usize = 8;
 const REDACTED: &str = "[redacted]";
 
 /// An MCP tool result.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ToolResult {
     /// Text content blocks, in order.
     pub content: Vec<String>,
-    /// `structuredContent`: set when the upstream answered with a JSON object.
-    pub structured: Option<Value>,
+    /// `structuredContent` as JSON text: set when the upstream answered with a JSON object.
+    /// Kept as text so an answer passed through is embedded in the reply without being
+    /// parsed into a tree and written out again.
+    pub structured: Option<Box<RawValue>>,
     pub is_error: bool,
+}
+
+impl PartialEq for ToolResult {
+    fn eq(&self, other: &Self) -> bool {
+        self.content == other.content
+            && self.is_error == other.is_error
+            && self.structured.as_deref().map(RawValue::get)
+                == other.structured.as_deref().map(RawValue::get)
+    }
 }
 
 impl ToolResult {
@@ -44,17 +56,33 @@ impl ToolResult {
             .collect();
         let mut out = Map::new();
         out.insert("content".into(), Value::Array(content));
-        if let Some(s) = &self.structured {
-            out.insert("structuredContent".into(), s.clone());
+        if let Some(s) = self.structured_value() {
+            out.insert("structuredContent".into(), s);
         }
         out.insert("isError".into(), Value::Bool(self.is_error));
         Value::Object(out)
     }
 
+    /// A successful result whose structured content is `structured`.
+    pub fn ok_structured(content: Vec<String>, structured: &Value) -> Self {
+        ToolResult {
+            content,
+            structured: serde_json::value::to_raw_value(structured).ok(),
+            is_error: false,
+        }
+    }
+
+    /// The structured content as a JSON value.
+    pub fn structured_value(&self) -> Option<Value> {
+        self.structured
+            .as_ref()
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+    }
+
     fn ok(content: Vec<String>, structured: Option<Value>) -> Self {
         ToolResult {
             content,
-            structured,
+            structured: structured.and_then(|v| serde_json::value::to_raw_value(&v).ok()),
             is_error: false,
         }
     }
@@ -69,10 +97,22 @@ impl ToolResult {
                 *block = block.replace(secret, REDACTED);
             }
         }
-        if let Some(v) = &mut self.structured {
-            redact_value(v, secret);
+        // The structured text only holds the secret literally: answers with `\u` or `\/`
+        // escapes are normalised before they get here (see `passthrough`).
+        let found = self
+            .structured
+            .as_ref()
+            .is_some_and(|raw| raw.get().contains(secret) || !plain_json_chars(secret));
+        if found && let Some(mut v) = self.structured_value() {
+            redact_value(&mut v, secret);
+            self.structured = serde_json::value::to_raw_value(&v).ok();
         }
     }
+}
+
+/// True when `s` appears unescaped inside JSON string text.
+fn plain_json_chars(s: &str) -> bool {
+    !s.chars().any(|c| c == '"' || c == '\\' || c.is_control())
 }
 
 fn redact_value(v: &mut Value, secret: &str) {
@@ -167,6 +207,9 @@ pub(super) fn success(
         let ack = json!({"ok": true, "status": status});
         return ToolResult::ok(vec![ack.to_string()], Some(ack));
     }
+    if let Some(result) = passthrough(body, ctx.max_chars) {
+        return result;
+    }
     match serde_json::from_slice::<Value>(body) {
         Ok(value) => {
             let (content, structured) = fit_json(value, ctx);
@@ -190,11 +233,77 @@ pub(super) fn success(
     }
 }
 
+/// The common answer, a JSON document within the size cap, passed through as it came
+/// (whitespace between tokens removed) without building a tree. `None` sends the answer
+/// down the general path: not JSON, over the cap, or written with `\u`/`\/` escapes (which
+/// are normalised there, so the text holds what the escapes spell).
+fn passthrough(body: &[u8], max_chars: usize) -> Option<ToolResult> {
+    if has_normalised_escape(body) {
+        return None;
+    }
+    let raw: &RawValue = serde_json::from_slice(body).ok()?;
+    let is_object = raw.get().starts_with('{');
+    let (text, structured) = if has_whitespace(raw.get()) {
+        let text = minify(raw.get());
+        let structured = if is_object {
+            RawValue::from_string(text.clone()).ok()
+        } else {
+            None
+        };
+        (text, structured)
+    } else {
+        (raw.get().to_string(), is_object.then(|| raw.to_owned()))
+    };
+    if text.len() > max_chars && text.chars().count() > max_chars {
+        return None;
+    }
+    Some(ToolResult {
+        content: vec![text],
+        structured,
+        is_error: false,
+    })
+}
+
+fn has_whitespace(json: &str) -> bool {
+    json.bytes()
+        .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+}
+
+/// A `\u` or `\/` escape anywhere in the body.
+fn has_normalised_escape(body: &[u8]) -> bool {
+    body.windows(2)
+        .any(|w| w[0] == b'\\' && (w[1] == b'u' || w[1] == b'/'))
+}
+
+/// Valid JSON text without the whitespace between tokens.
+fn minify(json: &str) -> String {
+    let bytes = json.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    // Only ASCII whitespace outside strings was removed, so the text is still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// JSON text within the size cap: drops trailing items of `data` (or of a top-level
 /// array) so the text stays valid JSON; otherwise cuts the text.
 fn fit_json(value: Value, ctx: &CallContext<'_>) -> (Vec<String>, Option<Value>) {
     let max = ctx.max_chars;
-    let text = value.to_string();
+    let text = serde_json::to_string(&value).unwrap_or_default();
     let full = text.chars().count();
     if full <= max {
         let structured = value.is_object().then_some(value);

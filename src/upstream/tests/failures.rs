@@ -257,7 +257,7 @@ async fn success_object_is_text_and_structured() {
     .await;
     assert_eq!(o.class, OutcomeClass::Ok);
     assert!(!o.result.is_error);
-    assert_eq!(o.result.structured.as_ref(), Some(&body));
+    assert_eq!(o.result.structured_value().as_ref(), Some(&body));
     let parsed: Value = serde_json::from_str(&o.result.content[0]).expect("text is JSON");
     assert_eq!(parsed, body);
     assert_eq!(o.rate_limit.and_then(|r| r.remaining), Some(99));
@@ -272,7 +272,7 @@ async fn success_array_is_text_only() {
     let o = read_answered(ResponseTemplate::new(200).set_body_json(json!([{"id": 1}, {"id": 2}])))
         .await;
     assert_eq!(o.class, OutcomeClass::Ok);
-    assert_eq!(o.result.structured, None);
+    assert_eq!(o.result.structured_value(), None);
     assert_eq!(o.result.content, vec![r#"[{"id":1},{"id":2}]"#.to_string()]);
     assert!(o.result.to_json().get("structuredContent").is_none());
 }
@@ -292,7 +292,7 @@ async fn empty_success_body_is_acknowledged() {
         vec![r#"{"ok":true,"status":204}"#.to_string()]
     );
     assert_eq!(
-        o.result.structured,
+        o.result.structured_value(),
         Some(json!({"ok": true, "status": 204}))
     );
     assert_eq!(o.upstream_status, Some(204));
@@ -304,7 +304,7 @@ async fn non_json_success_body_is_returned_as_text() {
     assert_eq!(o.class, OutcomeClass::Ok);
     assert!(!o.result.is_error);
     assert_eq!(o.result.content, vec!["plain words".to_string()]);
-    assert_eq!(o.result.structured, None);
+    assert_eq!(o.result.structured_value(), None);
 }
 
 #[tokio::test]
@@ -460,7 +460,7 @@ async fn dry_run_sends_nothing_for_writes() {
     assert_eq!(o.class, OutcomeClass::DryRun);
     assert!(!o.result.is_error);
     assert_eq!(o.attempts, 0);
-    let view = o.result.structured.clone().expect("structured view");
+    let view = o.result.structured_value().expect("structured view");
     let req = &view["request"];
     assert_eq!(req["method"], json!("PATCH"));
     assert_eq!(req["path"], json!("/api/v1/requests/ITREQ-9"));
@@ -487,8 +487,8 @@ async fn dry_run_of_a_multipart_write_lists_files_without_bytes() {
     )
     .await;
     assert_eq!(o.class, OutcomeClass::DryRun);
-    let files = &o.result.structured.as_ref().expect("view")["request"]["body"]["multipart/form-data"]
-        ["files"];
+    let view = o.result.structured_value().expect("view");
+    let files = &view["request"]["body"]["multipart/form-data"]["files"];
     assert_eq!(
         files,
         &json!([{"field": "file", "filename": "notes.txt", "content_type": "text/plain", "size_bytes": 16}])
@@ -509,7 +509,7 @@ async fn dry_run_still_runs_read_tools() {
     })
     .await;
     assert_eq!(o.class, OutcomeClass::Ok);
-    assert_eq!(o.result.structured, Some(json!({"id": 1})));
+    assert_eq!(o.result.structured_value(), Some(json!({"id": 1})));
 }
 
 #[tokio::test]
@@ -585,5 +585,5 @@ async fn gzip_answers_are_decoded() {
     )
     .await;
     assert_eq!(o.class, OutcomeClass::Ok, "{o:?}");
-    assert_eq!(o.result.structured, Some(body));
+    assert_eq!(o.result.structured_value(), Some(body));
 }

@@ -3,6 +3,7 @@
 mod build;
 mod failures;
 mod leak;
+mod passthrough;
 mod retry;
 mod truncate;
 mod wire;

@@ -64,7 +64,7 @@ async fn read_tool_retries_a_429_then_succeeds() {
     .await;
     assert_eq!(o.class, OutcomeClass::Ok, "{o:?}");
     assert_eq!(o.attempts, 2);
-    assert_eq!(o.result.structured, Some(json!({"data": [1]})));
+    assert_eq!(o.result.structured_value(), Some(json!({"data": [1]})));
     assert_eq!(requests(&server).await, 2);
 }
 

@@ -50,7 +50,7 @@ fn data_array_is_cut_to_valid_json_with_a_paging_note() {
     let items = kept["data"].as_array().expect("data array").len();
     assert!(items > 0 && items < 100, "{items}");
     assert_eq!(kept["total_count"], json!(1234));
-    assert_eq!(r.structured.as_ref(), Some(&kept));
+    assert_eq!(r.structured_value().as_ref(), Some(&kept));
     let note = &r.content[1];
     assert!(
         note.contains(&format!("Kept the first {items} of 100 items")),
@@ -84,7 +84,7 @@ fn results_within_the_cap_are_untouched() {
     let body = page_of(3);
     let r = run(&t, &[], 100_000, &body);
     assert_eq!(r.content, vec![body.to_string()]);
-    assert_eq!(r.structured, Some(body));
+    assert_eq!(r.structured_value(), Some(body));
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn top_level_array_is_cut_to_valid_json() {
         kept.as_array()
             .is_some_and(|a| !a.is_empty() && a.len() < 100)
     );
-    assert_eq!(r.structured, None);
+    assert_eq!(r.structured_value(), None);
     assert!(
         r.content[1].contains("Narrow the request"),
         "{}",
@@ -112,7 +112,11 @@ fn object_without_data_is_cut_at_a_char_boundary() {
     let r = run(&t, &[], 100, &body);
     assert_eq!(r.content[0].chars().count(), 100);
     assert!(r.content[0].starts_with("{\"description\":\"üü"));
-    assert_eq!(r.structured, None, "a cut text has no structured twin");
+    assert_eq!(
+        r.structured_value(),
+        None,
+        "a cut text has no structured twin"
+    );
     assert!(r.content[1].contains("[Result truncated]") && r.content[1].contains("incomplete"));
 }
 
@@ -147,9 +151,10 @@ fn redaction_covers_text_structured_values_and_keys() {
     let secret = "awk-live-0123456789";
     let mut r = ToolResult {
         content: vec![format!("echo {secret} here")],
-        structured: Some(
-            json!({"headers": {"x-api-key": secret}, secret: [format!("a{secret}b")]}),
-        ),
+        structured: serde_json::value::to_raw_value(
+            &json!({"headers": {"x-api-key": secret}, secret: [format!("a{secret}b")]}),
+        )
+        .ok(),
         is_error: false,
     };
     r.redact(secret);
@@ -157,7 +162,7 @@ fn redaction_covers_text_structured_values_and_keys() {
     assert!(!all.contains(secret), "{all}");
     assert_eq!(r.content[0], "echo [redacted] here");
     assert_eq!(
-        r.structured,
+        r.structured_value(),
         Some(json!({"headers": {"x-api-key": "[redacted]"}, "[redacted]": ["a[redacted]b"]}))
     );
 }
