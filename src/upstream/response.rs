@@ -243,16 +243,16 @@ fn passthrough(body: &[u8], max_chars: usize) -> Option<ToolResult> {
     }
     let raw: &RawValue = serde_json::from_slice(body).ok()?;
     let is_object = raw.get().starts_with('{');
-    let (text, structured) = if has_whitespace(raw.get()) {
-        let text = minify(raw.get());
-        let structured = if is_object {
-            RawValue::from_string(text.clone()).ok()
-        } else {
-            None
-        };
-        (text, structured)
-    } else {
-        (raw.get().to_string(), is_object.then(|| raw.to_owned()))
+    let (text, structured) = match compact(raw.get()) {
+        Some(text) => {
+            let structured = if is_object {
+                RawValue::from_string(text.clone()).ok()
+            } else {
+                None
+            };
+            (text, structured)
+        }
+        None => (raw.get().to_string(), is_object.then(|| raw.to_owned())),
     };
     if text.len() > max_chars && text.chars().count() > max_chars {
         return None;
@@ -264,39 +264,53 @@ fn passthrough(body: &[u8], max_chars: usize) -> Option<ToolResult> {
     })
 }
 
-fn has_whitespace(json: &str) -> bool {
-    json.bytes()
-        .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
-}
-
 /// A `\u` or `\/` escape anywhere in the body.
 fn has_normalised_escape(body: &[u8]) -> bool {
-    body.windows(2)
-        .any(|w| w[0] == b'\\' && (w[1] == b'u' || w[1] == b'/'))
+    memchr::memchr_iter(b'\\', body).any(|at| matches!(body.get(at + 1), Some(b'u' | b'/')))
 }
 
-/// Valid JSON text without the whitespace between tokens.
-fn minify(json: &str) -> String {
+fn is_json_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// Valid JSON text without the whitespace between tokens; `None` when it has none.
+fn compact(json: &str) -> Option<String> {
     let bytes = json.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in bytes {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    let mut out: Option<Vec<u8>> = None;
+    let (mut copied, mut i) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] == b'"' {
+            i = string_end(bytes, i + 1);
+        } else if is_json_whitespace(bytes[i]) {
+            let o = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+            o.extend_from_slice(&bytes[copied..i]);
+            while i < bytes.len() && is_json_whitespace(bytes[i]) {
+                i += 1;
             }
-        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            in_string = b == b'"';
-            out.push(b);
+            copied = i;
+        } else {
+            i += 1;
         }
     }
+    let mut out = out?;
+    out.extend_from_slice(&bytes[copied..]);
     // Only ASCII whitespace outside strings was removed, so the text is still UTF-8.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    Some(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
+}
+
+/// The index after the quote that closes the string whose text starts at `from`.
+fn string_end(bytes: &[u8], mut from: usize) -> usize {
+    while let Some(rest) = bytes.get(from..) {
+        match memchr::memchr2(b'"', b'\\', rest) {
+            Some(off) if rest[off] == b'\\' => from += off + 2,
+            Some(off) => return from + off + 1,
+            None => break,
+        }
+    }
+    bytes.len()
 }
 
 /// JSON text within the size cap: drops trailing items of `data` (or of a top-level

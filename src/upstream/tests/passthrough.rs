@@ -144,3 +144,11 @@ async fn an_echoed_key_is_redacted_in_every_spelling() {
         );
     }
 }
+
+#[test]
+fn compact_json_with_spaces_inside_strings_is_unchanged() {
+    let body = r#"{"name":"a b  c","q":"say \"hi there\"","n":[1,2]}"#;
+    let r = answer(body, 10_000);
+    assert_eq!(r.content, vec![body]);
+    assert_eq!(r.structured.as_deref().map(|s| s.get()), Some(body));
+}
