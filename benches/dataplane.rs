@@ -1,7 +1,22 @@
-//! Data-plane latency and throughput against the same calls made straight to the upstream.
+//! Data-plane throughput and latency against the same call made straight to the upstream.
 //!
-//! `cargo bench --bench dataplane` — client, data plane and upstream all run on this machine,
-//! so the figures are ratios from one run, not absolute capacities.
+//! `cargo bench --bench dataplane` — the load generator, the data plane and the upstream
+//! share this machine's cores, so the figures are ratios from one run, not capacities.
+//!
+//! Three ways to the same upstream answer are measured in interleaved rounds, so drifting
+//! machine load hits them alike:
+//! - `direct`: the client calls the upstream;
+//! - `bare proxy`: the client calls a forwarder built from the same parts as the data plane
+//!   (axum server, pooled reqwest client) that does nothing but pass the request on and the
+//!   bytes back — the floor for any HTTP proxy on this stack;
+//! - `tools/call`: the client calls the data plane, which checks the token, parses and
+//!   validates the JSON-RPC request, builds the Atomicwork request, calls the upstream and
+//!   wraps the answer as an MCP result.
+//!
+//! Throughput is measured with 32 closed-loop clients. Latency is measured at fixed offered
+//! loads (a quarter and a half of the data plane's saturated rate, 32 paced clients) and
+//! with one client: at saturation any slowdown shows up as queueing (Little's law) rather
+//! than as the time the data plane adds to a call.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,11 +28,23 @@ use atomicwork_mcp::dataplane::{self, Dataplane, DataplaneConfig};
 use atomicwork_mcp::registry::Registry;
 use atomicwork_mcp::resolve::{self, ResolveOptions, SecretData};
 use atomicwork_mcp::upstream::{Upstream, UpstreamOptions};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::json;
+
+/// The binary's allocator, so the figures are the deployed program's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CONCURRENCY: usize = 32;
 const PER_CLIENT: usize = 250;
+const ROUNDS: usize = 3;
+const PACED_PER_CLIENT: usize = 100;
+/// Offered loads for the latency figures, as shares of the data plane's saturated rate.
+const LOAD_SHARES: [f64; 2] = [0.25, 0.5];
+const SINGLE_CLIENT_REQUESTS: usize = 1_000;
+const TOKEN: &str = "bench-token-0123456789abcdef0123456789abcdef";
+const CALL_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
+const LIST_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 
 fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -28,6 +55,8 @@ fn main() {
     rt.block_on(run());
 }
 
+/// The test upstream: a 1 KB JSON page of workspaces, built and serialised per request as
+/// a JSON API would.
 async fn upstream() -> String {
     let body = json!({
         "data": (1..=10).map(|i| json!({"id": i, "name": format!("Workspace {i}"), "description": "A workspace of the benchmark tenant", "is_member": true})).collect::<Vec<_>>(),
@@ -41,6 +70,38 @@ async fn upstream() -> String {
             async move { axum::Json(body) }
         }),
     );
+    serve(app).await
+}
+
+/// The bare forwarder: the same POST in (body read and dropped), a GET to the upstream, the
+/// upstream's bytes back.
+async fn bare_proxy(upstream_url: String) -> String {
+    let client = reqwest::Client::new();
+    let target = format!("{upstream_url}/api/v1/workspaces?page=1");
+    let app = axum::Router::new().route(
+        "/forward",
+        post(move |body: axum::body::Bytes| {
+            let (client, target) = (client.clone(), target.clone());
+            async move {
+                drop(body);
+                let resp = client
+                    .get(&target)
+                    .header("x-api-key", "bench-key")
+                    .send()
+                    .await
+                    .map_err(|e| (axum::http::StatusCode::BAD_GATEWAY, e.to_string()))?;
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| (axum::http::StatusCode::BAD_GATEWAY, e.to_string()))?;
+                Ok::<_, (axum::http::StatusCode, String)>(bytes)
+            }
+        }),
+    );
+    serve(app).await
+}
+
+async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -65,90 +126,134 @@ fn secrets() -> BTreeMap<(String, String), SecretData> {
     )])
 }
 
+/// One kind of request, made the same way by every client.
+#[derive(Clone)]
+enum Call {
+    Get(Arc<str>),
+    Post(Arc<str>, &'static str),
+}
+
+impl Call {
+    fn request(&self, c: &reqwest::Client) -> reqwest::RequestBuilder {
+        match self {
+            Call::Get(url) => c.get(url.as_ref()).header("x-api-key", "bench-key"),
+            Call::Post(url, body) => c
+                .post(url.as_ref())
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2025-11-25")
+                .body(*body),
+        }
+    }
+}
+
 struct Stats {
-    label: &'static str,
     requests: usize,
     elapsed: Duration,
-    p50: Duration,
-    p99: Duration,
+    latencies: Vec<Duration>,
 }
 
 impl Stats {
     fn throughput(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
+
+    fn pct(&self, p: f64) -> Duration {
+        let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len() - 1);
+        self.latencies[i]
+    }
 }
 
-async fn drive(
-    label: &'static str,
-    make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static,
-) -> Stats {
-    let client = reqwest::Client::builder()
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
-        .expect("client");
-    let make = Arc::new(make);
-    // Warm up connections.
-    for _ in 0..CONCURRENCY {
-        let _ = make(&client)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status());
+        .expect("client")
+}
+
+async fn once(client: &reqwest::Client, call: &Call) -> Duration {
+    let t = Instant::now();
+    let resp = call.request(client).send().await.expect("send");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let _ = resp.bytes().await.expect("body");
+    t.elapsed()
+}
+
+/// `clients` tasks each send `per_client` requests, one after another, or paced at one
+/// every `interval` when given (latency is then measured from the actual send).
+async fn drive(
+    call: &Call,
+    clients: usize,
+    per_client: usize,
+    interval: Option<Duration>,
+) -> Stats {
+    let http = client();
+    for _ in 0..clients {
+        once(&http, call).await;
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
-        let client = client.clone();
-        let make = make.clone();
+    for i in 0..clients {
+        let (http, call) = (http.clone(), call.clone());
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(PER_CLIENT);
-            for _ in 0..PER_CLIENT {
-                let t = Instant::now();
-                let resp = make(&client).send().await.expect("send");
-                assert!(resp.status().is_success(), "{label}: {}", resp.status());
-                let _ = resp.bytes().await.expect("body");
-                lat.push(t.elapsed());
+            let mut lat = Vec::with_capacity(per_client);
+            // Paced clients start spread over one interval.
+            let offset = interval.map(|iv| iv.mul_f64(i as f64 / clients as f64));
+            for n in 0..per_client {
+                if let (Some(iv), Some(offset)) = (interval, offset) {
+                    let due = started + offset + iv * n as u32;
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                lat.push(once(&http, &call).await);
             }
             lat
         }));
     }
-    let mut all = Vec::new();
+    let mut latencies = Vec::new();
     for t in tasks {
-        all.extend(t.await.expect("task"));
+        latencies.extend(t.await.expect("task"));
     }
     let elapsed = started.elapsed();
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    latencies.sort();
     Stats {
-        label,
-        requests: all.len(),
+        requests: latencies.len(),
         elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
+        latencies,
     }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 async fn run() {
     let upstream_url = upstream().await;
+    let proxy_url = bare_proxy(upstream_url.clone()).await;
     let catalog = Catalog::builtin().expect("catalog");
     let registry = Arc::new(Registry::new());
     let opts = ResolveOptions {
         base_url_override: Some(upstream_url.clone()),
         notice: None,
     };
-    let view = resolve::resolve(
-        &server("bench", ""),
-        &secrets(),
-        &catalog,
-        jiff::Timestamp::now(),
-        &opts,
-    )
-    .view
-    .expect("resolves");
-    let token = "bench-token-0123456789abcdef0123456789abcdef";
+    let resolve_one = |name: &str, extra: &str| {
+        resolve::resolve(
+            &server(name, extra),
+            &secrets(),
+            &catalog,
+            jiff::Timestamp::now(),
+            &opts,
+        )
+        .view
+        .expect("resolves")
+    };
+    let view = resolve_one("bench", "");
     registry.upsert(
         &view.id.clone(),
-        Some((atomicwork_mcp::secret::TokenHash::of(token), view)),
+        Some((atomicwork_mcp::secret::TokenHash::of(TOKEN), view)),
     );
     registry.mark_ready();
     let dp = Arc::new(Dataplane::new(
@@ -163,98 +268,155 @@ async fn run() {
     tokio::spawn(async move {
         let _ = dataplane::serve(listener, dp, std::future::pending()).await;
     });
-    let mcp_url = format!("http://{addr}/mcp/{token}");
+    let mcp_url: Arc<str> = format!("http://{addr}/mcp/{TOKEN}").into();
 
-    let direct_url = format!("{upstream_url}/api/v1/workspaces?page=1");
-    let direct = drive("direct upstream GET", move |c| {
-        c.get(&direct_url).header("x-api-key", "bench-key")
-    })
-    .await;
-    let call_url = mcp_url.clone();
-    let call = drive("tools/call via data plane", move |c| {
-        c.post(&call_url)
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2025-11-25")
-            .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#)
-    })
-    .await;
-    let list_url = mcp_url.clone();
-    let list_body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
-    let list = drive("tools/list via data plane, 1 server", move |c| {
-        c.post(&list_url)
-            .header("content-type", "application/json")
-            .body(list_body)
-    })
-    .await;
+    let ways = [
+        (
+            "direct upstream GET",
+            Call::Get(format!("{upstream_url}/api/v1/workspaces?page=1").into()),
+        ),
+        (
+            "bare proxy (pass-through floor)",
+            Call::Post(format!("{proxy_url}/forward").into(), CALL_BODY),
+        ),
+        (
+            "tools/call via data plane",
+            Call::Post(mcp_url.clone(), CALL_BODY),
+        ),
+    ];
 
-    // The same tools/list with 10,000 servers in the registry.
-    let mut entries = Vec::new();
+    // Throughput at saturation, interleaved rounds.
+    let mut rates = vec![Vec::new(); ways.len()];
+    let mut saturated: Vec<Option<Stats>> = (0..ways.len()).map(|_| None).collect();
+    for _ in 0..ROUNDS {
+        for (i, (_, call)) in ways.iter().enumerate() {
+            let s = drive(call, CONCURRENCY, PER_CLIENT, None).await;
+            rates[i].push(s.throughput());
+            saturated[i] = Some(s);
+        }
+    }
+    let ratio = |i: usize| median((0..ROUNDS).map(|r| rates[i][r] / rates[0][r]).collect());
+    let call_rate = median(rates[2].clone());
+
+    // Latency at fixed offered loads every way can carry, and with one client.
+    let loads: Vec<f64> = LOAD_SHARES
+        .iter()
+        .map(|share| (call_rate * share).max(100.0))
+        .collect();
+    let mut paced: Vec<Vec<Stats>> = loads.iter().map(|_| Vec::new()).collect();
+    let mut single = Vec::new();
+    for (_, call) in &ways {
+        for (l, offered) in loads.iter().enumerate() {
+            let interval = Duration::from_secs_f64(CONCURRENCY as f64 / offered);
+            paced[l].push(drive(call, CONCURRENCY, PACED_PER_CLIENT, Some(interval)).await);
+        }
+        single.push(drive(call, 1, SINGLE_CLIENT_REQUESTS, None).await);
+    }
+
+    // tools/list with 1 server, then with 10,001.
+    let list_call = Call::Post(mcp_url.clone(), LIST_BODY);
+    let list_one = drive(&list_call, CONCURRENCY, PER_CLIENT, None).await;
     let filters = [
         "  methods: [read]\n",
         "  tags: [changes]\n",
         "  tags: [assets, audit]\n",
         "",
     ];
-    for i in 0..10_000 {
-        let s = server(&format!("s{i}"), filters[i % filters.len()]);
-        let v = resolve::resolve(&s, &secrets(), &catalog, jiff::Timestamp::now(), &opts)
-            .view
-            .expect("resolves");
-        entries.push((
-            atomicwork_mcp::secret::TokenHash::of(&format!("token-{i}")),
-            v,
-        ));
-    }
-    let first = registry.lookup(token).expect("bench server");
-    drop(first);
-    let view = resolve::resolve(
-        &server("bench", ""),
-        &secrets(),
-        &catalog,
-        jiff::Timestamp::now(),
-        &opts,
-    )
-    .view
-    .expect("resolves");
-    entries.push((atomicwork_mcp::secret::TokenHash::of(token), view));
+    let mut entries: Vec<_> = (0..10_000)
+        .map(|i| {
+            (
+                atomicwork_mcp::secret::TokenHash::of(&format!("token-{i}")),
+                resolve_one(&format!("s{i}"), filters[i % filters.len()]),
+            )
+        })
+        .collect();
+    entries.push((
+        atomicwork_mcp::secret::TokenHash::of(TOKEN),
+        resolve_one("bench", ""),
+    ));
     registry.replace_all(entries);
-    let list_url = mcp_url.clone();
-    let list_many = drive("tools/list via data plane, 10,001 servers", move |c| {
-        c.post(&list_url)
-            .header("content-type", "application/json")
-            .body(list_body)
-    })
-    .await;
+    let list_many = drive(&list_call, CONCURRENCY, PER_CLIENT, None).await;
 
     println!(
-        "\n{} clients x {} requests each; client, data plane and upstream on one machine\n",
-        CONCURRENCY, PER_CLIENT
+        "\nthroughput: {CONCURRENCY} closed-loop clients x {PER_CLIENT} requests, median of {ROUNDS} interleaved rounds"
     );
     println!(
-        "{:<42} {:>10} {:>10} {:>10}",
-        "scenario", "req/s", "p50 ms", "p99 ms"
+        "{:<36} {:>9} {:>9} {:>9} {:>9}",
+        "scenario", "req/s", "x direct", "p50 ms", "p99 ms"
     );
-    for s in [&direct, &call, &list, &list_many] {
+    for (i, (label, _)) in ways.iter().enumerate() {
+        let s = saturated[i].as_ref().expect("measured");
         println!(
-            "{:<42} {:>10.0} {:>10.3} {:>10.3}",
-            s.label,
-            s.throughput(),
-            s.p50.as_secs_f64() * 1e3,
-            s.p99.as_secs_f64() * 1e3
+            "{:<36} {:>9.0} {:>9.2} {:>9.3} {:>9.3}",
+            label,
+            median(rates[i].clone()),
+            ratio(i),
+            ms(s.pct(0.5)),
+            ms(s.pct(0.99))
         );
     }
+    for (label, s) in [
+        ("tools/list, 1 server", &list_one),
+        ("tools/list, 10,001 servers", &list_many),
+    ] {
+        println!(
+            "{:<36} {:>9.0} {:>9} {:>9.3} {:>9.3}",
+            label,
+            s.throughput(),
+            "",
+            ms(s.pct(0.5)),
+            ms(s.pct(0.99))
+        );
+    }
+    println!(
+        "\nlatency (ms): {CONCURRENCY} paced clients x {PACED_PER_CLIENT} at {} of the data plane's rate, and 1 client x {SINGLE_CLIENT_REQUESTS}",
+        loads
+            .iter()
+            .map(|l| format!("{l:.0} req/s"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    );
+    print!("{:<36}", "scenario");
+    for l in &loads {
+        print!(" {:>9} {:>9}", format!("{l:.0} p50"), format!("{l:.0} p99"));
+    }
+    println!(" {:>9} {:>9}", "1 cl. p50", "1 cl. p99");
+    for (i, (label, _)) in ways.iter().enumerate() {
+        print!("{label:<36}");
+        for p in &paced {
+            print!(" {:>9.3} {:>9.3}", ms(p[i].pct(0.5)), ms(p[i].pct(0.99)));
+        }
+        println!(
+            " {:>9.3} {:>9.3}",
+            ms(single[i].pct(0.5)),
+            ms(single[i].pct(0.99))
+        );
+    }
+    let added = |s: &[Stats], i: usize, p: f64| ms(s[i].pct(p)) - ms(s[0].pct(p));
     println!();
     println!(
-        "tools/call throughput / direct throughput: {:.2}x",
-        call.throughput() / direct.throughput()
+        "tools/call throughput / direct: {:.2}x (bare proxy floor {:.2}x)",
+        ratio(2),
+        ratio(1)
     );
+    for (l, offered) in loads.iter().enumerate() {
+        println!(
+            "tools/call added latency at {offered:.0} req/s: p50 {:+.3} ms, p99 {:+.3} ms (bare proxy p50 {:+.3}, p99 {:+.3})",
+            added(&paced[l], 2, 0.5),
+            added(&paced[l], 2, 0.99),
+            added(&paced[l], 1, 0.5),
+            added(&paced[l], 1, 0.99)
+        );
+    }
     println!(
-        "tools/call added latency: p50 {:+.3} ms, p99 {:+.3} ms",
-        (call.p50.as_secs_f64() - direct.p50.as_secs_f64()) * 1e3,
-        (call.p99.as_secs_f64() - direct.p99.as_secs_f64()) * 1e3
+        "tools/call added latency, 1 client: p50 {:+.3} ms, p99 {:+.3} ms (bare proxy p50 {:+.3}, p99 {:+.3})",
+        added(&single, 2, 0.5),
+        added(&single, 2, 0.99),
+        added(&single, 1, 0.5),
+        added(&single, 1, 0.99)
     );
     println!(
         "tools/list p50 with 10,001 servers / with 1 server: {:.2}x",
-        list_many.p50.as_secs_f64() / list.p50.as_secs_f64()
+        list_many.pct(0.5).as_secs_f64() / list_one.pct(0.5).as_secs_f64()
     );
 }
