@@ -90,6 +90,13 @@ async fn every_protocol_revision_lists_and_calls_filtered_tools() {
             text_of(&result)
         );
         assert!(text_of(&result).contains("IT Service Desk"), "{version}");
+        let answer: Value = serde_json::from_str(&text_of(&result))
+            .unwrap_or_else(|e| panic!("{version}: the text is the JSON answer: {e}"));
+        assert_eq!(
+            result.structured_content.as_ref(),
+            Some(&answer),
+            "{version}: structured content is the same answer"
+        );
         let _ = client.cancel().await;
     }
 }
