@@ -152,13 +152,11 @@ fn base_url(raw: &str) -> Result<&str, BuildError> {
 /// The workspace for `X-Workspace-Id`: the call's `workspace_id` argument (wherever the
 /// tool declares it), else the server's default.
 fn workspace(args: &Map<String, Value>, target: &Target) -> Result<Option<String>, BuildError> {
-    let from_args = match args.get(WORKSPACE_ARG) {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(scalar_text(v).ok_or_else(|| BuildError::BadValue {
-            name: WORKSPACE_ARG.into(),
-            reason: "must be a workspace id (a number or a string)".into(),
-        })?),
-    };
+    let from_args = scalar_arg(
+        args,
+        WORKSPACE_ARG,
+        "must be a workspace id (a number or a string)",
+    )?;
     let chosen = from_args
         .filter(|s| !s.is_empty())
         .or_else(|| target.workspace_id.clone().filter(|s| !s.is_empty()));
@@ -204,13 +202,11 @@ fn path_value(
     name: &str,
     workspace: Option<&str>,
 ) -> Result<String, BuildError> {
-    let given = match args.get(name) {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(scalar_text(v).ok_or_else(|| BuildError::BadValue {
-            name: name.into(),
-            reason: "is part of the request path and must be a string or a number".into(),
-        })?),
-    };
+    let given = scalar_arg(
+        args,
+        name,
+        "is part of the request path and must be a string or a number",
+    )?;
     let value = given
         .filter(|s| !s.is_empty())
         .or_else(|| default_of(tool.param(name)))
@@ -230,6 +226,24 @@ fn path_value(
             name: name.into(),
             path: tool.source.path.clone(),
         }),
+    }
+}
+
+/// The argument `name` as text; absent or null is `None`, anything but a scalar is
+/// `BadValue` with `reason`.
+fn scalar_arg(
+    args: &Map<String, Value>,
+    name: &str,
+    reason: &str,
+) -> Result<Option<String>, BuildError> {
+    match args.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => scalar_text(v)
+            .map(Some)
+            .ok_or_else(|| BuildError::BadValue {
+                name: name.into(),
+                reason: reason.into(),
+            }),
     }
 }
 
