@@ -15,6 +15,8 @@ const ERROR_BODY_CHARS: usize = 2_000;
 /// match ordinary text and mangle it.
 const MIN_REDACTED_KEY_LEN: usize = 8;
 const REDACTED: &str = "[redacted]";
+/// Added to failures of a write that may have reached Atomicwork.
+const MAYBE_APPLIED: &str = " The change may or may not have been applied: check with a read tool before retrying, so it is not made twice.";
 
 /// An MCP tool result.
 #[derive(Debug, Clone)]
@@ -602,9 +604,7 @@ fn server_error_hint(ctx: &CallContext<'_>, status: u16) -> String {
             .to_string()
     };
     if !ctx.is_read() {
-        hint.push_str(
-            " The change may or may not have been applied: check with a read tool before retrying, so it is not made twice.",
-        );
+        hint.push_str(MAYBE_APPLIED);
     }
     hint
 }
@@ -631,7 +631,6 @@ pub(super) fn transport_failure(
 ) -> ToolResult {
     let tool = ctx.tool.name();
     let attempts = ctx.after_attempts();
-    let maybe_applied = " The change may or may not have been applied: check with a read tool before retrying, so it is not made twice.";
     let text = match kind {
         TransportKind::Timeout => {
             let mut t = format!(
@@ -642,7 +641,7 @@ pub(super) fn transport_failure(
             if ctx.is_read() {
                 t.push_str(" It may be slow or overloaded: retry in a little while, or ask for less (smaller per_page, narrower filters).");
             } else {
-                t.push_str(maybe_applied);
+                t.push_str(MAYBE_APPLIED);
             }
             t
         }
@@ -653,7 +652,7 @@ pub(super) fn transport_failure(
                  tenant is reachable."
             );
             if sent && !ctx.is_read() {
-                t.push_str(maybe_applied);
+                t.push_str(MAYBE_APPLIED);
             }
             t
         }
@@ -670,7 +669,7 @@ pub(super) fn transport_failure(
             if ctx.is_read() {
                 t.push_str(" Retry in a little while.");
             } else {
-                t.push_str(maybe_applied);
+                t.push_str(MAYBE_APPLIED);
             }
             t
         }
