@@ -50,6 +50,7 @@ impl ToolResult {
     }
 
     /// The MCP `CallToolResult` JSON.
+    #[cfg(test)]
     pub fn to_json(&self) -> Value {
         let content: Vec<Value> = self
             .content
