@@ -520,7 +520,9 @@ fn dry_run(p: &PreparedRequest) -> CallOutcome {
             "body": body,
         }
     });
-    let result = ToolResult::ok_structured(vec![view.to_string()], &view);
+    let text = view.to_string();
+    let structured = response::json_copy(&text);
+    let result = ToolResult::ok(vec![text], structured);
     outcome(result, OutcomeClass::DryRun, None, None)
 }
 

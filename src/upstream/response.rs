@@ -66,13 +66,18 @@ impl ToolResult {
         Value::Object(out)
     }
 
-    /// A successful result whose structured content is `structured`.
-    pub fn ok_structured(content: Vec<String>, structured: &Value) -> Self {
+    /// A successful result.
+    pub(super) fn ok(content: Vec<String>, structured: Option<Box<RawValue>>) -> Self {
         ToolResult {
             content,
-            structured: serde_json::value::to_raw_value(structured).ok(),
+            structured,
             is_error: false,
         }
+    }
+
+    /// A successful result whose structured content is `structured`.
+    pub fn ok_structured(content: Vec<String>, structured: &Value) -> Self {
+        Self::ok(content, serde_json::value::to_raw_value(structured).ok())
     }
 
     /// The structured content as a JSON value.
@@ -80,14 +85,6 @@ impl ToolResult {
         self.structured
             .as_ref()
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
-    }
-
-    fn ok(content: Vec<String>, structured: Option<Value>) -> Self {
-        ToolResult {
-            content,
-            structured: structured.and_then(|v| serde_json::value::to_raw_value(&v).ok()),
-            is_error: false,
-        }
     }
 
     /// Replaces every occurrence of `secret` in text and structured content.
@@ -111,6 +108,11 @@ impl ToolResult {
             self.structured = serde_json::value::to_raw_value(&v).ok();
         }
     }
+}
+
+/// Structured content from JSON text already written, without writing it again.
+pub(super) fn json_copy(text: &str) -> Option<Box<RawValue>> {
+    RawValue::from_string(text.to_owned()).ok()
 }
 
 /// True when `s` appears unescaped inside JSON string text.
@@ -207,17 +209,15 @@ pub(super) fn success(
     body: &[u8],
 ) -> ToolResult {
     if body.iter().all(u8::is_ascii_whitespace) {
-        let ack = json!({"ok": true, "status": status});
-        return ToolResult::ok(vec![ack.to_string()], Some(ack));
+        let ack = json!({"ok": true, "status": status}).to_string();
+        let structured = json_copy(&ack);
+        return ToolResult::ok(vec![ack], structured);
     }
     if let Some(result) = passthrough(body, ctx.max_chars) {
         return result;
     }
     match serde_json::from_slice::<Value>(body) {
-        Ok(value) => {
-            let (content, structured) = fit_json(value, ctx);
-            ToolResult::ok(content, structured)
-        }
+        Ok(value) => fit_json(value, ctx),
         Err(_) => match std::str::from_utf8(body) {
             Ok(text) => ToolResult::ok(fit_text(text, ctx), None),
             Err(_) => ToolResult::ok(
@@ -248,11 +248,7 @@ fn passthrough(body: &[u8], max_chars: usize) -> Option<ToolResult> {
     let is_object = raw.get().starts_with('{');
     let (text, structured) = match compact(raw.get()) {
         Some(text) => {
-            let structured = if is_object {
-                RawValue::from_string(text.clone()).ok()
-            } else {
-                None
-            };
+            let structured = if is_object { json_copy(&text) } else { None };
             (text, structured)
         }
         None => (raw.get().to_string(), is_object.then(|| raw.to_owned())),
@@ -260,11 +256,7 @@ fn passthrough(body: &[u8], max_chars: usize) -> Option<ToolResult> {
     if text.len() > max_chars && text.chars().count() > max_chars {
         return None;
     }
-    Some(ToolResult {
-        content: vec![text],
-        structured,
-        is_error: false,
-    })
+    Some(ToolResult::ok(vec![text], structured))
 }
 
 /// A `\u` or `\/` escape anywhere in the body.
@@ -318,13 +310,17 @@ fn string_end(bytes: &[u8], mut from: usize) -> usize {
 
 /// JSON text within the size cap: drops trailing items of `data` (or of a top-level
 /// array) so the text stays valid JSON; otherwise cuts the text.
-fn fit_json(value: Value, ctx: &CallContext<'_>) -> (Vec<String>, Option<Value>) {
+fn fit_json(value: Value, ctx: &CallContext<'_>) -> ToolResult {
     let max = ctx.max_chars;
     let text = serde_json::to_string(&value).unwrap_or_default();
     let full = text.chars().count();
     if full <= max {
-        let structured = value.is_object().then_some(value);
-        return (vec![text], structured);
+        let structured = if value.is_object() {
+            json_copy(&text)
+        } else {
+            None
+        };
+        return ToolResult::ok(vec![text], structured);
     }
     match value {
         Value::Object(mut obj) if obj.get("data").is_some_and(Value::is_array) => {
@@ -334,7 +330,7 @@ fn fit_json(value: Value, ctx: &CallContext<'_>) -> (Vec<String>, Option<Value>)
             };
             let base = Value::Object(obj.clone()).to_string().chars().count();
             let Some(kept) = items_that_fit(&items, base, max) else {
-                return (fit_text(&text, ctx), None);
+                return ToolResult::ok(fit_text(&text, ctx), None);
             };
             let total = items.len();
             let facts = Facts::from_object(&obj, kept, total, full);
@@ -342,21 +338,19 @@ fn fit_json(value: Value, ctx: &CallContext<'_>) -> (Vec<String>, Option<Value>)
                 "data".into(),
                 Value::Array(items.into_iter().take(kept).collect()),
             );
-            let value = Value::Object(obj);
-            (
-                vec![value.to_string(), items_note(ctx, &facts)],
-                Some(value),
-            )
+            let shown = Value::Object(obj).to_string();
+            let structured = json_copy(&shown);
+            ToolResult::ok(vec![shown, items_note(ctx, &facts)], structured)
         }
         Value::Array(items) => {
             let Some(kept) = items_that_fit(&items, 2, max) else {
-                return (fit_text(&text, ctx), None);
+                return ToolResult::ok(fit_text(&text, ctx), None);
             };
             let facts = Facts::from_object(&Map::new(), kept, items.len(), full);
-            let value = Value::Array(items.into_iter().take(kept).collect());
-            (vec![value.to_string(), items_note(ctx, &facts)], None)
+            let shown = Value::Array(items.into_iter().take(kept).collect()).to_string();
+            ToolResult::ok(vec![shown, items_note(ctx, &facts)], None)
         }
-        _ => (fit_text(&text, ctx), None),
+        _ => ToolResult::ok(fit_text(&text, ctx), None),
     }
 }
 
