@@ -213,38 +213,58 @@ pub(super) fn success(
         let structured = json_copy(&ack);
         return ToolResult::ok(vec![ack], structured);
     }
-    if let Some(result) = passthrough(body, ctx.max_chars) {
-        return result;
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(value) => fit_json(value, ctx),
-        Err(_) => match std::str::from_utf8(body) {
-            Ok(text) => ToolResult::ok(fit_text(text, ctx), None),
-            Err(_) => ToolResult::ok(
-                vec![format!(
-                    "Atomicwork answered HTTP {status} with {} bytes of non-text data ({}), which cannot be shown here.",
-                    body.len(),
-                    if content_type.is_empty() {
-                        "no content type"
-                    } else {
-                        content_type
-                    }
-                )],
-                None,
-            ),
+    match passthrough(body, ctx.max_chars) {
+        Passthrough::Done(result) => result,
+        Passthrough::NeedsTree => match serde_json::from_slice::<Value>(body) {
+            Ok(value) => fit_json(value, ctx),
+            Err(_) => not_json(ctx, status, content_type, body),
         },
+        Passthrough::NotJson => not_json(ctx, status, content_type, body),
     }
 }
 
-/// The common answer, a JSON document within the size cap, passed through as it came
-/// (whitespace between tokens removed) without building a tree. `None` sends the answer
-/// down the general path: not JSON, over the cap, or written with `\u`/`\/` escapes (which
-/// are normalised there, so the text holds what the escapes spell).
-fn passthrough(body: &[u8], max_chars: usize) -> Option<ToolResult> {
-    if has_normalised_escape(body) {
-        return None;
+/// A 2xx body that is not JSON: text cut to the cap, or a note on data that is not text.
+fn not_json(ctx: &CallContext<'_>, status: u16, content_type: &str, body: &[u8]) -> ToolResult {
+    match std::str::from_utf8(body) {
+        Ok(text) => ToolResult::ok(fit_text(text, ctx), None),
+        Err(_) => ToolResult::ok(
+            vec![format!(
+                "Atomicwork answered HTTP {status} with {} bytes of non-text data ({}), which cannot be shown here.",
+                body.len(),
+                if content_type.is_empty() {
+                    "no content type"
+                } else {
+                    content_type
+                }
+            )],
+            None,
+        ),
     }
-    let raw: &RawValue = serde_json::from_slice(body).ok()?;
+}
+
+/// What [`passthrough`] made of a body.
+enum Passthrough {
+    /// A JSON document within the size cap, passed through.
+    Done(ToolResult),
+    /// Not JSON at all.
+    NotJson,
+    /// JSON over the cap, or a body with `\u`/`\/` escapes (not parsed here): it goes to
+    /// a tree, and to the text path when that fails (a tree is also stricter about nesting
+    /// depth and number range).
+    NeedsTree,
+}
+
+/// The common answer, a JSON document within the size cap, passed through as it came
+/// (whitespace between tokens removed) without building a tree. Answers with `\u`/`\/`
+/// escapes go to the tree, where they are normalised, so the text holds what the escapes
+/// spell.
+fn passthrough(body: &[u8], max_chars: usize) -> Passthrough {
+    if has_normalised_escape(body) {
+        return Passthrough::NeedsTree;
+    }
+    let Ok(raw) = serde_json::from_slice::<&RawValue>(body) else {
+        return Passthrough::NotJson;
+    };
     let is_object = raw.get().starts_with('{');
     let (text, structured) = match compact(raw.get()) {
         Some(text) => {
@@ -253,10 +273,16 @@ fn passthrough(body: &[u8], max_chars: usize) -> Option<ToolResult> {
         }
         None => (raw.get().to_string(), is_object.then(|| raw.to_owned())),
     };
-    if text.len() > max_chars && text.chars().count() > max_chars {
-        return None;
+    if !fits(&text, max_chars) {
+        return Passthrough::NeedsTree;
     }
-    Some(ToolResult::ok(vec![text], structured))
+    Passthrough::Done(ToolResult::ok(vec![text], structured))
+}
+
+/// True when `text` has at most `max_chars` characters (counted only when its bytes
+/// exceed the cap).
+fn fits(text: &str, max_chars: usize) -> bool {
+    text.len() <= max_chars || text.chars().count() <= max_chars
 }
 
 /// A `\u` or `\/` escape anywhere in the body.
@@ -313,8 +339,7 @@ fn string_end(bytes: &[u8], mut from: usize) -> usize {
 fn fit_json(value: Value, ctx: &CallContext<'_>) -> ToolResult {
     let max = ctx.max_chars;
     let text = serde_json::to_string(&value).unwrap_or_default();
-    let full = text.chars().count();
-    if full <= max {
+    if fits(&text, max) {
         let structured = if value.is_object() {
             json_copy(&text)
         } else {
@@ -322,6 +347,7 @@ fn fit_json(value: Value, ctx: &CallContext<'_>) -> ToolResult {
         };
         return ToolResult::ok(vec![text], structured);
     }
+    let full = text.chars().count();
     match value {
         Value::Object(mut obj) if obj.get("data").is_some_and(Value::is_array) => {
             let items = match obj.insert("data".into(), Value::Array(Vec::new())) {
