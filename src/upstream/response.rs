@@ -354,7 +354,10 @@ fn fit_json(value: Value, ctx: &CallContext<'_>) -> ToolResult {
                 Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             };
-            let base = Value::Object(obj.clone()).to_string().chars().count();
+            let base = serde_json::to_string(&obj)
+                .unwrap_or_default()
+                .chars()
+                .count();
             let Some(kept) = items_that_fit(&items, base, max) else {
                 return ToolResult::ok(fit_text(&text, ctx), None);
             };
