@@ -325,16 +325,19 @@ impl Upstream {
                 Err(e) => return Attempt::NotSent(e),
             },
         };
-        let response = match rb.send().await {
+        let mut response = match rb.send().await {
             Ok(r) => r,
             Err(e) => return Attempt::Failed(e),
         };
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
+        // Reading the body does not look at the headers (decoding is set up by then).
+        let headers = std::mem::take(response.headers_mut());
         let body = read_body(response).await;
+        let rate = RateLimitInfo::from_headers(&headers, jiff::Timestamp::now());
         Attempt::Answered {
             status,
             headers,
+            rate,
             body,
         }
     }
@@ -345,6 +348,8 @@ enum Attempt {
     Answered {
         status: u16,
         headers: http::HeaderMap,
+        /// Rate-limit headers, read when the answer arrived.
+        rate: Option<RateLimitInfo>,
         body: Result<Bytes, reqwest::Error>,
     },
     Failed(reqwest::Error),
@@ -392,9 +397,10 @@ fn retry_wait(attempt: &Attempt, policy: RetryPolicy, attempt_no: u32) -> Option
     if !retryable {
         return None;
     }
-    if let Attempt::Answered { headers, .. } = attempt
-        && let Some(secs) = RateLimitInfo::from_headers(headers, jiff::Timestamp::now())
-            .and_then(|r| r.wait_seconds())
+    if let Attempt::Answered {
+        rate: Some(rate), ..
+    } = attempt
+        && let Some(secs) = rate.wait_seconds()
     {
         let wait = Duration::from_secs(secs);
         return (wait <= policy.max_backoff).then_some(wait);
@@ -425,9 +431,9 @@ fn finish(ctx: &CallContext<'_>, attempt: Attempt, url: &str) -> CallOutcome {
         Attempt::Answered {
             status,
             headers,
+            rate,
             body,
         } => {
-            let rate = RateLimitInfo::from_headers(&headers, jiff::Timestamp::now());
             let body = match body {
                 Ok(b) => b,
                 Err(e) => {
