@@ -9,11 +9,13 @@ mod truncate;
 mod wire;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use super::{Target, Upstream, UpstreamOptions};
+use super::response::{CallContext, Paging, success};
+use super::{Target, ToolResult, Upstream, UpstreamOptions};
 use crate::catalog::{Catalog, Tool, ToolSource};
 use crate::secret::Secret;
 
@@ -55,6 +57,30 @@ pub(super) fn target(base_url: &str) -> Target {
 
 pub(super) fn upstream() -> Upstream {
     Upstream::new(UpstreamOptions::default()).expect("client builds")
+}
+
+/// The result of a 2xx JSON answer `body` to a call of `tool` with `query`.
+pub(super) fn success_for(
+    tool: &Tool,
+    query: &[(&str, &str)],
+    max_chars: usize,
+    body: &[u8],
+) -> ToolResult {
+    let query: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let ctx = CallContext {
+        tool,
+        method: tool.source.http,
+        path: "/api/v1/x",
+        workspace: None,
+        paging: Paging::of(tool, &query),
+        max_chars,
+        attempts: 1,
+        timeout: Duration::from_secs(30),
+    };
+    success(&ctx, 200, "application/json", body)
 }
 
 pub(super) fn b64(bytes: &[u8]) -> String {

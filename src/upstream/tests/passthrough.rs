@@ -1,29 +1,20 @@
 //! A JSON answer within the cap reaches the result as it came, without whitespace, and
 //! escapes that could hide text are normalised first.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{KEY, args, target, tool, upstream};
+use super::{KEY, args, success_for, target, tool, upstream};
 use crate::upstream::ToolResult;
-use crate::upstream::response::{CallContext, Paging, success};
 
 fn answer(body: &str, max_chars: usize) -> ToolResult {
-    let t = tool("list_all_atomicwork_workspaces");
-    let ctx = CallContext {
-        tool: &t,
-        method: t.source.http,
-        path: "/api/v1/workspaces",
-        workspace: None,
-        paging: Paging::default(),
+    success_for(
+        &tool("list_all_atomicwork_workspaces"),
+        &[],
         max_chars,
-        attempts: 1,
-        timeout: Duration::from_secs(30),
-    };
-    success(&ctx, 200, "application/json", body.as_bytes())
+        body.as_bytes(),
+    )
 }
 
 #[test]

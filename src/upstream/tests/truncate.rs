@@ -1,30 +1,13 @@
 //! The result size cap: cuts at JSON-safe boundaries with a note on how to page.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use super::tool;
+use super::{success_for, tool};
 use crate::catalog::Tool;
 use crate::upstream::ToolResult;
-use crate::upstream::response::{CallContext, Paging, success};
 
 fn run(tool: &Tool, query: &[(&str, &str)], max_chars: usize, body: &Value) -> ToolResult {
-    let query: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let ctx = CallContext {
-        tool,
-        method: tool.source.http,
-        path: "/api/v1/x",
-        workspace: None,
-        paging: Paging::of(tool, &query),
-        max_chars,
-        attempts: 1,
-        timeout: Duration::from_secs(30),
-    };
-    success(&ctx, 200, "application/json", body.to_string().as_bytes())
+    success_for(tool, query, max_chars, body.to_string().as_bytes())
 }
 
 fn page_of(n: usize) -> Value {
