@@ -7,22 +7,11 @@ use serde_json::{Value, json};
 use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{args, file_arg, target, tool, upstream};
-use crate::upstream::{CallOutcome, OutcomeClass, Target};
+use super::{call_with, file_arg};
+use crate::upstream::{CallOutcome, OutcomeClass};
 
 const READ: &str = "get_single_atomicwork_requests_number_by_id";
 const WRITE: &str = "create_a_atomicwork_request";
-
-async fn call_with(
-    server_uri: &str,
-    tool_name: &str,
-    a: Value,
-    adjust: impl FnOnce(&mut Target),
-) -> CallOutcome {
-    let mut t = target(server_uri);
-    adjust(&mut t);
-    upstream().call(&tool(tool_name), &args(a), &t).await
-}
 
 async fn answered(template: ResponseTemplate, tool_name: &str, a: Value) -> CallOutcome {
     let server = MockServer::start().await;

@@ -15,7 +15,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::response::{CallContext, Paging, success};
-use super::{Target, ToolResult, Upstream, UpstreamOptions};
+use super::{CallOutcome, Target, ToolResult, Upstream, UpstreamOptions};
 use crate::catalog::{Catalog, Tool, ToolSource};
 use crate::secret::Secret;
 
@@ -57,6 +57,18 @@ pub(super) fn target(base_url: &str) -> Target {
 
 pub(super) fn upstream() -> Upstream {
     Upstream::new(UpstreamOptions::default()).expect("client builds")
+}
+
+/// One call of `tool_name` against `base_url`, the target changed by `adjust` first.
+pub(super) async fn call_with(
+    base_url: &str,
+    tool_name: &str,
+    a: Value,
+    adjust: impl FnOnce(&mut Target),
+) -> CallOutcome {
+    let mut t = target(base_url);
+    adjust(&mut t);
+    upstream().call(&tool(tool_name), &args(a), &t).await
 }
 
 /// The result of a 2xx JSON answer `body` to a call of `tool` with `query`.

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{KEY, args, success_for, target, tool, upstream};
+use super::{KEY, call_with, success_for, tool};
 use crate::upstream::ToolResult;
 
 fn answer(body: &str, max_chars: usize) -> ToolResult {
@@ -111,13 +111,13 @@ async fn an_echoed_key_is_redacted_in_every_spelling() {
             )
             .mount(&server)
             .await;
-        let o = upstream()
-            .call(
-                &tool("list_all_atomicwork_workspaces"),
-                &args(json!({})),
-                &target(&server.uri()),
-            )
-            .await;
+        let o = call_with(
+            &server.uri(),
+            "list_all_atomicwork_workspaces",
+            json!({}),
+            |_| {},
+        )
+        .await;
         let everything = format!(
             "{} {}",
             o.result.content.join(" "),

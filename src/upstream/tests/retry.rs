@@ -6,8 +6,8 @@ use serde_json::json;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{args, target, tool, upstream};
-use crate::upstream::{CallOutcome, OutcomeClass, RetryPolicy};
+use super::call_with;
+use crate::upstream::{OutcomeClass, RetryPolicy};
 
 fn policy(max_attempts: u32, max_backoff_ms: u64) -> Option<RetryPolicy> {
     Some(RetryPolicy {
@@ -31,17 +31,6 @@ async fn flaky(first: ResponseTemplate) -> MockServer {
     server
 }
 
-async fn run(
-    server: &MockServer,
-    tool_name: &str,
-    a: serde_json::Value,
-    retry: Option<RetryPolicy>,
-) -> CallOutcome {
-    let mut t = target(&server.uri());
-    t.retry = retry;
-    upstream().call(&tool(tool_name), &args(a), &t).await
-}
-
 async fn requests(server: &MockServer) -> usize {
     server.received_requests().await.map_or(0, |r| r.len())
 }
@@ -55,11 +44,11 @@ fn too_many(retry_after: &str) -> ResponseTemplate {
 #[tokio::test]
 async fn read_tool_retries_a_429_then_succeeds() {
     let server = flaky(too_many("0")).await;
-    let o = run(
-        &server,
+    let o = call_with(
+        &server.uri(),
         "list_all_atomicwork_workspaces",
         json!({}),
-        policy(3, 1_000),
+        |t| t.retry = policy(3, 1_000),
     )
     .await;
     assert_eq!(o.class, OutcomeClass::Ok, "{o:?}");
@@ -71,11 +60,11 @@ async fn read_tool_retries_a_429_then_succeeds() {
 #[tokio::test]
 async fn write_tool_is_never_retried() {
     let server = flaky(too_many("0")).await;
-    let o = run(
-        &server,
+    let o = call_with(
+        &server.uri(),
         "create_a_atomicwork_request",
         json!({"subject": "s"}),
-        policy(3, 1_000),
+        |t| t.retry = policy(3, 1_000),
     )
     .await;
     assert_eq!(o.class, OutcomeClass::RateLimited, "{o:?}");
@@ -86,11 +75,11 @@ async fn write_tool_is_never_retried() {
 #[tokio::test]
 async fn custom_method_tool_is_never_retried() {
     let server = flaky(ResponseTemplate::new(503)).await;
-    let o = run(
-        &server,
+    let o = call_with(
+        &server.uri(),
         "atomicwork_requests_number_partial_update",
         json!({"id": "ITREQ-1", "status": "OPEN"}),
-        policy(3, 10),
+        |t| t.retry = policy(3, 10),
     )
     .await;
     assert_eq!(o.class, OutcomeClass::ServerError);
@@ -100,7 +89,13 @@ async fn custom_method_tool_is_never_retried() {
 #[tokio::test]
 async fn no_policy_means_no_retry() {
     let server = flaky(too_many("0")).await;
-    let o = run(&server, "list_all_atomicwork_workspaces", json!({}), None).await;
+    let o = call_with(
+        &server.uri(),
+        "list_all_atomicwork_workspaces",
+        json!({}),
+        |t| t.retry = None,
+    )
+    .await;
     assert_eq!(o.class, OutcomeClass::RateLimited);
     assert_eq!(requests(&server).await, 1);
 }
@@ -108,11 +103,11 @@ async fn no_policy_means_no_retry() {
 #[tokio::test]
 async fn retry_after_longer_than_max_backoff_stops_and_returns_the_429() {
     let server = flaky(too_many("60")).await;
-    let o = run(
-        &server,
+    let o = call_with(
+        &server.uri(),
         "list_all_atomicwork_workspaces",
         json!({}),
-        policy(3, 1_000),
+        |t| t.retry = policy(3, 1_000),
     )
     .await;
     assert_eq!(o.class, OutcomeClass::RateLimited);
@@ -128,11 +123,11 @@ async fn retry_after_longer_than_max_backoff_stops_and_returns_the_429() {
 async fn gateway_errors_are_retried_with_backoff() {
     for status in [502, 503, 504] {
         let server = flaky(ResponseTemplate::new(status)).await;
-        let o = run(
-            &server,
+        let o = call_with(
+            &server.uri(),
             "list_all_atomicwork_workspaces",
             json!({}),
-            policy(2, 20),
+            |t| t.retry = policy(2, 20),
         )
         .await;
         assert_eq!(o.class, OutcomeClass::Ok, "{status}: {o:?}");
@@ -144,11 +139,11 @@ async fn gateway_errors_are_retried_with_backoff() {
 async fn other_errors_are_not_retried() {
     for status in [400, 404, 500] {
         let server = flaky(ResponseTemplate::new(status)).await;
-        let o = run(
-            &server,
+        let o = call_with(
+            &server.uri(),
             "list_all_atomicwork_workspaces",
             json!({}),
-            policy(3, 20),
+            |t| t.retry = policy(3, 20),
         )
         .await;
         assert_eq!(o.attempts, 1, "{status}");
@@ -163,11 +158,11 @@ async fn attempts_are_bounded() {
         .respond_with(ResponseTemplate::new(503))
         .mount(&server)
         .await;
-    let o = run(
-        &server,
+    let o = call_with(
+        &server.uri(),
         "list_all_atomicwork_workspaces",
         json!({}),
-        policy(3, 10),
+        |t| t.retry = policy(3, 10),
     )
     .await;
     assert_eq!(o.class, OutcomeClass::ServerError);
@@ -179,16 +174,16 @@ async fn attempts_are_bounded() {
 #[tokio::test]
 async fn timeouts_are_retried_for_reads() {
     let server = flaky(ResponseTemplate::new(200).set_delay(Duration::from_secs(5))).await;
-    let mut t = target(&server.uri());
-    t.retry = policy(2, 10);
-    t.timeout = Some(Duration::from_millis(200));
-    let o = upstream()
-        .call(
-            &tool("list_all_atomicwork_workspaces"),
-            &args(json!({})),
-            &t,
-        )
-        .await;
+    let o = call_with(
+        &server.uri(),
+        "list_all_atomicwork_workspaces",
+        json!({}),
+        |t| {
+            t.retry = policy(2, 10);
+            t.timeout = Some(Duration::from_millis(200));
+        },
+    )
+    .await;
     assert_eq!(o.class, OutcomeClass::Ok, "{o:?}");
     assert_eq!(o.attempts, 2);
 }
@@ -198,15 +193,13 @@ async fn connection_errors_are_retried_up_to_the_bound() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
-    let mut t = target(&format!("http://127.0.0.1:{port}"));
-    t.retry = policy(2, 10);
-    let o = upstream()
-        .call(
-            &tool("list_all_atomicwork_workspaces"),
-            &args(json!({})),
-            &t,
-        )
-        .await;
+    let o = call_with(
+        &format!("http://127.0.0.1:{port}"),
+        "list_all_atomicwork_workspaces",
+        json!({}),
+        |t| t.retry = policy(2, 10),
+    )
+    .await;
     assert_eq!(o.class, OutcomeClass::Connect);
     assert_eq!(o.attempts, 2);
 }
