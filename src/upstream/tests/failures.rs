@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{call_with, file_arg};
+use super::{call_with, closed_port_url, file_arg};
 use crate::upstream::{CallOutcome, OutcomeClass};
 
 const READ: &str = "get_single_atomicwork_requests_number_by_id";
@@ -335,22 +335,15 @@ async fn timeout_from_a_slow_answer() {
 
 #[tokio::test]
 async fn connection_refused_on_a_closed_port() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
-    let o = call_with(
-        &format!("http://127.0.0.1:{port}"),
-        READ,
-        json!({"id": "X"}),
-        |_| {},
-    )
-    .await;
+    let url = closed_port_url();
+    let o = call_with(&url, READ, json!({"id": "X"}), |_| {}).await;
+    let host = url.trim_start_matches("http://");
     assert_error(
         &o,
         OutcomeClass::Connect,
         None,
         &[
-            &format!("could not reach Atomicwork at 127.0.0.1:{port}"),
+            &format!("could not reach Atomicwork at {host}"),
             "refused",
             "spec.atomicwork.baseUrl",
         ],

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use wiremock::matchers::{any, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use super::{KEY, args, file_arg, target, tool, upstream};
+use super::{KEY, args, closed_port_url, file_arg, target, tool, upstream};
 use crate::upstream::{OutcomeClass, RetryPolicy, Target};
 
 /// Answers with every request header in the body (and the key in a response header).
@@ -60,11 +60,7 @@ async fn api_key_never_leaks_into_results_debug_or_logs() {
 
     let up = upstream();
     let base = target(&server.uri());
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        format!("http://127.0.0.1:{port}")
-    };
+    let closed = closed_port_url();
     let with = |f: &dyn Fn(&mut Target)| {
         let mut t = base.clone();
         f(&mut t);

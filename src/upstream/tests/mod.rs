@@ -59,6 +59,13 @@ pub(super) fn upstream() -> Upstream {
     Upstream::new(UpstreamOptions::default()).expect("client builds")
 }
 
+/// A base URL on a local port nothing listens on.
+pub(super) fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    format!("http://127.0.0.1:{port}")
+}
+
 /// One call of `tool_name` against `base_url`, the target changed by `adjust` first.
 pub(super) async fn call_with(
     base_url: &str,

@@ -6,7 +6,7 @@ use serde_json::json;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::call_with;
+use super::{call_with, closed_port_url};
 use crate::upstream::{OutcomeClass, RetryPolicy};
 
 fn policy(max_attempts: u32, max_backoff_ms: u64) -> Option<RetryPolicy> {
@@ -190,11 +190,8 @@ async fn timeouts_are_retried_for_reads() {
 
 #[tokio::test]
 async fn connection_errors_are_retried_up_to_the_bound() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
     let o = call_with(
-        &format!("http://127.0.0.1:{port}"),
+        &closed_port_url(),
         "list_all_atomicwork_workspaces",
         json!({}),
         |t| t.retry = policy(2, 10),
