@@ -27,6 +27,17 @@ async fn read_answered(template: ResponseTemplate) -> CallOutcome {
     answered(template, READ, json!({"id": "ITREQ-12"})).await
 }
 
+/// A server that fails the test if any request reaches it.
+async fn must_receive_nothing() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    server
+}
+
 fn text(o: &CallOutcome) -> String {
     o.result.content.join("\n")
 }
@@ -388,12 +399,7 @@ async fn redirects_are_not_followed() {
 
 #[tokio::test]
 async fn invalid_arguments_send_nothing() {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&server)
-        .await;
+    let server = must_receive_nothing().await;
     let o = call_with(&server.uri(), READ, json!({"id": ".."}), |_| {}).await;
     assert_error(
         &o,
@@ -406,12 +412,7 @@ async fn invalid_arguments_send_nothing() {
 
 #[tokio::test]
 async fn missing_api_key_is_a_config_error() {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&server)
-        .await;
+    let server = must_receive_nothing().await;
     let o = call_with(&server.uri(), READ, json!({"id": "X"}), |t| {
         t.api_key = crate::secret::Secret::new("  ");
     })
@@ -426,12 +427,7 @@ async fn missing_api_key_is_a_config_error() {
 
 #[tokio::test]
 async fn dry_run_sends_nothing_for_writes() {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&server)
-        .await;
+    let server = must_receive_nothing().await;
     let o = call_with(
         &server.uri(),
         "atomicwork_requests_number_partial_update",
@@ -455,12 +451,7 @@ async fn dry_run_sends_nothing_for_writes() {
 
 #[tokio::test]
 async fn dry_run_of_a_multipart_write_lists_files_without_bytes() {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&server)
-        .await;
+    let server = must_receive_nothing().await;
     let o = call_with(
         &server.uri(),
         "create_a_atomicwork_attachment",
