@@ -1,5 +1,7 @@
 //! Prometheus metrics of the data plane and controller, in one explicit registry.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -9,15 +11,16 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub server: String,
-    pub outcome: String,
+    /// `None` (written as an empty value) when the token matched no server.
+    pub server: Option<Arc<str>>,
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
-    pub server: String,
+    pub server: Arc<str>,
     pub tool: String,
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,11 +87,12 @@ impl Metrics {
         }
     }
 
-    pub fn request(&self, server: &str, outcome: &str) {
+    /// Counts one request; `server` is `None` when the token matched no server.
+    pub fn request(&self, server: Option<&Arc<str>>, outcome: &'static str) {
         self.requests
             .get_or_create(&RequestLabels {
-                server: server.to_string(),
-                outcome: outcome.to_string(),
+                server: server.cloned(),
+                outcome,
             })
             .inc();
     }

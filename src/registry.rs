@@ -56,6 +56,8 @@ pub struct RateLimitSettings {
 #[derive(Debug)]
 pub struct ServerView {
     pub id: ServerId,
+    /// `id` as `namespace/name`, written once for metric labels and logs.
+    pub id_label: Arc<str>,
     pub display_name: String,
     pub tools: Arc<ToolSet>,
     pub exposure: Exposure,
