@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::Tool;
 use crate::mcp::{self, CallGate, Reply, ServerIdentity, ToolRunner, code};
-use crate::metrics::{CallLabels, Metrics, ToolLabels};
+use crate::metrics::{CallLabels, Metrics, OPENMETRICS_CONTENT_TYPE, ToolLabels};
 use crate::registry::{Refusal, Registry, ServerView};
 use crate::upstream::{CallOutcome, Upstream};
 
@@ -251,10 +251,7 @@ async fn readyz(State(dp): State<Arc<Dataplane>>) -> Response {
 async fn metrics(State(dp): State<Arc<Dataplane>>) -> Response {
     dp.metrics.registry_servers.set(dp.registry.len() as i64);
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
         dp.metrics.encode(),
     )
         .into_response()
