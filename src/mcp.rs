@@ -110,6 +110,18 @@ impl Reply {
         }
     }
 
+    /// A 400 "invalid request" JSON-RPC error.
+    fn invalid_request(id: Option<&RawValue>, message: &str) -> Self {
+        Reply::error(
+            StatusCode::BAD_REQUEST,
+            id,
+            code::INVALID_REQUEST,
+            message,
+            None,
+            "invalid_request",
+        )
+    }
+
     /// A JSON-RPC error response.
     pub fn error(
         status: StatusCode,
@@ -238,62 +250,30 @@ pub async fn handle<R: ToolRunner, G: CallGate>(req: Request<'_>, runner: &R, ga
         Err(reply) => return *reply,
     };
     if msg.id.is_some_and(|id| !is_valid_id(id)) {
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "id must be a string or a number",
-            None,
-            "invalid_request",
-        );
+        return Reply::invalid_request(None, "id must be a string or a number");
     }
     if msg.jsonrpc != Some("2.0") {
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            msg.id,
-            code::INVALID_REQUEST,
-            "jsonrpc must be \"2.0\"",
-            None,
-            "invalid_request",
-        );
+        return Reply::invalid_request(msg.id, "jsonrpc must be \"2.0\"");
     }
     let Some(method) = msg.method.as_deref() else {
         if msg.id.is_some() && (msg.result.is_some() || msg.error.is_some()) {
             if header_str(req.headers, HEADER_PROTOCOL_VERSION).as_deref()
                 == Some(STATELESS_VERSION)
             {
-                return Reply::error(
-                    StatusCode::BAD_REQUEST,
+                return Reply::invalid_request(
                     msg.id,
-                    code::INVALID_REQUEST,
                     "a stateless server does not accept JSON-RPC responses",
-                    None,
-                    "invalid_request",
                 );
             }
             return Reply::accepted();
         }
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            msg.id,
-            code::INVALID_REQUEST,
-            "a request needs a method",
-            None,
-            "invalid_request",
-        );
+        return Reply::invalid_request(msg.id, "a request needs a method");
     };
     let params = match msg.params.map(|p| serde_json::from_str::<Value>(p.get())) {
         None => Value::Object(Map::new()),
         Some(Ok(v @ Value::Object(_))) => v,
         Some(Ok(_)) => {
-            return Reply::error(
-                StatusCode::BAD_REQUEST,
-                msg.id,
-                code::INVALID_REQUEST,
-                "params must be an object",
-                None,
-                "invalid_request",
-            );
+            return Reply::invalid_request(msg.id, "params must be an object");
         }
         Some(Err(_)) => {
             return Reply::error(
@@ -363,13 +343,9 @@ fn is_valid_id(id: &RawValue) -> bool {
 fn parse(body: &[u8]) -> Result<Message<'_>, Box<Reply>> {
     let trimmed = body.trim_ascii_start();
     if trimmed.first() == Some(&b'[') {
-        return Err(Box::new(Reply::error(
-            StatusCode::BAD_REQUEST,
+        return Err(Box::new(Reply::invalid_request(
             None,
-            code::INVALID_REQUEST,
             "JSON-RPC batches are not supported; send one message per request",
-            None,
-            "invalid_request",
         )));
     }
     serde_json::from_slice::<Message<'_>>(body).map_err(|e| {
