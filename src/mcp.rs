@@ -714,18 +714,15 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
     let Value::Object(mut params) = params else {
         return ctx.err(code::INVALID_PARAMS, "params must be an object", None);
     };
-    let Some(name) = params
-        .get("name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
+    let arguments = params.remove("arguments");
+    let Some(name) = params.get("name").and_then(Value::as_str) else {
         return ctx.err(
             code::INVALID_PARAMS,
             "params.name (the tool name) is required",
             None,
         );
     };
-    let args = match params.remove("arguments") {
+    let args = match arguments {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => {
@@ -738,25 +735,26 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
     };
     let client = client_name(ctx, &params);
     let view = ctx.req.view;
-    let (tool, args) = match view.exposure {
-        Exposure::All => match view.tools.get(&name) {
+    let (tool, mut args) = match view.exposure {
+        Exposure::All => match view.tools.get(name) {
             Some(t) => (t.clone(), args),
-            None => return unknown_tool(ctx, &name, false),
+            None => return unknown_tool(ctx, name, false),
         },
         Exposure::Discovery => {
-            if !discovery::is_meta_tool(&name) {
-                return unknown_tool(ctx, &name, true);
+            if !discovery::is_meta_tool(name) {
+                return unknown_tool(ctx, name, true);
             }
-            match discovery::meta_call(&view.tools, &name, args) {
+            match discovery::meta_call(&view.tools, name, args) {
                 discovery::MetaOutcome::Done(result) => {
-                    return finish_call(ctx, &name, client, local_outcome(result));
+                    return finish_call(ctx, name, client, local_outcome(result));
                 }
                 discovery::MetaOutcome::Call(tool, args) => (tool, args),
             }
         }
     };
-    let mut args = args;
     fill_default_workspace(&tool, &mut args, view);
+    // The schema validator reads a JSON value: the map is wrapped for it and unwrapped
+    // again at once.
     let args = Value::Object(args);
     if let Err(problems) = tool.validate_value(&args) {
         let text = format!(
@@ -768,6 +766,9 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
         out.class = OutcomeClass::InvalidArguments;
         return finish_call(ctx, tool.name(), client, out);
     }
+    let Value::Object(args) = args else {
+        unreachable!("the arguments were wrapped as an object just above");
+    };
     if let Err(wait) = gate.admit_call(view) {
         let text = format!(
             "Rate limited: this MCP server allows {} tool calls per minute. Wait {wait} seconds, then retry.",
@@ -786,13 +787,6 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
         reply.outcome = "rate_limited";
         return reply;
     }
-    let Value::Object(args) = args else {
-        return ctx.err(
-            code::INTERNAL_ERROR,
-            "arguments lost their object shape",
-            None,
-        );
-    };
     let outcome = runner.run(view, &tool, args).await;
     finish_call(ctx, tool.name(), client, outcome)
 }
