@@ -186,8 +186,8 @@ struct Message<'a> {
 /// Which revision a request is handled under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Era {
-    /// Initialize-based revisions; the value is the negotiated version.
-    Legacy(&'static str),
+    /// Initialize-based revisions, 2024-11-05 to 2025-11-25.
+    Legacy,
     /// 2026-07-28: per-request `_meta`, no handshake.
     Stateless,
 }
@@ -375,7 +375,7 @@ fn era(method: &str, params: &Value, headers: &HeaderMap) -> Result<Era, EraErro
         {
             return Err(unsupported(h));
         }
-        return Ok(Era::Legacy(DEFAULT_LEGACY_VERSION));
+        return Ok(Era::Legacy);
     }
     if let Some(v) = meta_version {
         if header_version.as_deref() == Some(STATELESS_VERSION) || v == STATELESS_VERSION {
@@ -394,8 +394,8 @@ fn era(method: &str, params: &Value, headers: &HeaderMap) -> Result<Era, EraErro
                 ));
             }
         }
-        if let Some(legacy) = LEGACY_VERSIONS.iter().find(|l| **l == v) {
-            return Ok(Era::Legacy(legacy));
+        if LEGACY_VERSIONS.contains(&v) {
+            return Ok(Era::Legacy);
         }
         if v != STATELESS_VERSION {
             return Err(unsupported(v));
@@ -410,12 +410,10 @@ fn era(method: &str, params: &Value, headers: &HeaderMap) -> Result<Era, EraErro
         return Ok(Era::Stateless);
     }
     match header_version.as_deref() {
-        None => Ok(Era::Legacy(DEFAULT_LEGACY_VERSION)),
-        Some(h) => match LEGACY_VERSIONS.iter().find(|v| **v == h) {
-            Some(v) => Ok(Era::Legacy(v)),
-            None if h == STATELESS_VERSION => Err(missing_meta(META_PROTOCOL_VERSION)),
-            None => Err(unsupported(h)),
-        },
+        None => Ok(Era::Legacy),
+        Some(h) if LEGACY_VERSIONS.contains(&h) => Ok(Era::Legacy),
+        Some(h) if h == STATELESS_VERSION => Err(missing_meta(META_PROTOCOL_VERSION)),
+        Some(h) => Err(unsupported(h)),
     }
 }
 
@@ -1021,7 +1019,7 @@ mod tests {
             identity: &identity,
         };
         let id = RawValue::from_string("\"a-1\"".into()).expect("id");
-        for era in [Era::Legacy(DEFAULT_LEGACY_VERSION), Era::Stateless] {
+        for era in [Era::Legacy, Era::Stateless] {
             let ctx = Ctx {
                 req: &req,
                 era,
