@@ -502,7 +502,7 @@ async fn access_log(req: Request, next: Next) -> Response {
 }
 
 /// `/mcp/<token>…` becomes `/mcp/[token]`.
-pub fn redact_path(path: &str) -> String {
+fn redact_path(path: &str) -> String {
     match path.strip_prefix("/mcp/") {
         Some(rest) => {
             let tail = rest.split_once('/').map(|(_, t)| t);
