@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::Tool;
 use crate::mcp::{self, CallGate, Reply, ServerIdentity, ToolRunner, code};
-use crate::metrics::{CallLabels, Metrics, ToolLabels};
+use crate::metrics::{CallLabels, Metrics, OPENMETRICS_CONTENT_TYPE, ToolLabels};
 use crate::registry::{Refusal, Registry, ServerView};
 use crate::upstream::{CallOutcome, Upstream};
 
@@ -251,10 +251,7 @@ async fn readyz(State(dp): State<Arc<Dataplane>>) -> Response {
 async fn metrics(State(dp): State<Arc<Dataplane>>) -> Response {
     dp.metrics.registry_servers.set(dp.registry.len() as i64);
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
         dp.metrics.encode(),
     )
         .into_response()
@@ -291,7 +288,7 @@ async fn mcp_endpoint(
     body: Bytes,
 ) -> Response {
     let Some(view) = dp.registry.lookup(&token) else {
-        dp.metrics.request("", "unknown_token");
+        dp.metrics.request(None, "unknown_token");
         return json_error(
             StatusCode::NOT_FOUND,
             code::UNKNOWN_ENDPOINT,
@@ -299,11 +296,11 @@ async fn mcp_endpoint(
         );
     };
     drop(token);
-    let server = view.id.to_string();
+    let server = Some(&view.id_label);
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin.to_str().is_ok_and(|o| dp.config.origin_allowed(o));
         if !allowed {
-            dp.metrics.request(&server, "forbidden_origin");
+            dp.metrics.request(server, "forbidden_origin");
             return json_error(
                 StatusCode::FORBIDDEN,
                 code::FORBIDDEN_ORIGIN,
@@ -312,11 +309,11 @@ async fn mcp_endpoint(
         }
     }
     if let Err(refusal) = view.admit(Timestamp::now(), bearer(&headers)) {
-        dp.metrics.request(&server, refusal_label(refusal));
+        dp.metrics.request(server, refusal_label(refusal));
         return refusal_response(&view, refusal);
     }
     if method != Method::POST {
-        dp.metrics.request(&server, "method_not_allowed");
+        dp.metrics.request(server, "method_not_allowed");
         let mut resp = json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             code::INVALID_REQUEST,
@@ -327,7 +324,7 @@ async fn mcp_endpoint(
         return resp;
     }
     if let Some(resp) = check_content_type(&headers) {
-        dp.metrics.request(&server, "unsupported_media_type");
+        dp.metrics.request(server, "unsupported_media_type");
         return resp;
     }
     let handled = mcp::handle(
@@ -342,10 +339,10 @@ async fn mcp_endpoint(
     );
     let started = started.map_or_else(Instant::now, |s| s.0.0);
     let timeout = dp.config.request_timeout;
-    let reply = tokio::time::timeout_at((started + timeout).into(), handled)
+    let mut reply = tokio::time::timeout_at((started + timeout).into(), handled)
         .await
         .unwrap_or_else(|_| mcp::timed_out(&body, timeout));
-    record(&dp, &server, &reply);
+    record(&dp, &view.id_label, &mut reply);
     into_response(reply, &headers)
 }
 
@@ -417,29 +414,30 @@ fn check_content_type(headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-fn record(dp: &Dataplane, server: &str, reply: &Reply) {
-    dp.metrics.request(server, reply.outcome);
-    let Some(call) = &reply.call else { return };
-    dp.metrics
-        .tool_calls
-        .get_or_create(&CallLabels {
-            server: server.to_string(),
-            tool: call.tool.clone(),
-            outcome: call.outcome.to_string(),
-        })
-        .inc();
+/// Counts the request and, for a tool call, takes its record for the call metrics and the
+/// audit log; the tool name moves from the record to the labels without a copy.
+fn record(dp: &Dataplane, server: &Arc<str>, reply: &mut Reply) {
+    dp.metrics.request(Some(server), reply.outcome);
+    let Some(call) = reply.call.take() else {
+        return;
+    };
+    let labels = CallLabels {
+        server: server.clone(),
+        tool: call.tool,
+        outcome: call.outcome,
+    };
+    dp.metrics.tool_calls.get_or_create(&labels).inc();
+    let tool = ToolLabels { tool: labels.tool };
     if call.attempts > 0 {
         dp.metrics
             .upstream_latency
-            .get_or_create(&ToolLabels {
-                tool: call.tool.clone(),
-            })
+            .get_or_create(&tool)
             .observe(call.upstream_latency.as_secs_f64());
     }
     tracing::info!(
         target: "atomicwork_mcp::audit",
         server = %server,
-        tool = %call.tool,
+        tool = %tool.tool,
         outcome = call.outcome,
         upstream_status = call.upstream_status,
         upstream_latency_ms = call.upstream_latency.as_millis() as u64,
@@ -504,7 +502,7 @@ async fn access_log(req: Request, next: Next) -> Response {
 }
 
 /// `/mcp/<token>…` becomes `/mcp/[token]`.
-pub fn redact_path(path: &str) -> String {
+fn redact_path(path: &str) -> String {
     match path.strip_prefix("/mcp/") {
         Some(rest) => {
             let tail = rest.split_once('/').map(|(_, t)| t);

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::catalog::{Tool, ToolSet};
@@ -152,6 +153,17 @@ pub enum MetaOutcome {
     Call(Arc<Tool>, Map<String, Value>),
 }
 
+/// A successful answer carrying `list`, a JSON array of tools, as structured content
+/// `{"tools": list}` and as text, unless another `text` is given.
+fn tools_result(list: String, text: Option<String>) -> ToolResult {
+    let structured = RawValue::from_string(format!(r#"{{"tools":{list}}}"#)).ok();
+    ToolResult {
+        content: vec![text.unwrap_or(list)],
+        structured,
+        is_error: false,
+    }
+}
+
 /// Runs `search_tools` or `get_tool_schema`, or unwraps `call_tool`, confined to `set`.
 pub fn meta_call(set: &ToolSet, name: &str, mut args: Map<String, Value>) -> MetaOutcome {
     match name {
@@ -169,26 +181,17 @@ pub fn meta_call(set: &ToolSet, name: &str, mut args: Map<String, Value>) -> Met
                 .into_iter()
                 .map(|t| summary(t))
                 .collect();
-            let text = if hits.is_empty() {
+            let text = hits.is_empty().then(|| {
                 format!(
                     "No tool matches {query:?}. Try broader words such as requests, changes, assets, audit, users."
                 )
-            } else {
-                Value::Array(hits.clone()).to_string()
-            };
-            MetaOutcome::Done(ToolResult::ok_structured(
-                vec![text],
-                &json!({"tools": hits}),
-            ))
+            });
+            MetaOutcome::Done(tools_result(Value::Array(hits).to_string(), text))
         }
         GET_TOOL_SCHEMA => {
-            let names: Vec<String> = match args.get("tool_names") {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect(),
-                Some(Value::String(s)) => vec![s.clone()],
+            let names: Vec<&str> = match args.get("tool_names") {
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                Some(Value::String(s)) => vec![s.as_str()],
                 _ => Vec::new(),
             };
             if names.is_empty() || names.len() > 5 {
@@ -196,12 +199,16 @@ pub fn meta_call(set: &ToolSet, name: &str, mut args: Map<String, Value>) -> Met
                     "tool_names must list 1 to 5 tool names from search_tools",
                 ));
             }
-            let mut schemas = Vec::new();
-            for n in &names {
+            // The tools' `tools/list` entries, already serialised, joined into one array.
+            let mut schemas = String::from("[");
+            for (i, n) in names.iter().enumerate() {
                 match set.get(n) {
-                    Some(t) => schemas.push(
-                        serde_json::from_str::<Value>(t.listing.get()).unwrap_or(Value::Null),
-                    ),
+                    Some(t) => {
+                        if i > 0 {
+                            schemas.push(',');
+                        }
+                        schemas.push_str(t.listing.get());
+                    }
                     None => {
                         return MetaOutcome::Done(ToolResult::error(format!(
                             "Unknown tool {n:?} on this server; use search_tools to find available tools"
@@ -209,11 +216,8 @@ pub fn meta_call(set: &ToolSet, name: &str, mut args: Map<String, Value>) -> Met
                     }
                 }
             }
-            let text = Value::Array(schemas.clone()).to_string();
-            MetaOutcome::Done(ToolResult::ok_structured(
-                vec![text],
-                &json!({"tools": schemas}),
-            ))
+            schemas.push(']');
+            MetaOutcome::Done(tools_result(schemas, None))
         }
         _ => {
             let tool_name = args
@@ -275,6 +279,35 @@ mod tests {
         );
         assert!(search(&set, "zzqx", 10).is_empty());
         assert_eq!(search(&set, "", 4).len(), 4, "an empty query lists tools");
+    }
+
+    /// Answers joined from the cached listing entries are the bytes serde_json writes for
+    /// the parsed entries, for every tool of the catalog.
+    #[test]
+    fn schemas_are_the_listing_entries_as_serde_json_writes_them() {
+        let set = all();
+        for chunk in set.tools().chunks(5) {
+            let names: Vec<&str> = chunk.iter().map(|t| t.name()).collect();
+            let MetaOutcome::Done(r) = meta_call(
+                &set,
+                GET_TOOL_SCHEMA,
+                json!({"tool_names": names})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ) else {
+                panic!("not a call");
+            };
+            let parsed: Vec<Value> = chunk
+                .iter()
+                .map(|t| serde_json::from_str(t.listing.get()).expect("a listing entry"))
+                .collect();
+            assert_eq!(r.content, vec![Value::Array(parsed.clone()).to_string()]);
+            assert_eq!(
+                r.structured.as_deref().map(RawValue::get),
+                Some(json!({"tools": parsed}).to_string().as_str())
+            );
+        }
     }
 
     #[test]

@@ -110,6 +110,18 @@ impl Reply {
         }
     }
 
+    /// A 400 "invalid request" JSON-RPC error.
+    fn invalid_request(id: Option<&RawValue>, message: &str) -> Self {
+        Reply::error(
+            StatusCode::BAD_REQUEST,
+            id,
+            code::INVALID_REQUEST,
+            message,
+            None,
+            "invalid_request",
+        )
+    }
+
     /// A JSON-RPC error response.
     pub fn error(
         status: StatusCode,
@@ -153,17 +165,6 @@ pub fn error_body(id: Option<&RawValue>, code: i64, message: &str, data: Option<
     })
 }
 
-/// Serialises a JSON-RPC success response around an already-serialised result.
-fn result_body(id: &RawValue, result: &RawValue) -> Vec<u8> {
-    let mut out = Vec::with_capacity(result.get().len() + 48);
-    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    out.extend_from_slice(id.get().as_bytes());
-    out.extend_from_slice(br#","result":"#);
-    out.extend_from_slice(result.get().as_bytes());
-    out.push(b'}');
-    out
-}
-
 /// The parts of a JSON-RPC message this server reads. `id` and `params` stay raw until
 /// needed, so large arguments are parsed once.
 #[derive(Debug, serde::Deserialize)]
@@ -185,8 +186,8 @@ struct Message<'a> {
 /// Which revision a request is handled under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Era {
-    /// Initialize-based revisions; the value is the negotiated version.
-    Legacy(&'static str),
+    /// Initialize-based revisions, 2024-11-05 to 2025-11-25.
+    Legacy,
     /// 2026-07-28: per-request `_meta`, no handshake.
     Stateless,
 }
@@ -238,62 +239,30 @@ pub async fn handle<R: ToolRunner, G: CallGate>(req: Request<'_>, runner: &R, ga
         Err(reply) => return *reply,
     };
     if msg.id.is_some_and(|id| !is_valid_id(id)) {
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "id must be a string or a number",
-            None,
-            "invalid_request",
-        );
+        return Reply::invalid_request(None, "id must be a string or a number");
     }
     if msg.jsonrpc != Some("2.0") {
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            msg.id,
-            code::INVALID_REQUEST,
-            "jsonrpc must be \"2.0\"",
-            None,
-            "invalid_request",
-        );
+        return Reply::invalid_request(msg.id, "jsonrpc must be \"2.0\"");
     }
     let Some(method) = msg.method.as_deref() else {
         if msg.id.is_some() && (msg.result.is_some() || msg.error.is_some()) {
             if header_str(req.headers, HEADER_PROTOCOL_VERSION).as_deref()
                 == Some(STATELESS_VERSION)
             {
-                return Reply::error(
-                    StatusCode::BAD_REQUEST,
+                return Reply::invalid_request(
                     msg.id,
-                    code::INVALID_REQUEST,
                     "a stateless server does not accept JSON-RPC responses",
-                    None,
-                    "invalid_request",
                 );
             }
             return Reply::accepted();
         }
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            msg.id,
-            code::INVALID_REQUEST,
-            "a request needs a method",
-            None,
-            "invalid_request",
-        );
+        return Reply::invalid_request(msg.id, "a request needs a method");
     };
     let params = match msg.params.map(|p| serde_json::from_str::<Value>(p.get())) {
         None => Value::Object(Map::new()),
         Some(Ok(v @ Value::Object(_))) => v,
         Some(Ok(_)) => {
-            return Reply::error(
-                StatusCode::BAD_REQUEST,
-                msg.id,
-                code::INVALID_REQUEST,
-                "params must be an object",
-                None,
-                "invalid_request",
-            );
+            return Reply::invalid_request(msg.id, "params must be an object");
         }
         Some(Err(_)) => {
             return Reply::error(
@@ -363,13 +332,9 @@ fn is_valid_id(id: &RawValue) -> bool {
 fn parse(body: &[u8]) -> Result<Message<'_>, Box<Reply>> {
     let trimmed = body.trim_ascii_start();
     if trimmed.first() == Some(&b'[') {
-        return Err(Box::new(Reply::error(
-            StatusCode::BAD_REQUEST,
+        return Err(Box::new(Reply::invalid_request(
             None,
-            code::INVALID_REQUEST,
             "JSON-RPC batches are not supported; send one message per request",
-            None,
-            "invalid_request",
         )));
     }
     serde_json::from_slice::<Message<'_>>(body).map_err(|e| {
@@ -410,7 +375,7 @@ fn era(method: &str, params: &Value, headers: &HeaderMap) -> Result<Era, EraErro
         {
             return Err(unsupported(h));
         }
-        return Ok(Era::Legacy(DEFAULT_LEGACY_VERSION));
+        return Ok(Era::Legacy);
     }
     if let Some(v) = meta_version {
         if header_version.as_deref() == Some(STATELESS_VERSION) || v == STATELESS_VERSION {
@@ -429,8 +394,8 @@ fn era(method: &str, params: &Value, headers: &HeaderMap) -> Result<Era, EraErro
                 ));
             }
         }
-        if let Some(legacy) = LEGACY_VERSIONS.iter().find(|l| **l == v) {
-            return Ok(Era::Legacy(legacy));
+        if LEGACY_VERSIONS.contains(&v) {
+            return Ok(Era::Legacy);
         }
         if v != STATELESS_VERSION {
             return Err(unsupported(v));
@@ -445,12 +410,10 @@ fn era(method: &str, params: &Value, headers: &HeaderMap) -> Result<Era, EraErro
         return Ok(Era::Stateless);
     }
     match header_version.as_deref() {
-        None => Ok(Era::Legacy(DEFAULT_LEGACY_VERSION)),
-        Some(h) => match LEGACY_VERSIONS.iter().find(|v| **v == h) {
-            Some(v) => Ok(Era::Legacy(v)),
-            None if h == STATELESS_VERSION => Err(missing_meta(META_PROTOCOL_VERSION)),
-            None => Err(unsupported(h)),
-        },
+        None => Ok(Era::Legacy),
+        Some(h) if LEGACY_VERSIONS.contains(&h) => Ok(Era::Legacy),
+        Some(h) if h == STATELESS_VERSION => Err(missing_meta(META_PROTOCOL_VERSION)),
+        Some(h) => Err(unsupported(h)),
     }
 }
 
@@ -546,25 +509,61 @@ struct Ctx<'a, 'b> {
 }
 
 impl Ctx<'_, '_> {
-    /// Wraps a result object, adding what the stateless revision requires.
+    /// Writes a result object, adding what the stateless revision requires: `resultType`
+    /// and the server's `_meta`. Keys come out in the map's (sorted) order; `_meta` goes
+    /// first, where sorting puts it before the lowercase keys of every result here.
     fn ok(&self, mut result: Map<String, Value>, outcome: &'static str) -> Reply {
-        if self.era == Era::Stateless {
+        let stateless = self.era == Era::Stateless;
+        if stateless {
             result
                 .entry("resultType")
                 .or_insert_with(|| json!("complete"));
-            let meta = result.entry("_meta").or_insert_with(|| json!({}));
-            if let Value::Object(m) = meta {
-                m.insert(META_SERVER_INFO.into(), self.server_info());
+        }
+        debug_assert!(result.keys().all(|k| k.as_str() > "_meta"));
+        let mut out = self.head(512);
+        out.push(b'{');
+        if stateless {
+            self.push_meta(&mut out);
+        }
+        for (i, (key, value)) in result.iter().enumerate() {
+            if stateless || i > 0 {
+                out.push(b',');
+            }
+            push_json_str(&mut out, key);
+            out.push(b':');
+            if serde_json::to_writer(&mut out, value).is_err() {
+                return self.err(code::INTERNAL_ERROR, "could not serialise the result", None);
             }
         }
-        self.ok_raw(&Value::Object(result), outcome)
+        out.extend_from_slice(b"}}");
+        Reply::json(StatusCode::OK, out, outcome)
     }
 
-    fn ok_raw(&self, result: &Value, outcome: &'static str) -> Reply {
-        match serde_json::value::to_raw_value(result) {
-            Ok(raw) => Reply::json(StatusCode::OK, result_body(self.id, &raw), outcome),
-            Err(_) => self.err(code::INTERNAL_ERROR, "could not serialise the result", None),
-        }
+    /// A success response up to its result, `{"jsonrpc":"2.0","id":…,"result":`, with room
+    /// for `capacity` more bytes.
+    fn head(&self, capacity: usize) -> Vec<u8> {
+        const OPEN: &[u8] = br#"{"jsonrpc":"2.0","id":"#;
+        const RESULT: &[u8] = br#","result":"#;
+        let id = self.id.get().as_bytes();
+        let mut out = Vec::with_capacity(OPEN.len() + id.len() + RESULT.len() + capacity);
+        out.extend_from_slice(OPEN);
+        out.extend_from_slice(id);
+        out.extend_from_slice(RESULT);
+        out
+    }
+
+    /// Appends the stateless revision's `"_meta":{"io.modelcontextprotocol/serverInfo":…}`,
+    /// the same object as [`Ctx::server_info`].
+    fn push_meta(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#""_meta":{"#);
+        push_json_str(out, META_SERVER_INFO);
+        out.extend_from_slice(br#":{"name":"#);
+        push_json_str(out, self.req.identity.name);
+        out.extend_from_slice(br#","title":"#);
+        push_json_str(out, &self.req.view.display_name);
+        out.extend_from_slice(br#","version":"#);
+        push_json_str(out, self.req.identity.version);
+        out.extend_from_slice(b"}}");
     }
 
     fn err(&self, c: i64, message: &str, data: Option<Value>) -> Reply {
@@ -693,19 +692,12 @@ fn tools_list(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
         Exposure::Discovery => view.tools.discovery_listing(),
     };
     // The listing was serialised once for the tool set; only the envelope is written here.
-    let mut body = Vec::with_capacity(tools.get().len() + 320);
-    body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    body.extend_from_slice(ctx.id.get().as_bytes());
-    body.extend_from_slice(br#","result":{"tools":"#);
+    let mut body = ctx.head(tools.get().len() + 256);
+    body.extend_from_slice(br#"{"tools":"#);
     body.extend_from_slice(tools.get().as_bytes());
     if ctx.era == Era::Stateless {
-        body.extend_from_slice(
-            br#","resultType":"complete","ttlMs":0,"cacheScope":"private","_meta":{""#,
-        );
-        body.extend_from_slice(META_SERVER_INFO.as_bytes());
-        body.extend_from_slice(br#"":"#);
-        body.extend_from_slice(ctx.server_info().to_string().as_bytes());
-        body.push(b'}');
+        body.extend_from_slice(br#","resultType":"complete","ttlMs":0,"cacheScope":"private","#);
+        ctx.push_meta(&mut body);
     }
     body.extend_from_slice(b"}}");
     Reply::json(StatusCode::OK, body, "ok")
@@ -720,18 +712,15 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
     let Value::Object(mut params) = params else {
         return ctx.err(code::INVALID_PARAMS, "params must be an object", None);
     };
-    let Some(name) = params
-        .get("name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
+    let arguments = params.remove("arguments");
+    let Some(name) = params.get("name").and_then(Value::as_str) else {
         return ctx.err(
             code::INVALID_PARAMS,
             "params.name (the tool name) is required",
             None,
         );
     };
-    let args = match params.remove("arguments") {
+    let args = match arguments {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => {
@@ -744,25 +733,26 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
     };
     let client = client_name(ctx, &params);
     let view = ctx.req.view;
-    let (tool, args) = match view.exposure {
-        Exposure::All => match view.tools.get(&name) {
+    let (tool, mut args) = match view.exposure {
+        Exposure::All => match view.tools.get(name) {
             Some(t) => (t.clone(), args),
-            None => return unknown_tool(ctx, &name, false),
+            None => return unknown_tool(ctx, name, false),
         },
         Exposure::Discovery => {
-            if !discovery::is_meta_tool(&name) {
-                return unknown_tool(ctx, &name, true);
+            if !discovery::is_meta_tool(name) {
+                return unknown_tool(ctx, name, true);
             }
-            match discovery::meta_call(&view.tools, &name, args) {
+            match discovery::meta_call(&view.tools, name, args) {
                 discovery::MetaOutcome::Done(result) => {
-                    return finish_call(ctx, &name, client, local_outcome(result));
+                    return finish_call(ctx, name, client, local_outcome(result));
                 }
                 discovery::MetaOutcome::Call(tool, args) => (tool, args),
             }
         }
     };
-    let mut args = args;
     fill_default_workspace(&tool, &mut args, view);
+    // The schema validator reads a JSON value: the map is wrapped for it and unwrapped
+    // again at once.
     let args = Value::Object(args);
     if let Err(problems) = tool.validate_value(&args) {
         let text = format!(
@@ -774,6 +764,9 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
         out.class = OutcomeClass::InvalidArguments;
         return finish_call(ctx, tool.name(), client, out);
     }
+    let Value::Object(args) = args else {
+        unreachable!("the arguments were wrapped as an object just above");
+    };
     if let Err(wait) = gate.admit_call(view) {
         let text = format!(
             "Rate limited: this MCP server allows {} tool calls per minute. Wait {wait} seconds, then retry.",
@@ -792,13 +785,6 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
         reply.outcome = "rate_limited";
         return reply;
     }
-    let Value::Object(args) = args else {
-        return ctx.err(
-            code::INTERNAL_ERROR,
-            "arguments lost their object shape",
-            None,
-        );
-    };
     let outcome = runner.run(view, &tool, args).await;
     finish_call(ctx, tool.name(), client, outcome)
 }
@@ -833,14 +819,8 @@ fn local_outcome(result: ToolResult) -> CallOutcome {
 }
 
 fn finish_call(ctx: &Ctx<'_, '_>, tool: &str, client: Option<String>, out: CallOutcome) -> Reply {
-    let mut reply = match call_result_body(ctx, &out.result) {
-        Ok(body) => Reply::json(StatusCode::OK, body, out.class.label()),
-        Err(_) => ctx.err(
-            code::INTERNAL_ERROR,
-            "could not serialise the tool result",
-            None,
-        ),
-    };
+    let body = call_result_body(ctx, &out.result);
+    let mut reply = Reply::json(StatusCode::OK, body, out.class.label());
     if let Some(rl) = &out.rate_limit {
         for (name, value) in rl.headers() {
             if let Ok(v) = HeaderValue::from_str(&value) {
@@ -862,14 +842,12 @@ fn finish_call(ctx: &Ctx<'_, '_>, tool: &str, client: Option<String>, out: CallO
 /// A `tools/call` result as MCP wants it, written straight from the tool result: the
 /// upstream answer is the bulk of it, embedded once as escaped text and once verbatim as
 /// structured content, and never parsed or copied on the way.
-fn call_result_body(ctx: &Ctx<'_, '_>, result: &ToolResult) -> serde_json::Result<Vec<u8>> {
+fn call_result_body(ctx: &Ctx<'_, '_>, result: &ToolResult) -> Vec<u8> {
     let stateless = ctx.era == Era::Stateless;
     let text_len: usize = result.content.iter().map(|t| t.len() + 32).sum();
     let raw_len = result.structured.as_ref().map_or(0, |s| s.get().len());
-    let mut out = Vec::with_capacity(text_len + raw_len + 160);
-    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    out.extend_from_slice(ctx.id.get().as_bytes());
-    out.extend_from_slice(br#","result":{"content":["#);
+    let mut out = ctx.head(text_len + raw_len + 160);
+    out.extend_from_slice(br#"{"content":["#);
     for (i, text) in result.content.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -894,11 +872,11 @@ fn call_result_body(ctx: &Ctx<'_, '_>, result: &ToolResult) -> serde_json::Resul
         br#","isError":false"#
     });
     if stateless {
-        out.extend_from_slice(br#","resultType":"complete","_meta":"#);
-        serde_json::to_writer(&mut out, &json!({ META_SERVER_INFO: ctx.server_info() }))?;
+        out.extend_from_slice(br#","resultType":"complete","#);
+        ctx.push_meta(&mut out);
     }
     out.extend_from_slice(b"}}");
-    Ok(out)
+    out
 }
 
 /// Appends `s` as a JSON string literal. Eight bytes are checked at a time for a quote, a
@@ -1002,7 +980,83 @@ fn fill_default_workspace(tool: &Tool, args: &mut Map<String, Value>, view: &Ser
 
 #[cfg(test)]
 mod tests {
-    use super::push_json_str;
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::manifest::{self, Manifests};
+    use crate::resolve::{self, ResolveOptions};
+
+    /// A served view whose display name needs escaping.
+    fn view() -> Arc<ServerView> {
+        let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: key, namespace: t}\nstringData: {apiKey: test-api-key-0123456789}\n---\napiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {name: s, namespace: t}\nspec:\n  displayName: \"Ops \\\"desk\\\" \\u00e9\\t\\u2028\"\n  atomicwork:\n    baseUrl: https://t.atomicwork.com\n    apiKeySecretRef: {name: key}\n  methods: [read]\n";
+        let mut m = Manifests::default();
+        manifest::parse_into(text, "t.yaml", &mut m);
+        let server = m.servers.first().expect("a server");
+        let catalog = Catalog::builtin().expect("catalog");
+        let view = resolve::resolve(
+            server,
+            &m,
+            &catalog,
+            jiff::Timestamp::now(),
+            &ResolveOptions::default(),
+        )
+        .view
+        .expect("resolves");
+        Arc::new(view)
+    }
+
+    /// Results and `_meta` written by hand are the bytes serde_json writes for the same
+    /// objects: a response envelope around the sorted result map.
+    #[test]
+    fn results_are_written_as_serde_json_writes_them() {
+        let view = view();
+        assert!(view.display_name.contains('"'), "{}", view.display_name);
+        let headers = HeaderMap::new();
+        let identity = ServerIdentity::default();
+        let req = Request {
+            view: &view,
+            headers: &headers,
+            body: b"",
+            identity: &identity,
+        };
+        let id = RawValue::from_string("\"a-1\"".into()).expect("id");
+        for era in [Era::Legacy, Era::Stateless] {
+            let ctx = Ctx {
+                req: &req,
+                era,
+                id: &id,
+            };
+            let mut result = Map::new();
+            result.insert("supportedVersions".into(), json!(["x"]));
+            result.insert("instructions".into(), json!(ctx.instructions()));
+            result.insert("ttlMs".into(), json!(0));
+            let mut expected = result.clone();
+            if era == Era::Stateless {
+                expected.insert("resultType".into(), json!("complete"));
+                expected.insert(
+                    "_meta".into(),
+                    json!({ META_SERVER_INFO: ctx.server_info() }),
+                );
+            }
+            let expected = format!(
+                r#"{{"jsonrpc":"2.0","id":"a-1","result":{}}}"#,
+                Value::Object(expected)
+            );
+            let body = ctx.ok(result, "ok").body.expect("a body");
+            assert_eq!(std::str::from_utf8(&body), Ok(expected.as_str()), "{era:?}");
+
+            let meta = format!(
+                r#","_meta":{}}}}}"#,
+                json!({ META_SERVER_INFO: ctx.server_info() })
+            );
+            let listed = tools_list(&ctx, &json!({})).body.expect("a body");
+            let called = call_result_body(&ctx, &ToolResult::error("no"));
+            for written in [&listed[..], &called[..]] {
+                let written = std::str::from_utf8(written).expect("UTF-8");
+                assert!(written.starts_with(r#"{"jsonrpc":"2.0","id":"a-1","result":{"#));
+                assert_eq!(written.ends_with(&meta), era == Era::Stateless, "{written}");
+            }
+        }
+    }
 
     fn escaped(s: &str) -> String {
         let mut out = Vec::new();

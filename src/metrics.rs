@@ -1,5 +1,7 @@
 //! Prometheus metrics of the data plane and controller, in one explicit registry.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -7,17 +9,31 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// The content type of [`Metrics::encode`] and [`ControllerMetrics::encode`].
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The registry in the text exposition format; empty if it cannot be written.
+fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub server: String,
-    pub outcome: String,
+    /// `None` (written as an empty value) when the token matched no server.
+    pub server: Option<Arc<str>>,
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
-    pub server: String,
+    pub server: Arc<str>,
     pub tool: String,
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,22 +100,19 @@ impl Metrics {
         }
     }
 
-    pub fn request(&self, server: &str, outcome: &str) {
+    /// Counts one request; `server` is `None` when the token matched no server.
+    pub fn request(&self, server: Option<&Arc<str>>, outcome: &'static str) {
         self.requests
             .get_or_create(&RequestLabels {
-                server: server.to_string(),
-                outcome: outcome.to_string(),
+                server: server.cloned(),
+                outcome,
             })
             .inc();
     }
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        encode(&self.registry)
     }
 }
 
@@ -188,10 +201,6 @@ impl ControllerMetrics {
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        encode(&self.registry)
     }
 }

@@ -56,6 +56,8 @@ pub struct RateLimitSettings {
 #[derive(Debug)]
 pub struct ServerView {
     pub id: ServerId,
+    /// `id` as `namespace/name`, written once for metric labels and logs.
+    pub id_label: Arc<str>,
     pub display_name: String,
     pub tools: Arc<ToolSet>,
     pub exposure: Exposure,
@@ -172,11 +174,8 @@ impl Registry {
 
     /// The server a presented URL token belongs to.
     pub fn lookup(&self, token: &str) -> Option<Arc<ServerView>> {
-        self.lookup_hash(&TokenHash::of(token))
-    }
-
-    pub fn lookup_hash(&self, hash: &TokenHash) -> Option<Arc<ServerView>> {
-        self.snapshot.load().by_token.get(hash).cloned()
+        let hash = TokenHash::of(token);
+        self.snapshot.load().by_token.get(&hash).cloned()
     }
 
     pub fn len(&self) -> usize {

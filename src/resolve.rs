@@ -191,6 +191,7 @@ fn build_view(
     }
     Ok(ServerView {
         id: id.clone(),
+        id_label: id.to_string().into(),
         display_name: server.display_name(),
         tools: tools.clone(),
         exposure: match spec.tool_exposure {

@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::metrics::ControllerMetrics;
+use crate::metrics::{ControllerMetrics, OPENMETRICS_CONTENT_TYPE};
 
 /// Shared state of the admin port.
 #[derive(Debug, Default)]
@@ -65,10 +65,7 @@ async fn readyz(State(h): State<Arc<Health>>) -> Response {
 
 async fn metrics(State(h): State<Arc<Health>>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
         h.metrics.encode(),
     )
         .into_response()
