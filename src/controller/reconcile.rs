@@ -16,9 +16,7 @@ use crate::catalog::Catalog;
 use crate::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef};
 use crate::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
 use crate::secret::Secret;
-use crate::token::{
-    self, TOKEN_SECRET_SUFFIX, TokenAction, TokenRecord, token_secret_name, usable_token,
-};
+use crate::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name, usable_token};
 
 use super::Error;
 
@@ -181,18 +179,8 @@ fn next_token(
     now: Timestamp,
     mint: &dyn Fn() -> Result<Secret, getrandom::Error>,
 ) -> Result<Option<TokenRecord>, Error> {
-    let rotation = server.rotation();
     let expired = res.expires_at.is_some_and(|at| now >= at);
-    Ok(match token::decide(existing, rotation, expired) {
-        TokenAction::Keep => existing.cloned(),
-        TokenAction::Mint if res.view.is_ok() => Some(TokenRecord {
-            token: mint().map_err(Error::Random)?,
-            rotation: rotation.map(str::to_string),
-        }),
-        // Rotation waits until the server can be served again.
-        TokenAction::Mint => existing.cloned(),
-        TokenAction::Revoke | TokenAction::None => None,
-    })
+    token::next(existing, server.rotation(), expired, res.view.is_ok(), mint).map_err(Error::Random)
 }
 
 /// What the status is computed from.
