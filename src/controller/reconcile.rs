@@ -13,7 +13,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time
 use kube::Resource;
 
 use crate::catalog::Catalog;
-use crate::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef};
+use crate::crd::{
+    AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef, rotation_of,
+};
 use crate::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
 use crate::secret::Secret;
 use crate::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name, usable_token};
@@ -249,9 +251,13 @@ pub fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> boo
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-/// The usable token in a token Secret, if any.
-pub fn token_of(secret: &K8sSecret) -> Option<Secret> {
-    usable_token(&secret.data.as_ref()?.get("token")?.0)
+/// The usable token in a token Secret, if any, with the rotate-token value it was minted
+/// under.
+pub fn record_of(secret: &K8sSecret) -> Option<TokenRecord> {
+    Some(TokenRecord {
+        token: usable_token(&secret.data.as_ref()?.get("token")?.0)?,
+        rotation: rotation_of(&secret.metadata).map(str::to_string),
+    })
 }
 
 fn judge(server: &AtomicworkMcpServer, secret: Option<&K8sSecret>) -> Stored {
@@ -259,17 +265,7 @@ fn judge(server: &AtomicworkMcpServer, secret: Option<&K8sSecret>) -> Stored {
         return Stored::Absent;
     };
     if is_controlled_by(secret, server) {
-        return Stored::Ours(token_of(secret).map(|token| {
-            TokenRecord {
-                token,
-                rotation: secret
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(ROTATE_ANNOTATION))
-                    .cloned(),
-            }
-        }));
+        return Stored::Ours(record_of(secret));
     }
     let managed = secret
         .metadata
@@ -343,13 +339,6 @@ fn secret_matches(have: &K8sSecret, want: &K8sSecret) -> bool {
             .flatten()
             .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
     };
-    let rotation = |s: &K8sSecret| {
-        s.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ROTATE_ANNOTATION))
-            .cloned()
-    };
     let owners_ok = want.metadata.owner_references.iter().flatten().all(|w| {
         have.metadata
             .owner_references
@@ -360,7 +349,7 @@ fn secret_matches(have: &K8sSecret, want: &K8sSecret) -> bool {
     have.data == want.data
         && have.type_ == want.type_
         && subset(&want.metadata.labels, &have.metadata.labels)
-        && rotation(have) == rotation(want)
+        && rotation_of(&have.metadata) == rotation_of(&want.metadata)
         && owners_ok
 }
 
