@@ -235,6 +235,13 @@ pub struct AtomicworkMcpServerStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl AtomicworkMcpServerStatus {
+    /// The condition of this type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
 fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "description": "Ready, CredentialsResolved and Expired, plus Reconciling and Stalled for kstatus (Flux, kstatus-based tools).",

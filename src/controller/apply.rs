@@ -187,11 +187,7 @@ fn log_changes(ns: &str, name: &str, desired: &Desired) {
     if token == "kept" && !desired.status_changed {
         return;
     }
-    let ready = desired
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready");
+    let ready = desired.status.condition("Ready");
     tracing::info!(
         server = %format!("{ns}/{name}"),
         token_secret = token,

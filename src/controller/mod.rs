@@ -282,9 +282,8 @@ async fn reconcile_once(
     }
     let ready = desired
         .status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
+        .condition("Ready")
+        .is_some_and(|c| c.status == "True");
     apply::apply(ctx, server, &observed, &desired).await?;
     let outcome = if ready { "ready" } else { "not_ready" };
     Ok((outcome, Action::requeue(desired.requeue)))

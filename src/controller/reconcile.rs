@@ -163,7 +163,7 @@ pub fn desired(
         server.rotation(),
         &secret_name,
     );
-    events.extend(ready_event(&previous.conditions, &status.conditions));
+    events.extend(ready_event(&previous, &status));
     Ok(Desired {
         token,
         status_changed: status != previous,
@@ -572,9 +572,12 @@ fn token_events(
 }
 
 /// An Event when Ready changes status or reason.
-fn ready_event(previous: &[Condition], current: &[Condition]) -> Option<Notice> {
-    let now = current.iter().find(|c| c.type_ == "Ready")?;
-    let before = previous.iter().find(|c| c.type_ == "Ready");
+fn ready_event(
+    previous: &AtomicworkMcpServerStatus,
+    current: &AtomicworkMcpServerStatus,
+) -> Option<Notice> {
+    let now = current.condition("Ready")?;
+    let before = previous.condition("Ready");
     if before.is_some_and(|b| b.status == now.status && b.reason == now.reason) {
         return None;
     }

@@ -501,12 +501,7 @@ fn transition_times_change_only_with_the_status() {
     }
     let server = server.with_status_of(&status).suspended();
     let next = decide(&server, &[api_secret()], Some(&token)).status;
-    let time_of = |t: &str| {
-        next.conditions
-            .iter()
-            .find(|c| c.type_ == t)
-            .map(|c| c.last_transition_time.0)
-    };
+    let time_of = |t: &str| next.condition(t).map(|c| c.last_transition_time.0);
     assert_ne!(time_of("Ready"), Some(old), "Ready went from True to False");
     assert_eq!(time_of("CredentialsResolved"), Some(old));
     assert_eq!(time_of("Expired"), Some(old));
@@ -547,12 +542,7 @@ fn an_expiry_under_a_minute_after_creation_is_invalid() {
         s.spec.expires_at = Some((created + jiff::SignedDuration::from_secs(30)).to_string());
     });
     let d = decide(&server, &[api_secret()], None);
-    let ready = d
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready");
+    let ready = d.status.condition("Ready").expect("Ready");
     assert_eq!(ready.reason, "InvalidSpec");
     assert_eq!(d.token, TokenPlan::Unchanged);
 }
@@ -572,12 +562,7 @@ fn a_redacted_status_keeps_the_url_in_the_secret_only() {
         .and_then(|d| d.get("url"))
         .expect("url key");
     assert!(String::from_utf8_lossy(&url.0).starts_with(PUBLIC_URL));
-    let ready = d
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready");
+    let ready = d.status.condition("Ready").expect("Ready");
     assert!(ready.message.contains("key url"));
 }
 
@@ -587,12 +572,7 @@ fn a_foreign_secret_of_the_token_name_is_never_touched() {
     let foreign = secret("change-ops-mcp-token", &[("token", "someone-elses")]);
     let d = decide(&server, &[api_secret()], Some(&foreign));
     assert_eq!(d.token, TokenPlan::Unchanged);
-    let ready = d
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready");
+    let ready = d.status.condition("Ready").expect("Ready");
     assert_eq!(ready.reason, "TokenSecretConflict");
     assert_eq!(d.status.url, None);
 }
