@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
-use crate::crd::{AtomicworkMcpServer, GROUP, ROTATE_ANNOTATION};
+use crate::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
 use crate::registry::{Registry, ServerView};
 use crate::resolve::{self, ResolveOptions, SecretData, SecretLookup};
 use crate::secret::TokenHash;
@@ -27,13 +27,9 @@ use super::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
 use crate::resolve::secret_data;
 use crate::token::token_secret_name;
 
-/// The calls the feed makes: watches only.
-pub const API_CALLS: &[ApiCall] = &[
-    (GROUP, "atomicworkmcpservers", "list"),
-    (GROUP, "atomicworkmcpservers", "watch"),
-    ("", "secrets", "list"),
-    ("", "secrets", "watch"),
-];
+/// The calls the feed makes: watches only, the same servers and Secrets the controller
+/// watches.
+pub const API_CALLS: &[ApiCall] = super::API_CALLS;
 
 /// How long changes are gathered before the registry is rebuilt once for all of them.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
