@@ -22,13 +22,13 @@ use crate::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name, us
 
 use super::Error;
 
-/// `app.kubernetes.io/managed-by` value on every object the controller writes.
-pub const MANAGED_BY: &str = "atomicwork-mcp-operator";
+/// `app.kubernetes.io/managed-by` value on every object the controller writes: the
+/// operator's name, as in its field manager.
+pub const MANAGED_BY: &str = super::FIELD_MANAGER;
 /// `app.kubernetes.io/part-of` value on every object the controller writes.
 pub const PART_OF: &str = "atomicwork-mcp";
 /// Label naming the server a token Secret belongs to.
 pub const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
-/// Suffix of the token Secret's name.
 /// Look again this often even when nothing changes, for eventual consistency.
 pub const RESYNC: Duration = Duration::from_secs(15 * 60);
 
@@ -115,6 +115,8 @@ pub fn desired(
         .as_deref()
         .ok_or(Error::Incomplete("metadata.name"))?;
     let res = resolve::resolve(server, observed.secrets, catalog, now, &settings.resolve);
+    let expired = res.expires_at.is_some_and(|at| now >= at);
+    let rotation = server.rotation();
     let secret_name = token_secret_name(name);
     let stored = judge(server, observed.token_secret);
     let blocker = match &stored {
@@ -128,7 +130,8 @@ pub fn desired(
     };
     let record = match blocker {
         Some(_) => None,
-        None => next_token(server, existing.as_ref(), &res, now, mint)?,
+        None => token::next(existing.as_ref(), rotation, expired, res.view.is_ok(), mint)
+            .map_err(Error::Random)?,
     };
     let url = record
         .as_ref()
@@ -151,7 +154,7 @@ pub fn desired(
         url: url.as_deref(),
         has_token: record.is_some() && blocker.is_none(),
         secret_name: &secret_name,
-        expired: res.expires_at.is_some_and(|at| now >= at),
+        expired,
     };
     let status = status_of(server, &facts, settings, now);
     let previous = server.status.clone().unwrap_or_default();
@@ -160,7 +163,7 @@ pub fn desired(
         record.as_ref(),
         &token,
         res.expires_at,
-        server.rotation(),
+        rotation,
         &secret_name,
     );
     events.extend(ready_event(&previous, &status));
@@ -171,18 +174,6 @@ pub fn desired(
         events,
         requeue: requeue(res.expires_at, now),
     })
-}
-
-/// The token the server should have: kept, minted, or none (revoked at expiry).
-fn next_token(
-    server: &AtomicworkMcpServer,
-    existing: Option<&TokenRecord>,
-    res: &Resolution,
-    now: Timestamp,
-    mint: &dyn Fn() -> Result<Secret, getrandom::Error>,
-) -> Result<Option<TokenRecord>, Error> {
-    let expired = res.expires_at.is_some_and(|at| now >= at);
-    token::next(existing, server.rotation(), expired, res.view.is_ok(), mint).map_err(Error::Random)
 }
 
 /// What the status is computed from.
@@ -571,6 +562,18 @@ fn token_events(
     }
 }
 
+/// Every reason the Ready condition gives; its Event carries the same reason.
+const READY_REASONS: [&str; 8] = [
+    "Serving",
+    "Suspended",
+    "NoToolsMatched",
+    "SecretNotFound",
+    "SecretKeyMissing",
+    "InvalidSpec",
+    "Expired",
+    "TokenSecretConflict",
+];
+
 /// An Event when Ready changes status or reason.
 fn ready_event(
     previous: &AtomicworkMcpServerStatus,
@@ -581,17 +584,10 @@ fn ready_event(
     if before.is_some_and(|b| b.status == now.status && b.reason == now.reason) {
         return None;
     }
-    let reason = match now.reason.as_str() {
-        "Serving" => "Serving",
-        "Suspended" => "Suspended",
-        "NoToolsMatched" => "NoToolsMatched",
-        "SecretNotFound" => "SecretNotFound",
-        "SecretKeyMissing" => "SecretKeyMissing",
-        "InvalidSpec" => "InvalidSpec",
-        "Expired" => "Expired",
-        "TokenSecretConflict" => "TokenSecretConflict",
-        _ => "NotReady",
-    };
+    let reason = READY_REASONS
+        .into_iter()
+        .find(|r| *r == now.reason)
+        .unwrap_or("NotReady");
     Some(Notice {
         warning: !matches!(reason, "Serving" | "Suspended" | "Expired"),
         reason,
