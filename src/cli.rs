@@ -313,7 +313,9 @@ fn cluster_command(
     log.init();
     let catalog = std::sync::Arc::new(catalog.load()?);
     let scope = crate::controller::Scope::from_list(cluster.namespaces.clone());
-    let controller_opts = controller.map(controller_options).transpose()?;
+    let controller_opts = controller
+        .map(|flags| controller_options(flags, &scope))
+        .transpose()?;
     let dataplane_opts = dataplane
         .map(|(flags, public_url)| dataplane_options(flags, public_url, &scope))
         .transpose()?;
@@ -324,10 +326,9 @@ fn cluster_command(
         let stop = tokio_util::sync::CancellationToken::new();
         runtime::cancel_on_signal(stop.clone());
         let run_controller = async {
-            let Some((mut opts, listen)) = controller_opts else {
+            let Some((opts, listen)) = controller_opts else {
                 return Ok(());
             };
-            opts.scope = scope.clone();
             let admin = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -378,6 +379,7 @@ fn check_public_url(url: &str) -> anyhow::Result<String> {
 
 fn controller_options(
     flags: &ControllerFlags,
+    scope: &crate::controller::Scope,
 ) -> anyhow::Result<(
     crate::controller::runtime::ControllerOptions,
     std::net::SocketAddr,
@@ -391,7 +393,7 @@ fn controller_options(
         crate::controller::lease::LeaseSettings::new(&flags.lease_namespace, &flags.lease_name);
     let opts = crate::controller::runtime::ControllerOptions {
         settings,
-        scope: crate::controller::Scope::All,
+        scope: scope.clone(),
         lease: Some(lease),
     };
     Ok((opts, flags.metrics_listen))
@@ -506,7 +508,8 @@ mod tests {
         assert_eq!(run.controller.metrics_listen.to_string(), "0.0.0.0:9090");
         assert_eq!(run.controller.lease_name, "atomicwork-mcp-controller");
         assert!(!run.controller.redact_status_url);
-        let (opts, _) = controller_options(&run.controller).expect("options");
+        let (opts, _) =
+            controller_options(&run.controller, &crate::controller::Scope::All).expect("options");
         assert_eq!(opts.settings.public_url, "https://mcp.example.com");
 
         let Command::Dataplane(dp) = parse(&[
@@ -534,7 +537,7 @@ mod tests {
         else {
             panic!("controller")
         };
-        assert!(controller_options(&c.controller).is_err());
+        assert!(controller_options(&c.controller, &crate::controller::Scope::All).is_err());
         let Command::Controller(c) = parse(&[
             "controller",
             "--public-url",
@@ -543,7 +546,8 @@ mod tests {
         ]) else {
             panic!("controller")
         };
-        let (opts, _) = controller_options(&c.controller).expect("options");
+        let (opts, _) =
+            controller_options(&c.controller, &crate::controller::Scope::All).expect("options");
         assert_eq!(opts.settings.public_url, "https://mcp.example.com");
         assert!(opts.settings.redact_status_url);
     }

@@ -3,7 +3,7 @@
 //! Doc comments on fields become the CRD's field descriptions (`kubectl explain awmcp.spec`),
 //! so they are written for the person writing a manifest.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -235,6 +235,13 @@ pub struct AtomicworkMcpServerStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl AtomicworkMcpServerStatus {
+    /// The condition of this type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
 fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "description": "Ready, CredentialsResolved and Expired, plus Reconciling and Stalled for kstatus (Flux, kstatus-based tools).",
@@ -256,14 +263,19 @@ fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+/// The value of the rotate-token annotation on an object, if set: on a server the value
+/// asked for, on its token Secret the value the token was minted under.
+pub fn rotation_of(meta: &ObjectMeta) -> Option<&str> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(ROTATE_ANNOTATION))
+        .map(String::as_str)
+}
+
 impl AtomicworkMcpServer {
     /// The value of the rotate-token annotation, if set.
     pub fn rotation(&self) -> Option<&str> {
-        self.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ROTATE_ANNOTATION))
-            .map(String::as_str)
+        rotation_of(&self.metadata)
     }
 
     /// The display name shown to clients.

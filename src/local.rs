@@ -18,7 +18,7 @@ use crate::manifest::{self, Manifests};
 use crate::registry::{Registry, ServerId, ServerView};
 use crate::resolve::{self, Problem, ResolveOptions};
 use crate::secret::{Secret, TokenHash};
-use crate::token::{self, TokenAction, TokenRecord};
+use crate::token::{self, TokenRecord};
 use crate::upstream::{Upstream, UpstreamOptions};
 
 /// Settings of `atomicwork-mcp local`.
@@ -178,17 +178,16 @@ impl Loader {
         for server in &m.servers {
             let res = resolve::resolve(server, &m, &self.catalog, now, &self.resolve);
             seen.push(res.id.to_string());
-            let rotation = server.rotation();
             let expired = matches!(res.view, Err(Problem::Expired(_)));
             let existing = self.token_for(&res.id, &m);
-            let record = match token::decide(existing.as_ref(), rotation, expired) {
-                TokenAction::Keep => existing,
-                TokenAction::Mint if res.view.is_ok() => {
-                    Some(token::mint(rotation).context("reading the OS random number generator")?)
-                }
-                TokenAction::Mint => existing,
-                TokenAction::Revoke | TokenAction::None => None,
-            };
+            let record = token::next(
+                existing.as_ref(),
+                server.rotation(),
+                expired,
+                res.view.is_ok(),
+                crate::secret::mint_token,
+            )
+            .context("reading the OS random number generator")?;
             self.store.set(&res.id, record.as_ref());
             let outcome = match (res.view, &record) {
                 (Ok(view), Some(r)) => {

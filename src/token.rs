@@ -1,7 +1,7 @@
 //! URL-token lifecycle, shared by the controller and local mode: a token lives until it is
 //! rotated (the rotate annotation changes) or revoked (the server expires).
 
-use crate::secret::{Secret, mint_token};
+use crate::secret::Secret;
 
 /// Suffix of the Secret that holds a server's token: `<name>-mcp-token`.
 pub const TOKEN_SECRET_SUFFIX: &str = "-mcp-token";
@@ -54,11 +54,25 @@ pub fn decide(
     }
 }
 
-/// A new record for the given rotate-annotation value.
-pub fn mint(rotation: Option<&str>) -> Result<TokenRecord, getrandom::Error> {
-    Ok(TokenRecord {
-        token: mint_token()?,
-        rotation: rotation.map(str::to_string),
+/// The record a server should have after [`decide`]: the stored one kept, a new one from
+/// `mint` for the current rotate-annotation value, or none (revoked at expiry). A new
+/// token is minted only for a server that can be served (`servable`); until then a
+/// rotation waits and the stored token is kept.
+pub fn next(
+    existing: Option<&TokenRecord>,
+    rotation: Option<&str>,
+    expired: bool,
+    servable: bool,
+    mint: impl FnOnce() -> Result<Secret, getrandom::Error>,
+) -> Result<Option<TokenRecord>, getrandom::Error> {
+    Ok(match decide(existing, rotation, expired) {
+        TokenAction::Keep => existing.cloned(),
+        TokenAction::Mint if servable => Some(TokenRecord {
+            token: mint()?,
+            rotation: rotation.map(str::to_string),
+        }),
+        TokenAction::Mint => existing.cloned(),
+        TokenAction::Revoke | TokenAction::None => None,
     })
 }
 

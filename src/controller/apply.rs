@@ -48,8 +48,8 @@ impl Fetched {
     }
 }
 
-/// Reads the Secrets the server names and its token Secret.
-pub async fn dereference(client: &Client, server: &AtomicworkMcpServer) -> Result<Fetched, Error> {
+/// The server's namespace and name; a server read from the API server has both.
+fn namespace_and_name(server: &AtomicworkMcpServer) -> Result<(&str, &str), Error> {
     let ns = server
         .metadata
         .namespace
@@ -60,6 +60,12 @@ pub async fn dereference(client: &Client, server: &AtomicworkMcpServer) -> Resul
         .name
         .as_deref()
         .ok_or(Error::Incomplete("metadata.name"))?;
+    Ok((ns, name))
+}
+
+/// Reads the Secrets the server names and its token Secret.
+pub async fn dereference(client: &Client, server: &AtomicworkMcpServer) -> Result<Fetched, Error> {
+    let (ns, name) = namespace_and_name(server)?;
     let api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
     let mut fetched = Fetched::default();
     for secret in referenced(server) {
@@ -122,16 +128,7 @@ pub async fn apply(
     observed: &Fetched,
     desired: &Desired,
 ) -> Result<(), Error> {
-    let ns = server
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or(Error::Incomplete("metadata.namespace"))?;
-    let name = server
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::Incomplete("metadata.name"))?;
+    let (ns, name) = namespace_and_name(server)?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let secrets: Api<K8sSecret> = Api::namespaced(ctx.client.clone(), ns);
     match &desired.token {
@@ -187,11 +184,7 @@ fn log_changes(ns: &str, name: &str, desired: &Desired) {
     if token == "kept" && !desired.status_changed {
         return;
     }
-    let ready = desired
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready");
+    let ready = desired.status.condition("Ready");
     tracing::info!(
         server = %format!("{ns}/{name}"),
         token_secret = token,

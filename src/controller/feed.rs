@@ -17,23 +17,19 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
-use crate::crd::{AtomicworkMcpServer, GROUP, ROTATE_ANNOTATION};
+use crate::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
 use crate::registry::{Registry, ServerView};
 use crate::resolve::{self, ResolveOptions, SecretData, SecretLookup};
 use crate::secret::TokenHash;
 
-use super::reconcile::{is_controlled_by, token_of};
+use super::reconcile::{is_controlled_by, record_of};
 use super::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
 use crate::resolve::secret_data;
 use crate::token::token_secret_name;
 
-/// The calls the feed makes: watches only.
-pub const API_CALLS: &[ApiCall] = &[
-    (GROUP, "atomicworkmcpservers", "list"),
-    (GROUP, "atomicworkmcpservers", "watch"),
-    ("", "secrets", "list"),
-    ("", "secrets", "watch"),
-];
+/// The calls the feed makes: watches only, the same servers and Secrets the controller
+/// watches.
+pub const API_CALLS: &[ApiCall] = super::API_CALLS;
 
 /// How long changes are gathered before the registry is rebuilt once for all of them.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -87,16 +83,8 @@ fn current_token(server: &AtomicworkMcpServer, secrets: SecretSource<'_>) -> Opt
     if !is_controlled_by(&secret, server) {
         return None;
     }
-    let minted_for = secret
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ROTATE_ANNOTATION))
-        .map(String::as_str);
-    if minted_for != server.rotation() {
-        return None;
-    }
-    token_of(&secret).map(|t| t.digest())
+    let record = record_of(&secret)?;
+    (record.rotation.as_deref() == server.rotation()).then(|| record.token.digest())
 }
 
 /// The watched state: one store per watched namespace (one in all for `All`).

@@ -22,7 +22,7 @@ use crate::crd::{
 };
 use crate::metrics::ControllerMetrics;
 
-use super::{Context, Settings};
+use super::{Context, Scope, Settings};
 
 pub const NS: &str = "it-ops";
 pub const PUBLIC_URL: &str = "https://mcp.example.com";
@@ -199,13 +199,22 @@ pub fn context() -> (Arc<Context>, ApiServer) {
 pub fn context_with(settings: Settings) -> (Arc<Context>, ApiServer) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
-    let ctx = Context::new(
+    (context_on(client, settings), ApiServer(handle))
+}
+
+/// A context on `client` with the built-in catalog and fresh metrics.
+pub fn context_on(client: Client, settings: Settings) -> Arc<Context> {
+    Arc::new(Context::new(
         client,
         catalog(),
         settings,
         Arc::new(ControllerMetrics::new()),
-    );
-    (Arc::new(ctx), ApiServer(handle))
+    ))
+}
+
+/// The test namespace, as the only watched one.
+pub fn scope() -> Scope {
+    Scope::Namespaces(vec![NS.into()])
 }
 
 /// One request as the mocked API server saw it.

@@ -282,9 +282,8 @@ async fn reconcile_once(
     }
     let ready = desired
         .status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
+        .condition("Ready")
+        .is_some_and(|c| c.status == "True");
     apply::apply(ctx, server, &observed, &desired).await?;
     let outcome = if ready { "ready" } else { "not_ready" };
     Ok((outcome, Action::requeue(desired.requeue)))
@@ -292,10 +291,11 @@ async fn reconcile_once(
 
 /// Retries a failed server with exponential backoff: 2 s, 4 s, 8 s … up to 5 minutes.
 pub fn error_policy(server: Arc<AtomicworkMcpServer>, error: &Error, ctx: Arc<Context>) -> Action {
-    let failures = ctx.record_failure(key(&server));
+    let key = key(&server);
+    let failures = ctx.record_failure(key.clone());
     let delay = backoff(failures);
     tracing::warn!(
-        server = %format!("{}/{}", key(&server).0, key(&server).1),
+        server = %format!("{}/{}", key.0, key.1),
         error = %error,
         failures,
         retry_in_s = delay.as_secs(),

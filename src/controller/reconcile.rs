@@ -13,22 +13,22 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time
 use kube::Resource;
 
 use crate::catalog::Catalog;
-use crate::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef};
+use crate::crd::{
+    AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef, rotation_of,
+};
 use crate::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
 use crate::secret::Secret;
-use crate::token::{
-    self, TOKEN_SECRET_SUFFIX, TokenAction, TokenRecord, token_secret_name, usable_token,
-};
+use crate::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name, usable_token};
 
 use super::Error;
 
-/// `app.kubernetes.io/managed-by` value on every object the controller writes.
-pub const MANAGED_BY: &str = "atomicwork-mcp-operator";
+/// `app.kubernetes.io/managed-by` value on every object the controller writes: the
+/// operator's name, as in its field manager.
+pub const MANAGED_BY: &str = super::FIELD_MANAGER;
 /// `app.kubernetes.io/part-of` value on every object the controller writes.
 pub const PART_OF: &str = "atomicwork-mcp";
 /// Label naming the server a token Secret belongs to.
 pub const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
-/// Suffix of the token Secret's name.
 /// Look again this often even when nothing changes, for eventual consistency.
 pub const RESYNC: Duration = Duration::from_secs(15 * 60);
 
@@ -115,6 +115,8 @@ pub fn desired(
         .as_deref()
         .ok_or(Error::Incomplete("metadata.name"))?;
     let res = resolve::resolve(server, observed.secrets, catalog, now, &settings.resolve);
+    let expired = res.expires_at.is_some_and(|at| now >= at);
+    let rotation = server.rotation();
     let secret_name = token_secret_name(name);
     let stored = judge(server, observed.token_secret);
     let blocker = match &stored {
@@ -128,7 +130,8 @@ pub fn desired(
     };
     let record = match blocker {
         Some(_) => None,
-        None => next_token(server, existing.as_ref(), &res, now, mint)?,
+        None => token::next(existing.as_ref(), rotation, expired, res.view.is_ok(), mint)
+            .map_err(Error::Random)?,
     };
     let url = record
         .as_ref()
@@ -151,7 +154,7 @@ pub fn desired(
         url: url.as_deref(),
         has_token: record.is_some() && blocker.is_none(),
         secret_name: &secret_name,
-        expired: res.expires_at.is_some_and(|at| now >= at),
+        expired,
     };
     let status = status_of(server, &facts, settings, now);
     let previous = server.status.clone().unwrap_or_default();
@@ -160,38 +163,16 @@ pub fn desired(
         record.as_ref(),
         &token,
         res.expires_at,
-        server.rotation(),
+        rotation,
         &secret_name,
     );
-    events.extend(ready_event(&previous.conditions, &status.conditions));
+    events.extend(ready_event(&previous, &status));
     Ok(Desired {
         token,
         status_changed: status != previous,
         status,
         events,
         requeue: requeue(res.expires_at, now),
-    })
-}
-
-/// The token the server should have: kept, minted, or none (revoked at expiry).
-fn next_token(
-    server: &AtomicworkMcpServer,
-    existing: Option<&TokenRecord>,
-    res: &Resolution,
-    now: Timestamp,
-    mint: &dyn Fn() -> Result<Secret, getrandom::Error>,
-) -> Result<Option<TokenRecord>, Error> {
-    let rotation = server.rotation();
-    let expired = res.expires_at.is_some_and(|at| now >= at);
-    Ok(match token::decide(existing, rotation, expired) {
-        TokenAction::Keep => existing.cloned(),
-        TokenAction::Mint if res.view.is_ok() => Some(TokenRecord {
-            token: mint().map_err(Error::Random)?,
-            rotation: rotation.map(str::to_string),
-        }),
-        // Rotation waits until the server can be served again.
-        TokenAction::Mint => existing.cloned(),
-        TokenAction::Revoke | TokenAction::None => None,
     })
 }
 
@@ -261,9 +242,13 @@ pub fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> boo
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-/// The usable token in a token Secret, if any.
-pub fn token_of(secret: &K8sSecret) -> Option<Secret> {
-    usable_token(&secret.data.as_ref()?.get("token")?.0)
+/// The usable token in a token Secret, if any, with the rotate-token value it was minted
+/// under.
+pub fn record_of(secret: &K8sSecret) -> Option<TokenRecord> {
+    Some(TokenRecord {
+        token: usable_token(&secret.data.as_ref()?.get("token")?.0)?,
+        rotation: rotation_of(&secret.metadata).map(str::to_string),
+    })
 }
 
 fn judge(server: &AtomicworkMcpServer, secret: Option<&K8sSecret>) -> Stored {
@@ -271,17 +256,7 @@ fn judge(server: &AtomicworkMcpServer, secret: Option<&K8sSecret>) -> Stored {
         return Stored::Absent;
     };
     if is_controlled_by(secret, server) {
-        return Stored::Ours(token_of(secret).map(|token| {
-            TokenRecord {
-                token,
-                rotation: secret
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(ROTATE_ANNOTATION))
-                    .cloned(),
-            }
-        }));
+        return Stored::Ours(record_of(secret));
     }
     let managed = secret
         .metadata
@@ -355,13 +330,6 @@ fn secret_matches(have: &K8sSecret, want: &K8sSecret) -> bool {
             .flatten()
             .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
     };
-    let rotation = |s: &K8sSecret| {
-        s.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ROTATE_ANNOTATION))
-            .cloned()
-    };
     let owners_ok = want.metadata.owner_references.iter().flatten().all(|w| {
         have.metadata
             .owner_references
@@ -372,7 +340,7 @@ fn secret_matches(have: &K8sSecret, want: &K8sSecret) -> bool {
     have.data == want.data
         && have.type_ == want.type_
         && subset(&want.metadata.labels, &have.metadata.labels)
-        && rotation(have) == rotation(want)
+        && rotation_of(&have.metadata) == rotation_of(&want.metadata)
         && owners_ok
 }
 
@@ -594,24 +562,32 @@ fn token_events(
     }
 }
 
+/// Every reason the Ready condition gives; its Event carries the same reason.
+const READY_REASONS: [&str; 8] = [
+    "Serving",
+    "Suspended",
+    "NoToolsMatched",
+    "SecretNotFound",
+    "SecretKeyMissing",
+    "InvalidSpec",
+    "Expired",
+    "TokenSecretConflict",
+];
+
 /// An Event when Ready changes status or reason.
-fn ready_event(previous: &[Condition], current: &[Condition]) -> Option<Notice> {
-    let now = current.iter().find(|c| c.type_ == "Ready")?;
-    let before = previous.iter().find(|c| c.type_ == "Ready");
+fn ready_event(
+    previous: &AtomicworkMcpServerStatus,
+    current: &AtomicworkMcpServerStatus,
+) -> Option<Notice> {
+    let now = current.condition("Ready")?;
+    let before = previous.condition("Ready");
     if before.is_some_and(|b| b.status == now.status && b.reason == now.reason) {
         return None;
     }
-    let reason = match now.reason.as_str() {
-        "Serving" => "Serving",
-        "Suspended" => "Suspended",
-        "NoToolsMatched" => "NoToolsMatched",
-        "SecretNotFound" => "SecretNotFound",
-        "SecretKeyMissing" => "SecretKeyMissing",
-        "InvalidSpec" => "InvalidSpec",
-        "Expired" => "Expired",
-        "TokenSecretConflict" => "TokenSecretConflict",
-        _ => "NotReady",
-    };
+    let reason = READY_REASONS
+        .into_iter()
+        .find(|r| *r == now.reason)
+        .unwrap_or("NotReady");
     Some(Notice {
         warning: !matches!(reason, "Serving" | "Suspended" | "Expired"),
         reason,

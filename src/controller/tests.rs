@@ -10,6 +10,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::runtime::controller::Action;
 use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::fixtures::*;
 use super::reconcile::{self, Desired, Observed, TokenPlan};
@@ -501,12 +503,7 @@ fn transition_times_change_only_with_the_status() {
     }
     let server = server.with_status_of(&status).suspended();
     let next = decide(&server, &[api_secret()], Some(&token)).status;
-    let time_of = |t: &str| {
-        next.conditions
-            .iter()
-            .find(|c| c.type_ == t)
-            .map(|c| c.last_transition_time.0)
-    };
+    let time_of = |t: &str| next.condition(t).map(|c| c.last_transition_time.0);
     assert_ne!(time_of("Ready"), Some(old), "Ready went from True to False");
     assert_eq!(time_of("CredentialsResolved"), Some(old));
     assert_eq!(time_of("Expired"), Some(old));
@@ -547,12 +544,7 @@ fn an_expiry_under_a_minute_after_creation_is_invalid() {
         s.spec.expires_at = Some((created + jiff::SignedDuration::from_secs(30)).to_string());
     });
     let d = decide(&server, &[api_secret()], None);
-    let ready = d
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready");
+    let ready = d.status.condition("Ready").expect("Ready");
     assert_eq!(ready.reason, "InvalidSpec");
     assert_eq!(d.token, TokenPlan::Unchanged);
 }
@@ -572,12 +564,7 @@ fn a_redacted_status_keeps_the_url_in_the_secret_only() {
         .and_then(|d| d.get("url"))
         .expect("url key");
     assert!(String::from_utf8_lossy(&url.0).starts_with(PUBLIC_URL));
-    let ready = d
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready");
+    let ready = d.status.condition("Ready").expect("Ready");
     assert!(ready.message.contains("key url"));
 }
 
@@ -587,12 +574,7 @@ fn a_foreign_secret_of_the_token_name_is_never_touched() {
     let foreign = secret("change-ops-mcp-token", &[("token", "someone-elses")]);
     let d = decide(&server, &[api_secret()], Some(&foreign));
     assert_eq!(d.token, TokenPlan::Unchanged);
-    let ready = d
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready");
+    let ready = d.status.condition("Ready").expect("Ready");
     assert_eq!(ready.reason, "TokenSecretConflict");
     assert_eq!(d.status.url, None);
 }
@@ -763,6 +745,45 @@ async fn eventually(what: &str, check: impl Fn() -> bool) {
     }
 }
 
+/// Waits until the cluster holds a status written for the server `name`.
+async fn status_written(what: &str, cluster: &FakeCluster, name: &str) {
+    eventually(what, || {
+        cluster
+            .statuses
+            .lock()
+            .expect("statuses")
+            .contains_key(name)
+    })
+    .await;
+}
+
+/// Runs the controllers on `client` for the test namespace until the returned token is
+/// cancelled.
+fn run_controllers(client: kube::Client) -> (CancellationToken, JoinHandle<()>) {
+    let ctx = context_on(client, settings());
+    let stop = CancellationToken::new();
+    let task = {
+        let stop = stop.clone();
+        tokio::spawn(async move { super::run(ctx, &scope(), stop).await })
+    };
+    (stop, task)
+}
+
+/// Cancels `stop` and waits up to `within` for `task` to end; fails when it does not
+/// stop or panicked.
+async fn stop_and_join<T>(
+    stop: &CancellationToken,
+    task: JoinHandle<T>,
+    within: Duration,
+    what: &str,
+) -> T {
+    stop.cancel();
+    tokio::time::timeout(within, task)
+        .await
+        .unwrap_or_else(|_| panic!("{what} stops on cancel"))
+        .unwrap_or_else(|e| panic!("{what} task: {e}"))
+}
+
 /// A real cluster deletes a server first and its token Secret after (garbage
 /// collection); the Secret's event then names a server the controller no longer has.
 /// That is routine and logged at debug, never as a warning on every deletion.
@@ -775,29 +796,14 @@ async fn a_token_secret_outliving_its_server_is_no_warning() {
         vec![server("change-ops")],
         &[api_secret(), token_secret(&deleted, "left-behind", None)],
     );
-    let ctx = Arc::new(Context::new(
-        client,
-        catalog(),
-        settings(),
-        Arc::new(crate::metrics::ControllerMetrics::new()),
-    ));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let scope = super::Scope::Namespaces(vec![NS.into()]);
-    let task = {
-        let (ctx, stop) = (ctx.clone(), stop.clone());
-        tokio::spawn(async move { super::run(ctx, &scope, stop).await })
-    };
+    let (stop, task) = run_controllers(client);
     eventually("the trigger for the deleted server", || {
         captured
             .text()
             .contains("deleted.it-ops that was not found")
     })
     .await;
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("stops on cancel")
-        .expect("task");
+    stop_and_join(&stop, task, Duration::from_secs(10), "the controller loop").await;
     let logs = captured.text();
     let warnings: Vec<&str> = logs.lines().filter(|l| l.contains(" WARN ")).collect();
     assert!(warnings.is_empty(), "{warnings:#?}");
@@ -806,26 +812,8 @@ async fn a_token_secret_outliving_its_server_is_no_warning() {
 #[tokio::test]
 async fn the_controller_loop_reconciles_what_it_watches() {
     let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
-    let ctx = Arc::new(Context::new(
-        client,
-        catalog(),
-        settings(),
-        Arc::new(crate::metrics::ControllerMetrics::new()),
-    ));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let scope = super::Scope::Namespaces(vec![NS.into()]);
-    let task = {
-        let (ctx, stop) = (ctx.clone(), stop.clone());
-        tokio::spawn(async move { super::run(ctx, &scope, stop).await })
-    };
-    eventually("the status write", || {
-        cluster
-            .statuses
-            .lock()
-            .expect("statuses")
-            .contains_key("change-ops")
-    })
-    .await;
+    let (stop, task) = run_controllers(client);
+    status_written("the status write", &cluster, "change-ops").await;
     let status = cluster.statuses.lock().expect("statuses")["change-ops"].clone();
     assert!(
         status["url"]
@@ -845,11 +833,7 @@ async fn the_controller_loop_reconciles_what_it_watches() {
             .any(|r| r.contains("/namespaces/it-ops/secrets?") && r.contains("fieldSelector=type")),
         "the Secret watch leaves out unrelated Secret types: {seen:?}"
     );
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("the controllers stop on cancel")
-        .expect("controller task");
+    stop_and_join(&stop, task, Duration::from_secs(5), "the controller loop").await;
 }
 
 #[tokio::test]
@@ -858,7 +842,7 @@ async fn the_feed_serves_after_its_first_sync_and_stops_on_cancel() {
     let token = token_secret(&s, OLD_TOKEN, None);
     let (client, _cluster) = FakeCluster::start(vec![s], &[api_secret(), token]);
     let registry = Arc::new(crate::registry::Registry::new());
-    let stop = tokio_util::sync::CancellationToken::new();
+    let stop = CancellationToken::new();
     let task = {
         let (registry, stop) = (registry.clone(), stop.clone());
         let opts = crate::controller::feed::FeedOptions {
@@ -866,18 +850,13 @@ async fn the_feed_serves_after_its_first_sync_and_stops_on_cancel() {
             resolve: Default::default(),
         };
         tokio::spawn(async move {
-            let scope = super::Scope::Namespaces(vec![NS.into()]);
-            crate::controller::feed::run(client, &scope, registry, opts, stop).await
+            crate::controller::feed::run(client, &scope(), registry, opts, stop).await
         })
     };
     eventually("the first sync", || registry.is_ready()).await;
     let view = registry.lookup(OLD_TOKEN).expect("served under its token");
     assert_eq!(view.id.to_string(), "it-ops/change-ops");
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("the feed stops on cancel")
-        .expect("feed task");
+    stop_and_join(&stop, task, Duration::from_secs(5), "the feed").await;
 }
 
 mod leader {
@@ -888,7 +867,7 @@ mod leader {
     fn options() -> ControllerOptions {
         ControllerOptions {
             settings: settings(),
-            scope: crate::controller::Scope::Namespaces(vec![NS.into()]),
+            scope: scope(),
             lease: Some(LeaseSettings::new(NS, "atomicwork-mcp-controller")),
         }
     }
@@ -896,7 +875,7 @@ mod leader {
     #[tokio::test]
     async fn the_elected_replica_reconciles_and_releases_the_lease_on_stop() {
         let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
-        let stop = tokio_util::sync::CancellationToken::new();
+        let stop = CancellationToken::new();
         let task = tokio::spawn(runtime::controller(
             client,
             catalog(),
@@ -904,14 +883,7 @@ mod leader {
             None,
             stop.clone(),
         ));
-        eventually("a reconcile by the leader", || {
-            cluster
-                .statuses
-                .lock()
-                .expect("statuses")
-                .contains_key("change-ops")
-        })
-        .await;
+        status_written("a reconcile by the leader", &cluster, "change-ops").await;
         let holder = cluster
             .lease
             .lock()
@@ -919,11 +891,8 @@ mod leader {
             .clone()
             .expect("lease created");
         assert!(holder["spec"]["holderIdentity"].is_string());
-        stop.cancel();
-        tokio::time::timeout(Duration::from_secs(10), task)
+        stop_and_join(&stop, task, Duration::from_secs(10), "the controller")
             .await
-            .expect("stops on cancel")
-            .expect("task")
             .expect("clean stop");
         let released = cluster.lease.lock().expect("lease").clone().expect("lease");
         assert!(
@@ -942,7 +911,7 @@ mod leader {
             "spec": {"holderIdentity": "another-replica", "leaseDurationSeconds": 3600,
                      "acquireTime": now, "renewTime": now},
         }));
-        let stop = tokio_util::sync::CancellationToken::new();
+        let stop = CancellationToken::new();
         let task = tokio::spawn(runtime::controller(
             client,
             catalog(),
@@ -959,11 +928,8 @@ mod leader {
                 .expect("secrets")
                 .contains_key("change-ops-mcp-token")
         );
-        stop.cancel();
-        tokio::time::timeout(Duration::from_secs(10), task)
+        stop_and_join(&stop, task, Duration::from_secs(10), "the controller")
             .await
-            .expect("stops on cancel")
-            .expect("task")
             .expect("clean stop");
     }
 }
