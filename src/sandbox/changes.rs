@@ -17,7 +17,7 @@ use super::files::{fields_to_object, read_form, store_attachment};
 use super::params::{Params, cursor_page, cursor_window, matches_search};
 use super::requests::{PRIORITIES, merge_into};
 use super::seed::asset_ref;
-use super::store::{Db, KEY_USER_ID, Obj, Ticket, obj, text, uint};
+use super::store::{Db, KEY_USER_ID, Obj, Ticket, find_display, obj, text, uint};
 use super::{HeaderWorkspace, Sandbox, pick_workspace};
 
 const CHANGE_TYPES: &[&str] = &["STANDARD", "NORMAL", "EMERGENCY"];
@@ -61,13 +61,7 @@ const ENUMS: [(&str, &[&str]); 5] = [
 
 fn find(db: &Db, raw: &str) -> ApiResult<usize> {
     let raw = raw.trim();
-    let numeric = raw.parse::<u64>().ok();
-    db.changes
-        .iter()
-        .position(|t| match numeric {
-            Some(n) => uint(&t.rec, "id") == Some(n),
-            None => text(&t.rec, "display_id").is_some_and(|d| d.eq_ignore_ascii_case(raw)),
-        })
+    find_display(db.changes.iter().map(|t| &t.rec), raw)
         .ok_or_else(|| ApiError::not_found(format!("Change {raw} not found")))
 }
 

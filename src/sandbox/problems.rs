@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::body::{Body, check_enum, only_keys, opt_enum, opt_id, opt_object, opt_str, opt_time};
 use super::error::{ApiError, ApiResult};
-use super::store::{Db, KEY_USER_ID, Obj, text, uint};
+use super::store::{Db, KEY_USER_ID, Obj, find_display, text, uint};
 use super::{Sandbox, parse_id};
 
 const TASK_STATUSES: &[&str] = &["OPEN", "IN_PROGRESS", "COMPLETE"];
@@ -15,13 +15,7 @@ const TASK_FIELDS: &[&str] = &["name", "description", "due_date", "assignee", "s
 
 fn find(db: &Db, raw: &str) -> ApiResult<usize> {
     let raw = raw.trim();
-    let numeric = raw.parse::<u64>().ok();
-    db.problems
-        .iter()
-        .position(|p| match numeric {
-            Some(n) => uint(&p.rec, "id") == Some(n),
-            None => text(&p.rec, "display_id").is_some_and(|d| d.eq_ignore_ascii_case(raw)),
-        })
+    find_display(db.problems.iter().map(|p| &p.rec), raw)
         .ok_or_else(|| ApiError::not_found(format!("Problem {raw} not found")))
 }
 

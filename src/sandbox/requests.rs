@@ -14,7 +14,7 @@ use super::body::{
 use super::error::{ApiError, ApiResult};
 use super::filter::{Attributes, matches_all, parse_filters};
 use super::params::{Params, SortKey, matches_search, page, sort_keys, sort_records, window};
-use super::store::{Db, KEY_USER_ID, Obj, Ticket, obj, pick, text, uint};
+use super::store::{Db, KEY_USER_ID, Obj, Ticket, find_display, obj, pick, text, uint};
 use super::{HeaderWorkspace, Sandbox, path_workspace, pick_workspace};
 
 pub(crate) const REQUEST_TYPES: &[&str] = &[
@@ -88,14 +88,7 @@ const UPDATABLE: &[&str] = &[
 /// Finds a request by display id (`ITREQ-3`) or numeric id.
 pub(crate) fn find(db: &Db, raw: &str) -> ApiResult<usize> {
     let raw = raw.trim();
-    let numeric = raw.parse::<u64>().ok();
-    db.requests
-        .iter()
-        .position(|t| match numeric {
-            Some(n) => uint(&t.rec, "id") == Some(n),
-            None => text(&t.rec, "display_id").is_some_and(|d| d.eq_ignore_ascii_case(raw)),
-        })
-        .ok_or_else(|| not_found(raw))
+    find_display(db.requests.iter().map(|t| &t.rec), raw).ok_or_else(|| not_found(raw))
 }
 
 fn not_found(raw: &str) -> ApiError {

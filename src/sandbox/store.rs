@@ -79,6 +79,20 @@ pub(crate) fn text<'a>(rec: &'a Obj, key: &str) -> Option<&'a str> {
     rec.get(key).and_then(Value::as_str)
 }
 
+/// Where the record named by `raw` sits: a numeric id, else a display id such
+/// as `CHG-1` (any case).
+pub(crate) fn find_display<'a>(
+    records: impl IntoIterator<Item = &'a Obj>,
+    raw: &str,
+) -> Option<usize> {
+    let raw = raw.trim();
+    let numeric = raw.parse::<u64>().ok();
+    records.into_iter().position(|r| match numeric {
+        Some(n) => uint(r, "id") == Some(n),
+        None => text(r, "display_id").is_some_and(|d| d.eq_ignore_ascii_case(raw)),
+    })
+}
+
 /// Turns a `json!({...})` literal into a record (anything else gives an empty one).
 pub(crate) fn obj(v: Value) -> Obj {
     match v {
