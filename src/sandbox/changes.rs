@@ -17,7 +17,7 @@ use super::files::{fields_to_object, read_form, store_attachment};
 use super::params::{Params, cursor_page, cursor_window, matches_search};
 use super::requests::{PRIORITIES, merge_into};
 use super::seed::asset_ref;
-use super::store::{Db, KEY_USER_ID, Obj, Ticket, find_display, obj, text, uint};
+use super::store::{Db, KEY_USER_ID, Obj, Ticket, by_id, find_display, obj, text, uint};
 use super::{HeaderWorkspace, Sandbox, pick_workspace};
 
 const CHANGE_TYPES: &[&str] = &["STANDARD", "NORMAL", "EMERGENCY"];
@@ -85,16 +85,11 @@ fn check_dates(start: Option<&str>, end: Option<&str>) -> ApiResult<()> {
 fn change_type(db: &Db, o: &Obj) -> ApiResult<(Option<u64>, String)> {
     let template = match opt_id(o, "change_template")? {
         None => None,
-        Some(id) => Some(
-            db.templates
-                .iter()
-                .find(|t| uint(t, "id") == Some(id))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "change_template: template {id} does not exist (templates: 1 Normal, 2 Emergency, 3 Standard laptop refresh)"
-                    ))
-                })?,
-        ),
+        Some(id) => Some(by_id(&db.templates, id).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "change_template: template {id} does not exist (templates: 1 Normal, 2 Emergency, 3 Standard laptop refresh)"
+            ))
+        })?),
     };
     let kind = match opt_enum(o, "change_type", CHANGE_TYPES)? {
         Some(k) => k,

@@ -10,7 +10,7 @@ use super::body::{Body, check_enum, id_list, only_keys, opt_enum, opt_str, req_s
 use super::error::{ApiError, ApiResult};
 use super::params::{Params, matches_search, page, window};
 use super::requests::REQUEST_TYPES;
-use super::store::{Db, KEY_USER_ID, Member, Obj, obj, text, uint};
+use super::store::{Db, KEY_USER_ID, Member, Obj, by_id, obj, text, uint};
 use super::{HeaderWorkspace, Sandbox, parse_id, path_workspace};
 
 const MEMBER_TYPES: &[&str] = USER_TYPES;
@@ -316,9 +316,8 @@ pub(crate) async fn items(
     let db = sb.lock()?;
     let ws = path_workspace(&db, &ws)?;
     let category_of = |id: Option<u64>| {
-        db.categories
-            .iter()
-            .find(|c| uint(c, "id") == id && uint(c, "workspace_id") == Some(ws))
+        id.and_then(|id| by_id(&db.categories, id))
+            .filter(|c| uint(c, "workspace_id") == Some(ws))
     };
     if let Some(c) = category
         && category_of(Some(c)).is_none()
@@ -349,7 +348,7 @@ fn checked_items(db: &Db, params: &Params) -> ApiResult<Vec<u64>> {
     let mut ids = params.u64_list("service_item_ids")?;
     ids.extend(params.u64_list("catalog_item_ids")?);
     for id in &ids {
-        if !db.items.iter().any(|i| uint(i, "id") == Some(*id)) {
+        if by_id(&db.items, *id).is_none() {
             return Err(ApiError::bad_request(format!(
                 "service item {id} does not exist"
             )));
@@ -423,10 +422,7 @@ fn entities_workspace(db: &Db, params: &Params, header: Option<u64>) -> ApiResul
             .ok_or_else(|| ApiError::internal("request has no workspace"));
     }
     if let Some(item) = checked_items(db, params)?.first() {
-        return db
-            .items
-            .iter()
-            .find(|i| uint(i, "id") == Some(*item))
+        return by_id(&db.items, *item)
             .and_then(|i| uint(i, "workspace_id"))
             .ok_or_else(|| ApiError::internal("service item has no workspace"));
     }

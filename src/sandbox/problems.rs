@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::body::{Body, check_enum, only_keys, opt_enum, opt_id, opt_object, opt_str, opt_time};
 use super::error::{ApiError, ApiResult};
-use super::store::{Db, KEY_USER_ID, Obj, find_display, text, uint};
+use super::store::{Db, KEY_USER_ID, Obj, find_display, position, text};
 use super::{Sandbox, parse_id};
 
 const TASK_STATUSES: &[&str] = &["OPEN", "IN_PROGRESS", "COMPLETE"];
@@ -152,13 +152,9 @@ pub(crate) async fn update_task(
     let display = text(&db.problems[at].rec, "display_id")
         .unwrap_or_default()
         .to_owned();
-    let t = db.problems[at]
-        .tasks
-        .iter()
-        .position(|t| uint(t, "id") == Some(task))
-        .ok_or_else(|| {
-            ApiError::not_found(format!("Task {task} not found in problem {display}"))
-        })?;
+    let t = position(&db.problems[at].tasks, task).ok_or_else(|| {
+        ApiError::not_found(format!("Task {task} not found in problem {display}"))
+    })?;
     let set = checked_task(db, &o)?;
     let mut rec = db.problems[at].tasks[t].clone();
     rec.extend(set);

@@ -14,7 +14,7 @@ use super::body::{
 use super::error::{ApiError, ApiResult};
 use super::filter::{Attributes, matches_all, parse_filters};
 use super::params::{Params, SortKey, matches_search, page, sort_keys, sort_records, window};
-use super::store::{Db, KEY_USER_ID, Obj, Ticket, find_display, obj, pick, text, uint};
+use super::store::{Db, KEY_USER_ID, Obj, Ticket, by_id, find_display, obj, pick, text, uint};
 use super::{HeaderWorkspace, Sandbox, path_workspace, pick_workspace};
 
 pub(crate) const REQUEST_TYPES: &[&str] = &[
@@ -111,11 +111,7 @@ fn detail(t: &Ticket) -> Value {
 
 fn check_group(db: &Db, group: u64, workspace: u64) -> ApiResult<()> {
     db.require_group(group)?;
-    let owner = db
-        .groups
-        .iter()
-        .find(|g| uint(g, "id") == Some(group))
-        .and_then(|g| uint(g, "workspace_id"));
+    let owner = by_id(&db.groups, group).and_then(|g| uint(g, "workspace_id"));
     match owner {
         Some(ws) if ws != workspace => Err(ApiError::bad_request(format!(
             "agent_group: group {group} belongs to workspace {ws}, not {workspace}"

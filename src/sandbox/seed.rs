@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::store::{Db, Member, Obj, Problem, Ticket, obj, text, uint};
+use super::store::{Db, Member, Obj, Problem, Ticket, by_id, obj, text, uint};
 
 /// Builds the seeded tenant.
 pub(crate) fn tenant() -> Db {
@@ -742,9 +742,7 @@ fn changes(db: &Db) -> Vec<Ticket> {
 
 /// The `{id, name, asset_type}` form of an asset linked from a change.
 pub(crate) fn asset_ref(db: &Db, id: u64) -> Value {
-    db.assets
-        .iter()
-        .find(|a| uint(a, "id") == Some(id))
+    by_id(&db.assets, id)
         .map(|a| Value::Object(super::store::pick(a, &["id", "name", "asset_type"])))
         .unwrap_or(Value::Null)
 }
@@ -869,7 +867,7 @@ const AUDIT: [AuditRow; 12] = [
 
 fn entity_name(db: &Db, kind: &str, id: u64) -> Value {
     let found = match kind {
-        "ASSET" => db.assets.iter().find(|a| uint(a, "id") == Some(id)),
+        "ASSET" => by_id(&db.assets, id),
         _ => db.user(id),
     };
     found

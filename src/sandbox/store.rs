@@ -79,6 +79,16 @@ pub(crate) fn text<'a>(rec: &'a Obj, key: &str) -> Option<&'a str> {
     rec.get(key).and_then(Value::as_str)
 }
 
+/// The record with this `id`.
+pub(crate) fn by_id(records: &[Obj], id: u64) -> Option<&Obj> {
+    records.iter().find(|r| uint(r, "id") == Some(id))
+}
+
+/// Where the record with this `id` sits.
+pub(crate) fn position(records: &[Obj], id: u64) -> Option<usize> {
+    records.iter().position(|r| uint(r, "id") == Some(id))
+}
+
 /// Where the record named by `raw` sits: a numeric id, else a display id such
 /// as `CHG-1` (any case).
 pub(crate) fn find_display<'a>(
@@ -137,14 +147,12 @@ impl Db {
     }
 
     pub fn workspace(&self, id: u64) -> ApiResult<&Obj> {
-        self.workspaces
-            .iter()
-            .find(|w| uint(w, "id") == Some(id))
+        by_id(&self.workspaces, id)
             .ok_or_else(|| ApiError::not_found(format!("Workspace {id} not found")))
     }
 
     pub fn user(&self, id: u64) -> Option<&Obj> {
-        self.users.iter().find(|u| uint(u, "id") == Some(id))
+        by_id(&self.users, id)
     }
 
     /// The short `{id, name, email}` form of a user embedded in other records.
@@ -166,7 +174,7 @@ impl Db {
     }
 
     pub fn group_ref(&self, id: Option<u64>) -> Value {
-        let found = id.and_then(|id| self.groups.iter().find(|g| uint(g, "id") == Some(id)));
+        let found = id.and_then(|id| by_id(&self.groups, id));
         match found {
             Some(g) => Value::Object(pick(g, &["id", "name"])),
             None => Value::Null,
@@ -220,9 +228,7 @@ impl Db {
 
     /// An uploaded attachment in its public `{id, file_name, content_type, size}` form.
     pub fn attachment(&self, id: u64) -> ApiResult<Value> {
-        self.attachments
-            .iter()
-            .find(|a| uint(a, "id") == Some(id))
+        by_id(&self.attachments, id)
             .map(|a| Value::Object(pick(a, &["id", "file_name", "content_type", "size"])))
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
