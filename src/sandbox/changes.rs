@@ -9,8 +9,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::body::{
-    Body, check_enum, id_list, only_keys, opt_enum, opt_id, opt_object, opt_str, opt_time, req_str,
-    str_list,
+    Body, id_list, only_keys, opt_enum, opt_id, opt_object, opt_str, opt_time, req_str, str_list,
 };
 use super::error::{ApiError, ApiResult};
 use super::files::{fields_to_object, read_form, store_attachment};
@@ -279,8 +278,8 @@ fn checked_update(db: &Db, current: &Obj, o: &Obj) -> ApiResult<Obj> {
     only_keys(o, UPDATABLE)?;
     let mut set = Obj::new();
     for (key, allowed) in ENUMS {
-        if let Some(v) = opt_str(o, key)? {
-            set.insert(key.into(), json!(check_enum(key, &v, allowed)?));
+        if let Some(v) = opt_enum(o, key, allowed)? {
+            set.insert(key.into(), json!(v));
         }
     }
     for key in ["assignee", "owner"] {
@@ -302,10 +301,8 @@ fn checked_update(db: &Db, current: &Obj, o: &Obj) -> ApiResult<Obj> {
     if o.contains_key("subject") {
         set.insert("subject".into(), json!(req_str(o, "subject")?));
     }
-    for key in ["description"] {
-        if o.contains_key(key) {
-            set.insert(key.into(), json!(opt_str(o, key)?));
-        }
+    if o.contains_key("description") {
+        set.insert("description".into(), json!(opt_str(o, "description")?));
     }
     for key in [
         "planned_change_start_date",

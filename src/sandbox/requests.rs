@@ -237,12 +237,9 @@ fn apply_update(db: &mut Db, at: usize, o: &Obj) -> ApiResult<()> {
         check_group(db, g, ws)?;
     }
     let mut changes = Obj::new();
-    for (key, field, allowed) in [
-        ("status", "status", STATUSES),
-        ("priority", "priority", PRIORITIES),
-    ] {
-        if let Some(v) = opt_str(o, key)? {
-            changes.insert(field.into(), json!(check_enum(key, &v, allowed)?));
+    for (key, allowed) in [("status", STATUSES), ("priority", PRIORITIES)] {
+        if let Some(v) = opt_enum(o, key, allowed)? {
+            changes.insert(key.into(), json!(v));
         }
     }
     for (key, field) in [
