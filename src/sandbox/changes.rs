@@ -15,7 +15,6 @@ use super::error::{ApiError, ApiResult};
 use super::files::{fields_to_object, read_form, store_attachment};
 use super::params::{Params, cursor_page, cursor_window, matches_search};
 use super::requests::{PRIORITIES, merge_into};
-use super::seed::asset_ref;
 use super::store::{Db, KEY_USER_ID, Obj, Ticket, by_id, find_display, obj, text, uint};
 use super::{HeaderWorkspace, Sandbox, pick_workspace};
 
@@ -104,7 +103,7 @@ fn change_type(db: &Db, o: &Obj) -> ApiResult<(Option<u64>, String)> {
 fn links(db: &Db, o: &Obj) -> ApiResult<(Vec<Value>, Vec<String>, Vec<Value>)> {
     let assets = id_list(o, "assets")?
         .into_iter()
-        .map(|id| match asset_ref(db, id) {
+        .map(|id| match db.asset_ref(id) {
             Value::Null => Err(ApiError::bad_request(format!(
                 "assets: asset {id} does not exist"
             ))),

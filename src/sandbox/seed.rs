@@ -690,7 +690,7 @@ fn changes(db: &Db) -> Vec<Ticket> {
         "assignee_id": 102, "owner_id": 101, "agent_group_id": 201,
         "planned_change_start_date": "2026-02-16T08:00:00Z",
         "planned_change_completion_date": "2026-02-20T17:00:00Z",
-        "tags": ["hardware"], "assets": [asset_ref(db, 3004)], "linked_requests": [],
+        "tags": ["hardware"], "assets": [db.asset_ref(3004)], "linked_requests": [],
         "attachments": [], "custom_fields": {}, "template_fields": {}, "problem_display_id": null,
         "trashed": false, "created_at": "2026-02-12T10:00:00Z", "updated_at": "2026-02-20T16:45:00Z",
     }));
@@ -738,13 +738,6 @@ fn changes(db: &Db) -> Vec<Ticket> {
             )],
         },
     ]
-}
-
-/// The `{id, name, asset_type}` form of an asset linked from a change.
-pub(crate) fn asset_ref(db: &Db, id: u64) -> Value {
-    by_id(&db.assets, id)
-        .map(|a| Value::Object(super::store::pick(a, &["id", "name", "asset_type"])))
-        .unwrap_or(Value::Null)
 }
 
 fn problem(db: &Db) -> Problem {

@@ -181,6 +181,14 @@ impl Db {
         }
     }
 
+    /// The short `{id, name, asset_type}` form of an asset linked from a change.
+    pub fn asset_ref(&self, id: u64) -> Value {
+        match by_id(&self.assets, id) {
+            Some(a) => Value::Object(pick(a, &["id", "name", "asset_type"])),
+            None => Value::Null,
+        }
+    }
+
     pub fn require_group(&self, id: u64) -> ApiResult<()> {
         match self.group_ref(Some(id)) {
             Value::Null => Err(ApiError::bad_request(format!(
