@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::store::{Db, Member, Obj, Problem, Ticket, by_id, obj, text, uint};
+use super::store::{Db, Member, Obj, Problem, Ticket, attachment_view, by_id, obj, text, uint};
 
 /// Builds the seeded tenant.
 pub(crate) fn tenant() -> Db {
@@ -663,12 +663,7 @@ fn requests(db: &Db) -> Vec<Ticket> {
 }
 
 fn changes(db: &Db) -> Vec<Ticket> {
-    let plan = db.attachments.first().map(|a| {
-        Value::Object(super::store::pick(
-            a,
-            &["id", "file_name", "content_type", "size"],
-        ))
-    });
+    let plan = db.attachments.first().map(attachment_view);
     let mut chg1 = obj(json!({
         "id": 7001, "display_id": "CHG-1", "subject": "Upgrade Berlin VPN gateway firmware to 7.2.4",
         "description": "<p>The vendor advisory for 7.2.4 fixes the IPsec tunnel drops tracked in PRB-1.</p>",

@@ -103,6 +103,11 @@ pub(crate) fn find_display<'a>(
     })
 }
 
+/// An attachment in its public `{id, file_name, content_type, size}` form.
+pub(crate) fn attachment_view(rec: &Obj) -> Value {
+    Value::Object(pick(rec, &["id", "file_name", "content_type", "size"]))
+}
+
 /// Turns a `json!({...})` literal into a record (anything else gives an empty one).
 pub(crate) fn obj(v: Value) -> Obj {
     match v {
@@ -234,10 +239,10 @@ impl Db {
         Value::Object(out)
     }
 
-    /// An uploaded attachment in its public `{id, file_name, content_type, size}` form.
+    /// An uploaded attachment in its public form ([`attachment_view`]).
     pub fn attachment(&self, id: u64) -> ApiResult<Value> {
         by_id(&self.attachments, id)
-            .map(|a| Value::Object(pick(a, &["id", "file_name", "content_type", "size"])))
+            .map(attachment_view)
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "attachments: attachment {id} does not exist (upload it first)"
