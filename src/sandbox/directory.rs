@@ -13,7 +13,6 @@ use super::requests::REQUEST_TYPES;
 use super::store::{Db, KEY_USER_ID, Member, Obj, by_id, obj, text, uint};
 use super::{HeaderWorkspace, Sandbox, parse_id, path_workspace};
 
-const MEMBER_TYPES: &[&str] = USER_TYPES;
 const USER_TYPES: &[&str] = &["EMPLOYEE", "EXTERNAL", "AI_EMPLOYEE"];
 const CATEGORY_TYPES: &[&str] = &[
     "SERVICE_REQUEST",
@@ -109,7 +108,7 @@ pub(crate) async fn update_member(
     let db = &mut *guard;
     let ws = path_workspace(db, &ws)?;
     only_keys(&o, &["type", "org_roles"])?;
-    let kind = opt_enum(&o, "type", MEMBER_TYPES)?;
+    let kind = opt_enum(&o, "type", USER_TYPES)?;
     let roles = o
         .contains_key("org_roles")
         .then(|| str_list(&o, "org_roles"))
