@@ -25,9 +25,9 @@ pub(crate) const REQUEST_TYPES: &[&str] = &[
     "CHANGE",
     "MAJOR_INCIDENT",
 ];
-pub(crate) const STATUSES: &[&str] = &["OPEN", "IN_PROGRESS", "PENDING", "RESOLVED", "CLOSED"];
+const STATUSES: &[&str] = &["OPEN", "IN_PROGRESS", "PENDING", "RESOLVED", "CLOSED"];
 pub(crate) const PRIORITIES: &[&str] = &["LOW", "MEDIUM", "HIGH", "URGENT"];
-pub(crate) const SOURCES: &[&str] = &[
+const SOURCES: &[&str] = &[
     "EMAIL",
     "SLACK",
     "TEAMS",

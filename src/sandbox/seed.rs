@@ -64,7 +64,7 @@ fn max_id<'a>(records: impl Iterator<Item = &'a Obj>) -> u64 {
 }
 
 /// `ITREQ-12` → (`ITREQ`, 12).
-pub(crate) fn split_display(id: &str) -> Option<(String, u64)> {
+fn split_display(id: &str) -> Option<(String, u64)> {
     let (prefix, n) = id.rsplit_once('-')?;
     Some((prefix.to_owned(), n.parse().ok()?))
 }
