@@ -108,8 +108,8 @@ struct AssetInput {
     image_id: Option<u64>,
 }
 
-fn read_input(db: &Db, body: &Body) -> ApiResult<AssetInput> {
-    let o = body.object()?;
+fn read_input(db: &Db, body: Body) -> ApiResult<AssetInput> {
+    let o = body.into_object()?;
     let type_id =
         opt_id(&o, "asset_type_id")?.ok_or_else(|| ApiError::required("asset_type_id"))?;
     if by_id(&db.asset_types, type_id).is_none() {
@@ -208,7 +208,7 @@ pub(crate) async fn create(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut db = sb.lock()?;
-    let input = read_input(&db, &body)?;
+    let input = read_input(&db, body)?;
     let id = db.next("asset");
     let now = db.now();
     let mut rec = super::store::obj(json!({
@@ -241,7 +241,7 @@ pub(crate) async fn replace(
     let id = parse_id("asset id", &id)?;
     let mut db = sb.lock()?;
     let at = find(&db, id)?;
-    let input = read_input(&db, &body)?;
+    let input = read_input(&db, body)?;
     let old = db.assets[at].clone();
     let now = db.now();
     let mut rec = super::store::pick(&old, &["id", "source", "created_at"]);

@@ -220,7 +220,7 @@ pub(crate) async fn create(
     params: Params,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let mut db = sb.lock()?;
     let rec = checked_change(&db, &o, params.get("problem_display_id"), header)?;
     Ok((StatusCode::CREATED, Json(store(&mut db, rec))))
@@ -332,7 +332,7 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let mut guard = sb.lock()?;
     let db = &mut *guard;
     let at = find(db, &id)?;

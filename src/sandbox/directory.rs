@@ -102,7 +102,7 @@ pub(crate) async fn update_member(
     Path((ws, user)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let user = parse_id("member id", &user)?;
     let mut guard = sb.lock()?;
     let db = &mut *guard;
@@ -214,7 +214,7 @@ pub(crate) async fn create_user(
     params: Params,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let invite = params.bool("send_email")?.unwrap_or(false);
     let mut guard = sb.lock()?;
     let db = &mut *guard;

@@ -94,7 +94,7 @@ pub(crate) async fn submit_form(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let answers =
         opt_object(&o, "form_fields")?.ok_or_else(|| ApiError::required("form_fields"))?;
     let mut guard = sb.lock()?;
@@ -144,7 +144,7 @@ pub(crate) async fn update_task(
     Path((problem, task)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let task = parse_id("task id", &task)?;
     let mut guard = sb.lock()?;
     let db = &mut *guard;

@@ -207,7 +207,7 @@ pub(crate) async fn create(
     HeaderWorkspace(header): HeaderWorkspace,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let mut db = sb.lock()?;
     let rec = new_request(&mut db, &o, header)?;
     let ticket = Ticket {
@@ -294,7 +294,7 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let mut guard = sb.lock()?;
     let db = &mut *guard;
     let at = find(db, &id)?;
@@ -323,7 +323,7 @@ pub(crate) async fn add_note(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let mut guard = sb.lock()?;
     let db = &mut *guard;
     let at = find(db, &id)?;
