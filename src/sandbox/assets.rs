@@ -11,7 +11,7 @@ use super::body::{Body, check_enum, check_time, opt_id, opt_object};
 use super::error::{ApiError, ApiResult};
 use super::filter::{Attributes, matches_all, parse_filters};
 use super::params::{Params, SortKey, matches_search, page, sort_keys, sort_records, window};
-use super::store::{Db, Obj, text, uint};
+use super::store::{Db, Obj, by_id, position, text, uint};
 use super::{Sandbox, parse_id};
 
 /// Asset statuses the sandbox knows.
@@ -46,7 +46,7 @@ const ATTRIBUTES: Attributes = Attributes {
 /// validate first with [`checked_form`]).
 pub(crate) fn apply_form(db: &Db, rec: &mut Obj, form: Obj) {
     let type_name = uint(rec, "asset_type_id")
-        .and_then(|id| db.asset_types.iter().find(|t| uint(t, "id") == Some(id)))
+        .and_then(|id| by_id(&db.asset_types, id))
         .and_then(|t| t.get("name").cloned())
         .unwrap_or(Value::Null);
     rec.insert("asset_type".into(), type_name);
@@ -108,15 +108,11 @@ struct AssetInput {
     image_id: Option<u64>,
 }
 
-fn read_input(db: &Db, body: &Body) -> ApiResult<AssetInput> {
-    let o = body.object()?;
+fn read_input(db: &Db, body: Body) -> ApiResult<AssetInput> {
+    let o = body.into_object()?;
     let type_id =
         opt_id(&o, "asset_type_id")?.ok_or_else(|| ApiError::required("asset_type_id"))?;
-    if !db
-        .asset_types
-        .iter()
-        .any(|t| uint(t, "id") == Some(type_id))
-    {
+    if by_id(&db.asset_types, type_id).is_none() {
         let known: Vec<String> = db
             .asset_types
             .iter()
@@ -142,10 +138,7 @@ fn read_input(db: &Db, body: &Body) -> ApiResult<AssetInput> {
 }
 
 fn find(db: &Db, id: u64) -> ApiResult<usize> {
-    db.assets
-        .iter()
-        .position(|a| uint(a, "id") == Some(id))
-        .ok_or_else(|| ApiError::not_found(format!("Asset {id} not found")))
+    position(&db.assets, id).ok_or_else(|| ApiError::not_found(format!("Asset {id} not found")))
 }
 
 /// Writes an audit event when an asset's assignee changes.
@@ -215,7 +208,7 @@ pub(crate) async fn create(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut db = sb.lock()?;
-    let input = read_input(&db, &body)?;
+    let input = read_input(&db, body)?;
     let id = db.next("asset");
     let now = db.now();
     let mut rec = super::store::obj(json!({
@@ -248,7 +241,7 @@ pub(crate) async fn replace(
     let id = parse_id("asset id", &id)?;
     let mut db = sb.lock()?;
     let at = find(&db, id)?;
-    let input = read_input(&db, &body)?;
+    let input = read_input(&db, body)?;
     let old = db.assets[at].clone();
     let now = db.now();
     let mut rec = super::store::pick(&old, &["id", "source", "created_at"]);

@@ -32,10 +32,10 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 
 impl Body {
     /// The body as an object; no body counts as an empty object.
-    pub fn object(&self) -> ApiResult<Obj> {
-        match &self.0 {
+    pub fn into_object(self) -> ApiResult<Obj> {
+        match self.0 {
             Value::Null => Ok(Obj::new()),
-            Value::Object(map) => Ok(map.clone()),
+            Value::Object(map) => Ok(map),
             _ => Err(ApiError::bad_request("the body must be a JSON object")),
         }
     }

@@ -9,15 +9,13 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::body::{
-    Body, check_enum, id_list, only_keys, opt_enum, opt_id, opt_object, opt_str, opt_time, req_str,
-    str_list,
+    Body, id_list, only_keys, opt_enum, opt_id, opt_object, opt_str, opt_time, req_str, str_list,
 };
 use super::error::{ApiError, ApiResult};
 use super::files::{fields_to_object, read_form, store_attachment};
 use super::params::{Params, cursor_page, cursor_window, matches_search};
 use super::requests::{PRIORITIES, merge_into};
-use super::seed::asset_ref;
-use super::store::{Db, KEY_USER_ID, Obj, Ticket, obj, text, uint};
+use super::store::{Db, KEY_USER_ID, Obj, Ticket, by_id, find_display, obj, text, uint};
 use super::{HeaderWorkspace, Sandbox, pick_workspace};
 
 const CHANGE_TYPES: &[&str] = &["STANDARD", "NORMAL", "EMERGENCY"];
@@ -61,13 +59,7 @@ const ENUMS: [(&str, &[&str]); 5] = [
 
 fn find(db: &Db, raw: &str) -> ApiResult<usize> {
     let raw = raw.trim();
-    let numeric = raw.parse::<u64>().ok();
-    db.changes
-        .iter()
-        .position(|t| match numeric {
-            Some(n) => uint(&t.rec, "id") == Some(n),
-            None => text(&t.rec, "display_id").is_some_and(|d| d.eq_ignore_ascii_case(raw)),
-        })
+    find_display(db.changes.iter().map(|t| &t.rec), raw)
         .ok_or_else(|| ApiError::not_found(format!("Change {raw} not found")))
 }
 
@@ -91,16 +83,11 @@ fn check_dates(start: Option<&str>, end: Option<&str>) -> ApiResult<()> {
 fn change_type(db: &Db, o: &Obj) -> ApiResult<(Option<u64>, String)> {
     let template = match opt_id(o, "change_template")? {
         None => None,
-        Some(id) => Some(
-            db.templates
-                .iter()
-                .find(|t| uint(t, "id") == Some(id))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "change_template: template {id} does not exist (templates: 1 Normal, 2 Emergency, 3 Standard laptop refresh)"
-                    ))
-                })?,
-        ),
+        Some(id) => Some(by_id(&db.templates, id).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "change_template: template {id} does not exist (templates: 1 Normal, 2 Emergency, 3 Standard laptop refresh)"
+            ))
+        })?),
     };
     let kind = match opt_enum(o, "change_type", CHANGE_TYPES)? {
         Some(k) => k,
@@ -116,7 +103,7 @@ fn change_type(db: &Db, o: &Obj) -> ApiResult<(Option<u64>, String)> {
 fn links(db: &Db, o: &Obj) -> ApiResult<(Vec<Value>, Vec<String>, Vec<Value>)> {
     let assets = id_list(o, "assets")?
         .into_iter()
-        .map(|id| match asset_ref(db, id) {
+        .map(|id| match db.asset_ref(id) {
             Value::Null => Err(ApiError::bad_request(format!(
                 "assets: asset {id} does not exist"
             ))),
@@ -233,7 +220,7 @@ pub(crate) async fn create(
     params: Params,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let mut db = sb.lock()?;
     let rec = checked_change(&db, &o, params.get("problem_display_id"), header)?;
     Ok((StatusCode::CREATED, Json(store(&mut db, rec))))
@@ -290,8 +277,8 @@ fn checked_update(db: &Db, current: &Obj, o: &Obj) -> ApiResult<Obj> {
     only_keys(o, UPDATABLE)?;
     let mut set = Obj::new();
     for (key, allowed) in ENUMS {
-        if let Some(v) = opt_str(o, key)? {
-            set.insert(key.into(), json!(check_enum(key, &v, allowed)?));
+        if let Some(v) = opt_enum(o, key, allowed)? {
+            set.insert(key.into(), json!(v));
         }
     }
     for key in ["assignee", "owner"] {
@@ -313,10 +300,8 @@ fn checked_update(db: &Db, current: &Obj, o: &Obj) -> ApiResult<Obj> {
     if o.contains_key("subject") {
         set.insert("subject".into(), json!(req_str(o, "subject")?));
     }
-    for key in ["description"] {
-        if o.contains_key(key) {
-            set.insert(key.into(), json!(opt_str(o, key)?));
-        }
+    if o.contains_key("description") {
+        set.insert("description".into(), json!(opt_str(o, "description")?));
     }
     for key in [
         "planned_change_start_date",
@@ -347,7 +332,7 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let mut guard = sb.lock()?;
     let db = &mut *guard;
     let at = find(db, &id)?;

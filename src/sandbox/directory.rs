@@ -10,10 +10,9 @@ use super::body::{Body, check_enum, id_list, only_keys, opt_enum, opt_str, req_s
 use super::error::{ApiError, ApiResult};
 use super::params::{Params, matches_search, page, window};
 use super::requests::REQUEST_TYPES;
-use super::store::{Db, KEY_USER_ID, Member, Obj, obj, text, uint};
+use super::store::{Db, KEY_USER_ID, Member, Obj, by_id, obj, text, uint};
 use super::{HeaderWorkspace, Sandbox, parse_id, path_workspace};
 
-const MEMBER_TYPES: &[&str] = USER_TYPES;
 const USER_TYPES: &[&str] = &["EMPLOYEE", "EXTERNAL", "AI_EMPLOYEE"];
 const CATEGORY_TYPES: &[&str] = &[
     "SERVICE_REQUEST",
@@ -103,13 +102,13 @@ pub(crate) async fn update_member(
     Path((ws, user)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let user = parse_id("member id", &user)?;
     let mut guard = sb.lock()?;
     let db = &mut *guard;
     let ws = path_workspace(db, &ws)?;
     only_keys(&o, &["type", "org_roles"])?;
-    let kind = opt_enum(&o, "type", MEMBER_TYPES)?;
+    let kind = opt_enum(&o, "type", USER_TYPES)?;
     let roles = o
         .contains_key("org_roles")
         .then(|| str_list(&o, "org_roles"))
@@ -215,7 +214,7 @@ pub(crate) async fn create_user(
     params: Params,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let invite = params.bool("send_email")?.unwrap_or(false);
     let mut guard = sb.lock()?;
     let db = &mut *guard;
@@ -316,9 +315,8 @@ pub(crate) async fn items(
     let db = sb.lock()?;
     let ws = path_workspace(&db, &ws)?;
     let category_of = |id: Option<u64>| {
-        db.categories
-            .iter()
-            .find(|c| uint(c, "id") == id && uint(c, "workspace_id") == Some(ws))
+        id.and_then(|id| by_id(&db.categories, id))
+            .filter(|c| uint(c, "workspace_id") == Some(ws))
     };
     if let Some(c) = category
         && category_of(Some(c)).is_none()
@@ -349,7 +347,7 @@ fn checked_items(db: &Db, params: &Params) -> ApiResult<Vec<u64>> {
     let mut ids = params.u64_list("service_item_ids")?;
     ids.extend(params.u64_list("catalog_item_ids")?);
     for id in &ids {
-        if !db.items.iter().any(|i| uint(i, "id") == Some(*id)) {
+        if by_id(&db.items, *id).is_none() {
             return Err(ApiError::bad_request(format!(
                 "service item {id} does not exist"
             )));
@@ -423,10 +421,7 @@ fn entities_workspace(db: &Db, params: &Params, header: Option<u64>) -> ApiResul
             .ok_or_else(|| ApiError::internal("request has no workspace"));
     }
     if let Some(item) = checked_items(db, params)?.first() {
-        return db
-            .items
-            .iter()
-            .find(|i| uint(i, "id") == Some(*item))
+        return by_id(&db.items, *item)
             .and_then(|i| uint(i, "workspace_id"))
             .ok_or_else(|| ApiError::internal("service item has no workspace"));
     }

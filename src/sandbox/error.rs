@@ -44,7 +44,7 @@ impl ApiError {
 }
 
 /// The upstream error code for a status.
-pub(crate) fn code_for(status: StatusCode) -> &'static str {
+fn code_for(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 | 422 => "BAD_REQUEST",
         401 => "UNAUTHORIZED",

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::Sandbox;
 use super::error::{ApiError, ApiResult};
-use super::store::{Db, Obj, obj, pick};
+use super::store::{Db, Obj, attachment_view, obj};
 
 /// A file part as received: its part name and metadata.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ pub(crate) fn store_attachment(db: &mut Db, file: &FilePart) -> Value {
         "id": id, "file_name": file.file_name, "content_type": file.content_type,
         "size": file.size, "created_at": db.now(),
     }));
-    let public = Value::Object(pick(&rec, &["id", "file_name", "content_type", "size"]));
+    let public = attachment_view(&rec);
     db.attachments.push(rec);
     public
 }

@@ -195,20 +195,25 @@ fn routes() -> Router<Sandbox> {
         .route("/api/v1/attachments", post(files::upload))
 }
 
-/// Checks the API key and any `X-Workspace-Id`, puts every error in the upstream
-/// envelope, and marks the answer as simulated.
-async fn guard(State(sb): State<Sandbox>, req: Request, next: Next) -> Response {
+/// Checks the API key and any `X-Workspace-Id` (handing the checked workspace on
+/// to [`HeaderWorkspace`]), puts every error in the upstream envelope, and marks
+/// the answer as simulated.
+async fn guard(State(sb): State<Sandbox>, mut req: Request, next: Next) -> Response {
     let has_key = req
         .headers()
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !v.trim().is_empty());
-    let mut response = if !has_key {
-        ApiError::new(StatusCode::UNAUTHORIZED, AUTH_ERROR).into_response()
-    } else if let Err(err) = header_workspace(&sb, req.headers()) {
-        err.into_response()
+    let mut response = if has_key {
+        match header_workspace(&sb, req.headers()) {
+            Ok(ws) => {
+                req.extensions_mut().insert(HeaderWorkspace(ws));
+                enveloped(next.run(req).await).await
+            }
+            Err(err) => err.into_response(),
+        }
     } else {
-        enveloped(next.run(req).await).await
+        ApiError::new(StatusCode::UNAUTHORIZED, AUTH_ERROR).into_response()
     };
     response
         .headers_mut()
@@ -274,15 +279,20 @@ fn pick_workspace(db: &Db, choices: &[Option<u64>]) -> ApiResult<u64> {
     Ok(id)
 }
 
-/// The `X-Workspace-Id` header: absent, or a workspace that exists.
+/// The `X-Workspace-Id` header: absent, or a workspace that exists. [`guard`]
+/// checks the header before any handler runs and leaves the result here.
 #[derive(Debug, Clone, Copy)]
 struct HeaderWorkspace(Option<u64>);
 
 impl FromRequestParts<Sandbox> for HeaderWorkspace {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, sb: &Sandbox) -> ApiResult<Self> {
-        header_workspace(sb, &parts.headers).map(Self)
+    async fn from_request_parts(parts: &mut Parts, _: &Sandbox) -> ApiResult<Self> {
+        parts
+            .extensions
+            .get::<Self>()
+            .copied()
+            .ok_or_else(|| ApiError::internal("X-Workspace-Id was not checked"))
     }
 }
 

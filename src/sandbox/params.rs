@@ -16,8 +16,8 @@ use super::error::{ApiError, ApiResult};
 use super::store::Obj;
 
 /// Page size when the caller gives none, and the largest one accepted.
-pub(crate) const DEFAULT_PER_PAGE: usize = 25;
-pub(crate) const MAX_PER_PAGE: usize = 100;
+const DEFAULT_PER_PAGE: usize = 25;
+const MAX_PER_PAGE: usize = 100;
 
 /// The decoded query string, in order, with repeated keys kept.
 #[derive(Debug, Default, Clone)]
@@ -96,7 +96,7 @@ impl Params {
     }
 }
 
-pub(crate) fn parse_u64(key: &str, raw: &str) -> ApiResult<u64> {
+fn parse_u64(key: &str, raw: &str) -> ApiResult<u64> {
     raw.trim()
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{key} must be an integer, got '{raw}'")))

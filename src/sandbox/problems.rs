@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::body::{Body, check_enum, only_keys, opt_enum, opt_id, opt_object, opt_str, opt_time};
 use super::error::{ApiError, ApiResult};
-use super::store::{Db, KEY_USER_ID, Obj, text, uint};
+use super::store::{Db, KEY_USER_ID, Obj, find_display, position, text};
 use super::{Sandbox, parse_id};
 
 const TASK_STATUSES: &[&str] = &["OPEN", "IN_PROGRESS", "COMPLETE"];
@@ -15,13 +15,7 @@ const TASK_FIELDS: &[&str] = &["name", "description", "due_date", "assignee", "s
 
 fn find(db: &Db, raw: &str) -> ApiResult<usize> {
     let raw = raw.trim();
-    let numeric = raw.parse::<u64>().ok();
-    db.problems
-        .iter()
-        .position(|p| match numeric {
-            Some(n) => uint(&p.rec, "id") == Some(n),
-            None => text(&p.rec, "display_id").is_some_and(|d| d.eq_ignore_ascii_case(raw)),
-        })
+    find_display(db.problems.iter().map(|p| &p.rec), raw)
         .ok_or_else(|| ApiError::not_found(format!("Problem {raw} not found")))
 }
 
@@ -100,7 +94,7 @@ pub(crate) async fn submit_form(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let answers =
         opt_object(&o, "form_fields")?.ok_or_else(|| ApiError::required("form_fields"))?;
     let mut guard = sb.lock()?;
@@ -150,7 +144,7 @@ pub(crate) async fn update_task(
     Path((problem, task)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let task = parse_id("task id", &task)?;
     let mut guard = sb.lock()?;
     let db = &mut *guard;
@@ -158,13 +152,9 @@ pub(crate) async fn update_task(
     let display = text(&db.problems[at].rec, "display_id")
         .unwrap_or_default()
         .to_owned();
-    let t = db.problems[at]
-        .tasks
-        .iter()
-        .position(|t| uint(t, "id") == Some(task))
-        .ok_or_else(|| {
-            ApiError::not_found(format!("Task {task} not found in problem {display}"))
-        })?;
+    let t = position(&db.problems[at].tasks, task).ok_or_else(|| {
+        ApiError::not_found(format!("Task {task} not found in problem {display}"))
+    })?;
     let set = checked_task(db, &o)?;
     let mut rec = db.problems[at].tasks[t].clone();
     rec.extend(set);

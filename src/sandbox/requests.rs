@@ -14,7 +14,7 @@ use super::body::{
 use super::error::{ApiError, ApiResult};
 use super::filter::{Attributes, matches_all, parse_filters};
 use super::params::{Params, SortKey, matches_search, page, sort_keys, sort_records, window};
-use super::store::{Db, KEY_USER_ID, Obj, Ticket, obj, pick, text, uint};
+use super::store::{Db, KEY_USER_ID, Obj, Ticket, by_id, find_display, obj, pick, text, uint};
 use super::{HeaderWorkspace, Sandbox, path_workspace, pick_workspace};
 
 pub(crate) const REQUEST_TYPES: &[&str] = &[
@@ -25,9 +25,9 @@ pub(crate) const REQUEST_TYPES: &[&str] = &[
     "CHANGE",
     "MAJOR_INCIDENT",
 ];
-pub(crate) const STATUSES: &[&str] = &["OPEN", "IN_PROGRESS", "PENDING", "RESOLVED", "CLOSED"];
+const STATUSES: &[&str] = &["OPEN", "IN_PROGRESS", "PENDING", "RESOLVED", "CLOSED"];
 pub(crate) const PRIORITIES: &[&str] = &["LOW", "MEDIUM", "HIGH", "URGENT"];
-pub(crate) const SOURCES: &[&str] = &[
+const SOURCES: &[&str] = &[
     "EMAIL",
     "SLACK",
     "TEAMS",
@@ -88,14 +88,7 @@ const UPDATABLE: &[&str] = &[
 /// Finds a request by display id (`ITREQ-3`) or numeric id.
 pub(crate) fn find(db: &Db, raw: &str) -> ApiResult<usize> {
     let raw = raw.trim();
-    let numeric = raw.parse::<u64>().ok();
-    db.requests
-        .iter()
-        .position(|t| match numeric {
-            Some(n) => uint(&t.rec, "id") == Some(n),
-            None => text(&t.rec, "display_id").is_some_and(|d| d.eq_ignore_ascii_case(raw)),
-        })
-        .ok_or_else(|| not_found(raw))
+    find_display(db.requests.iter().map(|t| &t.rec), raw).ok_or_else(|| not_found(raw))
 }
 
 fn not_found(raw: &str) -> ApiError {
@@ -118,11 +111,7 @@ fn detail(t: &Ticket) -> Value {
 
 fn check_group(db: &Db, group: u64, workspace: u64) -> ApiResult<()> {
     db.require_group(group)?;
-    let owner = db
-        .groups
-        .iter()
-        .find(|g| uint(g, "id") == Some(group))
-        .and_then(|g| uint(g, "workspace_id"));
+    let owner = by_id(&db.groups, group).and_then(|g| uint(g, "workspace_id"));
     match owner {
         Some(ws) if ws != workspace => Err(ApiError::bad_request(format!(
             "agent_group: group {group} belongs to workspace {ws}, not {workspace}"
@@ -218,7 +207,7 @@ pub(crate) async fn create(
     HeaderWorkspace(header): HeaderWorkspace,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let mut db = sb.lock()?;
     let rec = new_request(&mut db, &o, header)?;
     let ticket = Ticket {
@@ -248,12 +237,9 @@ fn apply_update(db: &mut Db, at: usize, o: &Obj) -> ApiResult<()> {
         check_group(db, g, ws)?;
     }
     let mut changes = Obj::new();
-    for (key, field, allowed) in [
-        ("status", "status", STATUSES),
-        ("priority", "priority", PRIORITIES),
-    ] {
-        if let Some(v) = opt_str(o, key)? {
-            changes.insert(field.into(), json!(check_enum(key, &v, allowed)?));
+    for (key, allowed) in [("status", STATUSES), ("priority", PRIORITIES)] {
+        if let Some(v) = opt_enum(o, key, allowed)? {
+            changes.insert(key.into(), json!(v));
         }
     }
     for (key, field) in [
@@ -308,7 +294,7 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let mut guard = sb.lock()?;
     let db = &mut *guard;
     let at = find(db, &id)?;
@@ -337,7 +323,7 @@ pub(crate) async fn add_note(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let o = body.object()?;
+    let o = body.into_object()?;
     let mut guard = sb.lock()?;
     let db = &mut *guard;
     let at = find(db, &id)?;

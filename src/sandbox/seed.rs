@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::store::{Db, Member, Obj, Problem, Ticket, obj, text, uint};
+use super::store::{Db, Member, Obj, Problem, Ticket, attachment_view, by_id, obj, text, uint};
 
 /// Builds the seeded tenant.
 pub(crate) fn tenant() -> Db {
@@ -64,7 +64,7 @@ fn max_id<'a>(records: impl Iterator<Item = &'a Obj>) -> u64 {
 }
 
 /// `ITREQ-12` → (`ITREQ`, 12).
-pub(crate) fn split_display(id: &str) -> Option<(String, u64)> {
+fn split_display(id: &str) -> Option<(String, u64)> {
     let (prefix, n) = id.rsplit_once('-')?;
     Some((prefix.to_owned(), n.parse().ok()?))
 }
@@ -663,12 +663,7 @@ fn requests(db: &Db) -> Vec<Ticket> {
 }
 
 fn changes(db: &Db) -> Vec<Ticket> {
-    let plan = db.attachments.first().map(|a| {
-        Value::Object(super::store::pick(
-            a,
-            &["id", "file_name", "content_type", "size"],
-        ))
-    });
+    let plan = db.attachments.first().map(attachment_view);
     let mut chg1 = obj(json!({
         "id": 7001, "display_id": "CHG-1", "subject": "Upgrade Berlin VPN gateway firmware to 7.2.4",
         "description": "<p>The vendor advisory for 7.2.4 fixes the IPsec tunnel drops tracked in PRB-1.</p>",
@@ -690,7 +685,7 @@ fn changes(db: &Db) -> Vec<Ticket> {
         "assignee_id": 102, "owner_id": 101, "agent_group_id": 201,
         "planned_change_start_date": "2026-02-16T08:00:00Z",
         "planned_change_completion_date": "2026-02-20T17:00:00Z",
-        "tags": ["hardware"], "assets": [asset_ref(db, 3004)], "linked_requests": [],
+        "tags": ["hardware"], "assets": [db.asset_ref(3004)], "linked_requests": [],
         "attachments": [], "custom_fields": {}, "template_fields": {}, "problem_display_id": null,
         "trashed": false, "created_at": "2026-02-12T10:00:00Z", "updated_at": "2026-02-20T16:45:00Z",
     }));
@@ -738,15 +733,6 @@ fn changes(db: &Db) -> Vec<Ticket> {
             )],
         },
     ]
-}
-
-/// The `{id, name, asset_type}` form of an asset linked from a change.
-pub(crate) fn asset_ref(db: &Db, id: u64) -> Value {
-    db.assets
-        .iter()
-        .find(|a| uint(a, "id") == Some(id))
-        .map(|a| Value::Object(super::store::pick(a, &["id", "name", "asset_type"])))
-        .unwrap_or(Value::Null)
 }
 
 fn problem(db: &Db) -> Problem {
@@ -869,7 +855,7 @@ const AUDIT: [AuditRow; 12] = [
 
 fn entity_name(db: &Db, kind: &str, id: u64) -> Value {
     let found = match kind {
-        "ASSET" => db.assets.iter().find(|a| uint(a, "id") == Some(id)),
+        "ASSET" => by_id(&db.assets, id),
         _ => db.user(id),
     };
     found

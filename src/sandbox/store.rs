@@ -79,6 +79,35 @@ pub(crate) fn text<'a>(rec: &'a Obj, key: &str) -> Option<&'a str> {
     rec.get(key).and_then(Value::as_str)
 }
 
+/// The record with this `id`.
+pub(crate) fn by_id(records: &[Obj], id: u64) -> Option<&Obj> {
+    records.iter().find(|r| uint(r, "id") == Some(id))
+}
+
+/// Where the record with this `id` sits.
+pub(crate) fn position(records: &[Obj], id: u64) -> Option<usize> {
+    records.iter().position(|r| uint(r, "id") == Some(id))
+}
+
+/// Where the record named by `raw` sits: a numeric id, else a display id such
+/// as `CHG-1` (any case).
+pub(crate) fn find_display<'a>(
+    records: impl IntoIterator<Item = &'a Obj>,
+    raw: &str,
+) -> Option<usize> {
+    let raw = raw.trim();
+    let numeric = raw.parse::<u64>().ok();
+    records.into_iter().position(|r| match numeric {
+        Some(n) => uint(r, "id") == Some(n),
+        None => text(r, "display_id").is_some_and(|d| d.eq_ignore_ascii_case(raw)),
+    })
+}
+
+/// An attachment in its public `{id, file_name, content_type, size}` form.
+pub(crate) fn attachment_view(rec: &Obj) -> Value {
+    Value::Object(pick(rec, &["id", "file_name", "content_type", "size"]))
+}
+
 /// Turns a `json!({...})` literal into a record (anything else gives an empty one).
 pub(crate) fn obj(v: Value) -> Obj {
     match v {
@@ -123,14 +152,12 @@ impl Db {
     }
 
     pub fn workspace(&self, id: u64) -> ApiResult<&Obj> {
-        self.workspaces
-            .iter()
-            .find(|w| uint(w, "id") == Some(id))
+        by_id(&self.workspaces, id)
             .ok_or_else(|| ApiError::not_found(format!("Workspace {id} not found")))
     }
 
     pub fn user(&self, id: u64) -> Option<&Obj> {
-        self.users.iter().find(|u| uint(u, "id") == Some(id))
+        by_id(&self.users, id)
     }
 
     /// The short `{id, name, email}` form of a user embedded in other records.
@@ -152,9 +179,17 @@ impl Db {
     }
 
     pub fn group_ref(&self, id: Option<u64>) -> Value {
-        let found = id.and_then(|id| self.groups.iter().find(|g| uint(g, "id") == Some(id)));
+        let found = id.and_then(|id| by_id(&self.groups, id));
         match found {
             Some(g) => Value::Object(pick(g, &["id", "name"])),
+            None => Value::Null,
+        }
+    }
+
+    /// The short `{id, name, asset_type}` form of an asset linked from a change.
+    pub fn asset_ref(&self, id: u64) -> Value {
+        match by_id(&self.assets, id) {
+            Some(a) => Value::Object(pick(a, &["id", "name", "asset_type"])),
             None => Value::Null,
         }
     }
@@ -204,12 +239,10 @@ impl Db {
         Value::Object(out)
     }
 
-    /// An uploaded attachment in its public `{id, file_name, content_type, size}` form.
+    /// An uploaded attachment in its public form ([`attachment_view`]).
     pub fn attachment(&self, id: u64) -> ApiResult<Value> {
-        self.attachments
-            .iter()
-            .find(|a| uint(a, "id") == Some(id))
-            .map(|a| Value::Object(pick(a, &["id", "file_name", "content_type", "size"])))
+        by_id(&self.attachments, id)
+            .map(attachment_view)
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "attachments: attachment {id} does not exist (upload it first)"
