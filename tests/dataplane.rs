@@ -36,13 +36,11 @@ fn text_of(result: &rmcp::model::CallToolResult) -> String {
 async fn every_protocol_revision_lists_and_calls_filtered_tools() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
+    let url = plane.serve(
         "tok-readonly-0001",
-        view(
-            &plane.catalog,
-            &server_yaml("readonly", "  methods: [read]\n"),
-            &upstream,
-        ),
+        "readonly",
+        "  methods: [read]\n",
+        &upstream,
     );
     for version in VERSIONS {
         let client = connect(&url, version, None)
@@ -105,13 +103,11 @@ async fn every_protocol_revision_lists_and_calls_filtered_tools() {
 async fn a_tool_outside_the_filter_is_unknown_whatever_the_client_knows() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
+    let url = plane.serve(
         "tok-readonly-0002",
-        view(
-            &plane.catalog,
-            &server_yaml("readonly", "  methods: [read]\n"),
-            &upstream,
-        ),
+        "readonly",
+        "  methods: [read]\n",
+        &upstream,
     );
     for version in ["2025-11-25", "2026-07-28"] {
         let client = connect(&url, version, None).await.expect("connect");
@@ -142,10 +138,7 @@ async fn arguments_are_validated_before_anything_is_sent() {
         .mount(&server)
         .await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-validate-0001",
-        view(&plane.catalog, &server_yaml("v", ""), &server.uri()),
-    );
+    let url = plane.serve("tok-validate-0001", "v", "", &server.uri());
     let client = connect(&url, "2025-11-25", None).await.expect("connect");
     let result = client
         .call_tool(
@@ -190,14 +183,7 @@ async fn expiry_is_checked_by_the_clock_at_each_request() {
 async fn suspended_servers_refuse_with_a_reason() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-suspended-001",
-        view(
-            &plane.catalog,
-            &server_yaml("s", "  suspend: true\n"),
-            &upstream,
-        ),
-    );
+    let url = plane.serve("tok-suspended-001", "s", "  suspend: true\n", &upstream);
     let resp = post(
         &url,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
@@ -221,10 +207,7 @@ async fn bearer_auth_missing_wrong_and_right() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let spec = "  requireApiTokenAuth: true\n  apiTokenSecretRef: {name: mcp-client-tokens}\n";
-    let url = plane.add(
-        "tok-bearer-000001",
-        view(&plane.catalog, &server_yaml("b", spec), &upstream),
-    );
+    let url = plane.serve("tok-bearer-000001", "b", spec, &upstream);
     let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     let missing = post(&url, list, &[]).await;
     assert_eq!(missing.status(), 401);
@@ -268,10 +251,7 @@ async fn bearer_auth_missing_wrong_and_right() {
 async fn foreign_origins_are_refused() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-origin-000001",
-        view(&plane.catalog, &server_yaml("o", ""), &upstream),
-    );
+    let url = plane.serve("tok-origin-000001", "o", "", &upstream);
     let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     assert_eq!(
         post(&url, list, &[("origin", "https://evil.example")])
@@ -305,10 +285,7 @@ async fn malformed_and_unknown_requests_get_json_rpc_errors() {
         ..Default::default()
     })
     .await;
-    let url = plane.add(
-        "tok-errors-000001",
-        view(&plane.catalog, &server_yaml("e", ""), &upstream),
-    );
+    let url = plane.serve("tok-errors-000001", "e", "", &upstream);
 
     let parse = post(&url, "{not json", &[]).await;
     assert_eq!(parse.status(), 400);
@@ -386,10 +363,7 @@ async fn malformed_and_unknown_requests_get_json_rpc_errors() {
 async fn stateless_header_rules_are_enforced() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-headers-00001",
-        view(&plane.catalog, &server_yaml("h", ""), &upstream),
-    );
+    let url = plane.serve("tok-headers-00001", "h", "", &upstream);
     let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
     let call = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"list_all_atomicwork_workspaces","arguments":{{}},{meta}}}}}"#
@@ -469,10 +443,7 @@ async fn stateless_header_rules_are_enforced() {
 async fn unknown_tokens_and_path_tricks_never_reach_a_server() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-paths-0000001",
-        view(&plane.catalog, &server_yaml("p", ""), &upstream),
-    );
+    let url = plane.serve("tok-paths-0000001", "p", "", &upstream);
     let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     assert_eq!(
         post(&plane.url("no-such-token"), list, &[]).await.status(),
@@ -505,10 +476,7 @@ async fn upstream_rate_limits_pass_through_with_headers() {
         .mount(&server)
         .await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-ratelimit-001",
-        view(&plane.catalog, &server_yaml("r", ""), &server.uri()),
-    );
+    let url = plane.serve("tok-ratelimit-001", "r", "", &server.uri());
     let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
     let resp = post(&url, call, &[]).await;
     assert_eq!(resp.headers()["retry-after"], "7");
@@ -533,10 +501,7 @@ async fn per_server_rate_limit_answers_429() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let spec = "  rateLimit: {requestsPerMinute: 60, burst: 2}\n";
-    let url = plane.add(
-        "tok-limited-00001",
-        view(&plane.catalog, &server_yaml("l", spec), &upstream),
-    );
+    let url = plane.serve("tok-limited-00001", "l", spec, &upstream);
     let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
     assert_eq!(post(&url, call, &[]).await.status(), 200);
     assert_eq!(post(&url, call, &[]).await.status(), 200);
@@ -552,10 +517,7 @@ async fn discovery_mode_end_to_end() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let spec = "  methods: [read]\n  tags: [assets, audit]\n  toolExposure: discovery\n";
-    let url = plane.add(
-        "tok-discovery-001",
-        view(&plane.catalog, &server_yaml("d", spec), &upstream),
-    );
+    let url = plane.serve("tok-discovery-001", "d", spec, &upstream);
     let client = connect(&url, "2025-11-25", None).await.expect("connect");
     let tools = client.list_tools(None).await.expect("list");
     let names: Vec<_> = tools.tools.iter().map(|t| t.name.to_string()).collect();
@@ -679,10 +641,7 @@ async fn registry_updates_under_load_never_tear() {
 async fn health_readiness_and_metrics() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-metrics-00001",
-        view(&plane.catalog, &server_yaml("m", ""), &upstream),
-    );
+    let url = plane.serve("tok-metrics-00001", "m", "", &upstream);
     let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
     assert_eq!(post(&url, call, &[]).await.status(), 200);
     let client = reqwest::Client::new();

@@ -101,6 +101,15 @@ impl Plane {
         self.url(token)
     }
 
+    /// Resolves the manifest `server_yaml(name, spec)` against `upstream`, serves it under
+    /// `token` and returns its endpoint URL.
+    pub fn serve(&self, token: &str, name: &str, spec: &str, upstream: &str) -> String {
+        self.add(
+            token,
+            view(&self.catalog, &server_yaml(name, spec), upstream),
+        )
+    }
+
     pub fn url(&self, token: &str) -> String {
         format!("{}/mcp/{token}", self.base)
     }
