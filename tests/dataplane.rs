@@ -17,21 +17,6 @@ async fn sandbox() -> String {
     spawn_local(Sandbox::seeded()).await.expect("sandbox").0
 }
 
-fn args(v: Value) -> serde_json::Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
-
-fn text_of(result: &rmcp::model::CallToolResult) -> String {
-    serde_json::to_value(&result.content)
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|c| c.get("text").and_then(Value::as_str).map(str::to_string))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[tokio::test]
 async fn every_protocol_revision_lists_and_calls_filtered_tools() {
     let upstream = sandbox().await;
@@ -163,11 +148,10 @@ async fn expiry_is_checked_by_the_clock_at_each_request() {
     let mut v = view(&plane.catalog, &server_yaml("short", ""), &upstream);
     v.expires_at = Some(jiff::Timestamp::now() + jiff::SignedDuration::from_millis(1500));
     let url = plane.add("tok-expiring-0001", v);
-    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
-    let before = post(&url, list, &[]).await;
+    let before = post(&url, LIST, &[]).await;
     assert_eq!(before.status(), 200);
     tokio::time::sleep(Duration::from_millis(1700)).await;
-    let after = post(&url, list, &[]).await;
+    let after = post(&url, LIST, &[]).await;
     assert_eq!(after.status(), 403);
     let body: Value = after.json().await.expect("json");
     assert!(
@@ -184,12 +168,7 @@ async fn suspended_servers_refuse_with_a_reason() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let url = plane.serve("tok-suspended-001", "s", "  suspend: true\n", &upstream);
-    let resp = post(
-        &url,
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-        &[],
-    )
-    .await;
+    let resp = post(&url, LIST, &[]).await;
     assert_eq!(resp.status(), 403);
     let body: Value = resp.json().await.expect("json");
     assert!(
@@ -208,8 +187,7 @@ async fn bearer_auth_missing_wrong_and_right() {
     let plane = Plane::start(DataplaneConfig::default()).await;
     let spec = "  requireApiTokenAuth: true\n  apiTokenSecretRef: {name: mcp-client-tokens}\n";
     let url = plane.serve("tok-bearer-000001", "b", spec, &upstream);
-    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
-    let missing = post(&url, list, &[]).await;
+    let missing = post(&url, LIST, &[]).await;
     assert_eq!(missing.status(), 401);
     assert!(
         missing.headers()["www-authenticate"]
@@ -217,7 +195,7 @@ async fn bearer_auth_missing_wrong_and_right() {
             .unwrap_or_default()
             .starts_with("Bearer")
     );
-    let wrong = post(&url, list, &[("authorization", "Bearer nope")]).await;
+    let wrong = post(&url, LIST, &[("authorization", "Bearer nope")]).await;
     assert_eq!(wrong.status(), 401);
     assert!(
         wrong.headers()["www-authenticate"]
@@ -225,7 +203,7 @@ async fn bearer_auth_missing_wrong_and_right() {
             .unwrap_or_default()
             .contains("invalid_token")
     );
-    let right = post(&url, list, &[("authorization", "Bearer client-token-bob")]).await;
+    let right = post(&url, LIST, &[("authorization", "Bearer client-token-bob")]).await;
     assert_eq!(right.status(), 200);
     for version in ["2025-06-18", "2026-07-28"] {
         assert!(
@@ -252,20 +230,19 @@ async fn foreign_origins_are_refused() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let url = plane.serve("tok-origin-000001", "o", "", &upstream);
-    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     assert_eq!(
-        post(&url, list, &[("origin", "https://evil.example")])
+        post(&url, LIST, &[("origin", "https://evil.example")])
             .await
             .status(),
         403
     );
     assert_eq!(
-        post(&url, list, &[("origin", "https://claude.ai")])
+        post(&url, LIST, &[("origin", "https://claude.ai")])
             .await
             .status(),
         200
     );
-    assert_eq!(post(&url, list, &[]).await.status(), 200);
+    assert_eq!(post(&url, LIST, &[]).await.status(), 200);
     let headers = HashMap::from([(
         http::HeaderName::from_static("origin"),
         http::HeaderValue::from_static("https://evil.example"),
@@ -444,9 +421,8 @@ async fn unknown_tokens_and_path_tricks_never_reach_a_server() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let url = plane.serve("tok-paths-0000001", "p", "", &upstream);
-    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     assert_eq!(
-        post(&plane.url("no-such-token"), list, &[]).await.status(),
+        post(&plane.url("no-such-token"), LIST, &[]).await.status(),
         404
     );
     for tricky in [
@@ -457,7 +433,7 @@ async fn unknown_tokens_and_path_tricks_never_reach_a_server() {
         format!("{}/mcp/x%2F..%2Ftok-paths-0000001", plane.base),
         format!("{}/mcp/../mcp/tok-paths-0000001x", plane.base),
     ] {
-        let status = post(&tricky, list, &[]).await.status();
+        let status = post(&tricky, LIST, &[]).await.status();
         assert_eq!(status, 404, "{tricky}");
     }
 }
@@ -477,8 +453,7 @@ async fn upstream_rate_limits_pass_through_with_headers() {
         .await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let url = plane.serve("tok-ratelimit-001", "r", "", &server.uri());
-    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
-    let resp = post(&url, call, &[]).await;
+    let resp = post(&url, WORKSPACES_CALL, &[]).await;
     assert_eq!(resp.headers()["retry-after"], "7");
     assert_eq!(resp.headers()["ratelimit-limit"], "100");
     assert_eq!(resp.headers()["ratelimit-remaining"], "0");
@@ -502,10 +477,9 @@ async fn per_server_rate_limit_answers_429() {
     let plane = Plane::start(DataplaneConfig::default()).await;
     let spec = "  rateLimit: {requestsPerMinute: 60, burst: 2}\n";
     let url = plane.serve("tok-limited-00001", "l", spec, &upstream);
-    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
-    assert_eq!(post(&url, call, &[]).await.status(), 200);
-    assert_eq!(post(&url, call, &[]).await.status(), 200);
-    let limited = post(&url, call, &[]).await;
+    assert_eq!(post(&url, WORKSPACES_CALL, &[]).await.status(), 200);
+    assert_eq!(post(&url, WORKSPACES_CALL, &[]).await.status(), 200);
+    let limited = post(&url, WORKSPACES_CALL, &[]).await;
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
     let body: Value = limited.json().await.expect("json");
@@ -611,12 +585,7 @@ async fn registry_updates_under_load_never_tear() {
         callers.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             for _ in 0..40 {
-                let resp = post(
-                    &url,
-                    r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-                    &[],
-                )
-                .await;
+                let resp = post(&url, LIST, &[]).await;
                 assert_eq!(resp.status(), 200);
                 let body: Value = resp.json().await.expect("json");
                 seen.push(
@@ -642,8 +611,7 @@ async fn health_readiness_and_metrics() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let url = plane.serve("tok-metrics-00001", "m", "", &upstream);
-    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
-    assert_eq!(post(&url, call, &[]).await.status(), 200);
+    assert_eq!(post(&url, WORKSPACES_CALL, &[]).await.status(), 200);
     let client = reqwest::Client::new();
     assert_eq!(
         client
