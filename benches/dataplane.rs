@@ -18,17 +18,16 @@
 //! with one client: at saturation any slowdown shows up as queueing (Little's law) rather
 //! than as the time the data plane adds to a call.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atomicwork_mcp::catalog::Catalog;
-use atomicwork_mcp::crd::AtomicworkMcpServer;
-use atomicwork_mcp::dataplane::{self, Dataplane, DataplaneConfig};
+use atomicwork_mcp::dataplane::DataplaneConfig;
 use atomicwork_mcp::registry::Registry;
-use atomicwork_mcp::resolve::{self, ResolveOptions, SecretData};
-use atomicwork_mcp::upstream::{Upstream, UpstreamOptions};
 use axum::routing::{get, post};
+use common::{api_key_secrets, percentile, resolve_at, serve_app, server, start_dataplane};
 use serde_json::json;
 
 /// The binary's allocator, so the figures are the deployed program's.
@@ -70,7 +69,7 @@ async fn upstream() -> String {
             async move { axum::Json(body) }
         }),
     );
-    serve(app).await
+    serve_app(app).await
 }
 
 /// The bare forwarder: the same POST in (body read and dropped), a GET to the upstream, the
@@ -98,32 +97,7 @@ async fn bare_proxy(upstream_url: String) -> String {
             }
         }),
     );
-    serve(app).await
-}
-
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
-}
-
-fn server(name: &str, extra: &str) -> AtomicworkMcpServer {
-    let yaml = format!(
-        "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: {name}, namespace: bench}}\nspec:\n  atomicwork:\n    baseUrl: https://acme.atomicwork.com\n    apiKeySecretRef: {{name: key}}\n    workspaceId: \"1\"\n{extra}"
-    );
-    serde_saphyr::from_str(&yaml).expect("manifest")
-}
-
-fn secrets() -> BTreeMap<(String, String), SecretData> {
-    BTreeMap::from([(
-        ("bench".to_string(), "key".to_string()),
-        BTreeMap::from([("apiKey".to_string(), b"bench-key".to_vec())]),
-    )])
+    serve_app(app).await
 }
 
 /// One kind of request, made the same way by every client.
@@ -158,8 +132,7 @@ impl Stats {
     }
 
     fn pct(&self, p: f64) -> Duration {
-        let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len() - 1);
-        self.latencies[i]
+        percentile(&self.latencies, p)
     }
 }
 
@@ -235,20 +208,14 @@ async fn run() {
     let proxy_url = bare_proxy(upstream_url.clone()).await;
     let catalog = Catalog::builtin().expect("catalog");
     let registry = Arc::new(Registry::new());
-    let opts = ResolveOptions {
-        base_url_override: Some(upstream_url.clone()),
-        notice: None,
-    };
+    let secrets = api_key_secrets("bench", "key", b"bench-key");
     let resolve_one = |name: &str, extra: &str| {
-        resolve::resolve(
-            &server(name, extra),
-            &secrets(),
+        resolve_at(
+            &server("bench", name, extra),
+            &secrets,
             &catalog,
-            jiff::Timestamp::now(),
-            &opts,
+            &upstream_url,
         )
-        .view
-        .expect("resolves")
     };
     let view = resolve_one("bench", "");
     registry.upsert(
@@ -256,19 +223,8 @@ async fn run() {
         Some((atomicwork_mcp::secret::TokenHash::of(TOKEN), view)),
     );
     registry.mark_ready();
-    let dp = Arc::new(Dataplane::new(
-        registry.clone(),
-        Upstream::new(UpstreamOptions::default()).expect("upstream"),
-        DataplaneConfig::default(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = dataplane::serve(listener, dp, std::future::pending()).await;
-    });
-    let mcp_url: Arc<str> = format!("http://{addr}/mcp/{TOKEN}").into();
+    let (base, _) = start_dataplane(registry.clone(), DataplaneConfig::default()).await;
+    let mcp_url: Arc<str> = format!("{base}/mcp/{TOKEN}").into();
 
     let ways = [
         (

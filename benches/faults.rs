@@ -7,6 +7,8 @@
 //! task panicked, and resident memory after the run (and a short settle) is within
 //! [`RSS_TOLERANCE_KIB`] of the baseline taken after a warm-up at the same concurrency.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,15 +16,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use atomicwork_mcp::catalog::Catalog;
-use atomicwork_mcp::crd::AtomicworkMcpServer;
-use atomicwork_mcp::dataplane::{self, Dataplane, DataplaneConfig};
+use atomicwork_mcp::dataplane::{Dataplane, DataplaneConfig};
 use atomicwork_mcp::registry::{Registry, ServerView};
-use atomicwork_mcp::resolve::{self, ResolveOptions, SecretData};
+use atomicwork_mcp::resolve::SecretData;
 use atomicwork_mcp::secret::TokenHash;
-use atomicwork_mcp::upstream::{Upstream, UpstreamOptions};
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use common::{
+    api_key_secrets, memory_kib, percentile, resolve_at, serve_app, server, start_dataplane,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -100,14 +103,7 @@ async fn upstream() -> String {
             async move { answer(&mode, &big, &flaky).await }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind upstream");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
+    serve_app(app).await
 }
 
 async fn answer(mode: &str, big: &bytes::Bytes, flaky: &AtomicUsize) -> Response {
@@ -202,10 +198,7 @@ async fn resetting_upstream() -> String {
 // The registry and the data plane
 
 fn secrets() -> BTreeMap<(String, String), SecretData> {
-    BTreeMap::from([(
-        ("faults".to_string(), "key".to_string()),
-        BTreeMap::from([("apiKey".to_string(), b"faults-api-key-0123".to_vec())]),
-    )])
+    api_key_secrets("faults", "key", b"faults-api-key-0123")
 }
 
 fn token(name: &str) -> String {
@@ -228,43 +221,16 @@ fn entries(
             } else {
                 ""
             };
-            let yaml = format!(
-                "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: {name}, namespace: faults}}\nspec:\n  atomicwork:\n    baseUrl: https://acme.atomicwork.com\n    apiKeySecretRef: {{name: key}}\n    workspaceId: \"1\"\n{extra}{methods}"
-            );
-            let server: AtomicworkMcpServer = serde_saphyr::from_str(&yaml).expect("manifest");
+            let server = server("faults", name, &format!("{extra}{methods}"));
             let base = if *mode == "reset" {
                 reset.to_string()
             } else {
                 format!("{upstream}/{mode}")
             };
-            let opts = ResolveOptions {
-                base_url_override: Some(base),
-                notice: None,
-            };
-            let view = resolve::resolve(&server, &secrets(), catalog, jiff::Timestamp::now(), &opts)
-                .view
-                .expect("server resolves");
+            let view = resolve_at(&server, &secrets(), catalog, &base);
             (TokenHash::of(&token(name)), view)
         })
         .collect()
-}
-
-async fn start_plane(registry: Arc<Registry>) -> (String, Arc<Dataplane>) {
-    let config = DataplaneConfig {
-        request_timeout: REQUEST_TIMEOUT,
-        ..DataplaneConfig::default()
-    };
-    let upstream = Upstream::new(UpstreamOptions::default()).expect("upstream client");
-    let dp = Arc::new(Dataplane::new(registry, upstream, config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind data plane");
-    let addr = listener.local_addr().expect("addr");
-    let served = dp.clone();
-    tokio::spawn(async move {
-        let _ = dataplane::serve(listener, served, std::future::pending()).await;
-    });
-    (format!("http://{addr}"), dp)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -388,20 +354,6 @@ async fn load(base: &str, per_client: usize) -> Tally {
 // ---------------------------------------------------------------------------------------
 // Measuring
 
-/// `VmRSS` and `VmHWM` of this process, in KiB.
-fn memory_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// Tool-call outcome classes as the data plane counted them, from its metrics.
 fn outcome_classes(dp: &Dataplane) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
@@ -424,13 +376,6 @@ fn outcome_classes(dp: &Dataplane) -> BTreeMap<String, u64> {
     out
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
 async fn run() -> bool {
     let catalog = Arc::new(Catalog::builtin().expect("catalog"));
     let upstream_url = upstream().await;
@@ -438,7 +383,11 @@ async fn run() -> bool {
     let registry = Arc::new(Registry::new());
     registry.replace_all(entries(&catalog, &upstream_url, &reset_url, 0));
     registry.mark_ready();
-    let (base, dp) = start_plane(registry.clone()).await;
+    let config = DataplaneConfig {
+        request_timeout: REQUEST_TIMEOUT,
+        ..DataplaneConfig::default()
+    };
+    let (base, dp) = start_dataplane(registry.clone(), config).await;
 
     let warm = load(&base, WARMUP_PER_CLIENT).await;
     tokio::time::sleep(Duration::from_secs(1)).await;

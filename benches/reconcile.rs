@@ -5,7 +5,9 @@
 //! `cargo bench --bench reconcile` — one machine, one run: figures to compare between
 //! changes, not capacities.
 
-use std::collections::{BTreeMap, HashMap};
+mod common;
+
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +19,6 @@ use atomicwork_mcp::controller::reconcile::{self, Observed, Settings, TokenPlan}
 use atomicwork_mcp::controller::{Context, reconcile as run_reconcile};
 use atomicwork_mcp::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus};
 use atomicwork_mcp::metrics::ControllerMetrics;
-use atomicwork_mcp::resolve::SecretData;
 use futures::StreamExt;
 use http::{Method, Request, Response, StatusCode};
 use jiff::Timestamp;
@@ -84,10 +85,7 @@ fn per_resource(total: Duration, n: usize) -> String {
 /// The pure reconcile: a first reconcile (mints) and a steady-state one (fixed point).
 fn pure(catalog: &Arc<Catalog>) {
     let settings = settings();
-    let secrets: BTreeMap<(String, String), SecretData> = BTreeMap::from([(
-        (NS.to_string(), "atomicwork-api".to_string()),
-        BTreeMap::from([("apiKey".to_string(), b"sk-bench".to_vec())]),
-    )]);
+    let secrets = common::api_key_secrets(NS, "atomicwork-api", b"sk-bench");
     let servers: Vec<_> = (0..RESOURCES).map(server).collect();
     let mint = atomicwork_mcp::secret::mint_token;
     let now = Timestamp::now();

@@ -7,6 +7,8 @@
 //! a lookup under 1 µs, a full rebuild under 1 s. Figures come from a shared machine: read
 //! them as orders of magnitude.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -62,13 +64,7 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    common::memory_kib().0 * 1024
 }
 
 fn live_bytes() -> i64 {

@@ -1,8 +1,9 @@
 //! The CRD as generated, committed and read back; example manifests through the real types.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use atomicwork_mcp::crd::{AtomicworkMcpServer, ToolExposure};
+use atomicwork_mcp::manifest::{documents, manifest_files};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
@@ -143,27 +144,15 @@ spec:
     assert!(serde_saphyr::from_str::<AtomicworkMcpServer>(yaml).is_err());
 }
 
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            yaml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_example_server_deserializes_and_resolves_its_filters() {
     let catalog = atomicwork_mcp::catalog::Catalog::builtin().expect("catalog");
-    let mut files = Vec::new();
-    yaml_files(&root().join("examples"), &mut files);
+    let files = manifest_files(&root().join("examples")).expect("examples");
     let mut servers = 0;
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read");
-        for doc in text
-            .split("\n---")
+        for doc in documents(&text)
+            .iter()
             .filter(|d| d.contains("kind: AtomicworkMcpServer"))
         {
             let server: AtomicworkMcpServer =

@@ -17,32 +17,15 @@ async fn sandbox() -> String {
     spawn_local(Sandbox::seeded()).await.expect("sandbox").0
 }
 
-fn args(v: Value) -> serde_json::Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
-
-fn text_of(result: &rmcp::model::CallToolResult) -> String {
-    serde_json::to_value(&result.content)
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|c| c.get("text").and_then(Value::as_str).map(str::to_string))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[tokio::test]
 async fn every_protocol_revision_lists_and_calls_filtered_tools() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
+    let url = plane.serve(
         "tok-readonly-0001",
-        view(
-            &plane.catalog,
-            &server_yaml("readonly", "  methods: [read]\n"),
-            &upstream,
-        ),
+        "readonly",
+        "  methods: [read]\n",
+        &upstream,
     );
     for version in VERSIONS {
         let client = connect(&url, version, None)
@@ -105,13 +88,11 @@ async fn every_protocol_revision_lists_and_calls_filtered_tools() {
 async fn a_tool_outside_the_filter_is_unknown_whatever_the_client_knows() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
+    let url = plane.serve(
         "tok-readonly-0002",
-        view(
-            &plane.catalog,
-            &server_yaml("readonly", "  methods: [read]\n"),
-            &upstream,
-        ),
+        "readonly",
+        "  methods: [read]\n",
+        &upstream,
     );
     for version in ["2025-11-25", "2026-07-28"] {
         let client = connect(&url, version, None).await.expect("connect");
@@ -142,10 +123,7 @@ async fn arguments_are_validated_before_anything_is_sent() {
         .mount(&server)
         .await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-validate-0001",
-        view(&plane.catalog, &server_yaml("v", ""), &server.uri()),
-    );
+    let url = plane.serve("tok-validate-0001", "v", "", &server.uri());
     let client = connect(&url, "2025-11-25", None).await.expect("connect");
     let result = client
         .call_tool(
@@ -170,11 +148,10 @@ async fn expiry_is_checked_by_the_clock_at_each_request() {
     let mut v = view(&plane.catalog, &server_yaml("short", ""), &upstream);
     v.expires_at = Some(jiff::Timestamp::now() + jiff::SignedDuration::from_millis(1500));
     let url = plane.add("tok-expiring-0001", v);
-    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
-    let before = post(&url, list, &[]).await;
+    let before = post(&url, LIST, &[]).await;
     assert_eq!(before.status(), 200);
     tokio::time::sleep(Duration::from_millis(1700)).await;
-    let after = post(&url, list, &[]).await;
+    let after = post(&url, LIST, &[]).await;
     assert_eq!(after.status(), 403);
     let body: Value = after.json().await.expect("json");
     assert!(
@@ -190,20 +167,8 @@ async fn expiry_is_checked_by_the_clock_at_each_request() {
 async fn suspended_servers_refuse_with_a_reason() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-suspended-001",
-        view(
-            &plane.catalog,
-            &server_yaml("s", "  suspend: true\n"),
-            &upstream,
-        ),
-    );
-    let resp = post(
-        &url,
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-        &[],
-    )
-    .await;
+    let url = plane.serve("tok-suspended-001", "s", "  suspend: true\n", &upstream);
+    let resp = post(&url, LIST, &[]).await;
     assert_eq!(resp.status(), 403);
     let body: Value = resp.json().await.expect("json");
     assert!(
@@ -221,12 +186,8 @@ async fn bearer_auth_missing_wrong_and_right() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let spec = "  requireApiTokenAuth: true\n  apiTokenSecretRef: {name: mcp-client-tokens}\n";
-    let url = plane.add(
-        "tok-bearer-000001",
-        view(&plane.catalog, &server_yaml("b", spec), &upstream),
-    );
-    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
-    let missing = post(&url, list, &[]).await;
+    let url = plane.serve("tok-bearer-000001", "b", spec, &upstream);
+    let missing = post(&url, LIST, &[]).await;
     assert_eq!(missing.status(), 401);
     assert!(
         missing.headers()["www-authenticate"]
@@ -234,7 +195,7 @@ async fn bearer_auth_missing_wrong_and_right() {
             .unwrap_or_default()
             .starts_with("Bearer")
     );
-    let wrong = post(&url, list, &[("authorization", "Bearer nope")]).await;
+    let wrong = post(&url, LIST, &[("authorization", "Bearer nope")]).await;
     assert_eq!(wrong.status(), 401);
     assert!(
         wrong.headers()["www-authenticate"]
@@ -242,7 +203,7 @@ async fn bearer_auth_missing_wrong_and_right() {
             .unwrap_or_default()
             .contains("invalid_token")
     );
-    let right = post(&url, list, &[("authorization", "Bearer client-token-bob")]).await;
+    let right = post(&url, LIST, &[("authorization", "Bearer client-token-bob")]).await;
     assert_eq!(right.status(), 200);
     for version in ["2025-06-18", "2026-07-28"] {
         assert!(
@@ -268,24 +229,20 @@ async fn bearer_auth_missing_wrong_and_right() {
 async fn foreign_origins_are_refused() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-origin-000001",
-        view(&plane.catalog, &server_yaml("o", ""), &upstream),
-    );
-    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let url = plane.serve("tok-origin-000001", "o", "", &upstream);
     assert_eq!(
-        post(&url, list, &[("origin", "https://evil.example")])
+        post(&url, LIST, &[("origin", "https://evil.example")])
             .await
             .status(),
         403
     );
     assert_eq!(
-        post(&url, list, &[("origin", "https://claude.ai")])
+        post(&url, LIST, &[("origin", "https://claude.ai")])
             .await
             .status(),
         200
     );
-    assert_eq!(post(&url, list, &[]).await.status(), 200);
+    assert_eq!(post(&url, LIST, &[]).await.status(), 200);
     let headers = HashMap::from([(
         http::HeaderName::from_static("origin"),
         http::HeaderValue::from_static("https://evil.example"),
@@ -305,10 +262,7 @@ async fn malformed_and_unknown_requests_get_json_rpc_errors() {
         ..Default::default()
     })
     .await;
-    let url = plane.add(
-        "tok-errors-000001",
-        view(&plane.catalog, &server_yaml("e", ""), &upstream),
-    );
+    let url = plane.serve("tok-errors-000001", "e", "", &upstream);
 
     let parse = post(&url, "{not json", &[]).await;
     assert_eq!(parse.status(), 400);
@@ -386,10 +340,7 @@ async fn malformed_and_unknown_requests_get_json_rpc_errors() {
 async fn stateless_header_rules_are_enforced() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-headers-00001",
-        view(&plane.catalog, &server_yaml("h", ""), &upstream),
-    );
+    let url = plane.serve("tok-headers-00001", "h", "", &upstream);
     let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
     let call = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"list_all_atomicwork_workspaces","arguments":{{}},{meta}}}}}"#
@@ -469,13 +420,9 @@ async fn stateless_header_rules_are_enforced() {
 async fn unknown_tokens_and_path_tricks_never_reach_a_server() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-paths-0000001",
-        view(&plane.catalog, &server_yaml("p", ""), &upstream),
-    );
-    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let url = plane.serve("tok-paths-0000001", "p", "", &upstream);
     assert_eq!(
-        post(&plane.url("no-such-token"), list, &[]).await.status(),
+        post(&plane.url("no-such-token"), LIST, &[]).await.status(),
         404
     );
     for tricky in [
@@ -486,7 +433,7 @@ async fn unknown_tokens_and_path_tricks_never_reach_a_server() {
         format!("{}/mcp/x%2F..%2Ftok-paths-0000001", plane.base),
         format!("{}/mcp/../mcp/tok-paths-0000001x", plane.base),
     ] {
-        let status = post(&tricky, list, &[]).await.status();
+        let status = post(&tricky, LIST, &[]).await.status();
         assert_eq!(status, 404, "{tricky}");
     }
 }
@@ -505,12 +452,8 @@ async fn upstream_rate_limits_pass_through_with_headers() {
         .mount(&server)
         .await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-ratelimit-001",
-        view(&plane.catalog, &server_yaml("r", ""), &server.uri()),
-    );
-    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
-    let resp = post(&url, call, &[]).await;
+    let url = plane.serve("tok-ratelimit-001", "r", "", &server.uri());
+    let resp = post(&url, WORKSPACES_CALL, &[]).await;
     assert_eq!(resp.headers()["retry-after"], "7");
     assert_eq!(resp.headers()["ratelimit-limit"], "100");
     assert_eq!(resp.headers()["ratelimit-remaining"], "0");
@@ -533,14 +476,10 @@ async fn per_server_rate_limit_answers_429() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let spec = "  rateLimit: {requestsPerMinute: 60, burst: 2}\n";
-    let url = plane.add(
-        "tok-limited-00001",
-        view(&plane.catalog, &server_yaml("l", spec), &upstream),
-    );
-    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
-    assert_eq!(post(&url, call, &[]).await.status(), 200);
-    assert_eq!(post(&url, call, &[]).await.status(), 200);
-    let limited = post(&url, call, &[]).await;
+    let url = plane.serve("tok-limited-00001", "l", spec, &upstream);
+    assert_eq!(post(&url, WORKSPACES_CALL, &[]).await.status(), 200);
+    assert_eq!(post(&url, WORKSPACES_CALL, &[]).await.status(), 200);
+    let limited = post(&url, WORKSPACES_CALL, &[]).await;
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
     let body: Value = limited.json().await.expect("json");
@@ -552,10 +491,7 @@ async fn discovery_mode_end_to_end() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
     let spec = "  methods: [read]\n  tags: [assets, audit]\n  toolExposure: discovery\n";
-    let url = plane.add(
-        "tok-discovery-001",
-        view(&plane.catalog, &server_yaml("d", spec), &upstream),
-    );
+    let url = plane.serve("tok-discovery-001", "d", spec, &upstream);
     let client = connect(&url, "2025-11-25", None).await.expect("connect");
     let tools = client.list_tools(None).await.expect("list");
     let names: Vec<_> = tools.tools.iter().map(|t| t.name.to_string()).collect();
@@ -649,12 +585,7 @@ async fn registry_updates_under_load_never_tear() {
         callers.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             for _ in 0..40 {
-                let resp = post(
-                    &url,
-                    r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-                    &[],
-                )
-                .await;
+                let resp = post(&url, LIST, &[]).await;
                 assert_eq!(resp.status(), 200);
                 let body: Value = resp.json().await.expect("json");
                 seen.push(
@@ -679,12 +610,8 @@ async fn registry_updates_under_load_never_tear() {
 async fn health_readiness_and_metrics() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-metrics-00001",
-        view(&plane.catalog, &server_yaml("m", ""), &upstream),
-    );
-    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
-    assert_eq!(post(&url, call, &[]).await.status(), 200);
+    let url = plane.serve("tok-metrics-00001", "m", "", &upstream);
+    assert_eq!(post(&url, WORKSPACES_CALL, &[]).await.status(), 200);
     let client = reqwest::Client::new();
     assert_eq!(
         client

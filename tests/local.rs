@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{LocalProcess, connect};
+use common::{LocalProcess, args, connect, texts};
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
@@ -24,18 +24,8 @@ fn copy_examples(to: &Path) {
     }
 }
 
-fn args(v: Value) -> serde_json::Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
-
 fn result_json(result: &rmcp::model::CallToolResult) -> Value {
-    let texts: Vec<String> = serde_json::to_value(&result.content)
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|c| c.get("text").and_then(Value::as_str).map(str::to_string))
-        .collect();
+    let texts = texts(result);
     assert!(
         texts.iter().any(|t| t.contains("SIMULATED")),
         "sandbox label missing: {texts:?}"
@@ -183,12 +173,7 @@ async fn sandbox_walkthrough_and_hot_reload() {
     let audit_url = local.url("it-ops/asset-audit");
     local.read_summary().await;
     assert!(!local.urls.contains_key("it-ops/asset-audit"));
-    let gone = common::post(
-        &audit_url,
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-        &[],
-    )
-    .await;
+    let gone = common::post(&audit_url, common::LIST, &[]).await;
     assert_eq!(gone.status(), 404);
 
     // Tokens survive a restart (kept in the state dir, mode 0600).

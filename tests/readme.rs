@@ -2,13 +2,14 @@
 //! must parse (and the quick ones run), and the curl requests are sent to a live local
 //! server.
 
+mod common;
+
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use clap::Parser;
+use common::LocalProcess;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn readme_commands() -> Vec<String> {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
@@ -99,39 +100,10 @@ fn every_atomicwork_mcp_command_parses_and_quick_ones_run() {
 #[tokio::test]
 async fn curl_examples_work_against_local_mode() {
     let state = tempfile::tempdir().expect("tempdir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomicwork-mcp"))
-        .args([
-            "local",
-            "--manifests",
-            "examples/local",
-            "--sandbox",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--state-dir")
-        .arg(state.path())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start local mode");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut readonly = false;
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("it-ops/service-desk-readonly") {
-                readonly = true;
-            } else if let Some(url) = line.trim().strip_prefix("url: ")
-                && readonly
-            {
-                return url.to_string();
-            }
-        }
-        panic!("no URL printed for the read-only server");
-    })
-    .await
-    .expect("URL within 20 s");
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local");
+    let mut local = LocalProcess::spawn(&manifests, state.path(), Stdio::null(), &[]);
+    local.read_summary().await;
+    let url = local.url("it-ops/service-desk-readonly");
     let client = reqwest::Client::new();
     let mut sent = 0;
     for line in readme_commands().iter().filter(|l| l.starts_with("curl ")) {

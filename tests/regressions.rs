@@ -14,14 +14,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 #[tokio::test]
 async fn ids_that_are_not_strings_or_numbers_are_refused_not_echoed() {
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let url = plane.add(
-        "tok-ids-000000000001",
-        view(
-            &plane.catalog,
-            &server_yaml("ids", ""),
-            "http://127.0.0.1:9",
-        ),
-    );
+    let url = plane.serve("tok-ids-000000000001", "ids", "", "http://127.0.0.1:9");
     for id in [r#"{"a":[1e400]}"#, "[1]", "true", "1e400"] {
         let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
         let resp = post(&url, &body, &[]).await;
@@ -57,10 +50,7 @@ async fn a_request_timeout_is_answered_with_a_json_rpc_error_for_its_id() {
         ..DataplaneConfig::default()
     };
     let plane = Plane::start(config).await;
-    let url = plane.add(
-        "tok-timeout-00000001",
-        view(&plane.catalog, &server_yaml("slow", ""), &up.uri()),
-    );
+    let url = plane.serve("tok-timeout-00000001", "slow", "", &up.uri());
     let call = r#"{"jsonrpc":"2.0","id":"call-7","method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
     let resp = post(&url, call, &[]).await;
     assert_eq!(resp.status(), 504);

@@ -16,7 +16,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 const READ_CALL: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
 
 fn call(name: &str, args: Value) -> String {
@@ -218,10 +217,7 @@ async fn two_servers() -> (Plane, MockServer, MockServer) {
     let plane = Plane::start(DataplaneConfig::default()).await;
     for (token, name, up) in [(TOKEN_A, "server-a", &up_a), (TOKEN_B, "server-b", &up_b)] {
         let spec = format!("  displayName: Display {name}\n");
-        plane.add(
-            token,
-            view(&plane.catalog, &server_yaml(name, &spec), &up.uri()),
-        );
+        plane.serve(token, name, &spec, &up.uri());
     }
     (plane, up_a, up_b)
 }
@@ -487,16 +483,14 @@ fn write_attempts<'a>(direct: &'a str, discovery: &'a str) -> Vec<Attempt<'a>> {
 async fn write_tools_are_unreachable_on_a_read_only_server() {
     let up = guarded_upstream().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
-    let read_only = server_yaml("ro", "  methods: [read]\n");
-    let direct = plane.add(
+    let direct = plane.serve(
         "tok-readonly-writes-01",
-        view(&plane.catalog, &read_only, &up.uri()),
+        "ro",
+        "  methods: [read]\n",
+        &up.uri(),
     );
     let spec = "  methods: [read]\n  toolExposure: discovery\n";
-    let discovery = plane.add(
-        "tok-readonly-writes-02",
-        view(&plane.catalog, &server_yaml("ro-d", spec), &up.uri()),
-    );
+    let discovery = plane.serve("tok-readonly-writes-02", "ro-d", spec, &up.uri());
     let attempts = write_attempts(&direct, &discovery);
     for (url, body, headers) in &attempts {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -13,11 +13,14 @@ use atomicwork_mcp::resolve::{self, ResolveOptions, SecretData};
 use atomicwork_mcp::secret::TokenHash;
 use atomicwork_mcp::upstream::{Upstream, UpstreamOptions};
 use jiff::Timestamp;
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
+use rmcp::model::{
+    CallToolResult, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
+};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientLifecycleMode, ClientServiceExt, ServiceExt};
+use serde_json::Value;
 
 pub const API_KEY: &str = "test-api-key-5f0c9a";
 
@@ -101,6 +104,15 @@ impl Plane {
         self.url(token)
     }
 
+    /// Resolves the manifest `server_yaml(name, spec)` against `upstream`, serves it under
+    /// `token` and returns its endpoint URL.
+    pub fn serve(&self, token: &str, name: &str, spec: &str, upstream: &str) -> String {
+        self.add(
+            token,
+            view(&self.catalog, &server_yaml(name, spec), upstream),
+        )
+    }
+
     pub fn url(&self, token: &str) -> String {
         format!("{}/mcp/{token}", self.base)
     }
@@ -167,6 +179,33 @@ pub async fn connect_with(
         other => return Err(format!("no client for {other}")),
     };
     result.map_err(|e| format!("{e:?}"))
+}
+
+/// A `tools/list` request with id 1.
+pub const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+
+/// A `tools/call` of the workspace listing, with id 1 and no arguments.
+pub const WORKSPACES_CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
+
+/// A JSON object as tool arguments.
+pub fn args(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().cloned().expect("object")
+}
+
+/// The text items of a tool result's content, in order.
+pub fn texts(result: &CallToolResult) -> Vec<String> {
+    serde_json::to_value(&result.content)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.get("text").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// The text items of a tool result's content, one per line.
+pub fn text_of(result: &CallToolResult) -> String {
+    texts(result).join("\n")
 }
 
 pub const VERSIONS: [&str; 4] = ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"];
