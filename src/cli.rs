@@ -5,12 +5,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
 use crate::catalog::{Catalog, Tool, ToolFilter, filter};
 use crate::crd::AtomicworkMcpServer;
+use crate::dataplane::{self, ConnectionLimits, DataplaneConfig};
 
 /// Serve filtered Atomicwork ITSM tools to AI clients over MCP, from Kubernetes resources
 /// or local manifest files.
@@ -81,6 +84,88 @@ pub struct DataplaneFlags {
     /// Host header values accepted (comma-separated); any host when not given.
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+}
+
+/// Limits and timeouts of the data plane's HTTP server, shared by `dataplane`, `run` and
+/// `local`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits and timeouts")]
+pub struct LimitsArgs {
+    /// Largest request body accepted, in bytes; a larger one is answered 413 before it
+    /// is read.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = dataplane::DEFAULT_MAX_BODY_BYTES, value_parser = body_bytes)]
+    pub max_body_bytes: usize,
+    /// Longest a request may take, body and upstream calls included, in seconds; then it
+    /// is answered 504.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value = "300", value_parser = seconds)]
+    pub request_timeout_seconds: Duration,
+    /// Longest a client may take to send a request's headers, in seconds; then the
+    /// connection is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value = "10", value_parser = seconds)]
+    pub header_read_timeout_seconds: Duration,
+    /// Longest a client may take to send a request's body after its headers, in seconds;
+    /// then it is answered 408.
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECONDS", default_value = "60", value_parser = seconds)]
+    pub body_read_timeout_seconds: Duration,
+    /// Longest a connection may stay open with no request on it, in seconds; then it is
+    /// closed. Keep it above the idle timeout of any load balancer in front.
+    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value = "120", value_parser = seconds)]
+    pub idle_timeout_seconds: Duration,
+    /// Most client connections served at once; further connections wait until one
+    /// closes. Keep it below the open-file limit.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = dataplane::DEFAULT_MAX_CONNECTIONS, value_parser = connection_count)]
+    pub max_connections: usize,
+}
+
+impl LimitsArgs {
+    /// Sets the limits and timeouts of `config`.
+    pub fn apply(&self, config: &mut DataplaneConfig) {
+        config.max_body_bytes = self.max_body_bytes;
+        config.request_timeout = self.request_timeout_seconds;
+        config.connections = ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout_seconds,
+            body_read_timeout: self.body_read_timeout_seconds,
+            idle_timeout: self.idle_timeout_seconds,
+        };
+    }
+}
+
+/// Longest timeout accepted: a day.
+const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
+
+/// A number of seconds, fractions allowed, above zero and at most a day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(value > 0.0 && value <= MAX_TIMEOUT_SECONDS) {
+        return Err(format!(
+            "{text} is out of range: give more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// A body size in bytes, at least 1 KiB (room for any JSON-RPC request but an upload).
+fn body_bytes(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1024 => Ok(n),
+        Ok(_) => Err(format!("{text} is too small: give at least 1024 bytes")),
+        Err(_) => Err(format!("{text:?} is not a number of bytes")),
+    }
+}
+
+/// A connection cap from 1 to [`crate::connections::MAX_CONNECTIONS_LIMIT`].
+fn connection_count(text: &str) -> Result<usize, String> {
+    let max = crate::connections::MAX_CONNECTIONS_LIMIT;
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a connection count from 1 to {max}")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -164,15 +249,24 @@ pub struct LocalArgs {
     /// Point every server at a built-in simulated Atomicwork tenant with sample data.
     #[arg(long)]
     pub sandbox: bool,
-    /// Where tokens are kept across restarts.
-    #[arg(long)]
-    pub state_dir: Option<PathBuf>,
+    /// Where tokens are kept across restarts (tokens.json, mode 0600).
+    #[arg(long, default_value_os_t = crate::local::default_state_dir())]
+    pub state_dir: PathBuf,
     /// Seconds between checks of the manifest files for changes.
     #[arg(long, default_value_t = 1.0)]
     pub poll_seconds: f64,
-    /// Origins allowed to call from a browser (comma-separated; `*` for any).
+    /// Origins allowed to call from a browser (comma-separated; `*` for any), in addition
+    /// to https://claude.ai, https://claude.com and, on a loopback address,
+    /// http://localhost and http://127.0.0.1 on any port.
     #[arg(long, value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Host header values accepted (comma-separated), in addition to localhost,
+    /// 127.0.0.1 and [::1] on a loopback address; on another address any host is
+    /// accepted unless this is given.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
     #[command(flatten)]
     pub catalog: CatalogArgs,
     #[command(flatten)]
@@ -224,6 +318,7 @@ pub struct ToolsArgs {
     /// Never these tool names.
     #[arg(long, value_delimiter = ',')]
     pub deny: Vec<String>,
+    /// Output format: a table to read, or JSON with each tool's description.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
     #[command(flatten)]
@@ -278,25 +373,38 @@ fn local(args: LocalArgs) -> anyhow::Result<ExitCode> {
     if !args.manifests.exists() {
         anyhow::bail!("{} does not exist", args.manifests.display());
     }
-    let mut dataplane = None;
-    if !args.allowed_origins.is_empty() {
-        let mut config = crate::dataplane::DataplaneConfig::for_listen(args.listen);
-        config.allowed_origins = args.allowed_origins.clone();
-        dataplane = Some(config);
-    }
+    let dataplane = Some(local_config(&args));
     let opts = crate::local::LocalOptions {
         manifests: args.manifests,
         listen: args.listen,
         public_url: args.public_url,
         sandbox: args.sandbox,
-        state_dir: args
-            .state_dir
-            .unwrap_or_else(crate::local::default_state_dir),
+        state_dir: args.state_dir,
         poll_interval: std::time::Duration::from_secs_f64(args.poll_seconds.clamp(0.05, 60.0)),
         dataplane,
     };
     runtime()?.block_on(crate::local::run(opts, catalog))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The data plane settings of `local`: the defaults for its listen address, with the
+/// origins and hosts given added to them, and the limits given.
+fn local_config(args: &LocalArgs) -> DataplaneConfig {
+    let mut config = DataplaneConfig::for_listen(args.listen);
+    add_new(&mut config.allowed_origins, &args.allowed_origins);
+    add_new(&mut config.allowed_hosts, &args.allowed_hosts);
+    args.limits.apply(&mut config);
+    config
+}
+
+/// Appends the values of `more` that `list` does not hold yet.
+fn add_new(list: &mut Vec<String>, more: &[String]) {
+    for value in more {
+        let value = value.trim();
+        if !value.is_empty() && !list.iter().any(|v| v.eq_ignore_ascii_case(value)) {
+            list.push(value.to_string());
+        }
+    }
 }
 
 /// Runs the controller, the data plane or both against the cluster kube's default
@@ -407,11 +515,12 @@ fn dataplane_options(
     crate::controller::runtime::DataplaneOptions,
     std::net::SocketAddr,
 )> {
-    let mut config = crate::dataplane::DataplaneConfig::default();
+    let mut config = DataplaneConfig::default();
     if !flags.allowed_origins.is_empty() {
         config.allowed_origins = flags.allowed_origins.clone();
     }
     config.allowed_hosts = flags.allowed_hosts.clone();
+    flags.limits.apply(&mut config);
     if let Some(url) = public_url {
         config.allow_public_url(&check_public_url(url)?);
     }

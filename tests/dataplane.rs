@@ -298,7 +298,34 @@ async fn malformed_and_unknown_requests_get_json_rpc_errors() {
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"pad":"{}"}}}}"#,
         "x".repeat(100 * 1024)
     );
-    assert_eq!(post(&url, &big, &[]).await.status(), 413);
+    let too_big = post(&url, &big, &[]).await;
+    assert_eq!(too_big.status(), 413);
+    assert_eq!(too_big.headers()["content-type"], "application/json");
+    let body: Value = too_big.json().await.expect("json");
+    assert_eq!(body["error"]["code"], -32600);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("65536 bytes")),
+        "{body}"
+    );
+    // Sent in chunks, with no length announced, the limit holds the same way.
+    let chunks = futures::stream::iter(
+        big.into_bytes()
+            .chunks(8 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let streamed = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(streamed.status(), 413);
+    let body: Value = streamed.json().await.expect("json");
+    assert_eq!(body["error"]["code"], -32600, "{body}");
 
     let batch = post(
         &url,
@@ -334,6 +361,31 @@ async fn malformed_and_unknown_requests_get_json_rpc_errors() {
     )
     .await;
     assert_eq!(notification.status(), 202);
+}
+
+/// A message with `"id": null` is a request with an invalid id, not a notification: only a
+/// message without an `id` member is one.
+#[tokio::test]
+async fn a_null_id_is_refused_not_taken_for_a_notification() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.serve("tok-null-id-000001", "n", "", &upstream);
+    for body in [
+        r#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":null,"method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","method":"tools/list","params":{},"id":null}"#,
+    ] {
+        let resp = post(&url, body, &[]).await;
+        assert_eq!(resp.status(), 400, "{body}");
+        let answer: Value = resp.json().await.expect("json");
+        assert_eq!(answer["error"]["code"], -32600, "{body}");
+        assert_eq!(answer["id"], Value::Null, "{body}");
+    }
+    let notification = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(post(&url, notification, &[]).await.status(), 202);
+    // A client's error answer to a request it could not read carries a null id.
+    let response = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#;
+    assert_eq!(post(&url, response, &[]).await.status(), 202);
 }
 
 #[tokio::test]
