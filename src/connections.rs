@@ -46,8 +46,9 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets every
-/// request in progress finish and returns once every connection is closed.
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, closes
+/// every connection with no request in progress, lets every request in progress finish
+/// and returns once every connection is closed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -189,7 +190,15 @@ impl Activity {
         let mut conn = pin!(builder.serve_connection(io, service));
         let mut draining = false;
         loop {
-            let deadline = self.state().deadline(&limits);
+            let deadline = {
+                let state = self.state();
+                // Shutting down: a connection with no request in progress goes now,
+                // even halfway through a request's headers.
+                if draining && state.handling == 0 && state.sending == 0 {
+                    return;
+                }
+                state.deadline(&limits)
+            };
             let expired = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
