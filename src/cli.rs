@@ -88,34 +88,36 @@ pub struct DataplaneFlags {
     pub limits: LimitsArgs,
 }
 
+/// Help heading of the limit and timeout flags.
+const LIMITS: &str = "Limits and timeouts";
+
 /// Limits and timeouts of the data plane's HTTP server, shared by `dataplane`, `run` and
 /// `local`.
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Limits and timeouts")]
 pub struct LimitsArgs {
     /// Largest request body accepted, in bytes; a larger one is answered 413 before it
     /// is read.
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = dataplane::DEFAULT_MAX_BODY_BYTES, value_parser = body_bytes)]
+    #[arg(long, help_heading = LIMITS, env = "MAX_BODY_BYTES", default_value_t = dataplane::DEFAULT_MAX_BODY_BYTES, value_parser = body_bytes)]
     pub max_body_bytes: usize,
     /// Longest a request may take, body and upstream calls included, in seconds; then it
     /// is answered 504.
-    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value = "300", value_parser = seconds)]
+    #[arg(long, help_heading = LIMITS, env = "REQUEST_TIMEOUT_SECONDS", default_value = "300", value_parser = seconds)]
     pub request_timeout_seconds: Duration,
     /// Longest a client may take to send a request's headers, in seconds; then the
     /// connection is closed.
-    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value = "10", value_parser = seconds)]
+    #[arg(long, help_heading = LIMITS, env = "HEADER_READ_TIMEOUT_SECONDS", default_value = "10", value_parser = seconds)]
     pub header_read_timeout_seconds: Duration,
     /// Longest a client may take to send a request's body after its headers, in seconds;
     /// then it is answered 408.
-    #[arg(long, env = "BODY_READ_TIMEOUT_SECONDS", default_value = "60", value_parser = seconds)]
+    #[arg(long, help_heading = LIMITS, env = "BODY_READ_TIMEOUT_SECONDS", default_value = "60", value_parser = seconds)]
     pub body_read_timeout_seconds: Duration,
     /// Longest a connection may stay open with no request on it, in seconds; then it is
     /// closed. Keep it above the idle timeout of any load balancer in front.
-    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value = "120", value_parser = seconds)]
+    #[arg(long, help_heading = LIMITS, env = "IDLE_TIMEOUT_SECONDS", default_value = "120", value_parser = seconds)]
     pub idle_timeout_seconds: Duration,
     /// Most client connections served at once; further connections wait until one
     /// closes. Keep it below the open-file limit.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = dataplane::DEFAULT_MAX_CONNECTIONS, value_parser = connection_count)]
+    #[arg(long, help_heading = LIMITS, env = "MAX_CONNECTIONS", default_value_t = dataplane::DEFAULT_MAX_CONNECTIONS, value_parser = connection_count)]
     pub max_connections: usize,
 }
 
@@ -164,7 +166,9 @@ fn connection_count(text: &str) -> Result<usize, String> {
     let max = crate::connections::MAX_CONNECTIONS_LIMIT;
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("{text:?} is not a connection count from 1 to {max}")),
+        _ => Err(format!(
+            "{text:?} is not a connection count from 1 to {max}"
+        )),
     }
 }
 
@@ -659,5 +663,154 @@ mod tests {
             controller_options(&c.controller, &crate::controller::Scope::All).expect("options");
         assert_eq!(opts.settings.public_url, "https://mcp.example.com");
         assert!(opts.settings.redact_status_url);
+    }
+
+    /// Every flag of every command has help text, and `local --state-dir` shows where
+    /// tokens go when it is not given.
+    #[test]
+    fn every_flag_says_what_it_does() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} --{} has no help text",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+        let mut cli = Cli::command();
+        let local = cli.find_subcommand_mut("local").expect("local");
+        let state_dir = local
+            .get_arguments()
+            .find(|a| a.get_id() == "state_dir")
+            .expect("--state-dir");
+        assert_eq!(
+            state_dir.get_default_values(),
+            [crate::local::default_state_dir().as_os_str()]
+        );
+        let help = local.render_help().to_string();
+        let shown = help
+            .split("--state-dir")
+            .nth(1)
+            .and_then(|rest| rest.split("\n  -").next())
+            .unwrap_or_default();
+        assert!(shown.contains("[default: "), "{help}");
+    }
+
+    /// The limit and timeout flags, by default and set, reach the data plane's settings
+    /// the same way in `dataplane`, `run` and `local`.
+    #[test]
+    fn limits_and_timeouts_reach_the_data_plane_in_every_serving_command() {
+        fn configs(extra: &[&str]) -> Vec<DataplaneConfig> {
+            let with = |base: &[&'static str]| -> Vec<&str> {
+                base.iter().chain(extra).copied().collect()
+            };
+            let Command::Dataplane(dp) = parse(&with(&["dataplane"])) else {
+                panic!("dataplane")
+            };
+            let Command::Run(run) = parse(&with(&["run", "--public-url", "https://m.example"]))
+            else {
+                panic!("run")
+            };
+            let Command::Local(local) = parse(&with(&["local", "--manifests", "m"])) else {
+                panic!("local")
+            };
+            let scope = crate::controller::Scope::All;
+            vec![
+                dataplane_options(&dp.dataplane, None, &scope)
+                    .expect("options")
+                    .0
+                    .config,
+                dataplane_options(&run.dataplane, Some("https://m.example"), &scope)
+                    .expect("options")
+                    .0
+                    .config,
+                local_config(&local),
+            ]
+        }
+        for config in configs(&[]) {
+            assert_eq!(config.max_body_bytes, 40 * 1024 * 1024);
+            assert_eq!(config.request_timeout, Duration::from_secs(300));
+            assert_eq!(config.connections, ConnectionLimits::default());
+        }
+        let set = [
+            "--max-body-bytes",
+            "2048",
+            "--request-timeout-seconds",
+            "1.5",
+            "--header-read-timeout-seconds",
+            "2",
+            "--body-read-timeout-seconds",
+            "3",
+            "--idle-timeout-seconds",
+            "4",
+            "--max-connections",
+            "5",
+        ];
+        for config in configs(&set) {
+            assert_eq!(config.max_body_bytes, 2048);
+            assert_eq!(config.request_timeout, Duration::from_millis(1500));
+            assert_eq!(
+                config.connections,
+                ConnectionLimits {
+                    max_connections: 5,
+                    header_read_timeout: Duration::from_secs(2),
+                    body_read_timeout: Duration::from_secs(3),
+                    idle_timeout: Duration::from_secs(4),
+                }
+            );
+        }
+        for (flag, bad) in [
+            ("--request-timeout-seconds", "0"),
+            ("--idle-timeout-seconds", "-1"),
+            ("--header-read-timeout-seconds", "NaN"),
+            ("--body-read-timeout-seconds", "1e9"),
+            ("--max-connections", "0"),
+            ("--max-connections", "2000000"),
+            ("--max-body-bytes", "10"),
+        ] {
+            let argv = ["atomicwork-mcp", "dataplane", flag, bad];
+            assert!(Cli::try_parse_from(argv).is_err(), "{flag} {bad}");
+        }
+    }
+
+    /// `local --allowed-origins` and `--allowed-hosts` add to the defaults of its listen
+    /// address rather than replacing them.
+    #[test]
+    fn local_origins_and_hosts_add_to_the_defaults() {
+        let Command::Local(args) = parse(&[
+            "local",
+            "--manifests",
+            "m",
+            "--allowed-origins",
+            "https://app.example,http://localhost",
+            "--allowed-hosts",
+            "mcp.internal",
+        ]) else {
+            panic!("local")
+        };
+        let config = local_config(&args);
+        let loopback = DataplaneConfig::loopback();
+        let mut origins = loopback.allowed_origins.clone();
+        origins.push("https://app.example".into());
+        assert_eq!(config.allowed_origins, origins);
+        let mut hosts = loopback.allowed_hosts.clone();
+        hosts.push("mcp.internal".into());
+        assert_eq!(config.allowed_hosts, hosts);
+
+        let Command::Local(args) =
+            parse(&["local", "--manifests", "m", "--listen", "0.0.0.0:8080"])
+        else {
+            panic!("local")
+        };
+        let config = local_config(&args);
+        assert!(config.allowed_hosts.is_empty(), "any host off loopback");
+        assert_eq!(
+            config.allowed_origins,
+            DataplaneConfig::default().allowed_origins
+        );
     }
 }

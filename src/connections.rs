@@ -435,7 +435,11 @@ mod tests {
         let (handling, sending) = Handling::start(&activity);
         assert_eq!(activity.state().deadline(&l), None);
         tokio::time::advance(Duration::from_secs(500)).await;
-        assert_eq!(activity.state().deadline(&l), None, "handlers run unbounded here");
+        assert_eq!(
+            activity.state().deadline(&l),
+            None,
+            "handlers run unbounded here"
+        );
         drop(handling);
         tokio::time::advance(Duration::from_secs(1)).await;
         activity.wrote();

@@ -642,7 +642,11 @@ async fn access_log(req: Request, next: Next) -> Response {
 /// token, and never the query. A path that matched no route is logged only by its
 /// length, since any part of it could be a token in a form no rule foresees.
 fn logged_path(req: &Request) -> Cow<'static, str> {
-    match req.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+    match req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
         Some(MCP_ROUTE) => Cow::Borrowed("/mcp/[token]"),
         Some(route) if BELOW_MCP_ROUTES.contains(&route) => Cow::Borrowed("/mcp/[token]/[…]"),
         // The other routes are fixed paths.

@@ -695,3 +695,53 @@ async fn health_readiness_and_metrics() {
     assert!(metrics.contains("atomicwork_mcp_registry_servers 1"));
     assert!(!metrics.contains("tok-metrics"), "no token in metrics");
 }
+
+/// Shutting down finishes the requests in progress, closes at once the connections that
+/// have none (idle, or halfway through a request's headers) and accepts no new ones.
+#[tokio::test]
+async fn shutdown_finishes_requests_in_progress_and_closes_the_rest() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(json!({"data": []}))
+                .set_delay(Duration::from_secs(1)),
+        )
+        .mount(&up)
+        .await;
+    let mut config = DataplaneConfig::default();
+    config.connections.header_read_timeout = Duration::from_secs(300);
+    config.connections.idle_timeout = Duration::from_secs(300);
+    let plane = Plane::start(config).await;
+    let url = plane.serve("tok-shutdown-00001", "s", "", &up.uri());
+    let addr = plane.base.trim_start_matches("http://").to_string();
+
+    let mut half = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    half.write_all(b"GET /heal").await.expect("write");
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).await.expect("an answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let call = tokio::spawn(async move { post(&url, WORKSPACES_CALL, &[]).await.status() });
+    // The call is in progress once the upstream has it.
+    for _ in 0..200 {
+        if up.received_requests().await.is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(up.received_requests().await.map(|r| r.len()), Some(1));
+
+    drop(plane);
+    for (name, stream) in [("half-sent headers", &mut half), ("idle", &mut idle)] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest));
+        assert!(closed.await.is_ok(), "{name} connection left open");
+    }
+    assert_eq!(call.await.expect("call task"), 200);
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
+}

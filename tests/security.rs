@@ -566,7 +566,9 @@ fn complete_response(bytes: &[u8]) -> Option<(u16, String)> {
     if bytes.len() < end + 4 + length {
         return None;
     }
-    parse_responses(&bytes[..end + 4 + length]).into_iter().next()
+    parse_responses(&bytes[..end + 4 + length])
+        .into_iter()
+        .next()
 }
 
 /// Reads one response from `stream`; `None` when none is complete within `within` or the
@@ -670,7 +672,10 @@ async fn refused_requests_are_answered_before_their_body_is_read() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (local, _) = local_in(dir.path(), &[], &["--sandbox"]).await;
     let addr = local.addr();
-    let readonly = format!("/mcp/{}", token_of(&local.url("it-ops/service-desk-readonly")));
+    let readonly = format!(
+        "/mcp/{}",
+        token_of(&local.url("it-ops/service-desk-readonly"))
+    );
     let bearer = format!("/mcp/{}", token_of(&local.url("it-ops/bearer-desk")));
     // Headers announcing 39 MB of body, then only a few bytes of it.
     let announced = |path: &str, length: usize, extra: &str| {
@@ -707,7 +712,11 @@ async fn refused_requests_are_answered_before_their_body_is_read() {
     for (path, extra, expected) in cases {
         let request = announced(path, 39_000_000, extra).replacen(
             "Host: 127.0.0.1\r\n",
-            if extra.starts_with("Host") { "" } else { "Host: 127.0.0.1\r\n" },
+            if extra.starts_with("Host") {
+                ""
+            } else {
+                "Host: 127.0.0.1\r\n"
+            },
             1,
         );
         let mut stream = send(&addr, &request).await;
@@ -723,7 +732,9 @@ async fn refused_requests_are_answered_before_their_body_is_read() {
     let error = rpc_error(&body);
     assert_eq!(error["code"], -32600, "{body}");
     assert!(
-        error["message"].as_str().is_some_and(|m| m.contains("41943040")),
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("41943040")),
         "{body}"
     );
     // The server still answers the exact URL with its body.
@@ -744,7 +755,10 @@ async fn slow_idle_and_stalled_connections_are_closed() {
 
     // A connection that never sends anything.
     let mut silent = TcpStream::connect(&addr).await.expect("connect");
-    assert!(closes_within(&mut silent, BOUND).await, "a silent connection");
+    assert!(
+        closes_within(&mut silent, BOUND).await,
+        "a silent connection"
+    );
 
     // Headers sent a byte at a time, for longer than the bound.
     let (mut read, mut write) = TcpStream::connect(&addr)
@@ -771,7 +785,10 @@ async fn slow_idle_and_stalled_connections_are_closed() {
     assert!(closes_within(&mut idle, BOUND).await, "an idle connection");
 
     // A body announced as 100 bytes of which one arrives.
-    let readonly = format!("/mcp/{}", token_of(&local.url("it-ops/service-desk-readonly")));
+    let readonly = format!(
+        "/mcp/{}",
+        token_of(&local.url("it-ops/service-desk-readonly"))
+    );
     let stalled = format!(
         "POST {readonly} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
     );
@@ -803,9 +820,15 @@ async fn connections_over_the_cap_wait_for_a_free_slot() {
         "answered over the cap"
     );
     drop(first);
-    assert_eq!(read_response(&mut third, BOUND).await.map(|a| a.0), Some(200));
+    assert_eq!(
+        read_response(&mut third, BOUND).await.map(|a| a.0),
+        Some(200)
+    );
     second.write_all(health.as_bytes()).await.expect("write");
-    assert_eq!(read_response(&mut second, BOUND).await.map(|a| a.0), Some(200));
+    assert_eq!(
+        read_response(&mut second, BOUND).await.map(|a| a.0),
+        Some(200)
+    );
 }
 
 #[tokio::test]
@@ -823,10 +846,7 @@ async fn the_request_deadline_and_body_limit_are_flags() {
         up.uri()
     );
     std::fs::write(manifests.join("slow.yaml"), manifest).expect("manifest");
-    let env = [
-        ("REQUEST_TIMEOUT_SECONDS", "1"),
-        ("MAX_BODY_BYTES", "2000"),
-    ];
+    let env = [("REQUEST_TIMEOUT_SECONDS", "1"), ("MAX_BODY_BYTES", "2000")];
     let mut local = LocalProcess::spawn_args(
         &manifests,
         &dir.path().join("state"),
@@ -914,15 +934,20 @@ async fn local_origin_and_host_flags_add_to_the_loopback_defaults() {
         (addr.clone(), 200),
         ("evil.example".to_string(), 403),
     ] {
-        let request = raw_post(&path, LIST, "Connection: close\r\n")
-            .replacen("Host: 127.0.0.1", &format!("Host: {host}"), 1);
+        let request = raw_post(&path, LIST, "Connection: close\r\n").replacen(
+            "Host: 127.0.0.1",
+            &format!("Host: {host}"),
+            1,
+        );
         let answers = exchange_at(&addr, request.as_bytes()).await;
         assert_eq!(answers.len(), 1, "{host}: {answers:?}");
         assert_eq!(answers[0].0, expected, "{host}: {answers:?}");
         if expected == 403 {
             let message = rpc_error(&answers[0].1)["message"].clone();
             assert!(
-                message.as_str().is_some_and(|m| m.contains("--allowed-hosts")),
+                message
+                    .as_str()
+                    .is_some_and(|m| m.contains("--allowed-hosts")),
                 "{message}"
             );
         }
