@@ -717,9 +717,13 @@ async fn shutdown_finishes_requests_in_progress_and_closes_the_rest() {
     let url = plane.serve("tok-shutdown-00001", "s", "", &up.uri());
     let addr = plane.base.trim_start_matches("http://").to_string();
 
-    let mut half = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut half = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
     half.write_all(b"GET /heal").await.expect("write");
-    let mut idle = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut idle = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .expect("write");
