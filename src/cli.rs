@@ -5,12 +5,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
 use crate::catalog::{Catalog, Tool, ToolFilter, filter};
 use crate::crd::AtomicworkMcpServer;
+use crate::dataplane::{self, ConnectionLimits, DataplaneConfig};
 
 /// Serve filtered Atomicwork ITSM tools to AI clients over MCP, from Kubernetes resources
 /// or local manifest files.
@@ -81,6 +84,92 @@ pub struct DataplaneFlags {
     /// Host header values accepted (comma-separated); any host when not given.
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+}
+
+/// Help heading of the limit and timeout flags.
+const LIMITS: &str = "Limits and timeouts";
+
+/// Limits and timeouts of the data plane's HTTP server, shared by `dataplane`, `run` and
+/// `local`.
+#[derive(Debug, Args)]
+pub struct LimitsArgs {
+    /// Largest request body accepted, in bytes; a larger one is answered 413 before it
+    /// is read.
+    #[arg(long, help_heading = LIMITS, env = "MAX_BODY_BYTES", default_value_t = dataplane::DEFAULT_MAX_BODY_BYTES, value_parser = body_bytes)]
+    pub max_body_bytes: usize,
+    /// Longest a request may take, body and upstream calls included, in seconds; then it
+    /// is answered 504.
+    #[arg(long, help_heading = LIMITS, env = "REQUEST_TIMEOUT_SECONDS", default_value = "300", value_parser = seconds)]
+    pub request_timeout_seconds: Duration,
+    /// Longest a client may take to send a request's headers, in seconds; then the
+    /// connection is closed.
+    #[arg(long, help_heading = LIMITS, env = "HEADER_READ_TIMEOUT_SECONDS", default_value = "10", value_parser = seconds)]
+    pub header_read_timeout_seconds: Duration,
+    /// Longest a client may take to send a request's body after its headers, in seconds;
+    /// then it is answered 408.
+    #[arg(long, help_heading = LIMITS, env = "BODY_READ_TIMEOUT_SECONDS", default_value = "60", value_parser = seconds)]
+    pub body_read_timeout_seconds: Duration,
+    /// Longest a connection may stay open with no request on it, in seconds; then it is
+    /// closed. Keep it above the idle timeout of any load balancer in front.
+    #[arg(long, help_heading = LIMITS, env = "IDLE_TIMEOUT_SECONDS", default_value = "120", value_parser = seconds)]
+    pub idle_timeout_seconds: Duration,
+    /// Most client connections served at once; further connections wait until one
+    /// closes. Keep it below the open-file limit.
+    #[arg(long, help_heading = LIMITS, env = "MAX_CONNECTIONS", default_value_t = dataplane::DEFAULT_MAX_CONNECTIONS, value_parser = connection_count)]
+    pub max_connections: usize,
+}
+
+impl LimitsArgs {
+    /// Sets the limits and timeouts of `config`.
+    pub fn apply(&self, config: &mut DataplaneConfig) {
+        config.max_body_bytes = self.max_body_bytes;
+        config.request_timeout = self.request_timeout_seconds;
+        config.connections = ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout_seconds,
+            body_read_timeout: self.body_read_timeout_seconds,
+            idle_timeout: self.idle_timeout_seconds,
+        };
+    }
+}
+
+/// Longest timeout accepted: a day.
+const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
+
+/// A number of seconds, fractions allowed, above zero and at most a day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(value > 0.0 && value <= MAX_TIMEOUT_SECONDS) {
+        return Err(format!(
+            "{text} is out of range: give more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// A body size in bytes, at least 1 KiB (room for any JSON-RPC request but an upload).
+fn body_bytes(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1024 => Ok(n),
+        Ok(_) => Err(format!("{text} is too small: give at least 1024 bytes")),
+        Err(_) => Err(format!("{text:?} is not a number of bytes")),
+    }
+}
+
+/// A connection cap from 1 to [`crate::connections::MAX_CONNECTIONS_LIMIT`].
+fn connection_count(text: &str) -> Result<usize, String> {
+    let max = crate::connections::MAX_CONNECTIONS_LIMIT;
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a connection count from 1 to {max}"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -164,15 +253,24 @@ pub struct LocalArgs {
     /// Point every server at a built-in simulated Atomicwork tenant with sample data.
     #[arg(long)]
     pub sandbox: bool,
-    /// Where tokens are kept across restarts.
-    #[arg(long)]
-    pub state_dir: Option<PathBuf>,
+    /// Where tokens are kept across restarts (tokens.json, mode 0600).
+    #[arg(long, default_value_os_t = crate::local::default_state_dir())]
+    pub state_dir: PathBuf,
     /// Seconds between checks of the manifest files for changes.
     #[arg(long, default_value_t = 1.0)]
     pub poll_seconds: f64,
-    /// Origins allowed to call from a browser (comma-separated; `*` for any).
+    /// Origins allowed to call from a browser (comma-separated; `*` for any), in addition
+    /// to https://claude.ai, https://claude.com and, on a loopback address,
+    /// http://localhost and http://127.0.0.1 on any port.
     #[arg(long, value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Host header values accepted (comma-separated), in addition to localhost,
+    /// 127.0.0.1 and [::1] on a loopback address; on another address any host is
+    /// accepted unless this is given.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
     #[command(flatten)]
     pub catalog: CatalogArgs,
     #[command(flatten)]
@@ -224,6 +322,7 @@ pub struct ToolsArgs {
     /// Never these tool names.
     #[arg(long, value_delimiter = ',')]
     pub deny: Vec<String>,
+    /// Output format: a table to read, or JSON with each tool's description.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
     #[command(flatten)]
@@ -278,25 +377,38 @@ fn local(args: LocalArgs) -> anyhow::Result<ExitCode> {
     if !args.manifests.exists() {
         anyhow::bail!("{} does not exist", args.manifests.display());
     }
-    let mut dataplane = None;
-    if !args.allowed_origins.is_empty() {
-        let mut config = crate::dataplane::DataplaneConfig::for_listen(args.listen);
-        config.allowed_origins = args.allowed_origins.clone();
-        dataplane = Some(config);
-    }
+    let dataplane = Some(local_config(&args));
     let opts = crate::local::LocalOptions {
         manifests: args.manifests,
         listen: args.listen,
         public_url: args.public_url,
         sandbox: args.sandbox,
-        state_dir: args
-            .state_dir
-            .unwrap_or_else(crate::local::default_state_dir),
+        state_dir: args.state_dir,
         poll_interval: std::time::Duration::from_secs_f64(args.poll_seconds.clamp(0.05, 60.0)),
         dataplane,
     };
     runtime()?.block_on(crate::local::run(opts, catalog))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The data plane settings of `local`: the defaults for its listen address, with the
+/// origins and hosts given added to them, and the limits given.
+fn local_config(args: &LocalArgs) -> DataplaneConfig {
+    let mut config = DataplaneConfig::for_listen(args.listen);
+    add_new(&mut config.allowed_origins, &args.allowed_origins);
+    add_new(&mut config.allowed_hosts, &args.allowed_hosts);
+    args.limits.apply(&mut config);
+    config
+}
+
+/// Appends the values of `more` that `list` does not hold yet.
+fn add_new(list: &mut Vec<String>, more: &[String]) {
+    for value in more {
+        let value = value.trim();
+        if !value.is_empty() && !list.iter().any(|v| v.eq_ignore_ascii_case(value)) {
+            list.push(value.to_string());
+        }
+    }
 }
 
 /// Runs the controller, the data plane or both against the cluster kube's default
@@ -407,11 +519,12 @@ fn dataplane_options(
     crate::controller::runtime::DataplaneOptions,
     std::net::SocketAddr,
 )> {
-    let mut config = crate::dataplane::DataplaneConfig::default();
+    let mut config = DataplaneConfig::default();
     if !flags.allowed_origins.is_empty() {
         config.allowed_origins = flags.allowed_origins.clone();
     }
     config.allowed_hosts = flags.allowed_hosts.clone();
+    flags.limits.apply(&mut config);
     if let Some(url) = public_url {
         config.allow_public_url(&check_public_url(url)?);
     }
@@ -550,5 +663,154 @@ mod tests {
             controller_options(&c.controller, &crate::controller::Scope::All).expect("options");
         assert_eq!(opts.settings.public_url, "https://mcp.example.com");
         assert!(opts.settings.redact_status_url);
+    }
+
+    /// Every flag of every command has help text, and `local --state-dir` shows where
+    /// tokens go when it is not given.
+    #[test]
+    fn every_flag_says_what_it_does() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} --{} has no help text",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+        let mut cli = Cli::command();
+        let local = cli.find_subcommand_mut("local").expect("local");
+        let state_dir = local
+            .get_arguments()
+            .find(|a| a.get_id() == "state_dir")
+            .expect("--state-dir");
+        assert_eq!(
+            state_dir.get_default_values(),
+            [crate::local::default_state_dir().as_os_str()]
+        );
+        let help = local.render_help().to_string();
+        let shown = help
+            .split("--state-dir")
+            .nth(1)
+            .and_then(|rest| rest.split("\n  -").next())
+            .unwrap_or_default();
+        assert!(shown.contains("[default: "), "{help}");
+    }
+
+    /// The limit and timeout flags, by default and set, reach the data plane's settings
+    /// the same way in `dataplane`, `run` and `local`.
+    #[test]
+    fn limits_and_timeouts_reach_the_data_plane_in_every_serving_command() {
+        fn configs(extra: &[&str]) -> Vec<DataplaneConfig> {
+            let with = |base: &[&'static str]| -> Vec<&str> {
+                base.iter().chain(extra).copied().collect()
+            };
+            let Command::Dataplane(dp) = parse(&with(&["dataplane"])) else {
+                panic!("dataplane")
+            };
+            let Command::Run(run) = parse(&with(&["run", "--public-url", "https://m.example"]))
+            else {
+                panic!("run")
+            };
+            let Command::Local(local) = parse(&with(&["local", "--manifests", "m"])) else {
+                panic!("local")
+            };
+            let scope = crate::controller::Scope::All;
+            vec![
+                dataplane_options(&dp.dataplane, None, &scope)
+                    .expect("options")
+                    .0
+                    .config,
+                dataplane_options(&run.dataplane, Some("https://m.example"), &scope)
+                    .expect("options")
+                    .0
+                    .config,
+                local_config(&local),
+            ]
+        }
+        for config in configs(&[]) {
+            assert_eq!(config.max_body_bytes, 40 * 1024 * 1024);
+            assert_eq!(config.request_timeout, Duration::from_secs(300));
+            assert_eq!(config.connections, ConnectionLimits::default());
+        }
+        let set = [
+            "--max-body-bytes",
+            "2048",
+            "--request-timeout-seconds",
+            "1.5",
+            "--header-read-timeout-seconds",
+            "2",
+            "--body-read-timeout-seconds",
+            "3",
+            "--idle-timeout-seconds",
+            "4",
+            "--max-connections",
+            "5",
+        ];
+        for config in configs(&set) {
+            assert_eq!(config.max_body_bytes, 2048);
+            assert_eq!(config.request_timeout, Duration::from_millis(1500));
+            assert_eq!(
+                config.connections,
+                ConnectionLimits {
+                    max_connections: 5,
+                    header_read_timeout: Duration::from_secs(2),
+                    body_read_timeout: Duration::from_secs(3),
+                    idle_timeout: Duration::from_secs(4),
+                }
+            );
+        }
+        for (flag, bad) in [
+            ("--request-timeout-seconds", "0"),
+            ("--idle-timeout-seconds", "-1"),
+            ("--header-read-timeout-seconds", "NaN"),
+            ("--body-read-timeout-seconds", "1e9"),
+            ("--max-connections", "0"),
+            ("--max-connections", "2000000"),
+            ("--max-body-bytes", "10"),
+        ] {
+            let argv = ["atomicwork-mcp", "dataplane", flag, bad];
+            assert!(Cli::try_parse_from(argv).is_err(), "{flag} {bad}");
+        }
+    }
+
+    /// `local --allowed-origins` and `--allowed-hosts` add to the defaults of its listen
+    /// address rather than replacing them.
+    #[test]
+    fn local_origins_and_hosts_add_to_the_defaults() {
+        let Command::Local(args) = parse(&[
+            "local",
+            "--manifests",
+            "m",
+            "--allowed-origins",
+            "https://app.example,http://localhost",
+            "--allowed-hosts",
+            "mcp.internal",
+        ]) else {
+            panic!("local")
+        };
+        let config = local_config(&args);
+        let loopback = DataplaneConfig::loopback();
+        let mut origins = loopback.allowed_origins.clone();
+        origins.push("https://app.example".into());
+        assert_eq!(config.allowed_origins, origins);
+        let mut hosts = loopback.allowed_hosts.clone();
+        hosts.push("mcp.internal".into());
+        assert_eq!(config.allowed_hosts, hosts);
+
+        let Command::Local(args) =
+            parse(&["local", "--manifests", "m", "--listen", "0.0.0.0:8080"])
+        else {
+            panic!("local")
+        };
+        let config = local_config(&args);
+        assert!(config.allowed_hosts.is_empty(), "any host off loopback");
+        assert_eq!(
+            config.allowed_origins,
+            DataplaneConfig::default().allowed_origins
+        );
     }
 }

@@ -1,21 +1,24 @@
 //! The HTTP face of the data plane: routing, access control, limits, health, metrics and
 //! logs around [`crate::mcp`]. Stateless; every replica serves every server.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use futures::StreamExt as _;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use crate::catalog::Tool;
+pub use crate::connections::ConnectionLimits;
 use crate::mcp::{self, CallGate, Reply, ServerIdentity, ToolRunner, code};
 use crate::metrics::{CallLabels, Metrics, OPENMETRICS_CONTENT_TYPE, ToolLabels};
 use crate::registry::{Refusal, Registry, ServerView};
@@ -25,6 +28,16 @@ use crate::upstream::{CallOutcome, Upstream};
 pub const DEFAULT_MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
 /// Longest a request may take by default (Claude waits up to 300 s for a tool).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest a client may take by default to send a request's headers.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a client may take by default to send a request's body once its headers are in.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connection may stay open by default with no request on it. Longer than the
+/// 60 s idle timeout of common load balancers, so they close first and never reuse a
+/// connection the data plane is closing.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most client connections served at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// Deployment settings of the data plane.
 #[derive(Debug, Clone)]
@@ -35,8 +48,13 @@ pub struct DataplaneConfig {
     /// Host header values accepted (host or host:port); empty = any host. Guards a
     /// loopback-bound server against DNS rebinding.
     pub allowed_hosts: Vec<String>,
+    /// Largest request body accepted; a larger one gets 413 before it is read.
     pub max_body_bytes: usize,
+    /// Longest a request may take, from its headers to its answer, body upload and
+    /// upstream calls included.
     pub request_timeout: Duration,
+    /// Connection limits and timeouts below the requests.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for DataplaneConfig {
@@ -46,6 +64,18 @@ impl Default for DataplaneConfig {
             allowed_hosts: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            connections: ConnectionLimits::default(),
+        }
+    }
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -180,37 +210,38 @@ impl CallGate for Dataplane {
     }
 }
 
-/// The data plane's routes.
+/// The MCP endpoint's route.
+const MCP_ROUTE: &str = "/mcp/{token}";
+/// Paths below an endpoint, answered 404.
+const BELOW_MCP_ROUTES: [&str; 2] = ["/mcp/{token}/", "/mcp/{token}/{*rest}"];
+
+/// The data plane's routes. Only the MCP endpoint reads a request body, and only after
+/// the request has passed every check that needs no body.
 pub fn router(dp: Arc<Dataplane>) -> Router {
-    let limit = dp.config.max_body_bytes;
     let timeout = dp.config.request_timeout;
     Router::new()
-        .route("/mcp/{token}", any(mcp_endpoint))
-        .route("/mcp/{token}/", any(not_found))
-        .route("/mcp/{token}/{*rest}", any(not_found))
+        .route(MCP_ROUTE, any(mcp_endpoint))
+        .route(BELOW_MCP_ROUTES[0], any(not_found))
+        .route(BELOW_MCP_ROUTES[1], any(not_found))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(dp.clone(), host_check))
         .layer(middleware::from_fn_with_state(timeout, deadline))
         .layer(middleware::from_fn(access_log))
         .with_state(dp)
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then lets in-flight requests finish, within the
+/// configured connection cap and timeouts.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     dp: Arc<Dataplane>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(dp).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = dp.config.connections;
+    crate::connections::serve(listener, router(dp), limits, shutdown).await
 }
 
 /// When a request started, so the MCP handler can stop at the request's deadline with an
@@ -279,14 +310,18 @@ async fn host_check(State(dp): State<Arc<Dataplane>>, req: Request, next: Next) 
     next.run(req).await
 }
 
+/// The MCP endpoint. Everything that can refuse a request without its body (token,
+/// Origin, expiry, suspension, bearer, method, content type, announced length) is checked
+/// before a byte of the body is read, so an unauthenticated client cannot make the server
+/// buffer anything.
 async fn mcp_endpoint(
     State(dp): State<Arc<Dataplane>>,
     Path(token): Path<String>,
-    started: Option<axum::Extension<Started>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Response {
+    let (parts, body) = req.into_parts();
+    let (method, headers) = (parts.method, parts.headers);
+    let started = parts.extensions.get::<Started>().map(|s| s.0);
     let Some(view) = dp.registry.lookup(&token) else {
         dp.metrics.request(None, "unknown_token");
         return json_error(
@@ -327,6 +362,13 @@ async fn mcp_endpoint(
         dp.metrics.request(server, "unsupported_media_type");
         return resp;
     }
+    let body = match read_body(&dp.config, &headers, body).await {
+        Ok(body) => body,
+        Err((resp, outcome)) => {
+            dp.metrics.request(server, outcome);
+            return resp;
+        }
+    };
     let handled = mcp::handle(
         mcp::Request {
             view: &view,
@@ -337,13 +379,108 @@ async fn mcp_endpoint(
         dp.as_ref(),
         dp.as_ref(),
     );
-    let started = started.map_or_else(Instant::now, |s| s.0.0);
+    let started = started.unwrap_or_else(Instant::now);
     let timeout = dp.config.request_timeout;
     let mut reply = tokio::time::timeout_at((started + timeout).into(), handled)
         .await
         .unwrap_or_else(|_| mcp::timed_out(&body, timeout));
     record(&dp, &view.id_label, &mut reply);
     into_response(reply, &headers)
+}
+
+/// Reads a request body of at most `max_body_bytes` within the body-read timeout. A body
+/// announced larger than the limit is refused before any of it is read; every refusal
+/// closes the connection, since the rest of the body is never read.
+async fn read_body(
+    config: &DataplaneConfig,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, (Response, &'static str)> {
+    let limit = config.max_body_bytes;
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(body_too_large(limit));
+    }
+    let timeout = config.connections.body_read_timeout;
+    match tokio::time::timeout(timeout, collect_body(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(BodyError::TooLarge)) => Err(body_too_large(limit)),
+        Ok(Err(BodyError::Unreadable)) => Err((
+            closing(json_error(
+                StatusCode::BAD_REQUEST,
+                code::INVALID_REQUEST,
+                "the request body could not be read",
+            )),
+            "body_unreadable",
+        )),
+        Err(_) => Err((
+            closing(json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                code::INVALID_REQUEST,
+                &format!(
+                    "the request body did not arrive within {}s of its headers; send the whole request at once",
+                    timeout.as_secs_f64()
+                ),
+            )),
+            "body_timeout",
+        )),
+    }
+}
+
+/// Why a body could not be had.
+enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+/// Collects a body of at most `limit` bytes. A body that arrives in one piece is kept as
+/// it is, without a copy; nothing is allocated ahead of what actually arrives.
+async fn collect_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let mut chunks = body.into_data_stream();
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
+        let so_far = first.as_ref().map_or(joined.len(), Bytes::len);
+        if so_far + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk),
+            None => joined.extend_from_slice(&chunk),
+            Some(f) => {
+                joined.reserve(f.len() + chunk.len());
+                joined.extend_from_slice(&f);
+                joined.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
+}
+
+/// 413, as a JSON-RPC error naming the limit.
+fn body_too_large(limit: usize) -> (Response, &'static str) {
+    let message = format!(
+        "the request body is larger than this MCP server accepts ({limit} bytes, set by --max-body-bytes)"
+    );
+    (
+        closing(json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::INVALID_REQUEST,
+            &message,
+        )),
+        "body_too_large",
+    )
+}
+
+/// Marks an answer as the last on its connection.
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -487,7 +624,7 @@ fn into_response(reply: Reply, request_headers: &HeaderMap) -> Response {
 /// One line per request; the URL token is never written.
 async fn access_log(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = redact_path(req.uri().path());
+    let path = logged_path(&req);
     let started = Instant::now();
     let resp = next.run(req).await;
     tracing::info!(
@@ -501,16 +638,22 @@ async fn access_log(req: Request, next: Next) -> Response {
     resp
 }
 
-/// `/mcp/<token>…` becomes `/mcp/[token]`.
-fn redact_path(path: &str) -> String {
-    match path.strip_prefix("/mcp/") {
-        Some(rest) => {
-            let tail = rest.split_once('/').map(|(_, t)| t);
-            match tail {
-                Some(t) => format!("/mcp/[token]/{}", t.chars().take(64).collect::<String>()),
-                None => "/mcp/[token]".to_string(),
-            }
+/// The path as logged: the template of the route it matched, with `[token]` for the URL
+/// token, and never the query. A path that matched no route is logged only by its
+/// length, since any part of it could be a token in a form no rule foresees.
+fn logged_path(req: &Request) -> Cow<'static, str> {
+    match req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
+        Some(MCP_ROUTE) => Cow::Borrowed("/mcp/[token]"),
+        Some(route) if BELOW_MCP_ROUTES.contains(&route) => Cow::Borrowed("/mcp/[token]/[…]"),
+        // The other routes are fixed paths.
+        Some(route) => Cow::Owned(route.to_string()),
+        None => {
+            let length = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+            Cow::Owned(format!("[no route; {length} bytes]"))
         }
-        None => path.chars().take(128).collect(),
     }
 }

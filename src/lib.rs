@@ -1,5 +1,6 @@
 pub mod catalog;
 pub mod cli;
+pub mod connections;
 pub mod controller;
 pub mod crd;
 pub mod dataplane;

@@ -171,7 +171,9 @@ pub fn error_body(id: Option<&RawValue>, code: i64, message: &str, data: Option<
 struct Message<'a> {
     #[serde(default)]
     jsonrpc: Option<&'a str>,
-    #[serde(default, borrow)]
+    /// `None` only when the member is absent (a notification); `"id": null` is kept as a
+    /// raw `null`, an id this server refuses.
+    #[serde(default, borrow, deserialize_with = "present")]
     id: Option<&'a RawValue>,
     #[serde(default)]
     method: Option<String>,
@@ -181,6 +183,11 @@ struct Message<'a> {
     result: Option<&'a RawValue>,
     #[serde(default, borrow)]
     error: Option<&'a RawValue>,
+}
+
+/// Deserialises a member that is present, `null` included, as `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue as serde::Deserialize<'de>>::deserialize(d).map(Some)
 }
 
 /// Which revision a request is handled under.
@@ -238,7 +245,10 @@ pub async fn handle<R: ToolRunner, G: CallGate>(req: Request<'_>, runner: &R, ga
         Ok(m) => m,
         Err(reply) => return *reply,
     };
-    if msg.id.is_some_and(|id| !is_valid_id(id)) {
+    // A client's error answer to a message it could not read carries a null id; any
+    // other null id is refused, never taken for a notification.
+    let null_id_error = msg.method.is_none() && msg.error.is_some() && msg.id.is_some_and(is_null);
+    if msg.id.is_some_and(|id| !is_valid_id(id)) && !null_id_error {
         return Reply::invalid_request(None, "id must be a string or a number");
     }
     if msg.jsonrpc != Some("2.0") {
@@ -327,6 +337,10 @@ fn is_valid_id(id: &RawValue) -> bool {
         serde_json::from_str::<Value>(id.get()),
         Ok(Value::String(_) | Value::Number(_))
     )
+}
+
+fn is_null(id: &RawValue) -> bool {
+    id.get() == "null"
 }
 
 fn parse(body: &[u8]) -> Result<Message<'_>, Box<Reply>> {

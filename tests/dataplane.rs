@@ -298,7 +298,34 @@ async fn malformed_and_unknown_requests_get_json_rpc_errors() {
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"pad":"{}"}}}}"#,
         "x".repeat(100 * 1024)
     );
-    assert_eq!(post(&url, &big, &[]).await.status(), 413);
+    let too_big = post(&url, &big, &[]).await;
+    assert_eq!(too_big.status(), 413);
+    assert_eq!(too_big.headers()["content-type"], "application/json");
+    let body: Value = too_big.json().await.expect("json");
+    assert_eq!(body["error"]["code"], -32600);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("65536 bytes")),
+        "{body}"
+    );
+    // Sent in chunks, with no length announced, the limit holds the same way.
+    let chunks = futures::stream::iter(
+        big.into_bytes()
+            .chunks(8 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let streamed = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(streamed.status(), 413);
+    let body: Value = streamed.json().await.expect("json");
+    assert_eq!(body["error"]["code"], -32600, "{body}");
 
     let batch = post(
         &url,
@@ -334,6 +361,31 @@ async fn malformed_and_unknown_requests_get_json_rpc_errors() {
     )
     .await;
     assert_eq!(notification.status(), 202);
+}
+
+/// A message with `"id": null` is a request with an invalid id, not a notification: only a
+/// message without an `id` member is one.
+#[tokio::test]
+async fn a_null_id_is_refused_not_taken_for_a_notification() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.serve("tok-null-id-000001", "n", "", &upstream);
+    for body in [
+        r#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":null,"method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","method":"tools/list","params":{},"id":null}"#,
+    ] {
+        let resp = post(&url, body, &[]).await;
+        assert_eq!(resp.status(), 400, "{body}");
+        let answer: Value = resp.json().await.expect("json");
+        assert_eq!(answer["error"]["code"], -32600, "{body}");
+        assert_eq!(answer["id"], Value::Null, "{body}");
+    }
+    let notification = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(post(&url, notification, &[]).await.status(), 202);
+    // A client's error answer to a request it could not read carries a null id.
+    let response = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#;
+    assert_eq!(post(&url, response, &[]).await.status(), 202);
 }
 
 #[tokio::test]
@@ -642,4 +694,58 @@ async fn health_readiness_and_metrics() {
     assert!(metrics.contains("atomicwork_mcp_tool_calls_total{server=\"it-ops/m\",tool=\"list_all_atomicwork_workspaces\",outcome=\"ok\"} 1"), "{metrics}");
     assert!(metrics.contains("atomicwork_mcp_registry_servers 1"));
     assert!(!metrics.contains("tok-metrics"), "no token in metrics");
+}
+
+/// Shutting down finishes the requests in progress, closes at once the connections that
+/// have none (idle, or halfway through a request's headers) and accepts no new ones.
+#[tokio::test]
+async fn shutdown_finishes_requests_in_progress_and_closes_the_rest() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(json!({"data": []}))
+                .set_delay(Duration::from_secs(1)),
+        )
+        .mount(&up)
+        .await;
+    let mut config = DataplaneConfig::default();
+    config.connections.header_read_timeout = Duration::from_secs(300);
+    config.connections.idle_timeout = Duration::from_secs(300);
+    let plane = Plane::start(config).await;
+    let url = plane.serve("tok-shutdown-00001", "s", "", &up.uri());
+    let addr = plane.base.trim_start_matches("http://").to_string();
+
+    let mut half = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    half.write_all(b"GET /heal").await.expect("write");
+    let mut idle = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).await.expect("an answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let call = tokio::spawn(async move { post(&url, WORKSPACES_CALL, &[]).await.status() });
+    // The call is in progress once the upstream has it.
+    for _ in 0..200 {
+        if up.received_requests().await.is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(up.received_requests().await.map(|r| r.len()), Some(1));
+
+    drop(plane);
+    for (name, stream) in [("half-sent headers", &mut half), ("idle", &mut idle)] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest));
+        assert!(closed.await.is_ok(), "{name} connection left open");
+    }
+    assert_eq!(call.await.expect("call task"), 200);
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
 }

@@ -129,3 +129,51 @@ async fn curl_examples_work_against_local_mode() {
     }
     assert_eq!(sent, 3);
 }
+
+/// The README's table of limits and timeouts lists every such flag of the serving
+/// commands with its environment variable and its default, as the binary has them.
+#[test]
+fn the_limits_table_matches_the_flags() {
+    use clap::CommandFactory;
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    let table: Vec<&str> = text
+        .split("### Limits and timeouts")
+        .nth(1)
+        .expect("a Limits and timeouts section")
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let mut cli = atomicwork_mcp::cli::Cli::command();
+    let mut flags = Vec::new();
+    for name in ["dataplane", "run", "local"] {
+        let sub = cli.find_subcommand_mut(name).expect("subcommand");
+        let limits: Vec<(String, String, String)> = sub
+            .get_arguments()
+            .filter(|a| a.get_help_heading() == Some("Limits and timeouts"))
+            .map(|a| {
+                let flag = format!("`--{}`", a.get_long().expect("long flag"));
+                let env = a.get_env().expect("env").to_string_lossy().into_owned();
+                let default = a.get_default_values()[0].to_string_lossy().into_owned();
+                (flag, format!("`{env}`"), default)
+            })
+            .collect();
+        if name == "dataplane" {
+            flags = limits.clone();
+        }
+        assert_eq!(limits, flags, "{name} has the same limits as dataplane");
+    }
+    assert_eq!(flags.len(), 6, "{flags:?}");
+    assert_eq!(table.len(), flags.len() + 2, "one row per flag: {table:#?}");
+    for (flag, env, default) in &flags {
+        let row = table
+            .iter()
+            .find(|r| r.contains(flag.as_str()))
+            .unwrap_or_else(|| panic!("no row for {flag}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[2], flag);
+        assert_eq!(cells[3], env, "{flag}");
+        assert!(cells[4].starts_with(default.as_str()), "{flag}: {row}");
+    }
+}

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use atomicwork_mcp::dataplane::DataplaneConfig;
 use common::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -187,15 +188,20 @@ async fn tokens_and_api_keys_never_reach_the_logs() {
     );
     secrets.extend([API_KEY_VALUE, CLIENT_TOKEN, WRONG_BEARER, UNKNOWN_TOKEN].map(String::from));
     for secret in &secrets {
-        // Any 16 characters in a row would already say too much.
-        let chars: Vec<char> = secret.chars().collect();
-        for window in chars.windows(16) {
-            let piece: String = window.iter().collect();
-            assert!(
-                !logs.contains(&piece),
-                "logs contain {piece:?} of {secret:?}"
-            );
-        }
+        assert_no_piece_of(&logs, secret);
+    }
+}
+
+/// Fails when `logs` hold any 16 characters in a row of `secret`, which would already say
+/// too much.
+fn assert_no_piece_of(logs: &str, secret: &str) {
+    let chars: Vec<char> = secret.chars().collect();
+    for window in chars.windows(16) {
+        let piece: String = window.iter().collect();
+        assert!(
+            !logs.contains(&piece),
+            "logs contain {piece:?} of {secret:?}"
+        );
     }
 }
 
@@ -235,7 +241,12 @@ fn raw_post(path: &str, body: &str, extra_headers: &str) -> String {
 
 /// Writes `request` on one connection and reads every response until the server closes.
 async fn exchange(plane: &Plane, request: &[u8]) -> Vec<(u16, String)> {
-    let addr = plane.base.trim_start_matches("http://");
+    exchange_at(plane.base.trim_start_matches("http://"), request).await
+}
+
+/// Writes `request` to `addr` on one connection and reads every response until the
+/// server closes.
+async fn exchange_at(addr: &str, request: &[u8]) -> Vec<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request).await.expect("write");
     let mut bytes = Vec::new();
@@ -515,4 +526,430 @@ async fn write_tools_are_unreachable_on_a_read_only_server() {
     let requests = up.received_requests().await.unwrap_or_default();
     assert_eq!(requests.len(), 3);
     assert!(requests.iter().all(|r| r.method.as_str() == "GET"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The access log, request bodies and connections, against the real binary
+
+/// How long any answer or close may take in these tests: several times every timeout
+/// configured here, so only a server that never answers or never closes fails.
+const BOUND: Duration = Duration::from_secs(10);
+
+/// The real binary in local mode with the example manifests and the bearer server,
+/// `env` set and `args` added, stderr in `<dir>/stderr.log`; its first summary read.
+async fn local_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (LocalProcess, PathBuf) {
+    let manifests = dir.join("manifests");
+    std::fs::create_dir_all(&manifests).expect("mkdir");
+    write_manifests(&manifests);
+    let log = dir.join("stderr.log");
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let mut local = LocalProcess::spawn_args(
+        &manifests,
+        &dir.join("state"),
+        Stdio::from(stderr),
+        env,
+        args,
+    );
+    local.read_summary().await;
+    (local, log)
+}
+
+/// The first complete response in `bytes` (`content-length` framed), if one is there.
+fn complete_response(bytes: &[u8]) -> Option<(u16, String)> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    if bytes.len() < end + 4 + length {
+        return None;
+    }
+    parse_responses(&bytes[..end + 4 + length])
+        .into_iter()
+        .next()
+}
+
+/// Reads one response from `stream`; `None` when none is complete within `within` or the
+/// connection ends first.
+async fn read_response(stream: &mut TcpStream, within: Duration) -> Option<(u16, String)> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut bytes = Vec::new();
+    loop {
+        if let Some(response) = complete_response(&bytes) {
+            return Some(response);
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => bytes.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+}
+
+/// True when the server closes `stream` (end of stream or a reset) within `within`;
+/// anything it sends first is read and dropped.
+async fn closes_within<R: tokio::io::AsyncRead + Unpin>(stream: &mut R, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Opens a connection to `addr` and writes `request` on it, leaving it open.
+async fn send(addr: &str, request: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    stream
+}
+
+/// The JSON-RPC error of a response body.
+fn rpc_error(body: &str) -> Value {
+    serde_json::from_str::<Value>(body).unwrap_or_else(|e| panic!("{e}: {body}"))["error"].clone()
+}
+
+/// Paths that are not served routes, each carrying the token where a redaction of the
+/// first segment after `/mcp/` would miss it.
+fn unrouted(token: &str) -> Vec<String> {
+    vec![
+        format!("/mcp//{token}"),
+        format!("//mcp/{token}"),
+        format!("/MCP/{token}"),
+        format!("/mcp/x/../{token}"),
+        format!("/mcp/{token}/extra"),
+        format!("/mcp/{token}/"),
+        format!("/mcp/x/{token}"),
+        format!("/{token}"),
+        format!("/mcp%2F{token}"),
+        format!("/api/mcp/{token}"),
+        format!("/healthz/{token}"),
+        format!("/mcp/x?token={token}"),
+        format!("/nothing?{token}"),
+    ]
+}
+
+#[tokio::test]
+async fn url_tokens_never_reach_the_access_log_by_any_path() {
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = [("RUST_LOG", "trace"), ("LOG_FORMAT", format)];
+        let (mut local, log) = local_in(dir.path(), &env, &["--sandbox"]).await;
+        let token = token_of(&local.url("it-ops/service-desk-readonly"));
+        let addr = local.addr();
+        let mut paths = unrouted(&token);
+        // Served routes, the token in the query as well.
+        paths.push(format!("/mcp/{token}?token={token}"));
+        paths.push(format!("/mcp/{token}?{token}"));
+        paths.push(format!("/healthz?{token}"));
+        for path in &paths {
+            let request = raw_post(path, READ_CALL, "Connection: close\r\n");
+            let answers = exchange_at(&addr, request.as_bytes()).await;
+            assert_eq!(answers.len(), 1, "{format} {path}: {answers:?}");
+        }
+        let _ = local.child.kill().await;
+        let logs = std::fs::read_to_string(&log).expect("logs");
+        let access = logs
+            .lines()
+            .filter(|l| l.contains("atomicwork_mcp::access"))
+            .count();
+        assert_eq!(access, paths.len(), "{format}: one access line per request");
+        assert!(logs.contains("/mcp/[token]"), "{format}: {logs}");
+        assert_no_piece_of(&logs, &token);
+    }
+}
+
+#[tokio::test]
+async fn refused_requests_are_answered_before_their_body_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (local, _) = local_in(dir.path(), &[], &["--sandbox"]).await;
+    let addr = local.addr();
+    let readonly = format!(
+        "/mcp/{}",
+        token_of(&local.url("it-ops/service-desk-readonly"))
+    );
+    let bearer = format!("/mcp/{}", token_of(&local.url("it-ops/bearer-desk")));
+    // Headers announcing 39 MB of body, then only a few bytes of it.
+    let announced = |path: &str, length: usize, extra: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n{extra}\r\n{{\"jsonrpc\""
+        )
+    };
+    // Ten unknown-token uploads at once: each is answered, and its connection closed,
+    // without the server waiting for the body.
+    let unknown = format!("/mcp/{UNKNOWN_TOKEN}");
+    let mut uploads = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (addr, request) = (addr.clone(), announced(&unknown, 39_000_000, ""));
+        uploads.spawn(async move {
+            let mut stream = send(&addr, &request).await;
+            let answer = read_response(&mut stream, BOUND).await;
+            (answer, closes_within(&mut stream, BOUND).await)
+        });
+    }
+    while let Some(joined) = uploads.join_next().await {
+        let (answer, closed) = joined.expect("upload task");
+        let (status, body) = answer.expect("an answer without the body");
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(rpc_error(&body)["code"], -31000, "{body}");
+        assert!(closed, "the connection is closed rather than drained");
+    }
+    // Every other refusal comes before the body too.
+    let cases = [
+        (readonly.as_str(), "Origin: https://evil.example\r\n", 403),
+        (readonly.as_str(), "Host: evil.example\r\n", 403),
+        (bearer.as_str(), "", 401),
+        (bearer.as_str(), "Authorization: Bearer wrong\r\n", 401),
+    ];
+    for (path, extra, expected) in cases {
+        let request = announced(path, 39_000_000, extra).replacen(
+            "Host: 127.0.0.1\r\n",
+            if extra.starts_with("Host") {
+                ""
+            } else {
+                "Host: 127.0.0.1\r\n"
+            },
+            1,
+        );
+        let mut stream = send(&addr, &request).await;
+        let answer = read_response(&mut stream, BOUND).await;
+        assert_eq!(answer.map(|a| a.0), Some(expected), "{extra}");
+    }
+    // A body announced larger than the limit is refused at once, as JSON-RPC.
+    let mut stream = send(&addr, &announced(&readonly, 50_000_000, "")).await;
+    let (status, body) = read_response(&mut stream, BOUND)
+        .await
+        .expect("an answer without the body");
+    assert_eq!(status, 413, "{body}");
+    let error = rpc_error(&body);
+    assert_eq!(error["code"], -32600, "{body}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("41943040")),
+        "{body}"
+    );
+    // The server still answers the exact URL with its body.
+    let request = raw_post(&readonly, READ_CALL, "Connection: close\r\n");
+    assert_eq!(exchange_at(&addr, request.as_bytes()).await[0].0, 200);
+}
+
+#[tokio::test]
+async fn slow_idle_and_stalled_connections_are_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("HEADER_READ_TIMEOUT_SECONDS", "1"),
+        ("BODY_READ_TIMEOUT_SECONDS", "1"),
+        ("IDLE_TIMEOUT_SECONDS", "1"),
+    ];
+    let (local, _) = local_in(dir.path(), &env, &["--sandbox"]).await;
+    let addr = local.addr();
+
+    // A connection that never sends anything.
+    let mut silent = TcpStream::connect(&addr).await.expect("connect");
+    assert!(
+        closes_within(&mut silent, BOUND).await,
+        "a silent connection"
+    );
+
+    // Headers sent a byte at a time, for longer than the bound.
+    let (mut read, mut write) = TcpStream::connect(&addr)
+        .await
+        .expect("connect")
+        .into_split();
+    let drip = tokio::spawn(async move {
+        let head = "POST /mcp/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Padding: ";
+        let bytes = head.bytes().chain(std::iter::repeat(b'a'));
+        for byte in bytes.take(200) {
+            if write.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(closes_within(&mut read, BOUND).await, "slow headers");
+    drip.abort();
+
+    // A keep-alive connection left idle after its answer.
+    let mut idle = send(&addr, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+    let answer = read_response(&mut idle, BOUND).await;
+    assert_eq!(answer.map(|a| a.0), Some(200));
+    assert!(closes_within(&mut idle, BOUND).await, "an idle connection");
+
+    // A body announced as 100 bytes of which one arrives.
+    let readonly = format!(
+        "/mcp/{}",
+        token_of(&local.url("it-ops/service-desk-readonly"))
+    );
+    let stalled = format!(
+        "POST {readonly} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    let mut stream = send(&addr, &stalled).await;
+    let (status, body) = read_response(&mut stream, BOUND)
+        .await
+        .expect("an answer to a stalled body");
+    assert_eq!(status, 408, "{body}");
+    assert_eq!(rpc_error(&body)["code"], -32600, "{body}");
+    assert!(closes_within(&mut stream, BOUND).await, "a stalled body");
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_for_a_free_slot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (local, _) = local_in(dir.path(), &[("MAX_CONNECTIONS", "2")], &["--sandbox"]).await;
+    let addr = local.addr();
+    let health = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let mut first = send(&addr, health).await;
+    let mut second = send(&addr, health).await;
+    for stream in [&mut first, &mut second] {
+        assert_eq!(read_response(stream, BOUND).await.map(|a| a.0), Some(200));
+    }
+    // Both slots are held by open keep-alive connections: a third waits.
+    let mut third = send(&addr, health).await;
+    assert_eq!(
+        read_response(&mut third, Duration::from_secs(1)).await,
+        None,
+        "answered over the cap"
+    );
+    drop(first);
+    assert_eq!(
+        read_response(&mut third, BOUND).await.map(|a| a.0),
+        Some(200)
+    );
+    second.write_all(health.as_bytes()).await.expect("write");
+    assert_eq!(
+        read_response(&mut second, BOUND).await.map(|a| a.0),
+        Some(200)
+    );
+}
+
+#[tokio::test]
+async fn the_request_deadline_and_body_limit_are_flags() {
+    let up = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+        .mount(&up)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: atomicwork-api, namespace: it-ops}}\nstringData: {{apiKey: {API_KEY_VALUE}}}\n---\napiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: slow, namespace: it-ops}}\nspec:\n  atomicwork: {{baseUrl: \"{}\", apiKeySecretRef: {{name: atomicwork-api}}, timeoutSeconds: 120}}\n  methods: [read]\n",
+        up.uri()
+    );
+    std::fs::write(manifests.join("slow.yaml"), manifest).expect("manifest");
+    let env = [("REQUEST_TIMEOUT_SECONDS", "1"), ("MAX_BODY_BYTES", "2000")];
+    let mut local = LocalProcess::spawn_args(
+        &manifests,
+        &dir.path().join("state"),
+        Stdio::null(),
+        &env,
+        &[],
+    );
+    local.read_summary().await;
+    let url = local.url("it-ops/slow");
+
+    let client = reqwest::Client::builder()
+        .timeout(BOUND)
+        .build()
+        .expect("client");
+    let resp = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(READ_CALL)
+        .send()
+        .await
+        .expect("an answer at the deadline");
+    assert_eq!(resp.status(), 504);
+    let answer: Value = resp.json().await.expect("JSON");
+    assert_eq!(answer["id"], 2, "{answer}");
+    assert_eq!(answer["error"]["code"], -31006, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("(1s)")),
+        "{answer}"
+    );
+
+    let padded = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(3000)
+    );
+    let resp = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(padded)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(resp.status(), 413);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let answer: Value = resp.json().await.expect("JSON");
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2000 bytes")),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn local_origin_and_host_flags_add_to_the_loopback_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--sandbox",
+        "--allowed-origins",
+        "https://app.example",
+        "--allowed-hosts",
+        "mcp.internal",
+    ];
+    let (local, _) = local_in(dir.path(), &[], &args).await;
+    let url = local.url("it-ops/service-desk-readonly");
+    for (origin, expected) in [
+        ("https://app.example", 200),
+        ("http://localhost:6274", 200),
+        ("http://127.0.0.1:6274", 200),
+        ("https://claude.ai", 200),
+        ("https://evil.example", 403),
+    ] {
+        let status = status_of(&url, LIST, &[("origin", origin)]).await;
+        assert_eq!(status, expected, "{origin}");
+    }
+    let addr = local.addr();
+    let path = format!("/mcp/{}", token_of(&url));
+    let port = addr.rsplit(':').next().expect("port").to_string();
+    for (host, expected) in [
+        ("mcp.internal".to_string(), 200),
+        (format!("mcp.internal:{port}"), 200),
+        (format!("localhost:{port}"), 200),
+        (addr.clone(), 200),
+        ("evil.example".to_string(), 403),
+    ] {
+        let request = raw_post(&path, LIST, "Connection: close\r\n").replacen(
+            "Host: 127.0.0.1",
+            &format!("Host: {host}"),
+            1,
+        );
+        let answers = exchange_at(&addr, request.as_bytes()).await;
+        assert_eq!(answers.len(), 1, "{host}: {answers:?}");
+        assert_eq!(answers[0].0, expected, "{host}: {answers:?}");
+        if expected == 403 {
+            let message = rpc_error(&answers[0].1)["message"].clone();
+            assert!(
+                message
+                    .as_str()
+                    .is_some_and(|m| m.contains("--allowed-hosts")),
+                "{message}"
+            );
+        }
+    }
 }

@@ -241,16 +241,22 @@ impl LocalProcess {
         stderr: std::process::Stdio,
         env: &[(&str, &str)],
     ) -> LocalProcess {
+        Self::spawn_args(manifests, state, stderr, env, &["--sandbox"])
+    }
+
+    /// Starts local mode on a free loopback port, polling manifests every 0.2 s, with
+    /// `args` added to the command line.
+    pub fn spawn_args(
+        manifests: &std::path::Path,
+        state: &std::path::Path,
+        stderr: std::process::Stdio,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> LocalProcess {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomicwork-mcp"))
-            .args([
-                "local",
-                "--sandbox",
-                "--listen",
-                "127.0.0.1:0",
-                "--poll-seconds",
-                "0.2",
-            ])
+            .args(["local", "--listen", "127.0.0.1:0", "--poll-seconds", "0.2"])
+            .args(args)
             .arg("--manifests")
             .arg(manifests)
             .arg("--state-dir")
@@ -322,5 +328,14 @@ impl LocalProcess {
             .get(id)
             .cloned()
             .unwrap_or_else(|| panic!("{id} not served: {:#?}", self.output))
+    }
+
+    /// The `host:port` the process listens on, from its `listening on` line.
+    pub fn addr(&self) -> String {
+        self.output
+            .iter()
+            .find_map(|l| l.strip_prefix("listening on http://"))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no listening line: {:#?}", self.output))
     }
 }
