@@ -12,8 +12,10 @@ pub mod metrics;
 pub mod registry;
 pub mod resolve;
 pub mod sandbox;
+pub mod spec_check;
 pub mod secret;
 #[cfg(test)]
 mod test_support;
 pub mod token;
 pub mod upstream;
+pub mod yaml_lines;

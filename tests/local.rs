@@ -165,7 +165,10 @@ async fn sandbox_walkthrough_and_hot_reload() {
     std::fs::write(manifests.join("broken.yaml"), "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {name: broken, namespace: it-ops}\nspec:\n  toolExposure: sometimes\n").expect("write");
     local.read_summary().await;
     let report = local.output.join("\n");
-    assert!(report.contains("broken.yaml (document 1)"), "{report}");
+    assert!(
+        report.contains("broken.yaml (document 1, line 5): AtomicworkMcpServer: unknown variant `sometimes`"),
+        "{report}"
+    );
     assert_eq!(local.url("it-ops/change-ops"), ops_url);
 
     // Removing a manifest stops its endpoint.
