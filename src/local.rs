@@ -382,9 +382,12 @@ fn print_summary(out: &mut impl Write, lines: &[ServerLine], m: &Manifests, forg
     let _ = out.flush();
 }
 
-/// Fingerprint of the manifest files, to notice edits, additions and removals (`None`
-/// while they cannot be listed).
-fn fingerprint(path: &Path) -> Option<Vec<(PathBuf, Option<SystemTime>, u64)>> {
+/// Each manifest file with its modification time and length (`None` while they cannot
+/// be listed).
+type Fingerprint = Option<Vec<(PathBuf, Option<SystemTime>, u64)>>;
+
+/// Fingerprint of the manifest files, to notice edits, additions and removals.
+fn fingerprint(path: &Path) -> Fingerprint {
     let files = manifest::manifest_files(path).ok()?;
     Some(
         files
@@ -448,6 +451,8 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
     let upstream = Upstream::new(UpstreamOptions::default())?;
     let dp = Arc::new(Dataplane::new(registry.clone(), upstream, config));
 
+    // Taken before the first read, so that an edit made while it runs is noticed.
+    let files = fingerprint(&opts.manifests);
     let loaded = match loader.load(Timestamp::now())? {
         Pass::Loaded(loaded) => loaded,
         Pass::Unreadable(errors) => {
@@ -464,7 +469,7 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
         registry,
         opts.manifests.clone(),
         opts.poll_interval,
-        loaded.lines,
+        (files, loaded.lines),
     ));
     let served = dataplane::serve(listener, dp, shutdown_signal()).await;
     watch.abort();
@@ -479,9 +484,8 @@ async fn watch_loop(
     registry: Arc<Registry>,
     path: PathBuf,
     every: Duration,
-    mut last_lines: Vec<ServerLine>,
+    (mut last, mut last_lines): (Fingerprint, Vec<ServerLine>),
 ) {
-    let mut last = fingerprint(&path);
     let mut next_expiry = earliest_expiry(&last_lines);
     let mut again = loader.confirming();
     // What could not be read at the last pass, while that lasts.
