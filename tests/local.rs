@@ -234,10 +234,10 @@ async fn urls_survive_a_syntax_error_and_a_directory_renamed_away_and_back() {
     local.read_summary().await;
     assert!(!local.urls.contains_key("it-ops/change-ops"), "not served while broken");
     let report = local.output.join("\n");
-    assert!(report.contains("change-ops.yaml (document 1, line "), "{report}");
     std::fs::write(&path, &good).expect("write");
     local.read_summary().await;
     assert_eq!(local.urls, first, "the URLs are the same after the fix");
+    assert!(report.contains("change-ops.yaml (document 1, line 17): not valid YAML"), "{report}");
     assert!(answers(&first["it-ops/change-ops"]).await);
 
     // The directory renamed away: the last good state keeps serving, and says so.
