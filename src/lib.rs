@@ -12,8 +12,8 @@ pub mod metrics;
 pub mod registry;
 pub mod resolve;
 pub mod sandbox;
-pub mod spec_check;
 pub mod secret;
+pub mod spec_check;
 #[cfg(test)]
 mod test_support;
 pub mod token;

@@ -462,7 +462,12 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
     registry.replace_all(loaded.entries);
     registry.mark_ready();
     let _ = writeln!(out, "listening on http://{addr}");
-    print_summary(&mut out, &loaded.lines, &loaded.manifests, &loaded.forgotten);
+    print_summary(
+        &mut out,
+        &loaded.lines,
+        &loaded.manifests,
+        &loaded.forgotten,
+    );
 
     let watch = tokio::spawn(watch_loop(
         loader,
@@ -513,7 +518,12 @@ async fn watch_loop(
                         tracing::info!("manifests readable again");
                     }
                     let _ = writeln!(out, "reloaded manifests");
-                    print_summary(&mut out, &loaded.lines, &loaded.manifests, &loaded.forgotten);
+                    print_summary(
+                        &mut out,
+                        &loaded.lines,
+                        &loaded.manifests,
+                        &loaded.forgotten,
+                    );
                 }
                 next_expiry = earliest_expiry(&loaded.lines);
                 last_lines = loaded.lines;
@@ -621,8 +631,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let manifests = dir.path().join("manifests");
         std::fs::create_dir(&manifests).expect("mkdir");
-        std::fs::write(manifests.join("a.yaml"), format!("{SECRET}---\n{}", server("a")))
-            .expect("write");
+        std::fs::write(
+            manifests.join("a.yaml"),
+            format!("{SECRET}---\n{}", server("a")),
+        )
+        .expect("write");
         std::fs::write(manifests.join("b.yaml"), server("b")).expect("write");
         let mut l = loader(dir.path());
         let first = urls(&load(&mut l));

@@ -240,10 +240,8 @@ pub fn load_with(path: &Path, read: &ReadFile) -> Manifests {
             // Read, but not text: a bad file rather than a read failure.
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 m.unidentified += 1;
-                m.errors.push(ManifestError::file(
-                    label,
-                    format!("not UTF-8 text: {e}"),
-                ));
+                m.errors
+                    .push(ManifestError::file(label, format!("not UTF-8 text: {e}")));
             }
             Err(e) => m
                 .unreadable
@@ -526,7 +524,10 @@ mod tests {
         assert!(!m.errors[1].message.contains("line"), "{}", m.errors[1]);
         // The broken server is known to exist; the document that is not YAML hides what
         // it defines.
-        assert!(m.broken.contains_key(&ServerId::new(DEFAULT_NAMESPACE, "broken")));
+        assert!(
+            m.broken
+                .contains_key(&ServerId::new(DEFAULT_NAMESPACE, "broken"))
+        );
         assert_eq!(m.unidentified, 1);
     }
 
@@ -552,12 +553,23 @@ mod tests {
         );
         // Fixed, it loads.
         let mut m = Manifests::default();
-        parse_into(&text.replace("metods", "methods").replace("burts", "burst"), "servers.yaml", &mut m);
+        parse_into(
+            &text.replace("metods", "methods").replace("burts", "burst"),
+            "servers.yaml",
+            &mut m,
+        );
         assert!(m.errors.is_empty(), "{:?}", m.errors);
         assert_eq!(m.servers.len(), 1);
         let origin = &m.origins[&id];
-        assert_eq!(origin.place(Some("spec.rateLimit.burst")), "servers.yaml (document 2, line 14)");
-        assert_eq!(origin.line_of(Some("spec.tags")), 9, "not written: the line of spec");
+        assert_eq!(
+            origin.place(Some("spec.rateLimit.burst")),
+            "servers.yaml (document 2, line 14)"
+        );
+        assert_eq!(
+            origin.line_of(Some("spec.tags")),
+            9,
+            "not written: the line of spec"
+        );
     }
 
     #[test]
@@ -575,7 +587,9 @@ mod tests {
         parse_into(&twice, "g.yaml", &mut m);
         assert_eq!(
             m.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            ["g.yaml (document 2, line 12): AtomicworkMcpServer it-ops/typo is defined twice; the first definition is used"]
+            [
+                "g.yaml (document 2, line 12): AtomicworkMcpServer it-ops/typo is defined twice; the first definition is used"
+            ]
         );
     }
 
@@ -597,7 +611,11 @@ mod tests {
         };
         let m = load_with(dir.path(), &emfile);
         assert_eq!(m.unreadable.len(), 1, "{:?}", m.unreadable);
-        assert!(m.unreadable[0].to_string().contains("a.yaml: cannot read"), "{}", m.unreadable[0]);
+        assert!(
+            m.unreadable[0].to_string().contains("a.yaml: cannot read"),
+            "{}",
+            m.unreadable[0]
+        );
         let m = load(&dir.path().join("missing"));
         assert_eq!(m.unreadable.len(), 1);
     }
@@ -618,7 +636,10 @@ mod tests {
         assert_eq!(m.servers.len(), 1);
         let shown: Vec<String> = m.errors.iter().map(ToString::to_string).collect();
         assert_eq!(shown.len(), 2, "{shown:#?}");
-        assert!(shown.iter().all(|e| e.contains("symbolic link loop")), "{shown:#?}");
+        assert!(
+            shown.iter().all(|e| e.contains("symbolic link loop")),
+            "{shown:#?}"
+        );
         assert!(shown.iter().any(|e| e.contains("self: ")), "{shown:#?}");
         assert!(shown.iter().any(|e| e.contains("up: ")), "{shown:#?}");
     }

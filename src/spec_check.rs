@@ -35,9 +35,7 @@ static SPEC_VALIDATOR: LazyLock<Result<jsonschema::Validator, String>> = LazyLoc
 fn whole_numbers(value: Value) -> Value {
     match value {
         Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                Value::from(f as i64)
-            }
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
             _ => Value::Number(n),
         },
         Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers).collect()),
@@ -106,11 +104,7 @@ pub struct UnknownField {
 
 impl fmt::Display for UnknownField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} is not a field of AtomicworkMcpServer",
-            self.path
-        )?;
+        write!(f, "{} is not a field of AtomicworkMcpServer", self.path)?;
         match &self.suggestion {
             Some(s) => write!(f, "; did you mean {s}?"),
             None => write!(f, " (fields here: {})", self.known.join(", ")),
@@ -146,8 +140,7 @@ fn walk(node: &Node, schema: &Value, path: &str, out: &mut Vec<UnknownField>) {
                     None => {
                         let known: Vec<String> = properties.keys().cloned().collect();
                         out.push(UnknownField {
-                            suggestion: closest(&entry.key, &known)
-                                .map(|k| format!("{path}.{k}")),
+                            suggestion: closest(&entry.key, &known).map(|k| format!("{path}.{k}")),
                             path: at,
                             line: entry.line,
                             known,
@@ -222,13 +215,18 @@ mod tests {
     fn bounds_come_from_the_crd_schema() {
         assert_eq!(check_bounds(&spec("")), Ok(()));
         assert_eq!(
-            check_bounds(&spec("maxResultChars: 1000\nrateLimit: {requestsPerMinute: 1}")),
+            check_bounds(&spec(
+                "maxResultChars: 1000\nrateLimit: {requestsPerMinute: 1}"
+            )),
             Ok(())
         );
         let cases = [
             ("maxResultChars: 0", "spec.maxResultChars"),
             ("maxResultChars: 10000001", "spec.maxResultChars"),
-            ("rateLimit: {requestsPerMinute: 0}", "spec.rateLimit.requestsPerMinute"),
+            (
+                "rateLimit: {requestsPerMinute: 0}",
+                "spec.rateLimit.requestsPerMinute",
+            ),
             (
                 "rateLimit: {requestsPerMinute: 5, burst: 0}",
                 "spec.rateLimit.burst",
@@ -238,7 +236,10 @@ mod tests {
                 "retry: {maxAttempts: 2, maxBackoffSeconds: 0}",
                 "spec.retry.maxBackoffSeconds",
             ),
-            ("apiTokenSecretRef: {name: \"\"}", "spec.apiTokenSecretRef.name"),
+            (
+                "apiTokenSecretRef: {name: \"\"}",
+                "spec.apiTokenSecretRef.name",
+            ),
         ];
         for (yaml, field) in cases {
             let e = check_bounds(&spec(yaml)).expect_err(yaml);
@@ -310,7 +311,11 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("spec.atomicwork.timeoutSecond", 3, Some("spec.atomicwork.timeoutSeconds")),
+                (
+                    "spec.atomicwork.timeoutSecond",
+                    3,
+                    Some("spec.atomicwork.timeoutSeconds")
+                ),
                 ("spec.metods", 4, Some("spec.methods")),
                 ("spec.rateLimit.burts", 7, Some("spec.rateLimit.burst")),
                 ("spec.tools.denny", 10, Some("spec.tools.deny")),
@@ -344,7 +349,10 @@ mod tests {
         assert_eq!(edit_distance("methods", "metods"), 1);
         assert_eq!(edit_distance("burst", "burts"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(closest("tgas", &["tags".into(), "tools".into()]), Some("tags"));
+        assert_eq!(
+            closest("tgas", &["tags".into(), "tools".into()]),
+            Some("tags")
+        );
         assert_eq!(closest("unrelated", &["tags".into()]), None);
     }
 }

@@ -254,7 +254,10 @@ mod tests {
         let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["1", "z", "x", "y"]);
         assert_eq!(node.get("1").and_then(Node::as_str), Some("true"));
-        assert_eq!(node.get("x").map(|n| &n.value), Some(&NodeValue::Scalar(None)));
+        assert_eq!(
+            node.get("x").map(|n| &n.value),
+            Some(&NodeValue::Scalar(None))
+        );
     }
 
     #[test]

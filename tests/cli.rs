@@ -42,7 +42,10 @@ async fn logs_into_a_pipe_carry_no_colour_codes() {
         .read_to_string(&mut stderr)
         .await
         .expect("read stderr");
-    assert!(stderr.contains("SIMULATED"), "the sandbox logs at startup: {stderr}");
+    assert!(
+        stderr.contains("SIMULATED"),
+        "the sandbox logs at startup: {stderr}"
+    );
     assert!(stderr.contains("INFO"), "{stderr}");
     assert!(
         !stderr.contains('\u{1b}'),
@@ -73,7 +76,10 @@ fn run_without_a_cluster_prints_the_error_once() {
         .expect("run the binary");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: connecting to the cluster"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: connecting to the cluster"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     let path = missing.display().to_string();
     assert_eq!(

@@ -166,7 +166,9 @@ async fn sandbox_walkthrough_and_hot_reload() {
     local.read_summary().await;
     let report = local.output.join("\n");
     assert!(
-        report.contains("broken.yaml (document 1, line 5): AtomicworkMcpServer: unknown variant `sometimes`"),
+        report.contains(
+            "broken.yaml (document 1, line 5): AtomicworkMcpServer: unknown variant `sometimes`"
+        ),
         "{report}"
     );
     assert_eq!(local.url("it-ops/change-ops"), ops_url);
@@ -230,14 +232,24 @@ async fn urls_survive_a_syntax_error_and_a_directory_renamed_away_and_back() {
     // A YAML syntax error, fixed a moment later: same URL.
     let path = manifests.join("change-ops.yaml");
     let good = std::fs::read_to_string(&path).expect("read");
-    std::fs::write(&path, good.replace("  tags: [changes, requests]", "  tags: [changes, requests")).expect("write");
+    std::fs::write(
+        &path,
+        good.replace("  tags: [changes, requests]", "  tags: [changes, requests"),
+    )
+    .expect("write");
     local.read_summary().await;
-    assert!(!local.urls.contains_key("it-ops/change-ops"), "not served while broken");
+    assert!(
+        !local.urls.contains_key("it-ops/change-ops"),
+        "not served while broken"
+    );
     let report = local.output.join("\n");
     std::fs::write(&path, &good).expect("write");
     local.read_summary().await;
     assert_eq!(local.urls, first, "the URLs are the same after the fix");
-    assert!(report.contains("change-ops.yaml (document 1, line 17): not valid YAML"), "{report}");
+    assert!(
+        report.contains("change-ops.yaml (document 1, line 17): not valid YAML"),
+        "{report}"
+    );
     assert!(answers(&first["it-ops/change-ops"]).await);
 
     // The directory renamed away: the last good state keeps serving, and says so.
@@ -245,13 +257,18 @@ async fn urls_survive_a_syntax_error_and_a_directory_renamed_away_and_back() {
     std::fs::rename(&manifests, &away).expect("rename away");
     let notice = local.wait_for("cannot read the manifests").await;
     assert!(notice.contains("manifests"), "{notice}");
-    local.wait_for("still serving the last good state (3 servers)").await;
+    local
+        .wait_for("still serving the last good state (3 servers)")
+        .await;
     for url in first.values() {
         assert!(answers(url).await, "{url} still served");
     }
     std::fs::rename(&away, &manifests).expect("rename back");
     local.read_summary().await;
-    assert_eq!(local.urls, first, "the URLs are the same after the directory is back");
+    assert_eq!(
+        local.urls, first,
+        "the URLs are the same after the directory is back"
+    );
     let tokens = std::fs::read_to_string(state.join("tokens.json")).expect("tokens");
     for id in first.keys() {
         assert!(tokens.contains(id.as_str()), "{id} kept in the state file");
@@ -282,20 +299,30 @@ async fn a_server_gone_for_good_loses_its_url() {
     std::fs::write(&file, pair(false)).expect("write");
     local.read_summary().await;
     assert_eq!(
-        common::post(&first["it-ops/second"], common::LIST, &[]).await.status(),
+        common::post(&first["it-ops/second"], common::LIST, &[])
+            .await
+            .status(),
         404
     );
-    local.wait_for("it-ops/second: gone from the manifests").await;
+    local
+        .wait_for("it-ops/second: gone from the manifests")
+        .await;
     local.read_summary().await;
     std::fs::write(&file, pair(true)).expect("write");
     local.read_summary().await;
-    assert_ne!(local.url("it-ops/second"), first["it-ops/second"], "a new URL");
+    assert_ne!(
+        local.url("it-ops/second"),
+        first["it-ops/second"],
+        "a new URL"
+    );
     assert_eq!(local.url("it-ops/first"), first["it-ops/first"]);
 
     // A file deleted while the directory is readable: forgotten once still gone.
     std::fs::remove_file(manifests.join("asset-audit.yaml")).expect("rm");
     local.read_summary().await;
-    local.wait_for("it-ops/asset-audit: gone from the manifests").await;
+    local
+        .wait_for("it-ops/asset-audit: gone from the manifests")
+        .await;
     local.read_summary().await;
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local/asset-audit.yaml"),
@@ -333,17 +360,29 @@ async fn manifest_mistakes_are_reported_by_file_document_and_line() {
         report.contains("servers.yaml (document 1, line 8): spec.metods is not a field of AtomicworkMcpServer; did you mean spec.methods?"),
         "{report}"
     );
-    assert!(
-        report.contains("it-ops/typo  NOT SERVING: "),
-        "{report}"
-    );
+    assert!(report.contains("it-ops/typo  NOT SERVING: "), "{report}");
     // Out-of-range values are refused with the CRD's bounds, at the file line.
     for (id, at, field) in [
-        ("zero-cap", "document 2, line 17", "spec.maxResultChars: 0 is less than the minimum of 1000"),
-        ("zero-rate", "document 3, line 27", "spec.rateLimit.requestsPerMinute: 0 is less than the minimum of 1"),
-        ("slow", "document 4, line 36", "spec.atomicwork.timeoutSeconds: 100000 is greater than the maximum of 300"),
+        (
+            "zero-cap",
+            "document 2, line 17",
+            "spec.maxResultChars: 0 is less than the minimum of 1000",
+        ),
+        (
+            "zero-rate",
+            "document 3, line 27",
+            "spec.rateLimit.requestsPerMinute: 0 is less than the minimum of 1",
+        ),
+        (
+            "slow",
+            "document 4, line 36",
+            "spec.atomicwork.timeoutSeconds: 100000 is greater than the maximum of 300",
+        ),
     ] {
-        let want = format!("it-ops/{id}  NOT SERVING: {}servers.yaml ({at}): InvalidSpec: {field}", manifests.display().to_string() + "/");
+        let want = format!(
+            "it-ops/{id}  NOT SERVING: {}servers.yaml ({at}): InvalidSpec: {field}",
+            manifests.display().to_string() + "/"
+        );
         assert!(report.contains(&want), "{want}\n{report}");
         assert!(!local.urls.contains_key(&format!("it-ops/{id}")));
     }

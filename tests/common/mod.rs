@@ -324,7 +324,9 @@ impl LocalProcess {
                 .await
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| panic!("no line with {needle:?}; output so far: {:#?}", self.output));
+                .unwrap_or_else(|| {
+                    panic!("no line with {needle:?}; output so far: {:#?}", self.output)
+                });
             self.output.push(line.clone());
             if line.contains(needle) {
                 return line;
