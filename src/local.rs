@@ -225,15 +225,21 @@ impl Loader {
         }
         // The store changes only together with a successful save.
         let before = self.store.file.clone();
-        let loaded = self.apply(now, m);
+        let loaded = self.apply(now, m, &before);
         if loaded.is_err() {
             self.store.file = before;
         }
         loaded.map(Pass::Loaded)
     }
 
-    fn apply(&mut self, now: Timestamp, m: Manifests) -> anyhow::Result<Loaded> {
-        let before = self.store.file.clone();
+    /// Resolves what was read, updates the tokens and saves them if they changed from
+    /// `before`.
+    fn apply(
+        &mut self,
+        now: Timestamp,
+        m: Manifests,
+        before: &TokenFile,
+    ) -> anyhow::Result<Loaded> {
         let mut entries = Vec::new();
         let mut lines = Vec::new();
         let mut seen = BTreeSet::new();
@@ -304,7 +310,7 @@ impl Loader {
         }
         lines.sort_by(|a, b| a.id.cmp(&b.id));
         let (missing, forgotten) = self.gone(&seen, &m);
-        if self.store.file != before {
+        if self.store.file != *before {
             self.store.save()?;
         }
         self.missing = missing;
@@ -536,7 +542,7 @@ async fn watch_loop(
                     let _ = writeln!(
                         out,
                         "cannot read the manifests: {notice}\nstill serving the last good state ({} servers); retrying",
-                        last_lines.len()
+                        last_lines.iter().filter(|l| l.outcome.is_ok()).count()
                     );
                     let _ = out.flush();
                 }
