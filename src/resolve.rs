@@ -60,6 +60,8 @@ pub struct ResolveOptions {
 /// to fix; none carries a secret value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
+    /// The spec cannot be served as written; the message starts with the path of the
+    /// field at fault, e.g. `spec.maxResultChars: ...`.
     #[error("{0}")]
     InvalidSpec(String),
     #[error("Secret {namespace}/{name} ({purpose}) not found; create it or fix {field}")]
