@@ -225,18 +225,49 @@ pub struct LogArgs {
 }
 
 impl LogArgs {
-    /// Installs the global tracing subscriber (logs go to stderr).
+    /// Installs the global tracing subscriber (logs go to stderr, coloured only on a
+    /// terminal and when `NO_COLOR` is unset).
     pub fn init(&self) {
+        use std::io::IsTerminal as _;
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let ansi = use_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(ansi)
             .with_writer(std::io::stderr);
         let _ = match self.log_format {
             LogFormat::Json => builder.json().try_init(),
             LogFormat::Text => builder.try_init(),
         };
     }
+}
+
+/// Whether log lines get ANSI colours: only on a terminal, and never when `NO_COLOR` is
+/// set to a non-empty value (<https://no-color.org>).
+pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// An error and its causes as one line, `outer: cause: cause`, leaving out a cause whose
+/// text an earlier message already carries (some libraries put their source into their
+/// own message, which would otherwise print the same chain several times).
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 #[derive(Debug, Args)]
@@ -641,6 +672,34 @@ mod tests {
         );
         let (opts, _) = dataplane_options(&dp.dataplane, None, &scope).expect("options");
         assert_eq!(opts.config.allowed_hosts, ["mcp.example.com"]);
+    }
+
+    #[test]
+    fn colour_follows_the_terminal_and_no_color() {
+        use std::ffi::OsStr;
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))));
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, Some(OsStr::new("1"))));
+    }
+
+    #[test]
+    fn error_chain_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("failed to read kubeconfig: {0}")]
+        struct Inner(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("failed to infer config: ({0})")]
+        struct Outer(#[source] Inner);
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(Outer(Inner(io))).context("connecting to the cluster");
+        assert_eq!(
+            error_chain(&e),
+            "connecting to the cluster: failed to infer config: (failed to read kubeconfig: no such file)"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_chain(&plain), "outer: inner");
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub mod registry;
 pub mod resolve;
 pub mod sandbox;
 pub mod secret;
+pub mod spec_check;
 #[cfg(test)]
 mod test_support;
 pub mod token;
 pub mod upstream;
+pub mod yaml_lines;

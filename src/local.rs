@@ -1,7 +1,7 @@
 //! Local mode: the data plane fed from manifest files instead of a cluster, optionally
 //! against the built-in sandbox tenant. Same resolution and filters as the controller.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
-use crate::manifest::{self, Manifests};
+use crate::manifest::{self, ManifestError, Manifests, ReadFile};
 use crate::registry::{Registry, ServerId, ServerView};
 use crate::resolve::{self, Problem, ResolveOptions};
 use crate::secret::{Secret, TokenHash};
@@ -48,13 +48,13 @@ pub fn default_state_dir() -> PathBuf {
 }
 
 /// Tokens kept across restarts, in `<state-dir>/tokens.json` (mode 0600).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct TokenFile {
     #[serde(default)]
     servers: BTreeMap<String, StoredToken>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct StoredToken {
     token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,27 +157,95 @@ impl std::fmt::Display for ServerLine {
     }
 }
 
-/// Registry entries, the printed summary and what was read.
-type Loaded = (Vec<(TokenHash, ServerView)>, Vec<ServerLine>, Manifests);
+/// What one complete read of the manifests gives.
+struct Loaded {
+    /// Registry entries.
+    entries: Vec<(TokenHash, ServerView)>,
+    /// The printed summary, one line per server.
+    lines: Vec<ServerLine>,
+    /// What was read.
+    manifests: Manifests,
+    /// Servers whose stored token was dropped in this pass because they are gone.
+    forgotten: Vec<String>,
+}
+
+/// The outcome of one pass over the manifests.
+enum Pass {
+    /// Everything was read: serve this.
+    Loaded(Loaded),
+    /// Something could not be read (listed): nothing changed, the last good state stays.
+    Unreadable(Vec<ManifestError>),
+}
 
 /// Loads manifests, reconciles tokens and returns the registry entries plus a summary.
+///
+/// Tokens are user data: a stored token is dropped only when its server is gone from a
+/// complete read of the manifests twice in a row (a file deleted or a document removed,
+/// and still so at the next pass), never because something could not be read or parsed.
 struct Loader {
     catalog: Arc<Catalog>,
     manifests: PathBuf,
     public_url: String,
     resolve: ResolveOptions,
     store: TokenStore,
+    /// Reads one manifest file (replaced in tests to inject read failures).
+    read: Arc<ReadFile>,
+    /// Servers with a stored token that were missing from the last complete read.
+    missing: BTreeSet<String>,
 }
 
 impl Loader {
-    fn load(&mut self, now: Timestamp) -> anyhow::Result<Loaded> {
-        let m = manifest::load(&self.manifests);
+    fn new(
+        catalog: Arc<Catalog>,
+        manifests: PathBuf,
+        public_url: String,
+        resolve: ResolveOptions,
+        state_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        Ok(Loader {
+            catalog,
+            manifests,
+            public_url,
+            resolve,
+            store: TokenStore::open(state_dir)?,
+            read: Arc::new(|p: &Path| std::fs::read_to_string(p)),
+            missing: BTreeSet::new(),
+        })
+    }
+
+    /// True when a server's token waits for the next pass to confirm it is gone.
+    fn confirming(&self) -> bool {
+        !self.missing.is_empty()
+    }
+
+    fn load(&mut self, now: Timestamp) -> anyhow::Result<Pass> {
+        let m = manifest::load_with(&self.manifests, &*self.read);
+        if !m.unreadable.is_empty() {
+            return Ok(Pass::Unreadable(m.unreadable));
+        }
+        // The store changes only together with a successful save.
+        let before = self.store.file.clone();
+        let loaded = self.apply(now, m, &before);
+        if loaded.is_err() {
+            self.store.file = before;
+        }
+        loaded.map(Pass::Loaded)
+    }
+
+    /// Resolves what was read, updates the tokens and saves them if they changed from
+    /// `before`.
+    fn apply(
+        &mut self,
+        now: Timestamp,
+        m: Manifests,
+        before: &TokenFile,
+    ) -> anyhow::Result<Loaded> {
         let mut entries = Vec::new();
         let mut lines = Vec::new();
-        let mut seen = Vec::new();
+        let mut seen = BTreeSet::new();
         for server in &m.servers {
             let res = resolve::resolve(server, &m, &self.catalog, now, &self.resolve);
-            seen.push(res.id.to_string());
+            seen.insert(res.id.to_string());
             let expired = matches!(res.view, Err(Problem::Expired(_)));
             let existing = self.token_for(&res.id, &m);
             let record = token::next(
@@ -204,7 +272,14 @@ impl Loader {
                     continue;
                 }
                 (Ok(_), None) => Err("no token could be minted".to_string()),
-                (Err(p), _) => Err(format!("{}: {p}", p.reason())),
+                (Err(p), _) => {
+                    let place = m
+                        .origins
+                        .get(&res.id)
+                        .map(|o| format!("{}: ", o.place(p.field())))
+                        .unwrap_or_default();
+                    Err(format!("{place}{}: {p}", p.reason()))
+                }
             };
             lines.push(ServerLine {
                 id: res.id,
@@ -214,10 +289,66 @@ impl Loader {
                 suspended: false,
             });
         }
+        // Servers whose document has errors exist: listed, not served, token kept.
+        for (id, error) in &m.broken {
+            if seen.insert(id.to_string()) {
+                lines.push(ServerLine {
+                    id: id.clone(),
+                    tools: 0,
+                    expires: None,
+                    outcome: Err(format!(
+                        "{} has errors (listed above); not served until they are fixed",
+                        ManifestError {
+                            line: None,
+                            ..error.clone()
+                        }
+                        .place()
+                    )),
+                    suspended: false,
+                });
+            }
+        }
         lines.sort_by(|a, b| a.id.cmp(&b.id));
-        self.store.file.servers.retain(|k, _| seen.contains(k));
-        self.store.save()?;
-        Ok((entries, lines, m))
+        let (missing, forgotten) = self.gone(&seen, &m);
+        if self.store.file != *before {
+            self.store.save()?;
+        }
+        self.missing = missing;
+        Ok(Loaded {
+            entries,
+            lines,
+            manifests: m,
+            forgotten,
+        })
+    }
+
+    /// Stored tokens of servers absent from this read: those also absent from the last
+    /// complete read are dropped (returned second), the others wait for the next pass
+    /// (returned first). While some document could not be parsed far enough to tell what
+    /// it defines, nothing is counted as gone.
+    fn gone(&mut self, seen: &BTreeSet<String>, m: &Manifests) -> (BTreeSet<String>, Vec<String>) {
+        let mut missing = BTreeSet::new();
+        let mut forgotten = Vec::new();
+        if m.unidentified > 0 {
+            return (missing, forgotten);
+        }
+        let absent: Vec<String> = self
+            .store
+            .file
+            .servers
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for key in absent {
+            if self.missing.contains(&key) {
+                self.store.file.servers.remove(&key);
+                forgotten.push(key);
+            } else {
+                missing.insert(key);
+            }
+        }
+        (missing, forgotten)
     }
 
     /// A `<name>-mcp-token` Secret among the manifests wins over the state file.
@@ -237,7 +368,13 @@ impl Loader {
     }
 }
 
-fn print_summary(out: &mut impl Write, lines: &[ServerLine], m: &Manifests) {
+fn print_summary(out: &mut impl Write, lines: &[ServerLine], m: &Manifests, forgotten: &[String]) {
+    for id in forgotten {
+        let _ = writeln!(
+            out,
+            "{id}: gone from the manifests; its URL is forgotten (a new one is minted if it comes back)"
+        );
+    }
     if !m.errors.is_empty() {
         let _ = writeln!(out, "manifest errors ({}), skipped:", m.errors.len());
         for e in &m.errors {
@@ -251,18 +388,33 @@ fn print_summary(out: &mut impl Write, lines: &[ServerLine], m: &Manifests) {
     let _ = out.flush();
 }
 
+/// Each manifest file with its modification time and length (`None` while they cannot
+/// be listed).
+type Fingerprint = Option<Vec<(PathBuf, Option<SystemTime>, u64)>>;
+
 /// Fingerprint of the manifest files, to notice edits, additions and removals.
-fn fingerprint(path: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
-    manifest::manifest_files(path)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| {
-            let meta = std::fs::metadata(&p).ok();
-            let modified = meta.as_ref().and_then(|m| m.modified().ok());
-            let len = meta.map(|m| m.len()).unwrap_or(0);
-            (p, modified, len)
-        })
-        .collect()
+fn fingerprint(path: &Path) -> Fingerprint {
+    let files = manifest::manifest_files(path).ok()?;
+    Some(
+        files
+            .into_iter()
+            .map(|p| {
+                let meta = std::fs::metadata(&p).ok();
+                let modified = meta.as_ref().and_then(|m| m.modified().ok());
+                let len = meta.map(|m| m.len()).unwrap_or(0);
+                (p, modified, len)
+            })
+            .collect(),
+    )
+}
+
+/// What was not read, on one line.
+fn unreadable_notice(errors: &[ManifestError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Runs local mode until Ctrl-C or SIGTERM.
@@ -289,13 +441,13 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
         resolve.base_url_override = Some(base);
         resolve.notice = Some(Arc::from(crate::sandbox::SANDBOX_NOTICE));
     }
-    let mut loader = Loader {
+    let mut loader = Loader::new(
         catalog,
-        manifests: opts.manifests.clone(),
-        public_url: public_url.clone(),
+        opts.manifests.clone(),
+        public_url.clone(),
         resolve,
-        store: TokenStore::open(&opts.state_dir)?,
-    };
+        &opts.state_dir,
+    )?;
     let registry = Arc::new(Registry::new());
     let mut config = opts
         .dataplane
@@ -305,55 +457,101 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
     let upstream = Upstream::new(UpstreamOptions::default())?;
     let dp = Arc::new(Dataplane::new(registry.clone(), upstream, config));
 
-    let (entries, lines, m) = loader.load(Timestamp::now())?;
-    registry.replace_all(entries);
+    // Taken before the first read, so that an edit made while it runs is noticed.
+    let files = fingerprint(&opts.manifests);
+    let loaded = match loader.load(Timestamp::now())? {
+        Pass::Loaded(loaded) => loaded,
+        Pass::Unreadable(errors) => {
+            anyhow::bail!("cannot read the manifests: {}", unreadable_notice(&errors))
+        }
+    };
+    registry.replace_all(loaded.entries);
     registry.mark_ready();
     let _ = writeln!(out, "listening on http://{addr}");
-    print_summary(&mut out, &lines, &m);
+    print_summary(
+        &mut out,
+        &loaded.lines,
+        &loaded.manifests,
+        &loaded.forgotten,
+    );
 
     let watch = tokio::spawn(watch_loop(
         loader,
         registry,
         opts.manifests.clone(),
         opts.poll_interval,
-        lines,
+        (files, loaded.lines),
     ));
     let served = dataplane::serve(listener, dp, shutdown_signal()).await;
     watch.abort();
     served.context("serving")
 }
 
+/// Reloads the manifests whenever their files change (and when a pass left something to
+/// retry or confirm) and swaps the registry. A pass that cannot read everything changes
+/// nothing: the last good state keeps serving, and it says so once.
 async fn watch_loop(
     mut loader: Loader,
     registry: Arc<Registry>,
     path: PathBuf,
     every: Duration,
-    mut last_lines: Vec<ServerLine>,
+    (mut last, mut last_lines): (Fingerprint, Vec<ServerLine>),
 ) {
-    let mut last = fingerprint(&path);
     let mut next_expiry = earliest_expiry(&last_lines);
+    let mut again = loader.confirming();
+    // What could not be read at the last pass, while that lasts.
+    let mut unreadable: Option<String> = None;
     loop {
         tokio::time::sleep(every).await;
         let now = Timestamp::now();
         let current = fingerprint(&path);
         let expiry_passed = next_expiry.is_some_and(|t| now >= t);
-        if current == last && !expiry_passed {
+        if current == last && !expiry_passed && !again {
             continue;
         }
         last = current;
+        let mut out = std::io::stdout();
         match loader.load(now) {
-            Ok((entries, lines, m)) => {
-                registry.replace_all(entries);
-                if lines != last_lines || !m.errors.is_empty() {
-                    let mut out = std::io::stdout();
+            Ok(Pass::Loaded(loaded)) => {
+                registry.replace_all(loaded.entries);
+                let recovered = unreadable.take().is_some();
+                if recovered
+                    || loaded.lines != last_lines
+                    || !loaded.manifests.errors.is_empty()
+                    || !loaded.forgotten.is_empty()
+                {
+                    if recovered {
+                        tracing::info!("manifests readable again");
+                    }
                     let _ = writeln!(out, "reloaded manifests");
-                    print_summary(&mut out, &lines, &m);
+                    print_summary(
+                        &mut out,
+                        &loaded.lines,
+                        &loaded.manifests,
+                        &loaded.forgotten,
+                    );
                 }
-                next_expiry = earliest_expiry(&lines);
-                last_lines = lines;
+                next_expiry = earliest_expiry(&loaded.lines);
+                last_lines = loaded.lines;
+                again = loader.confirming();
+            }
+            Ok(Pass::Unreadable(errors)) => {
+                let notice = unreadable_notice(&errors);
+                if unreadable.as_deref() != Some(notice.as_str()) {
+                    tracing::warn!(error = %notice, "cannot read the manifests; still serving the last good state");
+                    let _ = writeln!(
+                        out,
+                        "cannot read the manifests: {notice}\nstill serving the last good state ({} servers); retrying",
+                        last_lines.iter().filter(|l| l.outcome.is_ok()).count()
+                    );
+                    let _ = out.flush();
+                }
+                unreadable = Some(notice);
+                again = true;
             }
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "reloading manifests failed; keeping the previous state")
+                tracing::error!(error = %format!("{e:#}"), "reloading manifests failed; keeping the previous state");
+                again = true;
             }
         }
     }
@@ -388,4 +586,191 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: draining in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: api, namespace: it-ops}\nstringData: {apiKey: k}\n";
+
+    fn server(name: &str) -> String {
+        format!(
+            "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: {name}, namespace: it-ops}}\nspec:\n  atomicwork:\n    baseUrl: https://acme.atomicwork.com\n    apiKeySecretRef: {{name: api}}\n  methods: [read]\n"
+        )
+    }
+
+    /// A loader over `<dir>/manifests` with its state in `<dir>/state`.
+    fn loader(dir: &Path) -> Loader {
+        let catalog = Arc::new(Catalog::builtin().expect("catalog"));
+        Loader::new(
+            catalog,
+            dir.join("manifests"),
+            "http://127.0.0.1:1".into(),
+            ResolveOptions::default(),
+            &dir.join("state"),
+        )
+        .expect("loader")
+    }
+
+    /// Server id → URL of the servers served by a complete pass.
+    fn urls(pass: &Pass) -> BTreeMap<String, String> {
+        let Pass::Loaded(loaded) = pass else {
+            panic!("the manifests were not read")
+        };
+        loaded
+            .lines
+            .iter()
+            .filter_map(|l| Some((l.id.to_string(), l.outcome.clone().ok()?)))
+            .collect()
+    }
+
+    fn load(loader: &mut Loader) -> Pass {
+        loader.load(Timestamp::now()).expect("load")
+    }
+
+    fn stored(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("state/tokens.json")).expect("token file")
+    }
+
+    fn setup() -> (tempfile::TempDir, Loader, BTreeMap<String, String>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir(&manifests).expect("mkdir");
+        std::fs::write(
+            manifests.join("a.yaml"),
+            format!("{SECRET}---\n{}", server("a")),
+        )
+        .expect("write");
+        std::fs::write(manifests.join("b.yaml"), server("b")).expect("write");
+        let mut l = loader(dir.path());
+        let first = urls(&load(&mut l));
+        assert_eq!(first.len(), 2, "{first:?}");
+        (dir, l, first)
+    }
+
+    #[test]
+    fn a_read_failure_changes_nothing() {
+        let (dir, mut l, first) = setup();
+        let before = stored(dir.path());
+        // EMFILE while reading one file: nothing is dropped, the store is untouched.
+        l.read = Arc::new(|p: &Path| {
+            if p.ends_with("b.yaml") {
+                Err(std::io::Error::from_raw_os_error(24))
+            } else {
+                std::fs::read_to_string(p)
+            }
+        });
+        for _ in 0..3 {
+            let Pass::Unreadable(errors) = load(&mut l) else {
+                panic!("a failed read is not a complete pass")
+            };
+            assert!(unreadable_notice(&errors).contains("b.yaml: cannot read"));
+        }
+        assert_eq!(stored(dir.path()), before);
+        l.read = Arc::new(|p: &Path| std::fs::read_to_string(p));
+        assert_eq!(urls(&load(&mut l)), first);
+        assert_eq!(stored(dir.path()), before);
+    }
+
+    #[test]
+    fn a_missing_manifest_directory_changes_nothing() {
+        let (dir, mut l, first) = setup();
+        let manifests = dir.path().join("manifests");
+        let away = dir.path().join("away");
+        std::fs::rename(&manifests, &away).expect("rename away");
+        for _ in 0..3 {
+            assert!(matches!(load(&mut l), Pass::Unreadable(_)));
+        }
+        std::fs::rename(&away, &manifests).expect("rename back");
+        assert_eq!(urls(&load(&mut l)), first);
+    }
+
+    #[test]
+    fn a_parse_failure_keeps_the_token() {
+        let (dir, mut l, first) = setup();
+        let b = dir.path().join("manifests/b.yaml");
+        // Not YAML: nothing in the file can be told apart, so nothing is gone.
+        std::fs::write(&b, "apiVersion: [\n").expect("write");
+        for _ in 0..3 {
+            let served = urls(&load(&mut l));
+            assert!(!served.contains_key("it-ops/b"));
+        }
+        assert!(stored(dir.path()).contains("it-ops/b"));
+        // An unknown field: the server is known to exist and is not served.
+        std::fs::write(&b, server("b") + "  metods: [read]\n").expect("write");
+        for _ in 0..3 {
+            let pass = load(&mut l);
+            let Pass::Loaded(loaded) = &pass else {
+                panic!("read")
+            };
+            let line = loaded
+                .lines
+                .iter()
+                .find(|line| line.id.name == "b")
+                .expect("listed");
+            let why = line.outcome.clone().expect_err("not served");
+            assert!(why.contains("b.yaml (document 1)"), "{why}");
+        }
+        std::fs::write(&b, server("b")).expect("write");
+        assert_eq!(urls(&load(&mut l)), first);
+    }
+
+    #[test]
+    fn a_removed_document_drops_the_token_once_confirmed() {
+        let (dir, mut l, first) = setup();
+        let a = dir.path().join("manifests/a.yaml");
+        // Removed for one pass only (a file rewritten in place): kept.
+        std::fs::write(&a, SECRET).expect("write");
+        let Pass::Loaded(loaded) = load(&mut l) else {
+            panic!("read")
+        };
+        assert!(loaded.forgotten.is_empty());
+        assert!(l.confirming());
+        std::fs::write(&a, format!("{SECRET}---\n{}", server("a"))).expect("write");
+        assert_eq!(urls(&load(&mut l)), first);
+        assert!(!l.confirming());
+        // Removed and still removed at the next pass: dropped.
+        std::fs::write(&a, SECRET).expect("write");
+        let _ = load(&mut l);
+        let Pass::Loaded(loaded) = load(&mut l) else {
+            panic!("read")
+        };
+        assert_eq!(loaded.forgotten, ["it-ops/a"]);
+        assert!(!stored(dir.path()).contains("it-ops/a"));
+        std::fs::write(&a, format!("{SECRET}---\n{}", server("a"))).expect("write");
+        let again = urls(&load(&mut l));
+        assert_ne!(again["it-ops/a"], first["it-ops/a"], "a new URL");
+        assert_eq!(again["it-ops/b"], first["it-ops/b"]);
+    }
+
+    #[test]
+    fn a_deleted_file_drops_the_token_once_confirmed() {
+        let (dir, mut l, first) = setup();
+        let b = dir.path().join("manifests/b.yaml");
+        std::fs::remove_file(&b).expect("rm");
+        let Pass::Loaded(loaded) = load(&mut l) else {
+            panic!("read")
+        };
+        assert!(loaded.forgotten.is_empty());
+        assert!(stored(dir.path()).contains("it-ops/b"));
+        let Pass::Loaded(loaded) = load(&mut l) else {
+            panic!("read")
+        };
+        assert_eq!(loaded.forgotten, ["it-ops/b"]);
+        assert!(!stored(dir.path()).contains("it-ops/b"));
+        assert_eq!(urls(&Pass::Loaded(loaded))["it-ops/a"], first["it-ops/a"]);
+    }
+
+    #[test]
+    fn a_failed_save_leaves_the_store_as_it_was() {
+        let (dir, mut l, _) = setup();
+        let before = l.store.file.clone();
+        std::fs::write(dir.path().join("manifests/c.yaml"), server("c")).expect("write");
+        // The state directory cannot take the new file: a directory where the temporary
+        // file would go.
+        std::fs::create_dir(dir.path().join("state/tokens.json.tmp")).expect("mkdir");
+        assert!(l.load(Timestamp::now()).is_err());
+        assert_eq!(l.store.file, before, "the store changes only with a save");
+    }
 }

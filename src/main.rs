@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match atomicwork_mcp::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", atomicwork_mcp::cli::error_chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -60,6 +60,8 @@ pub struct ResolveOptions {
 /// to fix; none carries a secret value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
+    /// The spec cannot be served as written; the message starts with the path of the
+    /// field at fault, e.g. `spec.maxResultChars: ...`.
     #[error("{0}")]
     InvalidSpec(String),
     #[error("Secret {namespace}/{name} ({purpose}) not found; create it or fix {field}")]
@@ -96,6 +98,25 @@ impl Problem {
             Problem::SecretKeyMissing { .. } => "SecretKeyMissing",
             Problem::NoToolsMatched => "NoToolsMatched",
             Problem::Expired(_) => "Expired",
+        }
+    }
+
+    /// The manifest field the problem is about, as a path such as `spec.rateLimit.burst`,
+    /// when it is about one. `InvalidSpec` messages start with that path.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Problem::InvalidSpec(message) => {
+                let end = message
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '[' | ']')))
+                    .unwrap_or(message.len());
+                let path = message[..end].trim_end_matches('.');
+                path.starts_with("spec").then_some(path)
+            }
+            Problem::SecretNotFound { field, .. } | Problem::SecretKeyMissing { field, .. } => {
+                Some(field)
+            }
+            Problem::Expired(_) => Some("spec.expiresAt"),
+            Problem::NoToolsMatched => None,
         }
     }
 
@@ -165,6 +186,7 @@ fn build_view(
     opts: &ResolveOptions,
 ) -> Result<ServerView, Problem> {
     let spec = &server.spec;
+    crate::spec_check::check_bounds(spec).map_err(Problem::InvalidSpec)?;
     check_lifetime(server, expires_at)?;
     let base_url = match &opts.base_url_override {
         Some(url) => url.clone(),
@@ -361,4 +383,63 @@ fn client_tokens(
         });
     }
     Ok(Some(hashes.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(extra_spec: &str) -> Result<ServerView, Problem> {
+        let yaml = format!(
+            "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: s, namespace: n}}\nspec:\n  atomicwork:\n    baseUrl: https://acme.atomicwork.com\n    apiKeySecretRef: {{name: api}}\n{extra_spec}"
+        );
+        let server: AtomicworkMcpServer = serde_saphyr::from_str(&yaml).expect("manifest");
+        let mut secrets = BTreeMap::new();
+        secrets.insert(
+            ("n".to_string(), "api".to_string()),
+            BTreeMap::from([("apiKey".to_string(), b"key".to_vec())]),
+        );
+        let catalog = Catalog::builtin().expect("catalog");
+        resolve(
+            &server,
+            &secrets,
+            &catalog,
+            Timestamp::now(),
+            &ResolveOptions::default(),
+        )
+        .view
+    }
+
+    #[test]
+    fn the_crd_bounds_apply_when_resolving() {
+        assert!(resolved("  maxResultChars: 1000\n").is_ok());
+        for (spec, field) in [
+            ("  maxResultChars: 0\n", "spec.maxResultChars"),
+            (
+                "  rateLimit: {requestsPerMinute: 0}\n",
+                "spec.rateLimit.requestsPerMinute",
+            ),
+            (
+                "    timeoutSeconds: 100000\n",
+                "spec.atomicwork.timeoutSeconds",
+            ),
+            ("  retry: {maxAttempts: 9}\n", "spec.retry.maxAttempts"),
+        ] {
+            let problem = resolved(spec).expect_err(spec);
+            assert_eq!(problem.reason(), "InvalidSpec", "{spec}: {problem}");
+            assert_eq!(problem.field(), Some(field), "{spec}: {problem}");
+        }
+    }
+
+    #[test]
+    fn problems_name_their_field() {
+        let p = Problem::InvalidSpec("spec.methods: unknown method \"reed\"".into());
+        assert_eq!(p.field(), Some("spec.methods"));
+        let p = Problem::InvalidSpec("spec.atomicwork.baseUrl \"x\" is not a URL".into());
+        assert_eq!(p.field(), Some("spec.atomicwork.baseUrl"));
+        let p = Problem::InvalidSpec("spec.methods[2]: bad".into());
+        assert_eq!(p.field(), Some("spec.methods[2]"));
+        assert_eq!(Problem::InvalidSpec("something else".into()).field(), None);
+        assert_eq!(Problem::NoToolsMatched.field(), None);
+    }
 }

@@ -165,7 +165,12 @@ async fn sandbox_walkthrough_and_hot_reload() {
     std::fs::write(manifests.join("broken.yaml"), "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {name: broken, namespace: it-ops}\nspec:\n  toolExposure: sometimes\n").expect("write");
     local.read_summary().await;
     let report = local.output.join("\n");
-    assert!(report.contains("broken.yaml (document 1)"), "{report}");
+    assert!(
+        report.contains(
+            "broken.yaml (document 1, line 5): AtomicworkMcpServer: unknown variant `sometimes`"
+        ),
+        "{report}"
+    );
     assert_eq!(local.url("it-ops/change-ops"), ops_url);
 
     // Removing a manifest stops its endpoint.
@@ -199,4 +204,193 @@ fn port_of(url: &str) -> &str {
         .nth(1)
         .and_then(|r| r.split('/').next())
         .unwrap_or_default()
+}
+
+/// A server manifest for the sandbox's `atomicwork-api` Secret, with extra spec lines.
+fn sandbox_server(name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: {name}, namespace: it-ops}}\nspec:\n  atomicwork:\n    baseUrl: https://acme.atomicwork.com\n    apiKeySecretRef: {{name: atomicwork-api}}\n{extra_spec}"
+    )
+}
+
+/// Answers a tools/list at `url` with 200.
+async fn answers(url: &str) -> bool {
+    common::post(url, common::LIST, &[]).await.status() == 200
+}
+
+#[tokio::test]
+async fn urls_survive_a_syntax_error_and_a_directory_renamed_away_and_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    copy_examples(&manifests);
+    let state = dir.path().join("state");
+    let mut local = start_local(&manifests, &state).await;
+    let first = local.urls.clone();
+    assert_eq!(first.len(), 3, "{first:?}");
+
+    // A YAML syntax error, fixed a moment later: same URL.
+    let path = manifests.join("change-ops.yaml");
+    let good = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        good.replace("  tags: [changes, requests]", "  tags: [changes, requests"),
+    )
+    .expect("write");
+    local.read_summary().await;
+    assert!(
+        !local.urls.contains_key("it-ops/change-ops"),
+        "not served while broken"
+    );
+    let report = local.output.join("\n");
+    std::fs::write(&path, &good).expect("write");
+    local.read_summary().await;
+    assert_eq!(local.urls, first, "the URLs are the same after the fix");
+    assert!(
+        report.contains("change-ops.yaml (document 1, line 17): not valid YAML"),
+        "{report}"
+    );
+    assert!(answers(&first["it-ops/change-ops"]).await);
+
+    // The directory renamed away: the last good state keeps serving, and says so.
+    let away = dir.path().join("away");
+    std::fs::rename(&manifests, &away).expect("rename away");
+    let notice = local.wait_for("cannot read the manifests").await;
+    assert!(notice.contains("manifests"), "{notice}");
+    local
+        .wait_for("still serving the last good state (3 servers)")
+        .await;
+    for url in first.values() {
+        assert!(answers(url).await, "{url} still served");
+    }
+    std::fs::rename(&away, &manifests).expect("rename back");
+    local.read_summary().await;
+    assert_eq!(
+        local.urls, first,
+        "the URLs are the same after the directory is back"
+    );
+    let tokens = std::fs::read_to_string(state.join("tokens.json")).expect("tokens");
+    for id in first.keys() {
+        assert!(tokens.contains(id.as_str()), "{id} kept in the state file");
+    }
+}
+
+#[tokio::test]
+async fn a_server_gone_for_good_loses_its_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    copy_examples(&manifests);
+    let pair = |both: bool| {
+        let mut text = sandbox_server("first", "  methods: [read]\n");
+        if both {
+            text += &format!("---\n{}", sandbox_server("second", "  methods: [read]\n"));
+        }
+        text
+    };
+    let file = manifests.join("pair.yaml");
+    std::fs::write(&file, pair(true)).expect("write");
+    let mut local = start_local(&manifests, &dir.path().join("state")).await;
+    let first = local.urls.clone();
+    assert_eq!(first.len(), 5, "{first:?}");
+
+    // A document removed from a file that parses: stops answering, and once the next
+    // pass confirms it, its URL is forgotten.
+    std::fs::write(&file, pair(false)).expect("write");
+    local.read_summary().await;
+    assert_eq!(
+        common::post(&first["it-ops/second"], common::LIST, &[])
+            .await
+            .status(),
+        404
+    );
+    local
+        .wait_for("it-ops/second: gone from the manifests")
+        .await;
+    local.read_summary().await;
+    std::fs::write(&file, pair(true)).expect("write");
+    local.read_summary().await;
+    assert_ne!(
+        local.url("it-ops/second"),
+        first["it-ops/second"],
+        "a new URL"
+    );
+    assert_eq!(local.url("it-ops/first"), first["it-ops/first"]);
+
+    // A file deleted while the directory is readable: forgotten once still gone.
+    std::fs::remove_file(manifests.join("asset-audit.yaml")).expect("rm");
+    local.read_summary().await;
+    local
+        .wait_for("it-ops/asset-audit: gone from the manifests")
+        .await;
+    local.read_summary().await;
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local/asset-audit.yaml"),
+        manifests.join("asset-audit.yaml"),
+    )
+    .expect("copy back");
+    local.read_summary().await;
+    assert_ne!(local.url("it-ops/asset-audit"), first["it-ops/asset-audit"]);
+    assert_eq!(local.url("it-ops/change-ops"), first["it-ops/change-ops"]);
+}
+
+#[tokio::test]
+async fn manifest_mistakes_are_reported_by_file_document_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    copy_examples(&manifests);
+    // Each server's extra spec lines start on its 8th line; documents are separated by
+    // `---` lines.
+    let docs = [
+        sandbox_server("typo", "  metods: [read]\n"),
+        sandbox_server("zero-cap", "  maxResultChars: 0\n"),
+        sandbox_server("zero-rate", "  rateLimit:\n    requestsPerMinute: 0\n"),
+        sandbox_server("slow", "    timeoutSeconds: 100000\n"),
+    ];
+    std::fs::write(manifests.join("servers.yaml"), docs.join("---\n")).expect("write");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(".", manifests.join("loop")).expect("symlink");
+    let local = start_local(&manifests, &dir.path().join("state")).await;
+    let report = local.output.join("\n");
+
+    // An unknown field is an error naming file, document, line and field; the server is
+    // listed but not served.
+    assert!(
+        report.contains("servers.yaml (document 1, line 8): spec.metods is not a field of AtomicworkMcpServer; did you mean spec.methods?"),
+        "{report}"
+    );
+    assert!(report.contains("it-ops/typo  NOT SERVING: "), "{report}");
+    // Out-of-range values are refused with the CRD's bounds, at the file line.
+    for (id, at, field) in [
+        (
+            "zero-cap",
+            "document 2, line 17",
+            "spec.maxResultChars: 0 is less than the minimum of 1000",
+        ),
+        (
+            "zero-rate",
+            "document 3, line 27",
+            "spec.rateLimit.requestsPerMinute: 0 is less than the minimum of 1",
+        ),
+        (
+            "slow",
+            "document 4, line 36",
+            "spec.atomicwork.timeoutSeconds: 100000 is greater than the maximum of 300",
+        ),
+    ] {
+        let want = format!(
+            "it-ops/{id}  NOT SERVING: {}servers.yaml ({at}): InvalidSpec: {field}",
+            manifests.display().to_string() + "/"
+        );
+        assert!(report.contains(&want), "{want}\n{report}");
+        assert!(!local.urls.contains_key(&format!("it-ops/{id}")));
+    }
+    // The examples still serve; a link loop is reported once and read no further.
+    assert_eq!(local.urls.len(), 3, "{:?}", local.urls);
+    #[cfg(unix)]
+    {
+        assert_eq!(report.matches("symbolic link loop").count(), 1, "{report}");
+        assert!(!report.contains("defined twice"), "{report}");
+    }
 }

@@ -97,6 +97,46 @@ fn every_atomicwork_mcp_command_parses_and_quick_ones_run() {
     assert!(checked >= 5, "only {checked} commands found");
 }
 
+/// The `.gitignore` lines that name a directory, without leading or trailing slashes.
+fn ignored_dirs() -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".gitignore"))
+        .unwrap_or_default();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .map(|l| l.trim_matches('/').to_string())
+        .collect()
+}
+
+#[test]
+fn state_directories_stay_out_of_the_checkout() {
+    let ignored = ignored_dirs();
+    // Without HOME or XDG_STATE_HOME, local mode keeps its tokens in ./.atomicwork-mcp.
+    assert!(
+        ignored.iter().any(|d| d == ".atomicwork-mcp"),
+        ".gitignore must cover the fallback state directory: {ignored:?}"
+    );
+    let mut seen = 0;
+    for line in readme_commands() {
+        let w = words(&line);
+        let Some(dir) = w
+            .iter()
+            .position(|x| x == "--state-dir")
+            .and_then(|i| w.get(i + 1))
+        else {
+            continue;
+        };
+        seen += 1;
+        let outside = dir.starts_with('/') || dir.starts_with('~') || dir.starts_with('$');
+        let relative = dir.trim_start_matches("./").trim_end_matches('/');
+        assert!(
+            outside || ignored.iter().any(|d| d == relative),
+            "{line}: tokens would be written into the checkout at {dir}"
+        );
+    }
+    assert!(seen > 0, "the README shows --state-dir");
+}
+
 #[tokio::test]
 async fn curl_examples_work_against_local_mode() {
     let state = tempfile::tempdir().expect("tempdir");

@@ -323,6 +323,23 @@ impl LocalProcess {
         }
     }
 
+    /// Reads stdout up to the first line containing `needle` and returns that line.
+    pub async fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(20), self.lines.recv())
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| {
+                    panic!("no line with {needle:?}; output so far: {:#?}", self.output)
+                });
+            self.output.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
     pub fn url(&self, id: &str) -> String {
         self.urls
             .get(id)
