@@ -769,11 +769,7 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
     // again at once.
     let args = Value::Object(args);
     if let Err(problems) = tool.validate_value(&args) {
-        let text = format!(
-            "Invalid arguments for {}: {}. Fix them and call again; the input schema lists every argument.",
-            tool.name(),
-            problems.join("; ")
-        );
+        let text = crate::catalog::invalid_arguments_text(tool.name(), &problems);
         let mut out = local_outcome(ToolResult::error(text));
         out.class = OutcomeClass::InvalidArguments;
         return finish_call(ctx, tool.name(), client, out);
