@@ -556,6 +556,73 @@ async fn discovery_mode_end_to_end() {
 }
 
 #[tokio::test]
+async fn discovery_meta_tools_refuse_arguments_outside_their_schemas() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let spec = "  methods: [read]\n  toolExposure: discovery\n";
+    let url = plane.serve("tok-discovery-002", "d2", spec, &upstream);
+    let direct = plane.serve("tok-discovery-003", "d3", "  methods: [read]\n", &upstream);
+    let call = |name: &str, arguments: Value| {
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+               "params": {"name": name, "arguments": arguments}})
+        .to_string()
+    };
+    // A real tool with an ill-typed argument: the shape every invalid-arguments error has.
+    let shape: Value = post(
+        &direct,
+        &call("list_all_atomicwork_audit_logs", json!({"page": "x"})),
+        &[],
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let shape_text = shape["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        shape_text.starts_with("Invalid arguments for list_all_atomicwork_audit_logs: "),
+        "{shape}"
+    );
+    for (name, arguments, needle) in [
+        ("call_tool", json!({}), "tool_name"),
+        (
+            "call_tool",
+            json!({"tool_name": ["list_all_atomicwork_audit_logs"]}),
+            "tool_name",
+        ),
+        ("search_tools", json!({"limit": 3}), "query"),
+        (
+            "get_tool_schema",
+            json!({"tool_names": "list_all_atomicwork_audit_logs"}),
+            "tool_names",
+        ),
+    ] {
+        let resp = post(&url, &call(name, arguments.clone()), &[]).await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(
+            body["result"]["isError"], true,
+            "{name} {arguments}: {body}"
+        );
+        let text = body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            text.starts_with(&format!("Invalid arguments for {name}: ")),
+            "{name} {arguments}: {text}"
+        );
+        assert!(text.contains(needle), "{text}");
+        let tail = |t: &str| t.rsplit(". ").next().unwrap_or_default().to_string();
+        assert_eq!(
+            tail(text),
+            tail(shape_text),
+            "same closing advice as other tools"
+        );
+    }
+}
+
+#[tokio::test]
 async fn registry_updates_under_load_never_tear() {
     let upstream = sandbox().await;
     let plane = Arc::new(Plane::start(DataplaneConfig::default()).await);
