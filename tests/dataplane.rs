@@ -472,6 +472,20 @@ async fn upstream_rate_limits_pass_through_with_headers() {
 }
 
 #[tokio::test]
+async fn upstream_429_with_only_retry_after_passes_on_a_reset() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(429).insert_header("retry-after", "9"))
+        .mount(&server)
+        .await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.serve("tok-ratelimit-002", "r2", "", &server.uri());
+    let resp = post(&url, WORKSPACES_CALL, &[]).await;
+    assert_eq!(resp.headers()["retry-after"], "9");
+    assert_eq!(resp.headers()["ratelimit-reset"], "9");
+}
+
+#[tokio::test]
 async fn per_server_rate_limit_answers_429() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;

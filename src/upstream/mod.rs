@@ -345,7 +345,7 @@ impl Upstream {
         // Reading the body does not look at the headers (decoding is set up by then).
         let headers = std::mem::take(response.headers_mut());
         let body = read_body(response).await;
-        let rate = RateLimitInfo::from_headers(&headers, jiff::Timestamp::now());
+        let rate = RateLimitInfo::from_response(status, &headers, jiff::Timestamp::now());
         Attempt::Answered {
             status,
             headers,
