@@ -16,10 +16,27 @@ const MAX_NAME_CHARS: usize = 64;
 
 /// One schema problem as text, prefixed with the argument path when it is not the
 /// arguments object itself. Unknown arguments at the top level are listed with the
-/// arguments the tool takes (`accepted`).
+/// arguments the tool takes (`accepted`); a value outside an enum is told every accepted
+/// value (they come from the schema, so their length is bounded).
 pub(crate) fn problem_text(error: &ValidationError<'_>, accepted: &[&str]) -> String {
     let at = error.instance_path().to_string();
     let at = at.trim_start_matches('/');
+    let prefix = if at.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", cut(at, MAX_NAME_CHARS))
+    };
+    if let ValidationErrorKind::Enum { options } = error.kind() {
+        let given = cut(&error.instance().to_string(), MAX_NAME_CHARS);
+        let values: Vec<String> = match options.as_ref() {
+            serde_json::Value::Array(values) => values.iter().map(|v| v.to_string()).collect(),
+            other => vec![other.to_string()],
+        };
+        return format!(
+            "{prefix}{given} is not one of the accepted values: {}",
+            values.join(", ")
+        );
+    }
     let text = match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let mut text = unknown_names(unexpected, at.is_empty());
@@ -30,12 +47,7 @@ pub(crate) fn problem_text(error: &ValidationError<'_>, accepted: &[&str]) -> St
         }
         _ => error.to_string(),
     };
-    let text = if at.is_empty() {
-        text
-    } else {
-        format!("{}: {text}", cut(at, MAX_NAME_CHARS))
-    };
-    cut(&text, MAX_PROBLEM_CHARS)
+    cut(&format!("{prefix}{text}"), MAX_PROBLEM_CHARS)
 }
 
 /// "unknown arguments `a`, `b` and 9998 more", for the top level or a nested object.
@@ -120,6 +132,23 @@ mod tests {
             p.contains(&"file: unknown property `b`".to_string()),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_value_outside_an_enum_is_told_every_accepted_value() {
+        let options: Vec<String> = (0..30).map(|i| format!("OPTION_NUMBER_{i}")).collect();
+        let schema = json!({"type": "object", "properties": {"op": {"enum": options}}});
+        let p = problems(schema, json!({"op": "x".repeat(5_000)}), &["op"]);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("op: \"xxx"), "{}", p[0]);
+        assert!(p[0].chars().count() < 700, "{}", p[0]);
+        for o in &options {
+            assert!(
+                p[0].contains(&format!("\"{o}\"")),
+                "{o} missing from {}",
+                p[0]
+            );
+        }
     }
 
     #[test]

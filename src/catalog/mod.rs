@@ -144,6 +144,10 @@ pub struct ParamDef {
     pub schema: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ParamKind>,
+    /// For `kind: filters`: the filter operators the endpoint accepts, as Atomicwork
+    /// publishes them for it (the `operator` enum of the argument's schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operators: Option<Vec<String>>,
 }
 
 /// MCP tool annotations; unset fields are derived from the method.
