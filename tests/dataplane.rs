@@ -637,6 +637,46 @@ async fn discovery_meta_tools_refuse_arguments_outside_their_schemas() {
 }
 
 #[tokio::test]
+async fn every_published_filter_operator_reaches_the_tenant() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.serve("tok-operators-001", "ops", "  methods: [read]\n", &upstream);
+    for (op, value) in [
+        ("GREATER_THAN", json!(3008)),
+        ("LESS_THAN", json!(3002)),
+        ("GREATER_THAN_EQUALS", json!(3010)),
+        ("LESS_THAN_EQUALS", json!(3001)),
+        ("NOT_IN", json!(3001)),
+        ("NOT_CONTAINS", json!("300")),
+        ("TEXT_DOES_NOT_CONTAINS", json!("x")),
+        ("IS_EXACTLY", json!(3004)),
+    ] {
+        let body = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+            "name": "list_all_atomicwork_assets",
+            "arguments": {"body": [{"attribute": "id", "operator": op, "values": [{"value": value}]}]}}});
+        let answer: Value = post(&url, &body.to_string(), &[])
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(answer["result"]["isError"], false, "{op}: {answer}");
+        assert!(
+            answer["result"]["structuredContent"]["data"].is_array(),
+            "{op}: {answer}"
+        );
+    }
+    let within = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "list_all_atomicwork_requests_search",
+        "arguments": {"body": [{"attribute": "updated_at", "operator": "IS_WITHIN", "values": [{"value": "P5D"}]}]}}});
+    let answer: Value = post(&url, &within.to_string(), &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+}
+
+#[tokio::test]
 async fn registry_updates_under_load_never_tear() {
     let upstream = sandbox().await;
     let plane = Arc::new(Plane::start(DataplaneConfig::default()).await);
