@@ -28,7 +28,10 @@ use crate::catalog::Tool;
 use crate::secret::Secret;
 pub use multipart::FilePart;
 pub use ratelimit::RateLimitInfo;
-pub use request::{BuildError, PreparedBody, PreparedRequest, build_request};
+pub use request::{
+    BuildError, MAX_PATH_VALUE_CHARS, MAX_QUERY_VALUE_CHARS, MAX_URL_BYTES, PreparedBody,
+    PreparedRequest, build_request,
+};
 pub use response::{MAX_ERROR_TEXT_CHARS, ToolResult};
 
 /// Cuts `text` to at most `max_chars` characters, ending with a note that says how long

@@ -87,7 +87,7 @@ fn ids_with_a_slash_are_refused() {
 
 #[test]
 fn over_long_path_and_query_values_are_refused_naming_the_argument_and_limit() {
-    use crate::upstream::request::{MAX_PATH_VALUE_CHARS, MAX_QUERY_VALUE_CHARS};
+    use crate::upstream::{MAX_PATH_VALUE_CHARS, MAX_QUERY_VALUE_CHARS};
     let get = tool("get_single_atomicwork_requests_number_by_id");
     let fits = "I".repeat(MAX_PATH_VALUE_CHARS);
     assert!(build_request(&get, &args(json!({"id": fits})), &target(BASE)).is_ok());
@@ -131,7 +131,7 @@ fn over_long_path_and_query_values_are_refused_naming_the_argument_and_limit() {
 
 #[test]
 fn a_url_over_the_limit_is_refused() {
-    use crate::upstream::request::MAX_URL_BYTES;
+    use crate::upstream::MAX_URL_BYTES;
     let t = tool("list_all_atomicwork_requester_entities");
     let ids: Vec<u64> = (100_000..102_000).collect();
     let a = json!({"entity_type": "SERVICE_REQUEST", "service_item_ids": ids});
