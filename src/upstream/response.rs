@@ -513,7 +513,7 @@ pub(super) fn http_failure(
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let envelope = parsed.as_ref().and_then(Envelope::of);
     if let Some(e) = &envelope {
-        let message = ctx.redactor.text(&e.message);
+        let message = quoted(&e.message, ctx.max_chars, ctx.redactor);
         text.push_str(&format!(" Atomicwork says: {message:?}"));
         if let Some(code) = &e.code {
             text.push_str(&format!(" (code {code})"));
@@ -572,16 +572,23 @@ fn body_snippet(body: &[u8], max_chars: usize, redactor: Redactor<'_>) -> Option
     let Ok(text) = std::str::from_utf8(body) else {
         return Some(format!("({} bytes of non-text data)", body.len()));
     };
-    let text = redactor.text(text.trim());
+    Some(quoted(text.trim(), max_chars, redactor))
+}
+
+/// Upstream text as quoted in an error result, so the advice after it is never cut
+/// away: the API key redacted, then cut to [`ERROR_BODY_CHARS`] (or the result cap, if
+/// lower) with a start of the key left at the cut removed.
+fn quoted(text: &str, max_chars: usize, redactor: Redactor<'_>) -> String {
+    let text = redactor.text(text);
     let limit = ERROR_BODY_CHARS.min(max_chars);
-    Some(match text.char_indices().nth(limit) {
+    match text.char_indices().nth(limit) {
         Some((cut, _)) => {
             let mut shown = text[..cut].to_string();
             redactor.cut_end(&mut shown, limit);
             format!("{shown}… (cut)")
         }
         None => text.into_owned(),
-    })
+    }
 }
 
 fn hint(

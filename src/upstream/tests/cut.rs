@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
 use super::{KEY, args, call_with, target, tool, upstream};
-use crate::upstream::CallOutcome;
+use crate::upstream::{CallOutcome, MAX_ERROR_TEXT_CHARS, ToolResult};
 
 /// The result cap used for the result paths below.
 const LIMIT: usize = 300;
@@ -145,9 +145,8 @@ async fn error_body_snippets_never_show_part_of_the_key() {
 }
 
 #[tokio::test]
-async fn long_error_messages_cut_to_the_error_cap_never_show_part_of_the_key() {
+async fn long_error_messages_are_quoted_in_part_without_the_key_and_keep_the_advice() {
     let server = echo_server().await;
-    let cap = crate::upstream::MAX_ERROR_TEXT_CHARS;
     let first = call_with(
         &server.uri(),
         "get_single_atomicwork_requests_number_by_id",
@@ -156,14 +155,54 @@ async fn long_error_messages_cut_to_the_error_cap_never_show_part_of_the_key() {
     )
     .await;
     let text = &first.result.content[0];
+    assert!(text.contains("(cut)"), "{text}");
     assert!(
-        text.chars().count() <= cap,
-        "the error text is capped: {} characters",
-        text.chars().count()
+        text.contains("Nothing was found at"),
+        "the advice after the message survives"
     );
-    // The message starts after the fixed opening of the text (ASCII, so bytes are chars).
-    let says = "Atomicwork says: \"";
-    let opening = text.find(says).map(|at| at + says.len());
-    let opening = opening.expect("the text quotes Atomicwork's message");
-    sweep(&server, "envelope", cap - opening, 150_000).await;
+    assert!(text.chars().count() <= SNIPPET + 500, "{text}");
+    let shown = sweep(&server, "envelope", SNIPPET, 150_000).await;
+    assert!(shown > 0, "the key was redacted, not only cut away");
+}
+
+#[test]
+fn error_texts_cut_to_the_error_cap_never_show_part_of_the_key() {
+    let cap = MAX_ERROR_TEXT_CHARS;
+    let mut shown = 0;
+    for offset in cap - 100 - KEY.len()..=cap + 8 {
+        let mut r = ToolResult::error(format!("{}{KEY}{}", "x".repeat(offset), "x".repeat(9_000)));
+        r.cap_error_text(KEY);
+        let text = &r.content[0];
+        assert!(
+            text.chars().count() <= cap,
+            "{offset}: {} characters",
+            text.chars().count()
+        );
+        assert!(
+            text.ends_with(&format!(
+                "[cut: the text was {} characters]",
+                offset + KEY.len() + 9_000
+            )) || text.ends_with(&format!(
+                "[cut: the text was {} characters]",
+                offset + "[redacted]".len() + 9_000
+            )),
+            "{offset}: {}",
+            &text[text.len() - 60..]
+        );
+        for piece in pieces() {
+            assert!(
+                !text.contains(piece),
+                "{offset}: {piece:?} in the capped text"
+            );
+        }
+        shown += usize::from(text.contains("[redact"));
+    }
+    assert!(shown > 0, "the key was redacted, not only cut away");
+    let mut ok = ToolResult::ok(vec!["y".repeat(cap * 2)], None);
+    ok.cap_error_text(KEY);
+    assert_eq!(
+        ok.content[0].len(),
+        cap * 2,
+        "results that are not errors keep their own cap"
+    );
 }
