@@ -1,12 +1,12 @@
 //! Discovery exposure: three meta-tools that let a client find and call the server's tools
 //! without listing every schema up front.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{Tool, ToolSet};
+use crate::catalog::{Tool, ToolSet, invalid_arguments_text, problem_text};
 use crate::upstream::ToolResult;
 
 pub const SEARCH_TOOLS: &str = "search_tools";
@@ -15,6 +15,77 @@ pub const CALL_TOOL: &str = "call_tool";
 
 /// Most results `search_tools` returns.
 pub const MAX_SEARCH_LIMIT: usize = 50;
+
+/// The input schema of a meta-tool (`Null` for a name that is not one).
+fn input_schema(name: &str) -> Value {
+    match name {
+        SEARCH_TOOLS => json!({
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "Words describing what you want to do."},
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_LIMIT, "description": "Most results to return (default 10)."}
+            },
+            "required": ["query"],
+            "additionalProperties": false
+        }),
+        GET_TOOL_SCHEMA => json!({
+            "type": "object",
+            "properties": {
+                "tool_names": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 5, "description": "Tool names from search_tools."}
+            },
+            "required": ["tool_names"],
+            "additionalProperties": false
+        }),
+        CALL_TOOL => json!({
+            "type": "object",
+            "properties": {
+                "tool_name": {"type": "string", "description": "A tool name from search_tools."},
+                "arguments": {"type": "object", "description": "Arguments for the tool."}
+            },
+            "required": ["tool_name"],
+            "additionalProperties": false
+        }),
+        _ => Value::Null,
+    }
+}
+
+/// The meta-tools' input schemas, compiled once.
+fn validators() -> &'static [(&'static str, Option<jsonschema::Validator>)] {
+    static VALIDATORS: OnceLock<Vec<(&'static str, Option<jsonschema::Validator>)>> =
+        OnceLock::new();
+    VALIDATORS.get_or_init(|| {
+        [SEARCH_TOOLS, GET_TOOL_SCHEMA, CALL_TOOL]
+            .into_iter()
+            .map(|name| (name, jsonschema::validator_for(&input_schema(name)).ok()))
+            .collect()
+    })
+}
+
+/// Checks a meta-tool's arguments against its input schema, as every tool's are: the
+/// error is the same invalid-arguments text other tools give.
+fn check_arguments(name: &str, args: &Value) -> Result<(), String> {
+    let Some(validator) = validators()
+        .iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.as_ref())
+    else {
+        return Ok(());
+    };
+    let schema = input_schema(name);
+    let accepted: Vec<&str> = schema["properties"]
+        .as_object()
+        .map(|p| p.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let problems: Vec<String> = validator
+        .iter_errors(args)
+        .map(|e| problem_text(&e, &accepted))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid_arguments_text(name, &problems))
+    }
+}
 
 /// The `tools/list` entries of the meta-tools. `call_tool`'s annotations describe the
 /// most dangerous tool it can reach on this server.
@@ -29,44 +100,21 @@ pub fn listing(set: &ToolSet) -> Value {
             "name": SEARCH_TOOLS,
             "title": "Search tools",
             "description": "Find the Atomicwork tools this server offers. Ranks tools by how well their name, title, description and tags match the query (e.g. \"change activity notes\", \"assets\"). Then call get_tool_schema for the arguments and call_tool to run one.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "query": {"type": "string", "description": "Words describing what you want to do."},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_LIMIT, "description": "Most results to return (default 10)."}
-                },
-                "required": ["query"],
-                "additionalProperties": false
-            },
+            "inputSchema": input_schema(SEARCH_TOOLS),
             "annotations": {"title": "Search tools", "readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
         },
         {
             "name": GET_TOOL_SCHEMA,
             "title": "Get tool schemas",
             "description": "Return the full description and input schema of 1 to 5 tools found with search_tools.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "tool_names": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 5, "description": "Tool names from search_tools."}
-                },
-                "required": ["tool_names"],
-                "additionalProperties": false
-            },
+            "inputSchema": input_schema(GET_TOOL_SCHEMA),
             "annotations": {"title": "Get tool schemas", "readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
         },
         {
             "name": CALL_TOOL,
             "title": "Call a tool",
             "description": "Run one of this server's tools by name with arguments matching its schema (see get_tool_schema).",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "tool_name": {"type": "string", "description": "A tool name from search_tools."},
-                    "arguments": {"type": "object", "description": "Arguments for the tool."}
-                },
-                "required": ["tool_name"],
-                "additionalProperties": false
-            },
+            "inputSchema": input_schema(CALL_TOOL),
             "annotations": {"title": "Call a tool", "readOnlyHint": read_only, "destructiveHint": destructive, "idempotentHint": false, "openWorldHint": false}
         }
     ])
@@ -165,7 +213,15 @@ fn tools_result(list: String, text: Option<String>) -> ToolResult {
 }
 
 /// Runs `search_tools` or `get_tool_schema`, or unwraps `call_tool`, confined to `set`.
-pub fn meta_call(set: &ToolSet, name: &str, mut args: Map<String, Value>) -> MetaOutcome {
+/// The arguments are checked against the meta-tool's input schema first.
+pub fn meta_call(set: &ToolSet, name: &str, args: Map<String, Value>) -> MetaOutcome {
+    let args = Value::Object(args);
+    if let Err(text) = check_arguments(name, &args) {
+        return MetaOutcome::Done(ToolResult::error(text));
+    }
+    let Value::Object(mut args) = args else {
+        return MetaOutcome::Done(ToolResult::error("arguments must be an object"));
+    };
     match name {
         SEARCH_TOOLS => {
             let query = args
@@ -191,7 +247,6 @@ pub fn meta_call(set: &ToolSet, name: &str, mut args: Map<String, Value>) -> Met
         GET_TOOL_SCHEMA => {
             let names: Vec<&str> = match args.get("tool_names") {
                 Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-                Some(Value::String(s)) => vec![s.as_str()],
                 _ => Vec::new(),
             };
             if names.is_empty() || names.len() > 5 {
@@ -307,6 +362,72 @@ mod tests {
                 r.structured.as_deref().map(RawValue::get),
                 Some(json!({"tools": parsed}).to_string().as_str())
             );
+        }
+    }
+
+    /// The text of a meta-tool answer that must be an invalid-arguments error.
+    fn invalid(set: &ToolSet, name: &str, a: Value) -> String {
+        let args = a.as_object().cloned().unwrap_or_default();
+        match meta_call(set, name, args) {
+            MetaOutcome::Done(r) if r.is_error => r.content.join("\n"),
+            MetaOutcome::Done(r) => panic!("{name} {a}: not an error: {:?}", r.content),
+            MetaOutcome::Call(t, _) => panic!("{name} {a}: ran {}", t.name()),
+        }
+    }
+
+    #[test]
+    fn meta_tools_enforce_their_input_schemas() {
+        let set = all();
+        let cases = [
+            (CALL_TOOL, json!({}), "tool_name"),
+            (CALL_TOOL, json!({"tool_name": 5}), "tool_name"),
+            (
+                CALL_TOOL,
+                json!({"tool_name": "list_all_atomicwork_assets", "arguments": "x"}),
+                "arguments",
+            ),
+            (
+                CALL_TOOL,
+                json!({"tool_name": "list_all_atomicwork_assets", "args": {}}),
+                "`args`",
+            ),
+            (SEARCH_TOOLS, json!({}), "query"),
+            (
+                SEARCH_TOOLS,
+                json!({"query": "assets", "limit": 0}),
+                "limit",
+            ),
+            (
+                SEARCH_TOOLS,
+                json!({"query": "assets", "limit": 51}),
+                "limit",
+            ),
+            (
+                SEARCH_TOOLS,
+                json!({"query": "assets", "limit": "ten"}),
+                "limit",
+            ),
+            (SEARCH_TOOLS, json!({"query": ["assets"]}), "query"),
+            (GET_TOOL_SCHEMA, json!({}), "tool_names"),
+            (
+                GET_TOOL_SCHEMA,
+                json!({"tool_names": "list_all_atomicwork_assets"}),
+                "tool_names",
+            ),
+            (GET_TOOL_SCHEMA, json!({"tool_names": []}), "tool_names"),
+            (GET_TOOL_SCHEMA, json!({"tool_names": [1]}), "tool_names"),
+        ];
+        for (name, a, needle) in cases {
+            let text = invalid(&set, name, a.clone());
+            assert!(
+                text.starts_with(&format!("Invalid arguments for {name}: ")),
+                "{name} {a}: {text}"
+            );
+            assert!(
+                text.ends_with("Fix them and call again; the input schema lists every argument."),
+                "{name} {a}: {text}"
+            );
+            assert!(text.contains(needle), "{name} {a}: {text}");
         }
     }
 

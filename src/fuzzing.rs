@@ -210,6 +210,18 @@ fn check_request(tool: &Tool, request: &upstream::PreparedRequest) {
         request.path
     );
     assert!(url.fragment().is_none(), "{}", request.url);
+    assert!(
+        !request.path.contains("%2F"),
+        "{}: a slash in an argument reached the path {}",
+        tool.name(),
+        request.path
+    );
+    assert!(
+        request.url.len() <= upstream::MAX_URL_BYTES,
+        "{}: a URL of {} bytes",
+        tool.name(),
+        request.url.len()
+    );
 }
 
 /// One manifest file in local mode, then every server in it resolved as local mode does.

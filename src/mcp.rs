@@ -135,8 +135,22 @@ impl Reply {
     }
 }
 
-/// Serialises a JSON-RPC error object.
+/// Longest `message` of a JSON-RPC error, in characters. Messages quote what the client
+/// sent (a tool name, a method, a header), which can be arbitrarily long; a longer message
+/// is cut with a note, and `data` longer than this is left out.
+pub const MAX_ERROR_MESSAGE_CHARS: usize = 1_000;
+
+/// Serialises a JSON-RPC error object, its message cut to [`MAX_ERROR_MESSAGE_CHARS`].
 pub fn error_body(id: Option<&RawValue>, code: i64, message: &str, data: Option<Value>) -> Vec<u8> {
+    let mut capped = String::new();
+    let message = if message.len() > MAX_ERROR_MESSAGE_CHARS {
+        capped.push_str(message);
+        crate::upstream::cap_text(&mut capped, MAX_ERROR_MESSAGE_CHARS);
+        capped.as_str()
+    } else {
+        message
+    };
+    let data = data.filter(|d| d.to_string().len() <= MAX_ERROR_MESSAGE_CHARS);
     #[derive(Serialize)]
     struct ErrorObj<'a> {
         code: i64,
@@ -769,11 +783,7 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
     // again at once.
     let args = Value::Object(args);
     if let Err(problems) = tool.validate_value(&args) {
-        let text = format!(
-            "Invalid arguments for {}: {}. Fix them and call again; the input schema lists every argument.",
-            tool.name(),
-            problems.join("; ")
-        );
+        let text = crate::catalog::invalid_arguments_text(tool.name(), &problems);
         let mut out = local_outcome(ToolResult::error(text));
         out.class = OutcomeClass::InvalidArguments;
         return finish_call(ctx, tool.name(), client, out);
@@ -832,7 +842,15 @@ fn local_outcome(result: ToolResult) -> CallOutcome {
     }
 }
 
-fn finish_call(ctx: &Ctx<'_, '_>, tool: &str, client: Option<String>, out: CallOutcome) -> Reply {
+fn finish_call(
+    ctx: &Ctx<'_, '_>,
+    tool: &str,
+    client: Option<String>,
+    mut out: CallOutcome,
+) -> Reply {
+    // Every error text is capped here, whichever part of the server wrote it.
+    out.result
+        .cap_error_text(ctx.req.view.target.api_key.expose());
     let body = call_result_body(ctx, &out.result);
     let mut reply = Reply::json(StatusCode::OK, body, out.class.label());
     if let Some(rl) = &out.rate_limit {

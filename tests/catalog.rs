@@ -155,6 +155,77 @@ fn bare_array_bodies_are_exposed_as_a_body_argument() {
     assert!(tool.validate(bad.as_object().expect("object")).is_err());
 }
 
+/// The filter operators Atomicwork's published API lists for its filter-array list
+/// endpoints (`POST /api/v1/assets/list`, `POST /api/v1/workspaces/{workspace_id}/requests/list`).
+const PUBLISHED_OPERATORS: [&str; 23] = [
+    "EQUALS",
+    "NOT_EQUALS",
+    "CONTAINS",
+    "NOT_CONTAINS",
+    "IN",
+    "NOT_IN",
+    "GREATER_THAN",
+    "LESS_THAN",
+    "GREATER_THAN_EQUALS",
+    "LESS_THAN_EQUALS",
+    "IS_BETWEEN",
+    "IS_NULL",
+    "IS_NOT_NULL",
+    "STARTS_WITH",
+    "ENDS_WITH",
+    "TEXT_CONTAINS",
+    "TEXT_DOES_NOT_CONTAINS",
+    "IS_ANY_OF",
+    "IS_NOT_ANY_OF",
+    "IS_EXACTLY",
+    "IS_ON_OR_BEFORE",
+    "IS_ON_OR_AFTER",
+    "IS_WITHIN",
+];
+
+#[test]
+fn filter_tools_accept_every_published_operator_and_a_refusal_names_them_all() {
+    let c = catalog();
+    let filter_tools: Vec<_> = c
+        .tools()
+        .iter()
+        .filter(|t| t.param("body").is_some_and(|p| p.kind.is_some()))
+        .collect();
+    assert_eq!(filter_tools.len(), 5, "{filter_tools:?}");
+    for tool in filter_tools {
+        let schema = &tool.input_schema["properties"]["body"]["items"]["properties"]["operator"];
+        let listed: BTreeSet<&str> = schema["enum"]
+            .as_array()
+            .expect("an operator enum")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            listed,
+            PUBLISHED_OPERATORS.into_iter().collect(),
+            "{}",
+            tool.name()
+        );
+        for op in PUBLISHED_OPERATORS {
+            let a = json!({"body": [{"attribute": "created_at", "operator": op, "values": [{"value": "P7D"}]}]});
+            let checked = tool.validate(a.as_object().expect("object"));
+            assert!(checked.is_ok(), "{} refuses {op}: {checked:?}", tool.name());
+        }
+        let bad =
+            json!({"body": [{"attribute": "status", "operator": "SOUNDS_LIKE", "values": []}]});
+        let problems = tool
+            .validate(bad.as_object().expect("object"))
+            .expect_err("an unknown operator is refused")
+            .join("; ");
+        for op in PUBLISHED_OPERATORS {
+            assert!(
+                problems.contains(&format!("\"{op}\"")),
+                "{op} missing from {problems}"
+            );
+        }
+    }
+}
+
 #[test]
 fn filter_semantics() {
     let c = catalog();
@@ -396,4 +467,29 @@ fn tools_command_rejects_typos_with_valid_values() {
         stderr.contains("unknown tag \"asset\"") && stderr.contains("assets"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_filter_argument_names_its_operators_and_only_it_may() {
+    let with = |param: &str| {
+        format!(
+            "tools:\n  - name: list_all_atomicwork_assets\n    params:\n      - name: body\n        in: body\n{param}"
+        )
+    };
+    let missing = Catalog::with_overrides(&with("        kind: filters\n"), "o.yaml")
+        .expect_err("a filter argument without operators");
+    assert!(missing.to_string().contains("operators"), "{missing}");
+    let lower = with("        kind: filters\n        operators: [equals]\n");
+    let lower = Catalog::with_overrides(&lower, "o.yaml").expect_err("lower-case operator");
+    assert!(lower.to_string().contains("\"equals\""), "{lower}");
+    let given = with("        kind: filters\n        operators: [EQUALS, LIKE]\n");
+    let c = Catalog::with_overrides(&given, "o.yaml").expect("operators of the override");
+    let tool = c.get("list_all_atomicwork_assets").expect("tool");
+    let like =
+        json!({"body": [{"attribute": "name", "operator": "LIKE", "values": [{"value": "mac"}]}]});
+    assert!(tool.validate(like.as_object().expect("object")).is_ok());
+    let stray = "tools:\n  - name: list_all_atomicwork_workspaces\n    params:\n      - name: page\n        in: query\n        schema: {type: integer}\n        operators: [EQUALS]\n";
+    let stray =
+        Catalog::with_overrides(stray, "o.yaml").expect_err("operators on a plain argument");
+    assert!(stray.to_string().contains("kind: filters"), "{stray}");
 }

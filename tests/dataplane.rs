@@ -524,6 +524,20 @@ async fn upstream_rate_limits_pass_through_with_headers() {
 }
 
 #[tokio::test]
+async fn upstream_429_with_only_retry_after_passes_on_a_reset() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(429).insert_header("retry-after", "9"))
+        .mount(&server)
+        .await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.serve("tok-ratelimit-002", "r2", "", &server.uri());
+    let resp = post(&url, WORKSPACES_CALL, &[]).await;
+    assert_eq!(resp.headers()["retry-after"], "9");
+    assert_eq!(resp.headers()["ratelimit-reset"], "9");
+}
+
+#[tokio::test]
 async fn per_server_rate_limit_answers_429() {
     let upstream = sandbox().await;
     let plane = Plane::start(DataplaneConfig::default()).await;
@@ -605,6 +619,113 @@ async fn discovery_mode_end_to_end() {
         .expect_err("direct call refused");
     assert!(format!("{direct:?}").contains("search_tools"));
     let _ = client.cancel().await;
+}
+
+#[tokio::test]
+async fn discovery_meta_tools_refuse_arguments_outside_their_schemas() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let spec = "  methods: [read]\n  toolExposure: discovery\n";
+    let url = plane.serve("tok-discovery-002", "d2", spec, &upstream);
+    let direct = plane.serve("tok-discovery-003", "d3", "  methods: [read]\n", &upstream);
+    let call = |name: &str, arguments: Value| {
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+               "params": {"name": name, "arguments": arguments}})
+        .to_string()
+    };
+    // A real tool with an ill-typed argument: the shape every invalid-arguments error has.
+    let shape: Value = post(
+        &direct,
+        &call("list_all_atomicwork_audit_logs", json!({"page": "x"})),
+        &[],
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let shape_text = shape["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        shape_text.starts_with("Invalid arguments for list_all_atomicwork_audit_logs: "),
+        "{shape}"
+    );
+    for (name, arguments, needle) in [
+        ("call_tool", json!({}), "tool_name"),
+        (
+            "call_tool",
+            json!({"tool_name": ["list_all_atomicwork_audit_logs"]}),
+            "tool_name",
+        ),
+        ("search_tools", json!({"limit": 3}), "query"),
+        (
+            "get_tool_schema",
+            json!({"tool_names": "list_all_atomicwork_audit_logs"}),
+            "tool_names",
+        ),
+    ] {
+        let resp = post(&url, &call(name, arguments.clone()), &[]).await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(
+            body["result"]["isError"], true,
+            "{name} {arguments}: {body}"
+        );
+        let text = body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            text.starts_with(&format!("Invalid arguments for {name}: ")),
+            "{name} {arguments}: {text}"
+        );
+        assert!(text.contains(needle), "{text}");
+        let tail = |t: &str| t.rsplit(". ").next().unwrap_or_default().to_string();
+        assert_eq!(
+            tail(text),
+            tail(shape_text),
+            "same closing advice as other tools"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_published_filter_operator_reaches_the_tenant() {
+    let upstream = sandbox().await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.serve("tok-operators-001", "ops", "  methods: [read]\n", &upstream);
+    for (op, value) in [
+        ("GREATER_THAN", json!(3008)),
+        ("LESS_THAN", json!(3002)),
+        ("GREATER_THAN_EQUALS", json!(3010)),
+        ("LESS_THAN_EQUALS", json!(3001)),
+        ("NOT_IN", json!(3001)),
+        ("NOT_CONTAINS", json!("300")),
+        ("TEXT_DOES_NOT_CONTAINS", json!("x")),
+        ("IS_EXACTLY", json!(3004)),
+    ] {
+        let body = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+            "name": "list_all_atomicwork_assets",
+            "arguments": {"body": [{"attribute": "id", "operator": op, "values": [{"value": value}]}]}}});
+        let answer: Value = post(&url, &body.to_string(), &[])
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(answer["result"]["isError"], false, "{op}: {answer}");
+        assert!(
+            answer["result"]["structuredContent"]["data"].is_array(),
+            "{op}: {answer}"
+        );
+    }
+    let within = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "list_all_atomicwork_requests_search",
+        "arguments": {"body": [{"attribute": "updated_at", "operator": "IS_WITHIN", "values": [{"value": "P5D"}]}]}}});
+    let answer: Value = post(&url, &within.to_string(), &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
 }
 
 #[tokio::test]

@@ -953,3 +953,196 @@ async fn local_origin_and_host_flags_add_to_the_loopback_defaults() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Results, errors and arguments through the real binary, against a recording upstream
+
+/// The API key of the servers below; the upstream echoes whatever key it receives.
+const ECHOED_KEY: &str = "awk-live-echo-Rt5Wq8Zn2Lp0-cut";
+
+/// Answers `GET …/requests/{kind}-{offset}` with the received API key starting `offset`
+/// characters into the text that is cut: `object`, a JSON object cut at the result cap;
+/// `text`, a plain-text answer; `snippet`, a 500 whose body is quoted in the error.
+struct EchoKey;
+
+impl wiremock::Respond for EchoKey {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let key = request
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let last = request.url.path().rsplit('/').next().unwrap_or_default();
+        let (kind, offset) = last.rsplit_once('-').unwrap_or(("", "0"));
+        let offset: usize = offset.parse().unwrap_or(0);
+        let pad = |n: usize| "x".repeat(n);
+        let tail = pad(5_000);
+        match kind {
+            "object" => {
+                let head = r#"{"description":""#.len();
+                let s = format!("{}{key}{tail}", pad(offset.saturating_sub(head)));
+                ResponseTemplate::new(200).set_body_json(json!({ "description": s }))
+            }
+            "text" => ResponseTemplate::new(200)
+                .insert_header("content-type", "text/plain")
+                .set_body_string(format!("{}{key}{tail}", pad(offset))),
+            _ => ResponseTemplate::new(500)
+                .insert_header("content-type", "text/plain")
+                .set_body_string(format!("{}{key}{tail}", pad(offset))),
+        }
+    }
+}
+
+/// The key's Secret and two read-only servers calling `upstream`: `cut-small` with the
+/// smallest result cap, `cut-default` with the default one.
+fn echo_manifests(dir: &Path, upstream: &str) {
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: atomicwork-api, namespace: it-ops}}\nstringData: {{apiKey: {ECHOED_KEY}}}\n"
+    );
+    let server = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: {name}, namespace: it-ops}}\nspec:\n  atomicwork: {{baseUrl: \"{upstream}\", apiKeySecretRef: {{name: atomicwork-api}}, workspaceId: \"1\"}}\n  methods: [read]\n{extra}"
+        )
+    };
+    let text = [
+        secret,
+        server("cut-small", "  maxResultChars: 1000\n"),
+        server("cut-default", ""),
+    ]
+    .join("---\n");
+    std::fs::write(dir.join("servers.yaml"), text).expect("manifest");
+}
+
+/// Local mode serving [`echo_manifests`] against `upstream`, with its URLs.
+async fn echo_local(dir: &Path, upstream: &str) -> (LocalProcess, BTreeMap<String, String>) {
+    let manifests = dir.join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    echo_manifests(&manifests, upstream);
+    let mut local = LocalProcess::spawn_upstream(&manifests, &dir.join("state"), Stdio::null());
+    let urls = local.read_summary().await;
+    assert_eq!(urls.len(), 2, "{:#?}", local.output);
+    (local, urls)
+}
+
+const GET_BY_ID: &str = "get_single_atomicwork_requests_number_by_id";
+
+#[tokio::test]
+async fn no_part_of_the_api_key_survives_a_cut_result_or_error_snippet() {
+    let upstream = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(EchoKey)
+        .mount(&upstream)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_local, urls) = echo_local(dir.path(), &upstream.uri()).await;
+    let pieces: Vec<&str> = (0..=ECHOED_KEY.len() - 8)
+        .map(|i| &ECHOED_KEY[i..i + 8])
+        .collect();
+    let mut redacted = 0;
+    for (server, kind, limit) in [
+        ("it-ops/cut-small", "object", 1_000),
+        ("it-ops/cut-small", "text", 1_000),
+        ("it-ops/cut-small", "snippet", 1_000),
+        ("it-ops/cut-default", "snippet", 2_000),
+    ] {
+        for offset in limit - ECHOED_KEY.len() - 4..=limit + 4 {
+            let body = call(GET_BY_ID, json!({"id": format!("{kind}-{offset}")}));
+            let resp = post(&urls[server], &body, &[]).await;
+            assert_eq!(resp.status(), 200);
+            let text = resp.text().await.expect("body");
+            assert!(text.contains("[Result truncated]") || text.contains("(cut)"));
+            for piece in &pieces {
+                assert!(
+                    !text.contains(piece),
+                    "{server} {kind} at {offset}: {piece:?} of the key in the answer"
+                );
+            }
+            redacted += usize::from(text.contains("[redact"));
+        }
+    }
+    assert!(
+        redacted > 0,
+        "the echoed key was redacted, not only cut away"
+    );
+}
+
+#[tokio::test]
+async fn over_long_arguments_and_names_get_short_errors_and_send_nothing() {
+    let upstream = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1})))
+        .expect(0)
+        .mount(&upstream)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_local, urls) = echo_local(dir.path(), &upstream.uri()).await;
+    let url = &urls["it-ops/cut-default"];
+    let huge_id = "I".repeat(1_000_000);
+    let many_keys: serde_json::Map<String, Value> = (0..10_000)
+        .map(|i| (format!("unknown_argument_{i}"), json!(i)))
+        .collect();
+    let cases = [
+        // A path argument over its limit: refused before any URL is built.
+        (
+            call(GET_BY_ID, json!({"id": huge_id})),
+            vec!["invalid arguments", "`id`", "1000000 characters", "256"],
+        ),
+        // An id with a slash.
+        (
+            call(GET_BY_ID, json!({"id": "ITREQ-1/../2"})),
+            vec!["invalid arguments", "`id`", "\"/\""],
+        ),
+        // A query argument over its limit.
+        (
+            call(
+                "list_all_atomicwork_audit_logs",
+                json!({"search_key": "s".repeat(100_000)}),
+            ),
+            vec!["invalid arguments", "`search_key`", "2048"],
+        ),
+        // Ten thousand unknown arguments: a few are named, the rest counted.
+        (
+            call(GET_BY_ID, json!(many_keys)),
+            vec!["Invalid arguments", "unknown_argument_0", "more"],
+        ),
+        // A value of the wrong type quoted by the schema check.
+        (
+            call(GET_BY_ID, json!({"id": ["x".repeat(200_000)]})),
+            vec!["Invalid arguments", "id"],
+        ),
+    ];
+    for (body, needles) in &cases {
+        let resp = post(url, body, &[]).await;
+        assert_eq!(resp.status(), 200);
+        let answer: Value = resp.json().await.expect("json");
+        assert_eq!(answer["result"]["isError"], true, "{answer}");
+        let text: String = answer["result"]["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["text"].as_str())
+            .collect();
+        let head = &text[..text.len().min(300)];
+        for needle in needles {
+            assert!(text.contains(needle), "{needle:?} missing from {head}");
+        }
+        assert!(
+            text.chars().count() <= 4_000,
+            "{} characters: {head}",
+            text.chars().count()
+        );
+        assert!(!text.contains("Retry"), "not worth retrying: {head}");
+    }
+    // A tool name of 200,000 characters: the protocol error quoting it is capped too.
+    let resp = post(url, &call(&"n".repeat(200_000), json!({})), &[]).await;
+    let answer: Value = resp.json().await.expect("json");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Unknown tool"), "{answer}");
+    assert!(
+        message.chars().count() <= 1_000,
+        "{} characters",
+        message.len()
+    );
+    upstream.verify().await;
+}

@@ -6,9 +6,12 @@
 //! data plane needs per tool (input schema, annotations, compiled argument validator and the
 //! pre-serialised `tools/list` entry) is computed once here and shared by every server.
 
+mod arguments;
 mod filter;
 mod schema;
 
+pub(crate) use arguments::problem_text;
+pub use arguments::{MAX_PROBLEMS_LISTED, MAX_UNKNOWN_LISTED, invalid_arguments_text};
 pub use filter::{FilterError, ToolFilter, filter};
 
 use std::collections::{BTreeSet, HashMap};
@@ -141,6 +144,10 @@ pub struct ParamDef {
     pub schema: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ParamKind>,
+    /// For `kind: filters`: the filter operators the endpoint accepts, as Atomicwork
+    /// publishes them for it (the `operator` enum of the argument's schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operators: Option<Vec<String>>,
 }
 
 /// MCP tool annotations; unset fields are derived from the method.
@@ -265,7 +272,8 @@ impl Tool {
     }
 
     /// Checks arguments against the input schema. Each message names the argument at fault
-    /// and, for dependent arguments, the combinations that are accepted.
+    /// and, for dependent arguments, the combinations that are accepted; unknown arguments
+    /// are listed a few at a time with the arguments the tool takes.
     pub fn validate(&self, args: &Map<String, Value>) -> Result<(), Vec<String>> {
         self.validate_value(&Value::Object(args.clone()))
     }
@@ -294,6 +302,7 @@ impl Tool {
                 options.join("; or ")
             ));
         }
+        let accepted: Vec<&str> = self.source.params.iter().map(|p| p.name.as_str()).collect();
         for error in self.validator.iter_errors(instance) {
             if matches!(
                 error.kind(),
@@ -302,12 +311,7 @@ impl Tool {
             {
                 continue;
             }
-            let at = error.instance_path().to_string();
-            if at.is_empty() {
-                problems.push(error.to_string());
-            } else {
-                problems.push(format!("{}: {error}", at.trim_start_matches('/')));
-            }
+            problems.push(problem_text(&error, &accepted));
         }
         if problems.is_empty() {
             Ok(())

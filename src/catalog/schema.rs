@@ -23,6 +23,7 @@ pub(super) fn build_tool(mut source: ToolSource) -> Result<Tool, CatalogError> {
                 .to_string(),
             schema: Some(json!({"type": ["string", "integer"]})),
             kind: None,
+            operators: None,
         });
     }
     let input_schema = input_schema(&source);
@@ -164,7 +165,9 @@ fn check_param(t: &ToolSource, p: &ParamDef) -> Result<(), String> {
         (_, Some(ParamKind::File | ParamKind::Files)) => {
             return Err("`kind: file`/`files` needs `in: file`".into());
         }
-        (Location::Body, Some(ParamKind::Filters)) if t.body == BodyEncoding::Array => {}
+        (Location::Body, Some(ParamKind::Filters)) if t.body == BodyEncoding::Array => {
+            check_operators(p.operators.as_deref())?;
+        }
         (_, Some(ParamKind::Filters)) => {
             return Err(
                 "`kind: filters` is only for the `body` parameter of a `body: array` tool".into(),
@@ -178,6 +181,31 @@ fn check_param(t: &ToolSource, p: &ParamDef) -> Result<(), String> {
     }
     if p.location == Location::File && t.body != BodyEncoding::Multipart {
         return Err("file parameters need `body: multipart`".into());
+    }
+    if p.kind != Some(ParamKind::Filters) && p.operators.is_some() {
+        return Err("`operators` is only for a `kind: filters` parameter".into());
+    }
+    Ok(())
+}
+
+/// A filter parameter lists the operators its endpoint accepts: upper-case names, each
+/// once.
+fn check_operators(operators: Option<&[String]>) -> Result<(), String> {
+    let Some(ops) = operators.filter(|o| !o.is_empty()) else {
+        return Err(
+            "`kind: filters` needs `operators`, the filter operators the endpoint accepts".into(),
+        );
+    };
+    let mut seen = std::collections::HashSet::new();
+    for op in ops {
+        if op.is_empty() || !op.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            return Err(format!(
+                "operator {op:?} must be upper-case letters and '_', e.g. IS_ANY_OF"
+            ));
+        }
+        if !seen.insert(op) {
+            return Err(format!("operator {op:?} is listed twice"));
+        }
     }
     Ok(())
 }
@@ -206,7 +234,7 @@ pub(crate) fn placeholders(path: &str) -> Result<Vec<String>, String> {
 
 fn param_schema(p: &ParamDef) -> Value {
     let mut schema = match p.kind {
-        Some(ParamKind::Filters) => filters_schema(),
+        Some(ParamKind::Filters) => filters_schema(p.operators.as_deref().unwrap_or_default()),
         Some(ParamKind::File) => file_schema(),
         Some(ParamKind::Files) => json!({"type": "array", "minItems": 1, "items": file_schema()}),
         None => p.schema.clone().unwrap_or_else(|| json!({})),
@@ -219,18 +247,15 @@ fn param_schema(p: &ParamDef) -> Value {
     schema
 }
 
-fn filters_schema() -> Value {
+/// The schema of a filter list whose conditions use `operators`.
+fn filters_schema(operators: &[String]) -> Value {
     json!({
         "type": "array",
         "items": {
             "type": "object",
             "properties": {
                 "attribute": {"type": "string", "minLength": 1},
-                "operator": {"type": "string", "enum": [
-                    "EQUALS", "NOT_EQUALS", "IN", "IS_ANY_OF", "IS_NOT_ANY_OF", "IS_BETWEEN",
-                    "IS_ON_OR_BEFORE", "IS_ON_OR_AFTER", "CONTAINS", "TEXT_CONTAINS",
-                    "IS_NULL", "IS_NOT_NULL", "STARTS_WITH", "ENDS_WITH"
-                ]},
+                "operator": {"type": "string", "enum": operators},
                 "values": {"type": "array", "items": {
                     "type": "object",
                     "properties": {"value": {}},

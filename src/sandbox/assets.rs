@@ -194,7 +194,7 @@ pub(crate) async fn list(
     let mut rows: Vec<Obj> = db
         .assets
         .iter()
-        .filter(|a| matches_all(a, &filters))
+        .filter(|a| matches_all(a, &filters, db.clock_time()))
         .filter(|a| matches_search(a, &["name", "serial_number", "model"], search.as_deref()))
         .cloned()
         .collect();

@@ -1,11 +1,28 @@
 //! The filter-array bodies of the `POST …/list` endpoints:
 //! `[{ "attribute": "status", "operator": "EQUALS", "values": [{ "value": "OPEN" }] }]`,
 //! matched against a record's top-level fields.
+//!
+//! Every operator Atomicwork publishes for these endpoints is accepted. Text comparisons
+//! ignore case; a list field (such as `tags`) matches when any of its items does.
+//! - `EQUALS`, `NOT_EQUALS` (one value); `IN`/`IS_ANY_OF`, `NOT_IN`/`IS_NOT_ANY_OF`.
+//! - `IS_EXACTLY`: the field's values are exactly the given ones, no more and no fewer,
+//!   compared as written (case included).
+//! - `CONTAINS`/`TEXT_CONTAINS`, `NOT_CONTAINS`/`TEXT_DOES_NOT_CONTAINS`, `STARTS_WITH`,
+//!   `ENDS_WITH`: substring tests.
+//! - `IS_NULL`, `IS_NOT_NULL`: absent, null, `""` or `[]` count as null.
+//! - `GREATER_THAN`, `LESS_THAN`, `GREATER_THAN_EQUALS`, `LESS_THAN_EQUALS` (one value):
+//!   numbers compare as numbers, timestamps as instants (a bare date by day), other text
+//!   alphabetically.
+//! - `IS_BETWEEN` (two values, inclusive), `IS_ON_OR_BEFORE`, `IS_ON_OR_AFTER`: dates
+//!   (`YYYY-MM-DD`, compared by day) or RFC 3339 timestamps.
+//! - `IS_WITHIN` (one value): a duration such as `P7D`, `PT12H` or `7d`; the field's
+//!   timestamp is at most that far from the sandbox clock, before or after it.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
-use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
@@ -18,19 +35,49 @@ enum Op {
     NotEquals,
     AnyOf,
     NotAnyOf,
+    Exactly,
     Contains,
+    NotContains,
     StartsWith,
     EndsWith,
     IsNull,
     IsNotNull,
+    Greater,
+    Less,
+    GreaterOrEqual,
+    LessOrEqual,
     Between,
     OnOrBefore,
     OnOrAfter,
+    Within,
 }
 
-const OPERATORS: &str = "EQUALS, NOT_EQUALS, IS_ANY_OF, IN, IS_NOT_ANY_OF, CONTAINS, \
-TEXT_CONTAINS, STARTS_WITH, ENDS_WITH, IS_NULL, IS_NOT_NULL, IS_BETWEEN, IS_ON_OR_BEFORE, \
-IS_ON_OR_AFTER";
+/// Every operator name accepted, in the order Atomicwork publishes them.
+pub(crate) const OPERATORS: [&str; 23] = [
+    "EQUALS",
+    "NOT_EQUALS",
+    "CONTAINS",
+    "NOT_CONTAINS",
+    "IN",
+    "NOT_IN",
+    "GREATER_THAN",
+    "LESS_THAN",
+    "GREATER_THAN_EQUALS",
+    "LESS_THAN_EQUALS",
+    "IS_BETWEEN",
+    "IS_NULL",
+    "IS_NOT_NULL",
+    "STARTS_WITH",
+    "ENDS_WITH",
+    "TEXT_CONTAINS",
+    "TEXT_DOES_NOT_CONTAINS",
+    "IS_ANY_OF",
+    "IS_NOT_ANY_OF",
+    "IS_EXACTLY",
+    "IS_ON_OR_BEFORE",
+    "IS_ON_OR_AFTER",
+    "IS_WITHIN",
+];
 
 impl Op {
     fn parse(raw: &str) -> ApiResult<Self> {
@@ -39,17 +86,25 @@ impl Op {
             "NOT_EQUALS" => Self::NotEquals,
             "IS_ANY_OF" | "IN" => Self::AnyOf,
             "IS_NOT_ANY_OF" | "NOT_IN" => Self::NotAnyOf,
+            "IS_EXACTLY" => Self::Exactly,
             "CONTAINS" | "TEXT_CONTAINS" => Self::Contains,
+            "NOT_CONTAINS" | "TEXT_DOES_NOT_CONTAINS" => Self::NotContains,
             "STARTS_WITH" => Self::StartsWith,
             "ENDS_WITH" => Self::EndsWith,
             "IS_NULL" => Self::IsNull,
             "IS_NOT_NULL" => Self::IsNotNull,
+            "GREATER_THAN" => Self::Greater,
+            "LESS_THAN" => Self::Less,
+            "GREATER_THAN_EQUALS" => Self::GreaterOrEqual,
+            "LESS_THAN_EQUALS" => Self::LessOrEqual,
             "IS_BETWEEN" => Self::Between,
             "IS_ON_OR_BEFORE" => Self::OnOrBefore,
             "IS_ON_OR_AFTER" => Self::OnOrAfter,
+            "IS_WITHIN" => Self::Within,
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown filter operator '{raw}'; supported: {OPERATORS}"
+                    "unknown filter operator '{raw}'; supported: {}",
+                    OPERATORS.join(", ")
                 )));
             }
         };
@@ -61,13 +116,32 @@ impl Op {
         match self {
             Self::IsNull | Self::IsNotNull => (0, usize::MAX),
             Self::Between => (2, 2),
-            Self::Equals | Self::NotEquals | Self::OnOrBefore | Self::OnOrAfter => (1, 1),
+            Self::Equals
+            | Self::NotEquals
+            | Self::OnOrBefore
+            | Self::OnOrAfter
+            | Self::Greater
+            | Self::Less
+            | Self::GreaterOrEqual
+            | Self::LessOrEqual
+            | Self::Within => (1, 1),
             _ => (1, usize::MAX),
         }
     }
 
     fn is_time(self) -> bool {
         matches!(self, Self::Between | Self::OnOrBefore | Self::OnOrAfter)
+    }
+
+    /// For the ordering operators, whether an ordering of field to value matches.
+    fn accepts(self, ord: Ordering) -> bool {
+        match self {
+            Self::Greater => ord.is_gt(),
+            Self::Less => ord.is_lt(),
+            Self::GreaterOrEqual => ord.is_ge(),
+            Self::LessOrEqual => ord.is_le(),
+            _ => false,
+        }
     }
 }
 
@@ -77,6 +151,8 @@ pub(crate) struct Filter {
     field: String,
     op: Op,
     values: Vec<Value>,
+    /// For `IS_WITHIN`: the largest distance from the sandbox clock.
+    within: Option<SignedDuration>,
 }
 
 /// Which attributes a collection can be filtered on, and the aliases that map
@@ -131,7 +207,36 @@ fn parse_one(index: usize, item: &Value, attrs: &Attributes) -> ApiResult<Filter
     let op = Op::parse(text("operator")?)?;
     let values = parse_values(index, obj.get("values"))?;
     check_values(index, op, &values)?;
-    Ok(Filter { field, op, values })
+    let within = match (op, values.first()) {
+        (Op::Within, Some(value)) => Some(parse_within(index, value)?),
+        _ => None,
+    };
+    Ok(Filter {
+        field,
+        op,
+        values,
+        within,
+    })
+}
+
+/// An `IS_WITHIN` value: an ISO 8601 or friendly duration of weeks, days, hours, minutes
+/// or seconds (days are 24 hours), taken without its sign.
+fn parse_within(index: usize, value: &Value) -> ApiResult<SignedDuration> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "filter {index}: '{value}' is not a duration such as P7D, PT12H or 7d (weeks, days, hours, minutes or seconds)"
+        ))
+    };
+    let span: Span = value
+        .as_str()
+        .ok_or_else(bad)?
+        .trim()
+        .parse()
+        .map_err(|_| bad())?;
+    let duration = span
+        .to_duration(SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| bad())?;
+    Ok(duration.abs())
 }
 
 /// `values` items may be `{ "value": x }` or a bare scalar.
@@ -177,9 +282,9 @@ fn check_values(index: usize, op: Op, values: &[Value]) -> ApiResult<()> {
     Ok(())
 }
 
-/// True when the record passes every filter.
-pub(crate) fn matches_all(rec: &Obj, filters: &[Filter]) -> bool {
-    filters.iter().all(|f| f.matches(rec.get(&f.field)))
+/// True when the record passes every filter; `now` is the sandbox clock, for `IS_WITHIN`.
+pub(crate) fn matches_all(rec: &Obj, filters: &[Filter], now: Timestamp) -> bool {
+    filters.iter().all(|f| f.matches(rec.get(&f.field), now))
 }
 
 fn scalar_text(v: &Value) -> Option<String> {
@@ -220,8 +325,30 @@ fn text_test(field: Option<&Value>, values: &[Value], test: fn(&str, &str) -> bo
     })
 }
 
+/// The values of a field or a filter as written, for `IS_EXACTLY`.
+fn exact_set<'a>(values: impl IntoIterator<Item = &'a Value>) -> BTreeSet<String> {
+    values
+        .into_iter()
+        .map(|v| scalar_text(v).unwrap_or_else(|| v.to_string()))
+        .collect()
+}
+
+/// How a field value orders against a filter value: as numbers when both are numbers, as
+/// instants when the field is a timestamp and the value a date or timestamp, otherwise as
+/// text ignoring case. `None` when either is not a scalar.
+fn order(field: &Value, value: &Value) -> Option<Ordering> {
+    let (f, v) = (scalar_text(field)?, scalar_text(value)?);
+    if let (Ok(a), Ok(b)) = (f.trim().parse::<f64>(), v.trim().parse::<f64>()) {
+        return a.partial_cmp(&b);
+    }
+    if let Some(ord) = compare_time(&f, &v) {
+        return Some(ord);
+    }
+    Some(f.to_lowercase().cmp(&v.to_lowercase()))
+}
+
 impl Filter {
-    fn matches(&self, field: Option<&Value>) -> bool {
+    fn matches(&self, field: Option<&Value>, now: Timestamp) -> bool {
         let any_equal = || {
             field_values(field)
                 .iter()
@@ -230,13 +357,34 @@ impl Filter {
         match self.op {
             Op::Equals | Op::AnyOf => any_equal(),
             Op::NotEquals | Op::NotAnyOf => !any_equal(),
+            Op::Exactly => {
+                !is_empty(field) && exact_set(field_values(field)) == exact_set(self.values.iter())
+            }
             Op::Contains => text_test(field, &self.values, |h, n| h.contains(n)),
+            Op::NotContains => !text_test(field, &self.values, |h, n| h.contains(n)),
             Op::StartsWith => text_test(field, &self.values, |h, n| h.starts_with(n)),
             Op::EndsWith => text_test(field, &self.values, |h, n| h.ends_with(n)),
             Op::IsNull => is_empty(field),
             Op::IsNotNull => !is_empty(field),
+            Op::Greater | Op::Less | Op::GreaterOrEqual | Op::LessOrEqual => {
+                let Some(value) = self.values.first() else {
+                    return false;
+                };
+                field_values(field)
+                    .iter()
+                    .any(|f| order(f, value).is_some_and(|ord| self.op.accepts(ord)))
+            }
             Op::Between | Op::OnOrBefore | Op::OnOrAfter => self.time_matches(field),
+            Op::Within => self.within_matches(field, now),
         }
+    }
+
+    fn within_matches(&self, field: Option<&Value>, now: Timestamp) -> bool {
+        let (Some(at), Some(limit)) = (field.and_then(Value::as_str), self.within) else {
+            return false;
+        };
+        at.parse::<Timestamp>()
+            .is_ok_and(|at| now.duration_since(at).abs() <= limit)
     }
 
     fn time_matches(&self, field: Option<&Value>) -> bool {
@@ -293,62 +441,182 @@ mod tests {
     use serde_json::json;
 
     const ATTRS: Attributes = Attributes {
-        fields: &["status", "tags", "assignee_id", "created_at"],
+        fields: &[
+            "status",
+            "tags",
+            "assignee_id",
+            "created_at",
+            "id",
+            "subject",
+        ],
         aliases: &[("assignee", "assignee_id")],
     };
 
+    /// The sandbox clock for these tests: five days after `rec`'s `created_at`.
+    fn now() -> Timestamp {
+        "2026-03-14T09:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
     fn rec() -> Obj {
-        let v = json!({"status": "OPEN", "tags": ["vpn"], "assignee_id": null,
-                       "created_at": "2026-03-09T07:42:00Z"});
+        let v = json!({"status": "OPEN", "tags": ["vpn", "Network"], "assignee_id": null,
+                       "created_at": "2026-03-09T07:42:00Z", "id": 42, "subject": "VPN down"});
         v.as_object().cloned().unwrap_or_default()
     }
 
     fn check(body: Value) -> bool {
         let filters = parse_filters(&body, &ATTRS);
         assert!(filters.is_ok(), "{filters:?}");
-        matches_all(&rec(), &filters.unwrap_or_default())
+        matches_all(&rec(), &filters.unwrap_or_default(), now())
+    }
+
+    fn f(a: &str, o: &str, v: Value) -> Value {
+        json!([{"attribute": a, "operator": o, "values": v}])
+    }
+
+    fn one(v: Value) -> Value {
+        json!([{ "value": v }])
     }
 
     #[test]
     fn operators_match_top_level_fields() {
-        let f = |a: &str, o: &str, v: Value| json!([{"attribute": a, "operator": o, "values": v}]);
-        assert!(check(f("status", "EQUALS", json!([{"value": "open"}]))));
-        assert!(!check(f(
-            "status",
-            "NOT_EQUALS",
-            json!([{"value": "OPEN"}])
-        )));
+        assert!(check(f("status", "EQUALS", one(json!("open")))));
+        assert!(!check(f("status", "NOT_EQUALS", one(json!("OPEN")))));
         assert!(check(f(
             "status",
             "IN",
             json!([{"value": "X"}, {"value": "OPEN"}])
         )));
-        assert!(check(f("tags", "CONTAINS", json!([{"value": "VP"}]))));
+        assert!(check(f("tags", "CONTAINS", one(json!("VP")))));
         assert!(check(f("assignee", "IS_NULL", json!([]))));
         assert!(check(f(
             "created_at",
             "IS_ON_OR_AFTER",
-            json!([{"value": "2026-03-09"}])
+            one(json!("2026-03-09"))
         )));
         assert!(!check(f(
             "created_at",
             "IS_ON_OR_BEFORE",
-            json!([{"value": "2026-03-08"}])
+            one(json!("2026-03-08"))
         )));
+    }
+
+    #[test]
+    fn negated_set_and_text_operators() {
+        assert!(!check(f("status", "NOT_IN", one(json!("open")))));
+        assert!(check(f("status", "NOT_IN", one(json!("CLOSED")))));
+        for op in ["NOT_CONTAINS", "TEXT_DOES_NOT_CONTAINS"] {
+            assert!(!check(f("subject", op, one(json!("vpn")))), "{op}");
+            assert!(check(f("subject", op, one(json!("printer")))), "{op}");
+            assert!(check(f("assignee", op, one(json!("x")))), "{op} on null");
+        }
+    }
+
+    #[test]
+    fn is_exactly_wants_the_same_values_as_written() {
+        let both = json!([{"value": "Network"}, {"value": "vpn"}]);
+        assert!(check(f("tags", "IS_EXACTLY", both)));
+        assert!(
+            !check(f("tags", "IS_EXACTLY", one(json!("vpn")))),
+            "one too few"
+        );
+        let case = json!([{"value": "network"}, {"value": "vpn"}]);
+        assert!(!check(f("tags", "IS_EXACTLY", case)), "case counts");
+        assert!(check(f("status", "IS_EXACTLY", one(json!("OPEN")))));
+        assert!(!check(f("status", "IS_EXACTLY", one(json!("open")))));
+        assert!(!check(f("assignee", "IS_EXACTLY", one(json!(null)))));
+    }
+
+    #[test]
+    fn ordering_operators_compare_numbers_times_and_text() {
+        let cases = [
+            ("id", "GREATER_THAN", json!(41), true),
+            ("id", "GREATER_THAN", json!(42), false),
+            ("id", "GREATER_THAN", json!("9"), true),
+            ("id", "GREATER_THAN_EQUALS", json!(42), true),
+            ("id", "LESS_THAN", json!(100), true),
+            ("id", "LESS_THAN_EQUALS", json!(41), false),
+            (
+                "created_at",
+                "GREATER_THAN",
+                json!("2026-03-09T07:00:00Z"),
+                true,
+            ),
+            (
+                "created_at",
+                "LESS_THAN",
+                json!("2026-03-09T07:00:00Z"),
+                false,
+            ),
+            ("created_at", "LESS_THAN_EQUALS", json!("2026-03-09"), true),
+            ("created_at", "GREATER_THAN", json!("2026-03-09"), false),
+            ("status", "GREATER_THAN", json!("closed"), true),
+            ("status", "LESS_THAN", json!("closed"), false),
+            ("assignee", "GREATER_THAN", json!(0), false),
+        ];
+        for (field, op, value, want) in cases {
+            assert_eq!(
+                check(f(field, op, one(value.clone()))),
+                want,
+                "{field} {op} {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn is_within_measures_from_the_sandbox_clock() {
+        assert!(check(f("created_at", "IS_WITHIN", one(json!("P7D")))));
+        assert!(check(f("created_at", "IS_WITHIN", one(json!("6d")))));
+        assert!(!check(f("created_at", "IS_WITHIN", one(json!("P5D")))));
+        assert!(check(f("created_at", "IS_WITHIN", one(json!("PT121H20M")))));
+        assert!(!check(f("created_at", "IS_WITHIN", one(json!("PT121H")))));
+        assert!(
+            check(f("created_at", "IS_WITHIN", one(json!("-P1W")))),
+            "the sign is ignored"
+        );
+        assert!(
+            !check(f("status", "IS_WITHIN", one(json!("P7D")))),
+            "not a timestamp"
+        );
+    }
+
+    #[test]
+    fn every_published_operator_is_accepted() {
+        for op in OPERATORS {
+            let values = match Op::parse(op).map(Op::arity) {
+                Ok((0, _)) => json!([]),
+                Ok((2, 2)) => json!([{"value": "2026-03-01"}, {"value": "2026-03-31"}]),
+                _ if op == "IS_WITHIN" => one(json!("P30D")),
+                _ => one(json!("2026-03-09")),
+            };
+            let parsed = parse_filters(&f("created_at", op, values), &ATTRS);
+            assert!(parsed.is_ok(), "{op}: {parsed:?}");
+        }
     }
 
     #[test]
     fn bad_filters_are_rejected() {
         let bad = |body: Value| parse_filters(&body, &ATTRS).is_err();
         assert!(bad(json!({"status": "OPEN"})));
-        assert!(bad(
-            json!([{"attribute": "status", "operator": "LIKE", "values": []}])
-        ));
-        assert!(bad(
-            json!([{"attribute": "colour", "operator": "EQUALS", "values": [{"value": 1}]}])
-        ));
-        assert!(bad(
-            json!([{"attribute": "status", "operator": "EQUALS", "values": []}])
-        ));
+        assert!(bad(f("status", "LIKE", json!([]))));
+        assert!(bad(f("colour", "EQUALS", one(json!(1)))));
+        assert!(bad(f("status", "EQUALS", json!([]))));
+        assert!(bad(f(
+            "id",
+            "GREATER_THAN",
+            json!([{"value": 1}, {"value": 2}])
+        )));
+        for within in [json!("soon"), json!("P1M"), json!(7)] {
+            assert!(
+                bad(f("created_at", "IS_WITHIN", one(within.clone()))),
+                "{within}"
+            );
+        }
+        let unknown = parse_filters(&f("status", "LIKE", json!([])), &ATTRS);
+        let message = format!("{:?}", unknown.err());
+        for op in OPERATORS {
+            assert!(message.contains(op), "{op} missing from {message}");
+        }
     }
 }

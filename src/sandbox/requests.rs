@@ -454,7 +454,7 @@ fn select(db: &Db, ws: u64, params: &Params, body: &Value) -> ApiResult<Vec<Obj>
         .filter(|r| r.get("trashed").and_then(Value::as_bool).unwrap_or(false) == trash)
         .filter(|r| types.is_empty() || types.iter().any(|t| text(r, "type") == Some(t)))
         .filter(|r| !problems_only || text(r, "type") == Some("PROBLEM"))
-        .filter(|r| matches_all(r, &filters))
+        .filter(|r| matches_all(r, &filters, db.clock_time()))
         .filter(|r| matches_search(r, &["subject", "display_id"], search.as_deref()))
         .collect();
     sort_records(&mut rows, &keys);

@@ -131,6 +131,11 @@ impl Db {
         }
     }
 
+    /// The sandbox clock's reading, without moving it (what "now" is for filters).
+    pub fn clock_time(&self) -> Timestamp {
+        Timestamp::from_second(self.clock).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
     /// The next timestamp for a write (deterministic: one minute per write).
     pub fn now(&mut self) -> String {
         let at = Timestamp::from_second(self.clock).unwrap_or(Timestamp::UNIX_EPOCH);

@@ -465,6 +465,96 @@ async fn sandbox_rejects_bad_filters() {
     assert_eq!(bad_view.status, 400);
 }
 
+/// The operators the catalog lets a filter tool send, for every filter tool.
+fn catalog_operators() -> BTreeSet<String> {
+    let catalog = match crate::catalog::Catalog::builtin() {
+        Ok(c) => c,
+        Err(e) => panic!("catalog: {e}"),
+    };
+    catalog
+        .tools()
+        .iter()
+        .flat_map(|t| t.source.params.iter())
+        .filter_map(|p| p.operators.clone())
+        .flatten()
+        .collect()
+}
+
+#[tokio::test]
+async fn sandbox_accepts_every_operator_the_catalog_sends() {
+    let t = Tenant::start().await;
+    let operators = catalog_operators();
+    assert_eq!(operators.len(), 23, "{operators:?}");
+    for op in &operators {
+        let values: Vec<Value> = match op.as_str() {
+            "IS_NULL" | "IS_NOT_NULL" => vec![],
+            "IS_BETWEEN" => vec![json!("2026-01-01"), json!("2026-03-31")],
+            "IS_WITHIN" => vec![json!("P30D")],
+            _ => vec![json!("2026-03-01")],
+        };
+        for path in [
+            "/api/v1/workspaces/1/requests/list?page=1",
+            "/api/v1/workspaces/1/requests/count",
+            "/api/v1/assets/list?page=1",
+        ] {
+            let body = json!([filter("created_at", op, &values)]);
+            let reply = t.post(path, body).await;
+            assert_eq!(reply.status, 200, "{path} {op}: {}", reply.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sandbox_applies_the_comparison_and_negated_operators() {
+    let t = Tenant::start().await;
+    let tenant = &t;
+    let assets = |body: Value| async move {
+        let reply = tenant.post("/api/v1/assets/list?page=1", body).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body["data"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .filter_map(|a| a["id"].as_u64())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let above = json!([filter("id", "GREATER_THAN", &[json!(3008)])]);
+    assert_eq!(assets(above).await, [3009, 3010]);
+    let at_most = json!([filter("asset_type_id", "LESS_THAN_EQUALS", &[json!(1)])]);
+    assert_eq!(assets(at_most).await, [3001, 3002, 3003, 3004]);
+    let bought = json!([filter(
+        "updated_at",
+        "GREATER_THAN_EQUALS",
+        &[json!("2026-02-20")]
+    )]);
+    assert_eq!(assets(bought).await, [3004, 3005, 3009]);
+    let elsewhere = json!([
+        filter("location", "NOT_CONTAINS", &[json!("stockroom")]),
+        filter("location", "TEXT_DOES_NOT_CONTAINS", &[json!("berlin")]),
+        filter("status", "NOT_IN", &[json!("AVAILABLE")]),
+    ]);
+    assert_eq!(assets(elsewhere).await, [3001, 3002, 3005, 3009]);
+    let exactly = json!([filter("location", "IS_EXACTLY", &[json!("Berlin")])]);
+    assert_eq!(assets(exactly).await, [3003, 3007]);
+    let lower = json!([filter("location", "IS_EXACTLY", &[json!("berlin")])]);
+    assert_eq!(assets(lower).await, Vec::<u64>::new());
+    // The sandbox clock starts at 2026-03-14T09:00:00Z.
+    let recent = json!([
+        filter("updated_at", "IS_WITHIN", &[json!("P5D")]),
+        filter(
+            "type",
+            "IS_ANY_OF",
+            &[json!("INCIDENT"), json!("SERVICE_REQUEST")]
+        ),
+    ]);
+    assert_eq!(
+        t.request_ids(1, "filter_name=all", recent).await,
+        ["ITREQ-8"]
+    );
+}
+
 #[tokio::test]
 async fn sandbox_reports_missing_things_in_the_envelope() {
     let t = Tenant::start().await;

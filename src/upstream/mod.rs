@@ -4,10 +4,12 @@
 //! [`Upstream::call`] never fails: arguments that cannot form a request, rate limits,
 //! upstream errors and network trouble all become error results whose text tells the model
 //! what happened and what to do next. The API key is attached only when the request is
-//! sent, and any echo of it in an answer is replaced by `[redacted]`.
+//! sent, and any echo of it in an answer is replaced by `[redacted]` before anything is
+//! cut to a size limit.
 
 mod multipart;
 mod ratelimit;
+mod redact;
 mod request;
 mod response;
 #[cfg(test)]
@@ -26,8 +28,18 @@ use crate::catalog::Tool;
 use crate::secret::Secret;
 pub use multipart::FilePart;
 pub use ratelimit::RateLimitInfo;
-pub use request::{BuildError, PreparedBody, PreparedRequest, build_request};
-pub use response::ToolResult;
+pub use request::{
+    BuildError, MAX_PATH_VALUE_CHARS, MAX_QUERY_VALUE_CHARS, MAX_URL_BYTES, PreparedBody,
+    PreparedRequest, build_request,
+};
+pub use response::{MAX_ERROR_TEXT_CHARS, ToolResult};
+
+/// Cuts `text` to at most `max_chars` characters, ending with a note that says how long
+/// it was (for texts that hold no API key, such as protocol error messages).
+pub fn cap_text(text: &mut String, max_chars: usize) {
+    response::cap_text(text, max_chars, Redactor::default());
+}
+use redact::Redactor;
 use response::{CallContext, Paging, TransportKind};
 
 /// Default cap on the characters of one tool result.
@@ -224,7 +236,9 @@ impl Upstream {
         target: &Target,
     ) -> CallOutcome {
         let mut outcome = self.run(tool, args, target).await;
-        outcome.result.redact(target.api_key.expose().trim());
+        let key = target.api_key.expose();
+        outcome.result.redact(key);
+        outcome.result.cap_error_text(key);
         if let Some(notice) = &target.notice {
             outcome.result.content.insert(0, notice.to_string());
         }
@@ -296,6 +310,7 @@ impl Upstream {
                 max_chars: target.max_result_chars.max(1),
                 attempts,
                 timeout,
+                redactor: Redactor::new(target.api_key.expose()),
             };
             let mut outcome = finish(&ctx, attempt, &prepared.url);
             outcome.attempts = attempts;
@@ -333,7 +348,7 @@ impl Upstream {
         // Reading the body does not look at the headers (decoding is set up by then).
         let headers = std::mem::take(response.headers_mut());
         let body = read_body(response).await;
-        let rate = RateLimitInfo::from_headers(&headers, jiff::Timestamp::now());
+        let rate = RateLimitInfo::from_response(status, &headers, jiff::Timestamp::now());
         Attempt::Answered {
             status,
             headers,

@@ -64,6 +64,17 @@ impl RateLimitInfo {
         (info != RateLimitInfo::default()).then_some(info)
     }
 
+    /// [`RateLimitInfo::from_headers`] for a response with HTTP `status`. A 429 says the
+    /// quota is used up, so when it names no reset, its `Retry-After` (delta seconds or an
+    /// HTTP date) is when the quota resets.
+    pub fn from_response(status: u16, h: &HeaderMap, now: Timestamp) -> Option<Self> {
+        let mut info = Self::from_headers(h, now)?;
+        if status == 429 && info.reset.is_none() {
+            info.reset = info.retry_after;
+        }
+        Some(info)
+    }
+
     /// The normalised response headers, for the fields that are known.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
@@ -226,6 +237,37 @@ mod tests {
         let past = info(&[("retry-after", "Tue, 31 Dec 2024 23:00:00 GMT")]).unwrap_or_default();
         assert_eq!(past.retry_after, Some(0));
         assert_eq!(info(&[("retry-after", "soon")]), None);
+    }
+
+    fn response(status: u16, pairs: &[(&'static str, &str)]) -> Option<RateLimitInfo> {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            if let Ok(v) = http::HeaderValue::from_str(v) {
+                h.append(*k, v);
+            }
+        }
+        RateLimitInfo::from_response(status, &h, now())
+    }
+
+    #[test]
+    fn a_429_with_only_retry_after_resets_when_it_says() {
+        let secs = response(429, &[("retry-after", "7")]).unwrap_or_default();
+        assert_eq!((secs.reset, secs.retry_after), (Some(7), Some(7)));
+        let date =
+            response(429, &[("retry-after", "Wed, 01 Jan 2025 00:01:30 GMT")]).unwrap_or_default();
+        assert_eq!((date.reset, date.retry_after), (Some(90), Some(90)));
+        let headers: Vec<_> = date.headers().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(headers, ["ratelimit-reset", "retry-after"]);
+    }
+
+    #[test]
+    fn a_reset_the_upstream_names_wins_and_other_statuses_derive_none() {
+        let named =
+            response(429, &[("retry-after", "7"), ("ratelimit-reset", "30")]).unwrap_or_default();
+        assert_eq!((named.reset, named.retry_after), (Some(30), Some(7)));
+        let busy = response(503, &[("retry-after", "7")]).unwrap_or_default();
+        assert_eq!((busy.reset, busy.retry_after), (None, Some(7)));
+        assert_eq!(response(429, &[]), None);
     }
 
     #[test]

@@ -16,6 +16,14 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// Longest value of one path argument (an id), in characters. Atomicwork ids are short
+/// (`ITREQ-12`, `42`); a longer value is refused before any URL is built.
+pub const MAX_PATH_VALUE_CHARS: usize = 256;
+/// Longest value of one query argument (e.g. a search text), in characters.
+pub const MAX_QUERY_VALUE_CHARS: usize = 2_048;
+/// Longest request URL, in bytes once encoded: many servers and proxies refuse more.
+pub const MAX_URL_BYTES: usize = 8_192;
+
 /// Why a tool call could not be turned into a request. Each message names the argument at
 /// fault and says how to fix it; none contains the API key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,9 +40,23 @@ pub enum BuildError {
     )]
     MissingWorkspace,
     #[error(
-        "argument `{name}`: {value:?} is not a valid id (it must not be empty, \".\" or \"..\")"
+        "argument `{name}`: {value:?} is not a valid id (it must not be empty, \".\" or \"..\", and must not contain \"/\")"
     )]
     BadPathSegment { name: String, value: String },
+    #[error(
+        "argument `{name}` is {chars} characters long, over the limit of {limit} characters for {place}; {hint}"
+    )]
+    TooLong {
+        name: String,
+        chars: usize,
+        limit: usize,
+        place: &'static str,
+        hint: &'static str,
+    },
+    #[error(
+        "the request URL would be {bytes} bytes long, over the limit of {limit} bytes; pass shorter or fewer query arguments (e.g. fewer ids per call)"
+    )]
+    UrlTooLong { bytes: usize, limit: usize },
     #[error("argument `{name}`: {reason}")]
     BadValue { name: String, reason: String },
     #[error("file argument `{name}`: {reason}")]
@@ -115,6 +137,12 @@ pub fn build_request(
         url.push('?');
         url.push_str(&encode_query(&query));
     }
+    if url.len() > MAX_URL_BYTES {
+        return Err(BuildError::UrlTooLong {
+            bytes: url.len(),
+            limit: MAX_URL_BYTES,
+        });
+    }
     Ok(PreparedRequest {
         method: tool.source.http,
         url,
@@ -160,6 +188,9 @@ fn workspace(args: &Map<String, Value>, target: &Target) -> Result<Option<String
     let chosen = from_args
         .filter(|s| !s.is_empty())
         .or_else(|| target.workspace_id.clone().filter(|s| !s.is_empty()));
+    if let Some(ws) = &chosen {
+        check_length(WORKSPACE_ARG, ws, PATH_LIMIT)?;
+    }
     if let Some(ws) = &chosen
         && !ws.bytes().all(|b| b.is_ascii_graphic())
     {
@@ -215,8 +246,11 @@ fn path_value(
                 .then(|| workspace.map(str::to_string))
                 .flatten()
         });
+    if let Some(v) = &value {
+        check_length(name, v, PATH_LIMIT)?;
+    }
     match value {
-        Some(v) if v == "." || v == ".." => Err(BuildError::BadPathSegment {
+        Some(v) if v == "." || v == ".." || v.contains('/') => Err(BuildError::BadPathSegment {
             name: name.into(),
             value: v,
         }),
@@ -227,6 +261,43 @@ fn path_value(
             path: tool.source.path.clone(),
         }),
     }
+}
+
+/// A length limit and how it is explained.
+struct Limit {
+    chars: usize,
+    place: &'static str,
+    hint: &'static str,
+}
+
+const PATH_LIMIT: Limit = Limit {
+    chars: MAX_PATH_VALUE_CHARS,
+    place: "a value in the request path",
+    hint: "Atomicwork ids are short (e.g. ITREQ-12 or 42): pass the id itself",
+};
+
+const QUERY_LIMIT: Limit = Limit {
+    chars: MAX_QUERY_VALUE_CHARS,
+    place: "a query value",
+    hint: "pass a shorter value",
+};
+
+/// Refuses a value longer than `limit`, naming the argument but not quoting the value.
+fn check_length(name: &str, value: &str, limit: Limit) -> Result<(), BuildError> {
+    if value.len() <= limit.chars {
+        return Ok(());
+    }
+    let chars = value.chars().count();
+    if chars <= limit.chars {
+        return Ok(());
+    }
+    Err(BuildError::TooLong {
+        name: name.into(),
+        chars,
+        limit: limit.chars,
+        place: limit.place,
+        hint: limit.hint,
+    })
 }
 
 /// The argument `name` as text; absent or null is `None`, anything but a scalar is
@@ -296,6 +367,7 @@ fn push_query(out: &mut Vec<(String, String)>, name: &str, v: &Value) -> Result<
                 let text = scalar_text(item).ok_or_else(|| {
                     bad("is a query parameter; its items must be strings, numbers or booleans")
                 })?;
+                check_length(name, &text, QUERY_LIMIT)?;
                 out.push((name.into(), text));
             }
         }
@@ -306,6 +378,7 @@ fn push_query(out: &mut Vec<(String, String)>, name: &str, v: &Value) -> Result<
         }
         scalar => {
             if let Some(text) = scalar_text(scalar) {
+                check_length(name, &text, QUERY_LIMIT)?;
                 out.push((name.into(), text));
             }
         }

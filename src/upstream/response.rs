@@ -7,14 +7,14 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::ratelimit::RateLimitInfo;
+use super::redact::Redactor;
 use crate::catalog::{HttpMethod, Tool};
 
 /// Upstream text quoted in an error result is cut to this many characters.
 const ERROR_BODY_CHARS: usize = 2_000;
-/// API keys shorter than this are not searched for in results: a very short string would
-/// match ordinary text and mangle it.
-const MIN_REDACTED_KEY_LEN: usize = 8;
-const REDACTED: &str = "[redacted]";
+/// Longest text block of an error result, in characters. Error texts quote arguments and
+/// upstream messages, which can be arbitrarily long; a longer block is cut with a note.
+pub const MAX_ERROR_TEXT_CHARS: usize = 4_000;
 /// Added to failures of a write that may have reached Atomicwork.
 const MAYBE_APPLIED: &str = " The change may or may not have been applied: check with a read tool before retrying, so it is not made twice.";
 
@@ -89,52 +89,56 @@ impl ToolResult {
 
     /// Replaces every occurrence of `secret` in text and structured content.
     pub(super) fn redact(&mut self, secret: &str) {
-        if secret.len() < MIN_REDACTED_KEY_LEN {
-            return;
-        }
+        let redactor = Redactor::new(secret);
         for block in &mut self.content {
-            if block.contains(secret) {
-                *block = block.replace(secret, REDACTED);
-            }
+            redactor.string(block);
         }
-        // The structured text only holds the secret literally: answers with `\u` or `\/`
-        // escapes are normalised before they get here (see `passthrough`).
+        // The structured text holds the secret as written in JSON: answers with `\u` or
+        // `\/` escapes are normalised before they get here (see `passthrough`).
         let found = self
             .structured
             .as_ref()
-            .is_some_and(|raw| raw.get().contains(secret) || !plain_json_chars(secret));
+            .is_some_and(|raw| redactor.found_in(raw.get().as_bytes()));
         if found && let Some(mut v) = self.structured_value() {
-            redact_value(&mut v, secret);
+            redactor.value(&mut v);
             self.structured = serde_json::value::to_raw_value(&v).ok();
         }
     }
+
+    /// Cuts every text block of an error result to [`MAX_ERROR_TEXT_CHARS`], with a note
+    /// saying how long it was. `secret` is redacted first, so no part of it survives the
+    /// cut. Results that are not errors are left alone (they have their own cap).
+    pub fn cap_error_text(&mut self, secret: &str) {
+        if !self.is_error {
+            return;
+        }
+        let redactor = Redactor::new(secret);
+        for block in &mut self.content {
+            redactor.string(block);
+            cap_text(block, MAX_ERROR_TEXT_CHARS, redactor);
+        }
+    }
+}
+
+/// Cuts `text` to at most `max_chars` characters, ending with a note that says how long
+/// it was; a start of the key left at the cut is removed.
+pub(crate) fn cap_text(text: &mut String, max_chars: usize, redactor: Redactor<'_>) {
+    if fits(text, max_chars) {
+        return;
+    }
+    let full = text.chars().count();
+    let note = format!("… [cut: the text was {full} characters]");
+    let room = max_chars.saturating_sub(note.chars().count());
+    if let Some((at, _)) = text.char_indices().nth(room) {
+        text.truncate(at);
+    }
+    redactor.cut_end(text, room);
+    text.push_str(&note);
 }
 
 /// Structured content from JSON text already written, without writing it again.
 pub(super) fn json_copy(text: &str) -> Option<Box<RawValue>> {
     RawValue::from_string(text.to_owned()).ok()
-}
-
-/// True when `s` appears unescaped inside JSON string text.
-fn plain_json_chars(s: &str) -> bool {
-    !s.chars().any(|c| c == '"' || c == '\\' || c.is_control())
-}
-
-fn redact_value(v: &mut Value, secret: &str) {
-    match v {
-        Value::String(s) if s.contains(secret) => *s = s.replace(secret, REDACTED),
-        Value::Array(items) => items.iter_mut().for_each(|i| redact_value(i, secret)),
-        Value::Object(map) => {
-            if map.keys().any(|k| k.contains(secret)) {
-                let old = std::mem::take(map);
-                for (k, val) in old {
-                    map.insert(k.replace(secret, REDACTED), val);
-                }
-            }
-            map.values_mut().for_each(|i| redact_value(i, secret));
-        }
-        _ => {}
-    }
 }
 
 /// What a result message needs to know about the call.
@@ -147,6 +151,8 @@ pub(super) struct CallContext<'a> {
     pub max_chars: usize,
     pub attempts: u32,
     pub timeout: Duration,
+    /// The API key, removed from every text before it is cut.
+    pub redactor: Redactor<'a>,
 }
 
 impl CallContext<'_> {
@@ -213,7 +219,7 @@ pub(super) fn success(
         let structured = json_copy(&ack);
         return ToolResult::ok(vec![ack], structured);
     }
-    match passthrough(body, ctx.max_chars) {
+    match passthrough(body, ctx) {
         Passthrough::Done(result) => result,
         Passthrough::NeedsTree => match serde_json::from_slice::<Value>(body) {
             Ok(value) => fit_json(value, ctx),
@@ -248,18 +254,19 @@ enum Passthrough {
     Done(ToolResult),
     /// Not JSON at all.
     NotJson,
-    /// JSON over the cap, or a body with `\u`/`\/` escapes (not parsed here): it goes to
-    /// a tree, and to the text path when that fails (a tree is also stricter about nesting
-    /// depth and number range).
+    /// JSON over the cap, a body with `\u`/`\/` escapes (not parsed here) or one that
+    /// echoes the API key: it goes to a tree, and to the text path when that fails (a tree
+    /// is also stricter about nesting depth and number range).
     NeedsTree,
 }
 
 /// The common answer, a JSON document within the size cap, passed through as it came
 /// (whitespace between tokens removed) without building a tree. Answers with `\u`/`\/`
 /// escapes go to the tree, where they are normalised, so the text holds what the escapes
-/// spell.
-fn passthrough(body: &[u8], max_chars: usize) -> Passthrough {
-    if has_normalised_escape(body) {
+/// spell; so do answers that echo the API key, which is redacted in the tree's strings.
+fn passthrough(body: &[u8], ctx: &CallContext<'_>) -> Passthrough {
+    let max_chars = ctx.max_chars;
+    if has_normalised_escape(body) || ctx.redactor.found_in(body) {
         return Passthrough::NeedsTree;
     }
     let Ok(raw) = serde_json::from_slice::<&RawValue>(body) else {
@@ -335,8 +342,10 @@ fn string_end(bytes: &[u8], mut from: usize) -> usize {
 }
 
 /// JSON text within the size cap: drops trailing items of `data` (or of a top-level
-/// array) so the text stays valid JSON; otherwise cuts the text.
-fn fit_json(value: Value, ctx: &CallContext<'_>) -> ToolResult {
+/// array) so the text stays valid JSON; otherwise cuts the text. The API key is redacted
+/// first.
+fn fit_json(mut value: Value, ctx: &CallContext<'_>) -> ToolResult {
+    ctx.redactor.value(&mut value);
     let max = ctx.max_chars;
     let text = serde_json::to_string(&value).unwrap_or_default();
     if fits(&text, max) {
@@ -457,11 +466,13 @@ fn items_note(ctx: &CallContext<'_>, f: &Facts) -> String {
     note
 }
 
-/// Text cut at a character boundary, with a note when it was cut.
+/// Text cut at a character boundary, with a note when it was cut. The API key is
+/// redacted before the cut, and a start of it left at the cut is removed.
 fn fit_text(text: &str, ctx: &CallContext<'_>) -> Vec<String> {
     let max = ctx.max_chars;
+    let text = ctx.redactor.text(text);
     let Some((cut, _)) = text.char_indices().nth(max) else {
-        return vec![text.to_string()];
+        return vec![text.into_owned()];
     };
     let full = text.chars().count();
     let mut note = format!(
@@ -472,7 +483,9 @@ fn fit_text(text: &str, ctx: &CallContext<'_>) -> Vec<String> {
     } else {
         note.push_str(" Narrow the request (filters, search_key or a more specific id) to get a smaller result.");
     }
-    vec![text[..cut].to_string(), note]
+    let mut shown = text[..cut].to_string();
+    ctx.redactor.cut_end(&mut shown, max);
+    vec![shown, note]
 }
 
 // ---------------------------------------------------------------------------------------
@@ -500,7 +513,8 @@ pub(super) fn http_failure(
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let envelope = parsed.as_ref().and_then(Envelope::of);
     if let Some(e) = &envelope {
-        text.push_str(&format!(" Atomicwork says: {:?}", e.message));
+        let message = quoted(&e.message, ctx.max_chars, ctx.redactor);
+        text.push_str(&format!(" Atomicwork says: {message:?}"));
         if let Some(code) = &e.code {
             text.push_str(&format!(" (code {code})"));
         }
@@ -510,7 +524,7 @@ pub(super) fn http_failure(
     text.push_str(&hint(ctx, status, rate, location));
     let mut result = ToolResult::error(text);
     let only_envelope = envelope.as_ref().is_some_and(|e| e.is_whole_body);
-    if !only_envelope && let Some(snippet) = body_snippet(body, ctx.max_chars) {
+    if !only_envelope && let Some(snippet) = body_snippet(body, ctx.max_chars, ctx.redactor) {
         result.content.push(format!("Response body: {snippet}"));
     }
     result
@@ -549,18 +563,32 @@ impl Envelope {
     }
 }
 
-fn body_snippet(body: &[u8], max_chars: usize) -> Option<String> {
+/// The error body as quoted in an error result: the API key redacted, then cut to
+/// [`ERROR_BODY_CHARS`] (or the result cap, if lower).
+fn body_snippet(body: &[u8], max_chars: usize, redactor: Redactor<'_>) -> Option<String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
     let Ok(text) = std::str::from_utf8(body) else {
         return Some(format!("({} bytes of non-text data)", body.len()));
     };
+    Some(quoted(text.trim(), max_chars, redactor))
+}
+
+/// Upstream text as quoted in an error result, so the advice after it is never cut
+/// away: the API key redacted, then cut to [`ERROR_BODY_CHARS`] (or the result cap, if
+/// lower) with a start of the key left at the cut removed.
+fn quoted(text: &str, max_chars: usize, redactor: Redactor<'_>) -> String {
+    let text = redactor.text(text);
     let limit = ERROR_BODY_CHARS.min(max_chars);
-    Some(match text.trim().char_indices().nth(limit) {
-        Some((cut, _)) => format!("{}… (cut)", &text.trim()[..cut]),
-        None => text.trim().to_string(),
-    })
+    match text.char_indices().nth(limit) {
+        Some((cut, _)) => {
+            let mut shown = text[..cut].to_string();
+            redactor.cut_end(&mut shown, limit);
+            format!("{shown}… (cut)")
+        }
+        None => text.into_owned(),
+    }
 }
 
 fn hint(

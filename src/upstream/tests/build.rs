@@ -14,8 +14,6 @@ fn path_of(tool_name: &str, a: serde_json::Value) -> Result<String, BuildError> 
 #[test]
 fn path_injection_attempts_stay_one_segment() {
     let cases = [
-        ("../admin", "/api/v1/requests/..%2Fadmin"),
-        ("a/b", "/api/v1/requests/a%2Fb"),
         ("%2e%2e", "/api/v1/requests/%252e%252e"),
         ("?x=1", "/api/v1/requests/%3Fx%3D1"),
         ("x#frag", "/api/v1/requests/x%23frag"),
@@ -65,6 +63,113 @@ fn dot_segments_are_rejected_with_a_clear_error() {
         );
         assert!(err.to_string().contains("not a valid id"), "{err}");
     }
+}
+
+#[test]
+fn ids_with_a_slash_are_refused() {
+    for id in ["a/b", "../admin", "/", "ITREQ-1/", "%2F/x"] {
+        let err = path_of(
+            "get_single_atomicwork_requests_number_by_id",
+            json!({"id": id}),
+        )
+        .expect_err("an id with a slash is refused");
+        assert_eq!(
+            err,
+            BuildError::BadPathSegment {
+                name: "id".into(),
+                value: id.into()
+            }
+        );
+        assert!(err.is_argument_error());
+        assert!(err.to_string().contains("\"/\""), "{err}");
+    }
+}
+
+#[test]
+fn over_long_path_and_query_values_are_refused_naming_the_argument_and_limit() {
+    use crate::upstream::{MAX_PATH_VALUE_CHARS, MAX_QUERY_VALUE_CHARS};
+    let get = tool("get_single_atomicwork_requests_number_by_id");
+    let fits = "I".repeat(MAX_PATH_VALUE_CHARS);
+    assert!(build_request(&get, &args(json!({"id": fits})), &target(BASE)).is_ok());
+    for (name, a, limit) in [
+        (
+            "id",
+            json!({"id": "I".repeat(1_000_000)}),
+            MAX_PATH_VALUE_CHARS,
+        ),
+        (
+            "id",
+            json!({"id": "/".repeat(MAX_PATH_VALUE_CHARS + 1)}),
+            MAX_PATH_VALUE_CHARS,
+        ),
+        (
+            "workspace_id",
+            json!({"id": "1", "workspace_id": "7".repeat(5_000)}),
+            MAX_PATH_VALUE_CHARS,
+        ),
+    ] {
+        let err = build_request(&get, &args(a), &target(BASE)).expect_err("too long");
+        let text = err.to_string();
+        assert!(err.is_argument_error(), "{text}");
+        assert!(text.contains(&format!("`{name}`")), "{text}");
+        assert!(text.contains(&limit.to_string()), "{text}");
+        assert!(text.len() < 400, "the value is not quoted: {text}");
+    }
+    let audit = tool("list_all_atomicwork_audit_logs");
+    let long = "s".repeat(MAX_QUERY_VALUE_CHARS + 1);
+    let err = build_request(&audit, &args(json!({"search_key": long})), &target(BASE))
+        .expect_err("too long");
+    let text = err.to_string();
+    assert!(
+        text.contains("`search_key`") && text.contains(&MAX_QUERY_VALUE_CHARS.to_string()),
+        "{text}"
+    );
+    assert!(text.len() < 400, "{text}");
+    let fits = "s".repeat(MAX_QUERY_VALUE_CHARS);
+    assert!(build_request(&audit, &args(json!({"search_key": fits})), &target(BASE)).is_ok());
+}
+
+#[test]
+fn a_url_over_the_limit_is_refused() {
+    use crate::upstream::MAX_URL_BYTES;
+    let t = tool("list_all_atomicwork_requester_entities");
+    let ids: Vec<u64> = (100_000..102_000).collect();
+    let a = json!({"entity_type": "SERVICE_REQUEST", "service_item_ids": ids});
+    let err = build_request(&t, &args(a), &target(BASE)).expect_err("URL too long");
+    let text = err.to_string();
+    assert!(err.is_argument_error(), "{text}");
+    assert!(text.contains(&MAX_URL_BYTES.to_string()), "{text}");
+    let few = json!({"entity_type": "SERVICE_REQUEST", "service_item_ids": [100_000, 100_001]});
+    assert!(build_request(&t, &args(few), &target(BASE)).is_ok());
+}
+
+#[tokio::test]
+async fn over_long_and_slashed_ids_send_nothing_and_say_why() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    for id in ["I".repeat(1_000_000), "a/b".to_string()] {
+        let o = super::call_with(
+            &server.uri(),
+            "get_single_atomicwork_requests_number_by_id",
+            json!({"id": id}),
+            |_| {},
+        )
+        .await;
+        assert_eq!(o.class, crate::upstream::OutcomeClass::InvalidArguments);
+        assert_eq!(o.attempts, 0);
+        let text = o.result.content.join("\n");
+        assert!(
+            text.contains("invalid arguments") && text.contains("`id`"),
+            "{text}"
+        );
+        assert!(text.len() < 600, "{} characters", text.len());
+        assert!(!text.contains("Retry"), "not worth retrying: {text}");
+    }
+    server.verify().await;
 }
 
 #[test]

@@ -247,6 +247,29 @@ async fn rate_limited_without_retry_says_when() {
 }
 
 #[tokio::test]
+async fn rate_limited_with_only_retry_after_gets_a_reset() {
+    let secs = read_answered(ResponseTemplate::new(429).insert_header("retry-after", "12")).await;
+    let rl = secs.rate_limit.expect("rate limit info");
+    assert_eq!((rl.retry_after, rl.reset), (Some(12), Some(12)));
+
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&at)
+        .expect("an HTTP date");
+    let dated =
+        read_answered(ResponseTemplate::new(429).insert_header("retry-after", date.as_str())).await;
+    let rl = dated.rate_limit.expect("rate limit info");
+    let reset = rl.reset.expect("a reset derived from the date");
+    assert!((110..=121).contains(&reset), "{reset} from {date}");
+    assert_eq!(rl.reset, rl.retry_after);
+
+    // Only a 429 is about a quota: a 503's Retry-After says nothing about one.
+    let busy = read_answered(ResponseTemplate::new(503).insert_header("retry-after", "12")).await;
+    let rl = busy.rate_limit.expect("rate limit info");
+    assert_eq!((rl.retry_after, rl.reset), (Some(12), None));
+}
+
+#[tokio::test]
 async fn success_object_is_text_and_structured() {
     let body = json!({"id": 12, "display_id": "ITREQ-12", "subject": "VPN"});
     let o = read_answered(
@@ -511,12 +534,18 @@ async fn notice_is_the_first_block_of_every_result() {
 #[tokio::test]
 async fn injected_id_reaches_the_server_as_one_segment() {
     let server = MockServer::start().await;
-    Mock::given(path("/api/v1/requests/..%2Fadmin"))
+    Mock::given(path("/api/v1/requests/..%252Fadmin%3Fx%3D1%23y"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": 1})))
         .expect(1)
         .mount(&server)
         .await;
-    let o = call_with(&server.uri(), READ, json!({"id": "../admin"}), |_| {}).await;
+    let o = call_with(
+        &server.uri(),
+        READ,
+        json!({"id": "..%2Fadmin?x=1#y"}),
+        |_| {},
+    )
+    .await;
     assert_eq!(o.class, OutcomeClass::Ok, "{o:?}");
 }
 

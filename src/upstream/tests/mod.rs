@@ -1,6 +1,7 @@
 //! Tests of the upstream client. Wire tests run against a real HTTP server (wiremock).
 
 mod build;
+mod cut;
 mod failures;
 mod leak;
 mod passthrough;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+use super::redact::Redactor;
 use super::response::{CallContext, Paging, success};
 use super::{CallOutcome, Target, ToolResult, Upstream, UpstreamOptions};
 use crate::catalog::{Catalog, Tool, ToolSource};
@@ -98,6 +100,7 @@ pub(super) fn success_for(
         max_chars,
         attempts: 1,
         timeout: Duration::from_secs(30),
+        redactor: Redactor::new(KEY),
     };
     success(&ctx, 200, "application/json", body)
 }
