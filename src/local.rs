@@ -16,7 +16,7 @@ use crate::catalog::Catalog;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
 use crate::manifest::{self, Manifests};
 use crate::registry::{Registry, ServerId, ServerView};
-use crate::resolve::{self, Problem, ResolveOptions};
+use crate::resolve::{self, ResolveOptions};
 use crate::secret::{Secret, TokenHash};
 use crate::token::{self, TokenRecord};
 use crate::upstream::{Upstream, UpstreamOptions};
@@ -59,6 +59,9 @@ struct StoredToken {
     token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rotation: Option<String>,
+    /// The `expiresAt` the token was last kept under (see [`TokenRecord::expires_at`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
 }
 
 struct TokenStore {
@@ -84,6 +87,7 @@ impl TokenStore {
         self.file.servers.get(&id.to_string()).map(|s| TokenRecord {
             token: Secret::new(s.token.as_str()),
             rotation: s.rotation.clone(),
+            expires_at: s.expires_at,
         })
     }
 
@@ -94,6 +98,7 @@ impl TokenStore {
                 StoredToken {
                     token: r.token.expose().to_string(),
                     rotation: r.rotation.clone(),
+                    expires_at: r.expires_at,
                 },
             ),
             None => self.file.servers.remove(&id.to_string()),
@@ -178,19 +183,31 @@ impl Loader {
         for server in &m.servers {
             let res = resolve::resolve(server, &m, &self.catalog, now, &self.resolve);
             seen.push(res.id.to_string());
-            let expired = matches!(res.view, Err(Problem::Expired(_)));
             let existing = self.token_for(&res.id, &m);
             let record = token::next(
                 existing.as_ref(),
                 server.rotation(),
-                expired,
+                res.expires_at,
+                now,
                 res.view.is_ok(),
                 crate::secret::mint_token,
             )
             .context("reading the OS random number generator")?;
             self.store.set(&res.id, record.as_ref());
-            let outcome = match (res.view, &record) {
-                (Ok(view), Some(r)) => {
+            // An expired server keeps its token and answers 403 "expired" until the
+            // manifest is removed, the token rotated or expiresAt moved into the future.
+            let until = record.as_ref().and_then(|r| r.valid_until(res.expires_at));
+            let expired_at = until.filter(|at| now >= *at);
+            let outcome = match (res.view, &record, expired_at) {
+                (_, Some(r), Some(at)) => {
+                    let view = ServerView::expired(res.id.clone(), server.display_name(), at);
+                    entries.push((r.token.digest(), view));
+                    Err(format!(
+                        "Expired: expired at {at}; its URL answers 403 (expired); move spec.expiresAt into the future to mint a new token"
+                    ))
+                }
+                (Ok(mut view), Some(r), None) => {
+                    view.expires_at = until;
                     let url = token::connector_url(&self.public_url, &r.token);
                     let suspended = view.suspended;
                     entries.push((r.token.digest(), view));
@@ -203,8 +220,8 @@ impl Loader {
                     });
                     continue;
                 }
-                (Ok(_), None) => Err("no token could be minted".to_string()),
-                (Err(p), _) => Err(format!("{}: {p}", p.reason())),
+                (Ok(_), None, _) => Err("no token could be minted".to_string()),
+                (Err(p), _, _) => Err(format!("{}: {p}", p.reason())),
             };
             lines.push(ServerLine {
                 id: res.id,
@@ -228,10 +245,14 @@ impl Loader {
             .and_then(|d| d.get("token"))
             .and_then(|t| token::usable_token(t));
         match from_manifest {
-            Some(token) => Some(TokenRecord {
-                token,
-                rotation: self.store.get(id).and_then(|r| r.rotation),
-            }),
+            Some(token) => {
+                let stored = self.store.get(id);
+                Some(TokenRecord {
+                    token,
+                    rotation: stored.as_ref().and_then(|r| r.rotation.clone()),
+                    expires_at: stored.and_then(|r| r.expires_at),
+                })
+            }
             None => self.store.get(id),
         }
     }

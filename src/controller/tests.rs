@@ -295,34 +295,49 @@ async fn a_filter_matching_no_tool_gets_no_url() {
     );
 }
 
+/// The token Secret as a reconcile before expiry left it: the token kept under the
+/// server's current `expiresAt`.
+fn kept_under_expiry(server: &AtomicworkMcpServer, token: &str) -> K8sSecret {
+    let mut secret = token_secret(server, token, None);
+    if let Some(at) = &server.spec.expires_at {
+        secret
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(reconcile::TOKEN_EXPIRES_ANNOTATION.into(), at.clone());
+    }
+    secret
+}
+
 #[tokio::test]
-async fn at_expiry_the_token_secret_is_deleted_and_an_event_recorded() {
+async fn at_expiry_the_token_secret_is_kept_and_the_status_says_expired() {
     let server = server("change-ops").expires_in(-5);
-    let token = token_secret(&server, OLD_TOKEN, None);
+    let token = kept_under_expiry(&server, OLD_TOKEN);
     let previous = settled(server.clone().expires_in(600), &token);
     let server = server.with_status_of(previous.status.as_ref().expect("status"));
     let (ctx, mut api) = context();
     let s = server.clone();
     let t = token.clone();
-    let (result, (deleted, status, events)) = reconcile_with(&server, ctx, async move {
+    let (result, (status, events)) = reconcile_with(&server, ctx, async move {
         api.get_secret(API_SECRET, Some(&api_secret())).await;
         api.get_secret("change-ops-mcp-token", Some(&t)).await;
-        let deleted = api.delete_secret("change-ops-mcp-token").await;
+        // No write to the token Secret: its URL keeps answering 403 "expired".
         let status = api.apply_status(&s).await;
-        (deleted, status, vec![api.event().await, api.event().await])
+        let events = vec![api.event().await];
+        api.assert_idle().await;
+        (status, events)
     })
     .await;
     assert!(result.is_ok(), "{result:?}");
-    assert_eq!(
-        deleted.body["preconditions"]["uid"],
-        "uid-secret-change-ops-mcp-token"
-    );
     assert_eq!(condition(&status.body, "Expired")["status"], "True");
     assert_eq!(condition(&status.body, "Ready")["reason"], "Expired");
     assert!(status.body["status"].get("url").is_none());
-    assert!(status.body["status"].get("tokenSecretRef").is_none());
+    assert_eq!(
+        status.body["status"]["tokenSecretRef"]["name"],
+        "change-ops-mcp-token"
+    );
     let reasons: Vec<_> = events.iter().map(|e| e.body["reason"].clone()).collect();
-    assert_eq!(reasons, ["TokenRevoked", "Expired"]);
+    assert_eq!(reasons, ["Expired"]);
     assert_no_secrets_in(&events, &[OLD_TOKEN]);
 }
 
@@ -522,16 +537,72 @@ fn the_requeue_lands_at_expiry() {
 #[test]
 fn moving_expiry_into_the_future_mints_a_new_token() {
     let server = server("change-ops").expires_in(-5);
-    let expired = decide(&server, &[api_secret()], None);
-    assert_eq!(
-        expired.token,
-        TokenPlan::Unchanged,
-        "nothing to revoke any more"
-    );
+    let token = kept_under_expiry(&server, OLD_TOKEN);
+    let expired = decide(&server, &[api_secret()], Some(&token));
+    assert_eq!(expired.token, TokenPlan::Unchanged, "kept at expiry");
     let server = server.with_status_of(&expired.status).expires_in(3600);
-    let d = decide(&server, &[api_secret()], None);
-    assert!(matches!(d.token, TokenPlan::Apply(_)));
+    let d = decide(&server, &[api_secret()], Some(&token));
+    let TokenPlan::Apply(secret) = &d.token else {
+        panic!("a new token Secret: {:?}", d.token)
+    };
+    let record = reconcile::record_of(secret).expect("a token");
+    assert_ne!(record.token.expose(), OLD_TOKEN);
+    assert_eq!(
+        record.expires_at.map(|t| t.to_string()),
+        server.spec.expires_at
+    );
     assert!(d.events.iter().any(|e| e.reason == "TokenMinted"));
+    assert!(d.status.url.is_some());
+}
+
+#[test]
+fn moving_expiry_before_it_passes_keeps_the_token() {
+    let server = server("change-ops").expires_in(600);
+    let token = kept_under_expiry(&server, OLD_TOKEN);
+    let server = settled(server, &token).expires_in(7200);
+    let d = decide(&server, &[api_secret()], Some(&token));
+    let TokenPlan::Apply(secret) = &d.token else {
+        panic!("the new expiry is noted on the token Secret: {:?}", d.token)
+    };
+    let record = reconcile::record_of(secret).expect("a token");
+    assert_eq!(record.token.expose(), OLD_TOKEN);
+    assert_eq!(
+        record.expires_at.map(|t| t.to_string()),
+        server.spec.expires_at
+    );
+    assert!(d.events.iter().all(|e| e.reason != "TokenMinted"));
+}
+
+#[test]
+fn a_token_secret_without_an_expiry_note_is_kept_and_noted_at_expiry() {
+    // A token Secret written before expiries were noted on it.
+    let server = server("change-ops").expires_in(-5);
+    let token = token_secret(&server, OLD_TOKEN, None);
+    let d = decide(&server, &[api_secret()], Some(&token));
+    let TokenPlan::Apply(secret) = &d.token else {
+        panic!("the expiry is noted: {:?}", d.token)
+    };
+    let record = reconcile::record_of(secret).expect("a token");
+    assert_eq!(record.token.expose(), OLD_TOKEN);
+    assert_eq!(
+        record.expires_at.map(|t| t.to_string()),
+        server.spec.expires_at
+    );
+}
+
+#[test]
+fn rotating_an_expired_server_deletes_its_token_secret() {
+    let server = server("change-ops").rotated("1").expires_in(-5);
+    let token = kept_under_expiry(&server, OLD_TOKEN);
+    let mut token = token;
+    token
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(crate::crd::ROTATE_ANNOTATION.into(), "1".into());
+    let d = decide(&server.clone().rotated("2"), &[api_secret()], Some(&token));
+    assert_eq!(d.token, TokenPlan::Delete);
+    assert!(d.events.iter().any(|e| e.reason == "TokenRevoked"));
 }
 
 #[test]
@@ -599,9 +670,9 @@ fn a_token_secret_left_by_an_earlier_resource_is_replaced() {
 }
 
 #[test]
-fn a_broken_server_keeps_its_token_until_it_expires() {
-    let server = server("change-ops");
-    let token = token_secret(&server, OLD_TOKEN, None);
+fn a_broken_server_keeps_its_token_through_expiry() {
+    let server = server("change-ops").expires_in(600);
+    let token = kept_under_expiry(&server, OLD_TOKEN);
     let d = decide(&server, &[], Some(&token));
     assert_eq!(
         d.token,
@@ -609,11 +680,12 @@ fn a_broken_server_keeps_its_token_until_it_expires() {
         "the token survives a missing API key"
     );
     let server = server.expires_in(-5);
+    let token = kept_under_expiry(&server, OLD_TOKEN);
     let d = decide(&server, &[], Some(&token));
     assert_eq!(
         d.token,
-        TokenPlan::Delete,
-        "expiry revokes whatever else is wrong"
+        TokenPlan::Unchanged,
+        "expiry keeps the token so its URL says it expired"
     );
 }
 
@@ -695,6 +767,70 @@ mod feed {
         assert!(
             served(std::slice::from_ref(&s), std::slice::from_ref(&t)).is_empty(),
             "no API key"
+        );
+    }
+
+    /// The views served for these servers, by token.
+    fn views(
+        servers: &[AtomicworkMcpServer],
+        secrets: &[K8sSecret],
+    ) -> Vec<crate::registry::ServerView> {
+        let lookup = |ns: &str, name: &str| {
+            secrets
+                .iter()
+                .find(|s| {
+                    s.metadata.namespace.as_deref() == Some(ns)
+                        && s.metadata.name.as_deref() == Some(name)
+                })
+                .cloned()
+                .map(Arc::new)
+        };
+        entries(servers, &lookup, &opts(), Timestamp::now())
+            .into_iter()
+            .map(|(_, view)| view)
+            .collect()
+    }
+
+    #[test]
+    fn an_expired_server_stays_registered_to_answer_403_expired() {
+        let s = server("a").expires_in(-5);
+        let t = super::kept_under_expiry(&s, OLD_TOKEN);
+        assert_eq!(
+            served(std::slice::from_ref(&s), &[api_secret(), t.clone()]),
+            ["it-ops/a"]
+        );
+        // Whatever else is wrong with it (here: its API key Secret is gone).
+        let served_views = views(std::slice::from_ref(&s), std::slice::from_ref(&t));
+        assert_eq!(served_views.len(), 1);
+        let view = &served_views[0];
+        assert_eq!(
+            view.admit(Timestamp::now(), None),
+            Err(crate::registry::Refusal::Expired)
+        );
+        assert!(view.tools.is_empty());
+        assert_eq!(
+            view.expires_at.map(|t| t.to_string()),
+            s.spec.expires_at,
+            "the refusal names the expiry"
+        );
+    }
+
+    #[test]
+    fn a_token_past_its_noted_expiry_is_never_served_again() {
+        // expiresAt moved into the future, but the controller has not minted the new
+        // token yet: the old one still only answers 403.
+        let expired = server("a").expires_in(-5);
+        let t = super::kept_under_expiry(&expired, OLD_TOKEN);
+        let extended = expired.clone().expires_in(3600);
+        let served_views = views(&[extended], &[api_secret(), t]);
+        assert_eq!(served_views.len(), 1);
+        assert_eq!(
+            served_views[0].admit(Timestamp::now(), None),
+            Err(crate::registry::Refusal::Expired)
+        );
+        assert_eq!(
+            served_views[0].expires_at.map(|t| t.to_string()),
+            expired.spec.expires_at
         );
     }
 
