@@ -1,7 +1,9 @@
 //! End to end against a real cluster: the controller and the data plane run in this
 //! process against the cluster KUBECONFIG names; every test works in a fresh namespace and
 //! calls tools through the connector URL in the resource's status, against the sandbox
-//! tenant. Enabled with `AWMCP_E2E=1`; otherwise every test says so and passes.
+//! tenant. Every test is ignored by default (an unrun test never counts as passed); run
+//! them with `AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored
+//! --test-threads=1`.
 //!
 //! Uses only APIs that are GA in Kubernetes 1.24.
 
@@ -19,7 +21,7 @@ use atomicwork_mcp::sandbox::{self, Sandbox};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, CustomResourceExt, ResourceExt};
 use serde_json::{Value, json};
@@ -30,12 +32,14 @@ const MANAGER: &str = "atomicwork-mcp-e2e";
 const TOOL: &str = "list_all_atomicwork_audit_logs";
 const WAIT: Duration = Duration::from_secs(60);
 
-fn enabled() -> bool {
-    if std::env::var("AWMCP_E2E").as_deref() == Ok("1") {
-        return true;
-    }
-    println!("skipped: set AWMCP_E2E=1 and KUBECONFIG to run against a cluster");
-    false
+/// Refuses to touch a cluster unless asked to: the tests create a CRD and namespaces in
+/// whatever cluster KUBECONFIG names.
+fn require_cluster() {
+    assert_eq!(
+        std::env::var("AWMCP_E2E").as_deref(),
+        Ok("1"),
+        "the end-to-end tests change the cluster KUBECONFIG names; set AWMCP_E2E=1 to run them"
+    );
 }
 
 /// The operator running in-process against one fresh namespace.
@@ -51,11 +55,12 @@ struct Env {
 
 impl Env {
     async fn start() -> Env {
+        require_cluster();
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = Client::try_default()
             .await
             .expect("a cluster from KUBECONFIG");
-        install_crd(&client).await;
+        install_crds(&client).await;
         let ns = format!("awmcp-e2e-{}", suffix());
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let namespace: Namespace =
@@ -301,24 +306,72 @@ impl Env {
     }
 }
 
-async fn install_crd(client: &Client) {
+/// Applies crds/ the way `kubectl apply -f crds/` does: every `.yaml`, `.yml` and `.json`
+/// file, every document in it an object of a kind the API server knows (anything else
+/// fails, as it fails kubectl). Then waits until each CRD is established.
+async fn install_crds(client: &Client) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("crds/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "crds/ holds no manifest");
+    let mut crd_names = Vec::new();
+    for file in files {
+        let what = file.display().to_string();
+        let text = std::fs::read_to_string(&file).expect("read a file in crds/");
+        for doc in atomicwork_mcp::manifest::documents(&text) {
+            let value: Value = serde_saphyr::from_str(&doc).expect("YAML");
+            if value.is_null() {
+                continue;
+            }
+            let object: DynamicObject = serde_json::from_value(value)
+                .unwrap_or_else(|e| panic!("{what}: not a Kubernetes object: {e}"));
+            let types = object.types.clone().unwrap_or_else(|| {
+                panic!("{what}: a document without apiVersion and kind")
+            });
+            let gvk = GroupVersionKind::try_from(&types)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("{what}: `kubectl apply -f crds/` would fail on {types:?}: {e}")
+                });
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let name = object.name_any();
+            api.patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{what}: applying {name}: {e}"));
+            if types.kind == "CustomResourceDefinition" {
+                crd_names.push(name);
+            }
+        }
+    }
+    assert!(
+        crd_names.contains(&AtomicworkMcpServer::crd_name().to_string()),
+        "crds/ holds the AtomicworkMcpServer CRD: {crd_names:?}"
+    );
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = AtomicworkMcpServer::crd();
-    let name = crd.name_any();
-    crds.patch(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply the CRD");
-    tokio::time::timeout(
-        WAIT,
-        await_condition(crds, &name, conditions::is_crd_established()),
-    )
-    .await
-    .expect("CRD established in time")
-    .expect("watching the CRD");
+    for name in crd_names {
+        tokio::time::timeout(
+            WAIT,
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established in time")
+        .expect("watching the CRD");
+    }
 }
 
 fn suffix() -> String {
@@ -358,10 +411,8 @@ fn is_tool_result(body: &Value) -> bool {
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn serves_tools_and_keeps_the_token_across_a_controller_restart() {
-    if !enabled() {
-        return;
-    }
     let mut env = Env::start().await;
     env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
         .await;
@@ -395,10 +446,8 @@ async fn serves_tools_and_keeps_the_token_across_a_controller_restart() {
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn rotation_stops_the_old_url_at_once() {
-    if !enabled() {
-        return;
-    }
     let env = Env::start().await;
     env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
         .await;
@@ -422,10 +471,8 @@ async fn rotation_stops_the_old_url_at_once() {
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn an_expired_url_answers_403_until_extending_expiry_mints_a_new_one() {
-    if !enabled() {
-        return;
-    }
     let env = Env::start().await;
     env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
         .await;
@@ -471,10 +518,8 @@ async fn an_expired_url_answers_403_until_extending_expiry_mints_a_new_one() {
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn a_secret_created_late_is_picked_up_without_a_restart() {
-    if !enabled() {
-        return;
-    }
     let env = Env::start().await;
     env.apply_server("ops", json!({}), json!({})).await;
     env.wait_for("ops", "SecretNotFound", |s| {
@@ -489,10 +534,8 @@ async fn a_secret_created_late_is_picked_up_without_a_restart() {
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn changed_client_tokens_reach_the_data_plane() {
-    if !enabled() {
-        return;
-    }
     let env = Env::start().await;
     env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
         .await;
@@ -512,10 +555,8 @@ async fn changed_client_tokens_reach_the_data_plane() {
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn deleting_the_server_stops_its_endpoint_and_cascades_to_the_token_secret() {
-    if !enabled() {
-        return;
-    }
     let env = Env::start().await;
     env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
         .await;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use atomicwork_mcp::catalog::{Catalog, filter};
 use atomicwork_mcp::crd::AtomicworkMcpServer;
+use kube::CustomResourceExt;
 use atomicwork_mcp::resolve::{ResolveOptions, resolve};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Service};
@@ -190,26 +191,58 @@ fn chart_crd_is_byte_identical_to_crds_dir() {
     assert_eq!(chart_crds.len(), 1, "{chart_crds:?}");
 }
 
+/// `kubectl apply -f crds/` reads every `.yaml`, `.yml` and `.json` file there and fails on
+/// any document that is not an object the API server knows: crds/ holds nothing but the
+/// generated CRDs, one file each, named after the CRD.
 #[test]
-fn deploy_takes_the_crd_from_crds_dir_without_a_copy() {
+fn crds_dir_holds_only_the_generated_crds() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root().join("crds")).expect("crds/") {
+        let path = entry.expect("entry").path();
+        let what = rel(&path);
+        assert!(path.is_file(), "{what}: crds/ holds files only");
+        let docs = docs(&what);
+        assert_eq!(docs.len(), 1, "{what}: one CRD per file");
+        let doc = &docs[0];
+        assert_eq!(
+            (doc["apiVersion"].as_str(), kind(doc)),
+            (
+                Some("apiextensions.k8s.io/v1"),
+                "CustomResourceDefinition"
+            ),
+            "{what}: crds/ holds only CustomResourceDefinitions"
+        );
+        assert_eq!(
+            path.file_name().and_then(|n| n.to_str()),
+            Some(format!("{}.yaml", name(doc)).as_str()),
+            "{what}: named after the CRD"
+        );
+        assert_eq!(
+            read(&what),
+            atomicwork_mcp::cli::crd_yaml().expect("crd yaml"),
+            "{what} is not the `crd` command's output"
+        );
+        names.push(name(doc).to_string());
+    }
+    assert_eq!(names, [AtomicworkMcpServer::crd_name()]);
+}
+
+#[test]
+fn deploy_crd_is_a_byte_identical_copy_of_crds_dir() {
     let kustomization = &docs("deploy/kustomization.yaml")[0];
     let resources = string_list(&kustomization["resources"]);
-    assert!(resources.contains(&"../crds".to_string()), "{resources:?}");
-    let crds = &docs("crds/kustomization.yml")[0];
-    assert_eq!(
-        string_list(&crds["resources"]),
-        vec!["atomicworkmcpservers.mcp.atomicwork.dev.yaml"]
+    assert!(resources.contains(&"crd.yaml".to_string()), "{resources:?}");
+    assert!(
+        read("deploy/crd.yaml") == read(CRD_FILE),
+        "deploy/crd.yaml differs from {CRD_FILE}: copy it again with\n  cp {CRD_FILE} deploy/crd.yaml"
     );
-    for file in yaml_files(&root().join("deploy"), true) {
-        for doc in docs(&rel(&file)) {
-            assert_ne!(
-                kind(&doc),
-                "CustomResourceDefinition",
-                "{}: the CRD belongs in crds/ only",
-                rel(&file)
-            );
-        }
-    }
+    let crds: Vec<String> = yaml_files(&root().join("deploy"), true)
+        .iter()
+        .flat_map(|f| docs(&rel(f)))
+        .filter(|d| kind(d) == "CustomResourceDefinition")
+        .map(|d| name(&d).to_string())
+        .collect();
+    assert_eq!(crds, [AtomicworkMcpServer::crd_name()], "one CRD in deploy/");
 }
 
 fn string_list(v: &Value) -> Vec<String> {
@@ -235,10 +268,7 @@ fn rbac_landed() -> bool {
 
 #[test]
 fn kustomizations_list_files_that_exist() {
-    for (dir, file) in [
-        ("deploy", "kustomization.yaml"),
-        ("crds", "kustomization.yml"),
-    ] {
+    for (dir, file) in [("deploy", "kustomization.yaml")] {
         let k = &docs(&format!("{dir}/{file}"))[0];
         let resources = string_list(&k["resources"]);
         assert!(!resources.is_empty(), "{dir}/{file} lists nothing");
@@ -547,7 +577,7 @@ fn deploy_namespace_enforces_the_restricted_pod_security_standard() {
     for ((kind, name), doc) in &objects {
         if !matches!(
             kind.as_str(),
-            "Namespace" | "ClusterRole" | "ClusterRoleBinding"
+            "Namespace" | "ClusterRole" | "ClusterRoleBinding" | "CustomResourceDefinition"
         ) {
             assert_eq!(doc["metadata"]["namespace"], NAMESPACE, "{kind} {name}");
         }
@@ -568,7 +598,7 @@ fn kubectl_kustomize_builds_the_base() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    for dir in ["deploy", "crds"] {
+    for dir in ["deploy"] {
         std::fs::create_dir(tmp.path().join(dir)).expect("mkdir");
         for file in std::fs::read_dir(root().join(dir)).expect("read dir") {
             let path = file.expect("entry").path();
