@@ -21,7 +21,9 @@ use atomicwork_mcp::sandbox::{self, Sandbox};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, CustomResourceExt, ResourceExt};
 use serde_json::{Value, json};
@@ -334,11 +336,11 @@ async fn install_crds(client: &Client) {
             }
             let object: DynamicObject = serde_json::from_value(value)
                 .unwrap_or_else(|e| panic!("{what}: not a Kubernetes object: {e}"));
-            let types = object.types.clone().unwrap_or_else(|| {
-                panic!("{what}: a document without apiVersion and kind")
-            });
-            let gvk = GroupVersionKind::try_from(&types)
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let types = object
+                .types
+                .clone()
+                .unwrap_or_else(|| panic!("{what}: a document without apiVersion and kind"));
+            let gvk = GroupVersionKind::try_from(&types).unwrap_or_else(|e| panic!("{what}: {e}"));
             let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
                 .await
                 .unwrap_or_else(|e| {

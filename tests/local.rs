@@ -278,7 +278,10 @@ async fn an_expired_server_answers_403_until_its_expiry_moves() {
     again.read_summary().await;
     let renewed = again.url("it-ops/short");
     assert_ne!(renewed, same_url);
-    assert_eq!(common::post(&renewed, common::LIST, &[]).await.status(), 200);
+    assert_eq!(
+        common::post(&renewed, common::LIST, &[]).await.status(),
+        200
+    );
     assert_eq!(
         common::post(&same_url, common::LIST, &[]).await.status(),
         404

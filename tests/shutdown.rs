@@ -100,7 +100,10 @@ async fn a_second_sigterm_ends_a_draining_process_at_once() {
     let mut stdout = lines_of(child.stdout.take().expect("stdout"));
     let mut stderr = lines_of(child.stderr.take().expect("stderr"));
     let mut out_seen = Vec::new();
-    let url = line_where(&mut stdout, &mut out_seen, |l| l.trim().starts_with("url: ")).await;
+    let url = line_where(&mut stdout, &mut out_seen, |l| {
+        l.trim().starts_with("url: ")
+    })
+    .await;
     let url = url.trim().trim_start_matches("url: ").to_string();
 
     // A tool call that is stuck upstream.

@@ -73,9 +73,7 @@ pub fn entries<'a>(
             let res = resolve::resolve(server, &lookup, &opts.catalog, now, &opts.resolve);
             let until = record.valid_until(res.expires_at);
             let view = match until {
-                Some(at) if now >= at => {
-                    ServerView::expired(res.id, server.display_name(), at)
-                }
+                Some(at) if now >= at => ServerView::expired(res.id, server.display_name(), at),
                 _ => {
                     let mut view = res.view.ok()?;
                     view.expires_at = until;

@@ -590,19 +590,36 @@ fn a_token_secret_without_an_expiry_note_is_kept_and_noted_at_expiry() {
     );
 }
 
-#[test]
-fn rotating_an_expired_server_deletes_its_token_secret() {
+#[tokio::test]
+async fn rotating_an_expired_server_deletes_its_token_secret() {
     let server = server("change-ops").rotated("1").expires_in(-5);
-    let token = kept_under_expiry(&server, OLD_TOKEN);
-    let mut token = token;
+    let mut token = kept_under_expiry(&server, OLD_TOKEN);
     token
         .metadata
         .annotations
         .get_or_insert_with(Default::default)
         .insert(crate::crd::ROTATE_ANNOTATION.into(), "1".into());
-    let d = decide(&server.clone().rotated("2"), &[api_secret()], Some(&token));
-    assert_eq!(d.token, TokenPlan::Delete);
-    assert!(d.events.iter().any(|e| e.reason == "TokenRevoked"));
+    let server = server.rotated("2");
+    let (ctx, mut api) = context();
+    let s = server.clone();
+    let (result, events) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, Some(&api_secret())).await;
+        api.get_secret("change-ops-mcp-token", Some(&token)).await;
+        let deleted = api.delete_secret("change-ops-mcp-token").await;
+        assert_eq!(
+            deleted.body["preconditions"]["uid"],
+            "uid-secret-change-ops-mcp-token"
+        );
+        api.apply_status(&s).await;
+        let events = vec![api.event().await, api.event().await];
+        api.assert_idle().await;
+        events
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    let reasons: Vec<_> = events.iter().map(|e| e.body["reason"].clone()).collect();
+    assert_eq!(reasons, ["TokenRevoked", "Expired"]);
+    assert_no_secrets_in(&events, &[OLD_TOKEN]);
 }
 
 #[test]
@@ -1005,6 +1022,137 @@ mod leader {
             settings: settings(),
             scope: scope(),
             lease: Some(LeaseSettings::new(NS, "atomicwork-mcp-controller")),
+        }
+    }
+
+    fn lease_held_by(holder: &str) -> Value {
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(Timestamp::now());
+        serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "atomicwork-mcp-controller", "namespace": NS, "resourceVersion": "1"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 3600,
+                     "acquireTime": now, "renewTime": now},
+        })
+    }
+
+    fn holder_of(cluster: &FakeCluster) -> Option<String> {
+        cluster
+            .lease
+            .lock()
+            .expect("lease")
+            .as_ref()
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    }
+
+    /// A leader that steps down clears the Lease's holder; the standby sees that through
+    /// its watch and claims the lease at once, not when the old claim would have expired
+    /// (an hour here), so a freshly started replacement of the old leader cannot win it
+    /// first.
+    #[tokio::test]
+    async fn a_standby_claims_a_released_lease_at_once() {
+        let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+        *cluster.lease.lock().expect("lease") = Some(lease_held_by("another-replica"));
+        let opts = options();
+        let identity = opts.lease.as_ref().expect("lease").identity.clone();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(runtime::controller(
+            client,
+            catalog(),
+            opts,
+            None,
+            stop.clone(),
+        ));
+        // Let the standby settle: its lease manager waits for the claim to expire.
+        let settle = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !cluster.lease_watched() && tokio::time::Instant::now() < settle {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(cluster.statuses.lock().expect("statuses").is_empty());
+
+        cluster.release_lease();
+        eventually("the standby claims the released lease", || {
+            holder_of(&cluster).as_deref() == Some(identity.as_str())
+        })
+        .await;
+        status_written("a reconcile by the new leader", &cluster, "change-ops").await;
+        stop_and_join(&stop, task, Duration::from_secs(10), "the controller")
+            .await
+            .expect("clean stop");
+    }
+
+    fn deployment() -> Value {
+        serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "atomicwork-mcp-controller", "namespace": NS,
+                         "uid": "uid-deployment", "resourceVersion": "3"},
+        })
+    }
+
+    fn owned_options() -> ControllerOptions {
+        let mut opts = options();
+        if let Some(lease) = opts.lease.as_mut() {
+            lease.owner_deployment = Some("atomicwork-mcp-controller".into());
+        }
+        opts
+    }
+
+    fn lease_owners(cluster: &FakeCluster) -> Value {
+        cluster
+            .lease
+            .lock()
+            .expect("lease")
+            .as_ref()
+            .expect("lease")["metadata"]["ownerReferences"]
+            .clone()
+    }
+
+    /// The Lease goes with the controller's Deployment (garbage collection), so an
+    /// uninstall that deletes the Deployment and the lease RBAC in one pass leaves no
+    /// Lease with a stale holder behind.
+    #[tokio::test]
+    async fn the_lease_is_owned_by_the_controller_deployment() {
+        let expected = serde_json::json!([{
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "name": "atomicwork-mcp-controller", "uid": "uid-deployment",
+        }]);
+        for existing in [None, Some(lease_held_by("another-replica"))] {
+            let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+            cluster
+                .deployments
+                .lock()
+                .expect("deployments")
+                .insert("atomicwork-mcp-controller".into(), deployment());
+            let created = existing.is_none();
+            *cluster.lease.lock().expect("lease") = existing;
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(runtime::controller(
+                client,
+                catalog(),
+                owned_options(),
+                None,
+                stop.clone(),
+            ));
+            eventually("the owner on the lease", || {
+                cluster
+                    .lease
+                    .lock()
+                    .expect("lease")
+                    .as_ref()
+                    .is_some_and(|l| l["metadata"]["ownerReferences"].is_array())
+            })
+            .await;
+            assert_eq!(lease_owners(&cluster), expected, "created: {created}");
+            stop_and_join(&stop, task, Duration::from_secs(10), "the controller")
+                .await
+                .expect("clean stop");
+            let seen = cluster.seen.lock().expect("log").clone();
+            assert_eq!(
+                seen.iter()
+                    .any(|r| r.starts_with("POST") && r.contains("/leases")),
+                created,
+                "{seen:?}"
+            );
         }
     }
 
