@@ -18,6 +18,8 @@ use atomicwork_mcp::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
 use atomicwork_mcp::dataplane::DataplaneConfig;
 use atomicwork_mcp::resolve::ResolveOptions;
 use atomicwork_mcp::sandbox::{self, Sandbox};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -33,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 const MANAGER: &str = "atomicwork-mcp-e2e";
 const TOOL: &str = "list_all_atomicwork_audit_logs";
 const WAIT: Duration = Duration::from_secs(60);
+const LEASE: &str = "atomicwork-mcp-e2e";
 
 /// Refuses to touch a cluster unless asked to: the tests create a CRD and namespaces in
 /// whatever cluster KUBECONFIG names.
@@ -112,6 +115,13 @@ impl Env {
     }
 
     fn start_controller(&mut self) {
+        let controller = self.spawn_controller(LeaseSettings::new(&self.ns, LEASE));
+        self.controller = Some(controller);
+    }
+
+    /// One more controller replica with these lease settings, stopped by the returned
+    /// token (or with the environment).
+    fn spawn_controller(&self, lease: LeaseSettings) -> (CancellationToken, JoinHandle<()>) {
         let stop = self.stop.child_token();
         let opts = ControllerOptions {
             settings: Settings {
@@ -120,7 +130,7 @@ impl Env {
                 resolve: ResolveOptions::default(),
             },
             scope: Scope::Namespaces(vec![self.ns.clone()]),
-            lease: Some(LeaseSettings::new(&self.ns, "atomicwork-mcp-e2e")),
+            lease: Some(lease),
         };
         let run = runtime::controller(
             self.client.clone(),
@@ -134,7 +144,27 @@ impl Env {
                 eprintln!("controller stopped: {e:#}");
             }
         });
-        self.controller = Some((stop, task));
+        (stop, task)
+    }
+
+    fn leases(&self) -> Api<Lease> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Waits for the Lease `name` to satisfy `check`.
+    async fn wait_lease(&self, name: &str, what: &str, check: impl Fn(Option<&Lease>) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let lease = self.leases().get_opt(name).await.expect("read the Lease");
+            if check(lease.as_ref()) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {lease:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Stops the controller (releasing its lease) and starts a new one.
@@ -594,5 +624,104 @@ async fn deleting_the_server_stops_its_endpoint_and_cascades_to_the_token_secret
     if env.token("ops").await.is_some() {
         println!("note: the token Secret outlived its owner; is garbage collection running?");
     }
+    env.finish().await;
+}
+
+fn holder(lease: Option<&Lease>) -> Option<String> {
+    lease?.spec.as_ref()?.holder_identity.clone()
+}
+
+/// Lease settings for a second election in the test namespace, with a claim that lasts a
+/// minute: a standby that only looked again when the claim expired would wait that long.
+fn long_claim(ns: &str, name: &str) -> LeaseSettings {
+    let mut lease = LeaseSettings::new(ns, name);
+    lease.duration_seconds = 60;
+    lease.grace_seconds = 10;
+    lease
+}
+
+#[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
+async fn a_standby_takes_over_as_soon_as_the_leader_releases_the_lease() {
+    let env = Env::start().await;
+    let name = "awmcp-e2e-takeover";
+    let first = long_claim(&env.ns, name);
+    let second = long_claim(&env.ns, name);
+    let a = env.spawn_controller(first.clone());
+    env.wait_lease(name, "the first replica to lead", |l| {
+        holder(l).as_deref() == Some(first.identity.as_str())
+    })
+    .await;
+    let b = env.spawn_controller(second.clone());
+    // The second replica stands by (the claim is held for a minute).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        holder(env.leases().get_opt(name).await.expect("Lease").as_ref()),
+        Some(first.identity.clone())
+    );
+
+    a.0.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), a.1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = holder(env.leases().get_opt(name).await.expect("Lease").as_ref());
+        if now.as_deref() == Some(second.identity.as_str()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the standby did not claim the released lease (holder {now:?}); the old claim ran for 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.0.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), b.1).await;
+    env.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
+async fn the_lease_is_deleted_with_the_controller_deployment() {
+    let env = Env::start().await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "awmcp-e2e-controller"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "awmcp-e2e-controller"}},
+            "template": {
+                "metadata": {"labels": {"app": "awmcp-e2e-controller"}},
+                "spec": {"containers": [{"name": "controller", "image": "atomicwork-mcp:e2e"}]},
+            },
+        },
+    }))
+    .expect("Deployment");
+    let created = deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create the Deployment");
+    let uid = created.metadata.uid.clone().expect("uid");
+    let name = "awmcp-e2e-owned";
+    let mut lease = LeaseSettings::new(&env.ns, name);
+    lease.owner_deployment = Some("awmcp-e2e-controller".into());
+    let replica = env.spawn_controller(lease.clone());
+    env.wait_lease(name, "a held Lease owned by the Deployment", |l| {
+        let owned = l
+            .and_then(|l| l.metadata.owner_references.as_ref())
+            .is_some_and(|o| o.iter().any(|o| o.uid == uid && o.kind == "Deployment"));
+        owned && holder(l).as_deref() == Some(lease.identity.as_str())
+    })
+    .await;
+
+    // An uninstall: the Deployment goes (and with it, through garbage collection, the
+    // Lease), whatever the replica manages to do on its way out.
+    deployments
+        .delete("awmcp-e2e-controller", &DeleteParams::background())
+        .await
+        .expect("delete the Deployment");
+    replica.0.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), replica.1).await;
+    env.wait_lease(name, "the Lease to be garbage-collected", |l| l.is_none())
+        .await;
     env.finish().await;
 }
