@@ -631,6 +631,10 @@ fn holder(lease: Option<&Lease>) -> Option<String> {
     lease?.spec.as_ref()?.holder_identity.clone()
 }
 
+fn transitions(lease: Option<&Lease>) -> Option<i32> {
+    lease?.spec.as_ref()?.lease_transitions
+}
+
 /// Lease settings for a second election in the test namespace, with a claim that lasts a
 /// minute: a standby that only looked again when the claim expired would wait that long.
 fn long_claim(ns: &str, name: &str) -> LeaseSettings {
@@ -653,12 +657,12 @@ async fn a_standby_takes_over_as_soon_as_the_leader_releases_the_lease() {
     })
     .await;
     let b = env.spawn_controller(second.clone());
-    // The second replica stands by (the claim is held for a minute).
+    // The second replica stands by (the claim is held for a minute), and the first
+    // keeps its one claim.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        holder(env.leases().get_opt(name).await.expect("Lease").as_ref()),
-        Some(first.identity.clone())
-    );
+    let lease = env.leases().get_opt(name).await.expect("Lease");
+    assert_eq!(holder(lease.as_ref()), Some(first.identity.clone()));
+    assert_eq!(transitions(lease.as_ref()), Some(1), "{lease:?}");
 
     a.0.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(30), a.1).await;

@@ -7,7 +7,6 @@
 //! manages to release on its way out.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,7 +17,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::ApiCall;
@@ -93,18 +92,21 @@ pub async fn while_leading<F, Fut>(
     F: FnMut(CancellationToken) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let released = Arc::new(Notify::new());
+    let (released_tx, mut released) = watch::channel(0u64);
     let watch_task = tokio::spawn(watch_releases(
         client.clone(),
         settings.clone(),
-        released.clone(),
+        released_tx,
     ));
+    let mut watching = true;
     let mut owned = settings.owner_deployment.is_none();
     let mut retry = Duration::from_secs(1);
     while !stop.is_cancelled() {
         if !owned {
             owned = ensure_owned_lease(&client, settings).await;
         }
+        // A new lease manager reads the Lease afresh: releases seen so far are old news.
+        released.mark_unchanged();
         let Some(manager) = build(&client, settings, &stop, &mut retry).await else {
             break;
         };
@@ -118,9 +120,12 @@ pub async fn while_leading<F, Fut>(
                 became = leader.wait_for(|l| *l) => if became.is_err() { break },
                 // The lease manager would look again only when the holder's claim
                 // expires; a released lease is free now.
-                _ = released.notified() => {
-                    claim_now = true;
-                    break;
+                changed = released.changed(), if watching => {
+                    if changed.is_ok() {
+                        claim_now = true;
+                        break;
+                    }
+                    watching = false;
                 }
             }
             tracing::info!(lease = %settings.name, "leading: reconciling");
@@ -149,19 +154,30 @@ pub async fn while_leading<F, Fut>(
     watch_task.abort();
 }
 
-/// Watches the Lease and wakes `released` whenever it exists without a holder: its
-/// leader stepped down (or none claimed it yet), so a standby can claim it now.
-async fn watch_releases(client: Client, settings: LeaseSettings, released: Arc<Notify>) {
+/// Watches the Lease and counts, in `released`, each time another replica's claim ends
+/// with the Lease left without a holder: that leader stepped down, and a standby can
+/// claim the lease now. This replica's own releases and a Lease that was free from the
+/// start are not counted (the lease manager finds those itself).
+async fn watch_releases(client: Client, settings: LeaseSettings, released: watch::Sender<u64>) {
     let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", settings.name));
     let mut leases = watcher(api, config)
         .default_backoff()
         .applied_objects()
         .boxed();
+    let mut last_holder: Option<String> = None;
     while let Some(event) = leases.next().await {
         match event {
-            Ok(lease) if holder(&lease).is_none() => released.notify_one(),
-            Ok(_) => {}
+            Ok(lease) => {
+                let now = holder(&lease).map(str::to_string);
+                let stepped_down = last_holder
+                    .as_deref()
+                    .is_some_and(|h| h != settings.identity);
+                if now.is_none() && stepped_down {
+                    released.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                last_holder = now;
+            }
             Err(e) => tracing::debug!(error = %e, "watching the leader lease; retrying"),
         }
     }

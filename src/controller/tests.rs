@@ -1168,6 +1168,8 @@ mod leader {
             stop.clone(),
         ));
         status_written("a reconcile by the leader", &cluster, "change-ops").await;
+        // One claim, kept: the replica does not churn on its own claim of a free lease.
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let holder = cluster
             .lease
             .lock()
@@ -1175,6 +1177,7 @@ mod leader {
             .clone()
             .expect("lease created");
         assert!(holder["spec"]["holderIdentity"].is_string());
+        assert_eq!(holder["spec"]["leaseTransitions"], 1, "{holder}");
         stop_and_join(&stop, task, Duration::from_secs(10), "the controller")
             .await
             .expect("clean stop");
