@@ -61,7 +61,8 @@ RESOURCES = {
     "apiextensions.k8s.io/v1": [
         ("customresourcedefinitions", "CustomResourceDefinition", False)
     ],
-    "monitoring.coreos.com/v1": [("servicemonitors", "ServiceMonitor", True)],
+    "monitoring.coreos.com/v1": [("servicemonitors", "ServiceMonitor", True),
+                                 ("podmonitors", "PodMonitor", True)],
     "mcp.atomicwork.dev/v1alpha1": [("atomicworkmcpservers", "AtomicworkMcpServer", True)],
 }
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
@@ -270,6 +271,41 @@ def check_deployment(d: dict, f: Failures) -> None:
                 f"{name}/{c['name']}: POD_NAMESPACE from the downward API")
 
 
+def env_of(d: dict) -> dict:
+    return {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def check_shutdown_and_lease(ctrl: dict, dp: dict, timeout: int, f: Failures) -> None:
+    """The data plane gets the request deadline and a grace period covering it plus the
+    drain; the controller names its own Deployment as the Lease's owner."""
+    grace = dp["spec"]["template"]["spec"].get("terminationGracePeriodSeconds")
+    f.check(env_of(dp).get("REQUEST_TIMEOUT_SECONDS") == str(timeout) and grace == timeout + 30,
+            f"data plane: REQUEST_TIMEOUT_SECONDS={timeout}, terminationGracePeriodSeconds "
+            f"{timeout}+30 (got {env_of(dp).get('REQUEST_TIMEOUT_SECONDS')}, {grace})")
+    f.check(env_of(ctrl).get("LEASE_OWNER_DEPLOYMENT") == ctrl["metadata"]["name"],
+            "controller: LEASE_OWNER_DEPLOYMENT names its own Deployment")
+
+
+def check_controller_scraped_per_pod(objs, ctrl: dict | None, f: Failures) -> None:
+    """No Service balances scrapes between the controller's leader and standby; a
+    PodMonitor scrapes each controller pod and the ServiceMonitor only the data plane."""
+    if ctrl is None:
+        return
+    pod_labels = ctrl["spec"]["template"]["metadata"]["labels"]
+    selects = lambda sel: bool(sel) and all(pod_labels.get(k) == v for k, v in sel.items())  # noqa: E731
+    f.check(not [s for s in find(objs, "Service") if selects(s["spec"].get("selector", {}))],
+            "no Service in front of the controller pods")
+    pm = find(objs, "PodMonitor")
+    f.check(len(pm) == 1 and selects(pm[0]["spec"]["selector"]["matchLabels"])
+            and [e["port"] for e in pm[0]["spec"]["podMetricsEndpoints"]] == ["metrics"],
+            "a PodMonitor scrapes every controller pod on port metrics")
+    sm = find(objs, "ServiceMonitor")
+    f.check(len(sm) == 1 and [e["port"] for e in sm[0]["spec"]["endpoints"]] == ["http"]
+            and sm[0]["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/component")
+            == "dataplane",
+            "the ServiceMonitor scrapes the data plane Service only")
+
+
 def normalize_rules(rules) -> list:
     out = []
     for r in rules or []:
@@ -329,7 +365,7 @@ def main() -> int:
         for kind in ["CustomResourceDefinition", "ServiceAccount", "ClusterRole",
                      "Role", "RoleBinding", "ConfigMap", "Deployment",
                      "Service", "PodDisruptionBudget", "Ingress", "ServiceMonitor",
-                     "NetworkPolicy"]:
+                     "PodMonitor", "NetworkPolicy"]:
             f.check(bool(find(objs, kind)), f"renders kind {kind}")
         crd = find(objs, "CustomResourceDefinition")
         shipped = yaml.safe_load((root / "crds" / "atomicworkmcpservers.mcp.atomicwork.dev.yaml")
@@ -364,6 +400,7 @@ def main() -> int:
             f.check(cenv.get("LOG_FORMAT") == "text" and cenv.get("EXTRA_SETTING") == "1"
                     and cenv.get("ATOMICWORK_MCP_CATALOG") == "/etc/atomicwork-mcp/catalog.yaml",
                     "LOG_FORMAT, extraEnv and the catalog override reach the containers")
+            check_shutdown_and_lease(ctrl, dp, 120, f)
         ing = find(objs, "Ingress")
         if ing:
             rule = ing[0]["spec"]["rules"][0]
@@ -377,7 +414,7 @@ def main() -> int:
         f.check(dps is not None and dps["spec"]["ports"][0]["port"] == 80
                 and dps["spec"]["ports"][0]["targetPort"] == "http",
                 "data plane Service: port 80 -> http (8080)")
-        f.check(f"{RELEASE}-controller-metrics" in svc, "controller metrics Service")
+        check_controller_scraped_per_pod(objs, ctrl, f)
         cm = find(objs, "ConfigMap", "-catalog")
         f.check(bool(cm) and "list_all_atomicwork_audit_logs" in cm[0]["data"]["catalog.yaml"],
                 "catalog override ConfigMap")
@@ -422,6 +459,11 @@ def main() -> int:
         for d in find(objs, "Deployment"):
             check_deployment(d, f)
             f.check(d["spec"]["replicas"] == 2, f"{d['metadata']['name']}: 2 replicas by default")
+        deployments = {d["metadata"]["name"]: d for d in find(objs, "Deployment")}
+        ctrl = deployments.get(f"{RELEASE}-controller")
+        dp = deployments.get(f"{RELEASE}-dataplane")
+        if ctrl and dp:
+            check_shutdown_and_lease(ctrl, dp, 300, f)
 
     # 3. Bad values fail at install.
     print("bad values:")
@@ -440,6 +482,10 @@ def main() -> int:
     f.check(objs is None and "replicas" in err, "a string replica count is refused")
     objs, err = install(chart, {"publicUrl": "https://mcp.example.com", "publicURL": "typo"})
     f.check(objs is None and "publicURL" in err, "an unknown top-level value is refused")
+    objs, err = install(chart, {"publicUrl": "https://mcp.example.com",
+                                "dataplane": {"requestTimeoutSeconds": 0}})
+    f.check(objs is None and "requestTimeoutSeconds" in err,
+            "a request timeout of 0 s is refused")
 
     total = len(f.items)
     print()

@@ -69,6 +69,10 @@ pub struct ControllerFlags {
     /// Name of the leader-election Lease.
     #[arg(long, default_value = crate::controller::lease::DEFAULT_LEASE_NAME)]
     pub lease_name: String,
+    /// The controller's own Deployment, in the Lease's namespace: the Lease is then
+    /// owned by it, so deleting the Deployment (an uninstall) deletes the Lease too.
+    #[arg(long, env = "LEASE_OWNER_DEPLOYMENT")]
+    pub lease_owner_deployment: Option<String>,
 }
 
 /// Flags of the data plane role.
@@ -532,8 +536,14 @@ fn controller_options(
         redact_status_url: flags.redact_status_url,
         resolve: Default::default(),
     };
-    let lease =
+    let mut lease =
         crate::controller::lease::LeaseSettings::new(&flags.lease_namespace, &flags.lease_name);
+    lease.owner_deployment = flags
+        .lease_owner_deployment
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
     let opts = crate::controller::runtime::ControllerOptions {
         settings,
         scope: scope.clone(),

@@ -64,9 +64,10 @@ pub struct AtomicworkMcpServerSpec {
     #[serde(default)]
     pub tool_exposure: ToolExposure,
 
-    /// RFC 3339 instant after which the endpoint refuses every request and the token is
-    /// revoked. Must be at least 60 seconds ahead when set. Moving it into the future
-    /// later mints a new token.
+    /// RFC 3339 instant after which the endpoint answers every request with 403
+    /// (expired) for as long as the resource keeps this value. Must be at least 60
+    /// seconds ahead when set. Moving it into the future after it passed mints a new
+    /// token (a new URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 

@@ -16,7 +16,7 @@ use crate::catalog::Catalog;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
 use crate::manifest::{self, ManifestError, Manifests, ReadFile};
 use crate::registry::{Registry, ServerId, ServerView};
-use crate::resolve::{self, Problem, ResolveOptions};
+use crate::resolve::{self, ResolveOptions};
 use crate::secret::{Secret, TokenHash};
 use crate::token::{self, TokenRecord};
 use crate::upstream::{Upstream, UpstreamOptions};
@@ -59,6 +59,9 @@ struct StoredToken {
     token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rotation: Option<String>,
+    /// The `expiresAt` the token was last kept under (see [`TokenRecord::expires_at`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
 }
 
 struct TokenStore {
@@ -84,6 +87,7 @@ impl TokenStore {
         self.file.servers.get(&id.to_string()).map(|s| TokenRecord {
             token: Secret::new(s.token.as_str()),
             rotation: s.rotation.clone(),
+            expires_at: s.expires_at,
         })
     }
 
@@ -94,6 +98,7 @@ impl TokenStore {
                 StoredToken {
                     token: r.token.expose().to_string(),
                     rotation: r.rotation.clone(),
+                    expires_at: r.expires_at,
                 },
             ),
             None => self.file.servers.remove(&id.to_string()),
@@ -246,19 +251,31 @@ impl Loader {
         for server in &m.servers {
             let res = resolve::resolve(server, &m, &self.catalog, now, &self.resolve);
             seen.insert(res.id.to_string());
-            let expired = matches!(res.view, Err(Problem::Expired(_)));
             let existing = self.token_for(&res.id, &m);
             let record = token::next(
                 existing.as_ref(),
                 server.rotation(),
-                expired,
+                res.expires_at,
+                now,
                 res.view.is_ok(),
                 crate::secret::mint_token,
             )
             .context("reading the OS random number generator")?;
             self.store.set(&res.id, record.as_ref());
-            let outcome = match (res.view, &record) {
-                (Ok(view), Some(r)) => {
+            // An expired server keeps its token and answers 403 "expired" until the
+            // manifest is removed, the token rotated or expiresAt moved into the future.
+            let until = record.as_ref().and_then(|r| r.valid_until(res.expires_at));
+            let expired_at = until.filter(|at| now >= *at);
+            let outcome = match (res.view, &record, expired_at) {
+                (_, Some(r), Some(at)) => {
+                    let view = ServerView::expired(res.id.clone(), server.display_name(), at);
+                    entries.push((r.token.digest(), view));
+                    Err(format!(
+                        "Expired: expired at {at}; its URL answers 403 (expired); move spec.expiresAt into the future to mint a new token"
+                    ))
+                }
+                (Ok(mut view), Some(r), None) => {
+                    view.expires_at = until;
                     let url = token::connector_url(&self.public_url, &r.token);
                     let suspended = view.suspended;
                     entries.push((r.token.digest(), view));
@@ -271,8 +288,8 @@ impl Loader {
                     });
                     continue;
                 }
-                (Ok(_), None) => Err("no token could be minted".to_string()),
-                (Err(p), _) => {
+                (Ok(_), None, _) => Err("no token could be minted".to_string()),
+                (Err(p), _, _) => {
                     let place = m
                         .origins
                         .get(&res.id)
@@ -359,10 +376,14 @@ impl Loader {
             .and_then(|d| d.get("token"))
             .and_then(|t| token::usable_token(t));
         match from_manifest {
-            Some(token) => Some(TokenRecord {
-                token,
-                rotation: self.store.get(id).and_then(|r| r.rotation),
-            }),
+            Some(token) => {
+                let stored = self.store.get(id);
+                Some(TokenRecord {
+                    token,
+                    rotation: stored.as_ref().and_then(|r| r.rotation.clone()),
+                    expires_at: stored.and_then(|r| r.expires_at),
+                })
+            }
             None => self.store.get(id),
         }
     }
@@ -565,27 +586,105 @@ fn earliest_expiry(lines: &[ServerLine]) -> Option<Timestamp> {
         .min()
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on the first Ctrl-C (SIGINT) or SIGTERM, which starts a graceful shutdown:
+/// in-flight requests drain. A second signal during the drain ends the process at once
+/// with a non-zero code (128 + the signal number), so nobody has to wait out a long
+/// request or reach for SIGKILL.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut signals = Signals::new();
+    let first = signals.next().await;
+    tracing::info!(
+        signal = first.name(),
+        "shutting down: draining in-flight requests; send the signal again to exit at once"
+    );
+    tokio::spawn(async move {
+        let second = signals.next().await;
+        tracing::warn!(
+            signal = second.name(),
+            "second signal: exiting at once without waiting for in-flight requests"
+        );
+        std::process::exit(second.exit_code());
+    });
+}
+
+/// A shutdown signal received.
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
-    tracing::info!("shutting down: draining in-flight requests");
+
+    /// The shell convention for a process ended by this signal.
+    fn exit_code(self) -> i32 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
+
+/// SIGINT and SIGTERM listeners, registered once so that no signal between the first
+/// and the second is missed (once registered, the default action no longer ends the
+/// process: a signal nobody listens for is lost).
+struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(signal = name, error = %e, "cannot listen for the signal");
+                    None
+                }
+            };
+            Signals {
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The next signal.
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(&mut self.interrupt) => Signal::Interrupt,
+                _ = recv(&mut self.terminate) => Signal::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Interrupt
+        }
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,25 @@ pub enum Refusal {
 }
 
 impl ServerView {
+    /// An expired server's entry: it keeps the URL known so every request learns why it
+    /// is refused (403, "expired at `at`"), and carries no tools and no credentials, so
+    /// nothing could be reached through it even if the clock went back.
+    pub fn expired(id: ServerId, display_name: String, at: Timestamp) -> ServerView {
+        ServerView {
+            id_label: id.to_string().into(),
+            id,
+            display_name,
+            tools: Arc::new(ToolSet::new(Vec::new())),
+            exposure: Exposure::All,
+            target: Target::new(String::new(), crate::secret::Secret::new("")),
+            expires_at: Some(at),
+            suspended: false,
+            client_tokens: None,
+            rate_limit: None,
+            limiter: None,
+        }
+    }
+
     /// Checks expiry (by the clock, now), suspension and the bearer token.
     pub fn admit(&self, now: Timestamp, bearer: Option<&str>) -> Result<(), Refusal> {
         if self.expires_at.is_some_and(|at| now >= at) {
@@ -262,6 +281,15 @@ fn keep_limiter(view: &mut ServerView, previous: Option<&ServerView>) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn an_expired_entry_refuses_as_expired_and_has_nothing_to_call() {
+        let at = Timestamp::from_second(1_800_000_000).expect("instant");
+        let view = ServerView::expired(ServerId::new("ns", "a"), "A".into(), at);
+        assert_eq!(view.admit(at, None), Err(Refusal::Expired));
+        assert!(view.tools.is_empty());
+        assert_eq!(view.target.api_key.expose(), "");
+    }
 
     #[test]
     fn bucket_allows_burst_then_refuses_with_wait() {

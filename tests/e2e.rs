@@ -1,7 +1,9 @@
 //! End to end against a real cluster: the controller and the data plane run in this
 //! process against the cluster KUBECONFIG names; every test works in a fresh namespace and
 //! calls tools through the connector URL in the resource's status, against the sandbox
-//! tenant. Enabled with `AWMCP_E2E=1`; otherwise every test says so and passes.
+//! tenant. Every test is ignored by default (an unrun test never counts as passed); run
+//! them with `AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored
+//! --test-threads=1`.
 //!
 //! Uses only APIs that are GA in Kubernetes 1.24.
 
@@ -16,10 +18,14 @@ use atomicwork_mcp::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
 use atomicwork_mcp::dataplane::DataplaneConfig;
 use atomicwork_mcp::resolve::ResolveOptions;
 use atomicwork_mcp::sandbox::{self, Sandbox};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, CustomResourceExt, ResourceExt};
 use serde_json::{Value, json};
@@ -29,13 +35,16 @@ use tokio_util::sync::CancellationToken;
 const MANAGER: &str = "atomicwork-mcp-e2e";
 const TOOL: &str = "list_all_atomicwork_audit_logs";
 const WAIT: Duration = Duration::from_secs(60);
+const LEASE: &str = "atomicwork-mcp-e2e";
 
-fn enabled() -> bool {
-    if std::env::var("AWMCP_E2E").as_deref() == Ok("1") {
-        return true;
-    }
-    println!("skipped: set AWMCP_E2E=1 and KUBECONFIG to run against a cluster");
-    false
+/// Refuses to touch a cluster unless asked to: the tests create a CRD and namespaces in
+/// whatever cluster KUBECONFIG names.
+fn require_cluster() {
+    assert_eq!(
+        std::env::var("AWMCP_E2E").as_deref(),
+        Ok("1"),
+        "the end-to-end tests change the cluster KUBECONFIG names; set AWMCP_E2E=1 to run them"
+    );
 }
 
 /// The operator running in-process against one fresh namespace.
@@ -51,11 +60,12 @@ struct Env {
 
 impl Env {
     async fn start() -> Env {
+        require_cluster();
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = Client::try_default()
             .await
             .expect("a cluster from KUBECONFIG");
-        install_crd(&client).await;
+        install_crds(&client).await;
         let ns = format!("awmcp-e2e-{}", suffix());
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let namespace: Namespace =
@@ -105,6 +115,13 @@ impl Env {
     }
 
     fn start_controller(&mut self) {
+        let controller = self.spawn_controller(LeaseSettings::new(&self.ns, LEASE));
+        self.controller = Some(controller);
+    }
+
+    /// One more controller replica with these lease settings, stopped by the returned
+    /// token (or with the environment).
+    fn spawn_controller(&self, lease: LeaseSettings) -> (CancellationToken, JoinHandle<()>) {
         let stop = self.stop.child_token();
         let opts = ControllerOptions {
             settings: Settings {
@@ -113,7 +130,7 @@ impl Env {
                 resolve: ResolveOptions::default(),
             },
             scope: Scope::Namespaces(vec![self.ns.clone()]),
-            lease: Some(LeaseSettings::new(&self.ns, "atomicwork-mcp-e2e")),
+            lease: Some(lease),
         };
         let run = runtime::controller(
             self.client.clone(),
@@ -127,7 +144,27 @@ impl Env {
                 eprintln!("controller stopped: {e:#}");
             }
         });
-        self.controller = Some((stop, task));
+        (stop, task)
+    }
+
+    fn leases(&self) -> Api<Lease> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Waits for the Lease `name` to satisfy `check`.
+    async fn wait_lease(&self, name: &str, what: &str, check: impl Fn(Option<&Lease>) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let lease = self.leases().get_opt(name).await.expect("read the Lease");
+            if check(lease.as_ref()) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {lease:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Stops the controller (releasing its lease) and starts a new one.
@@ -301,24 +338,72 @@ impl Env {
     }
 }
 
-async fn install_crd(client: &Client) {
+/// Applies crds/ the way `kubectl apply -f crds/` does: every `.yaml`, `.yml` and `.json`
+/// file, every document in it an object of a kind the API server knows (anything else
+/// fails, as it fails kubectl). Then waits until each CRD is established.
+async fn install_crds(client: &Client) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("crds/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "crds/ holds no manifest");
+    let mut crd_names = Vec::new();
+    for file in files {
+        let what = file.display().to_string();
+        let text = std::fs::read_to_string(&file).expect("read a file in crds/");
+        for doc in atomicwork_mcp::manifest::documents(&text) {
+            let value: Value = serde_saphyr::from_str(&doc).expect("YAML");
+            if value.is_null() {
+                continue;
+            }
+            let object: DynamicObject = serde_json::from_value(value)
+                .unwrap_or_else(|e| panic!("{what}: not a Kubernetes object: {e}"));
+            let types = object
+                .types
+                .clone()
+                .unwrap_or_else(|| panic!("{what}: a document without apiVersion and kind"));
+            let gvk = GroupVersionKind::try_from(&types).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("{what}: `kubectl apply -f crds/` would fail on {types:?}: {e}")
+                });
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let name = object.name_any();
+            api.patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{what}: applying {name}: {e}"));
+            if types.kind == "CustomResourceDefinition" {
+                crd_names.push(name);
+            }
+        }
+    }
+    assert!(
+        crd_names.contains(&AtomicworkMcpServer::crd_name().to_string()),
+        "crds/ holds the AtomicworkMcpServer CRD: {crd_names:?}"
+    );
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = AtomicworkMcpServer::crd();
-    let name = crd.name_any();
-    crds.patch(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply the CRD");
-    tokio::time::timeout(
-        WAIT,
-        await_condition(crds, &name, conditions::is_crd_established()),
-    )
-    .await
-    .expect("CRD established in time")
-    .expect("watching the CRD");
+    for name in crd_names {
+        tokio::time::timeout(
+            WAIT,
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established in time")
+        .expect("watching the CRD");
+    }
 }
 
 fn suffix() -> String {
@@ -358,10 +443,8 @@ fn is_tool_result(body: &Value) -> bool {
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn serves_tools_and_keeps_the_token_across_a_controller_restart() {
-    if !enabled() {
-        return;
-    }
     let mut env = Env::start().await;
     env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
         .await;
@@ -395,10 +478,8 @@ async fn serves_tools_and_keeps_the_token_across_a_controller_restart() {
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn rotation_stops_the_old_url_at_once() {
-    if !enabled() {
-        return;
-    }
     let env = Env::start().await;
     env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
         .await;
@@ -422,10 +503,8 @@ async fn rotation_stops_the_old_url_at_once() {
 }
 
 #[tokio::test]
-async fn expiry_revokes_the_token_and_extending_it_mints_a_new_one() {
-    if !enabled() {
-        return;
-    }
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
+async fn an_expired_url_answers_403_until_extending_expiry_mints_a_new_one() {
     let env = Env::start().await;
     env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
         .await;
@@ -433,21 +512,26 @@ async fn expiry_revokes_the_token_and_extending_it_mints_a_new_one() {
     env.apply_server("ops", json!({}), json!({"expiresAt": at.to_string()}))
         .await;
     let old = env.wait_ready("ops").await;
+    let token = env.token("ops").await.expect("token Secret");
     let expired = tokio::time::timeout(Duration::from_secs(150), env.wait_for_long("ops"))
         .await
         .expect("Expired in time");
     assert_eq!(ready_reason(&expired).as_deref(), Some("Expired"));
     assert_eq!(url(&expired), None);
-    assert_eq!(env.token("ops").await, None, "the token Secret is deleted");
-    let (status, _) = env.call(&old, None).await;
-    assert!(
-        status == 404 || status == 403,
-        "the old URL is refused ({status})"
+    assert_eq!(
+        env.token("ops").await,
+        Some(token),
+        "the token Secret is kept, so the URL can say it expired"
     );
+    // Past every rebuild of the data plane and reconcile: still 403 "expired".
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (status, body) = env.call(&old, None).await;
+    assert_eq!(status, 403, "{body}");
     assert!(
-        env.event_reasons("ops")
-            .await
-            .contains(&"TokenRevoked".to_string())
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired at")),
+        "{body}"
     );
 
     let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
@@ -456,14 +540,18 @@ async fn expiry_revokes_the_token_and_extending_it_mints_a_new_one() {
     let new = env.wait_ready("ops").await;
     assert_ne!(new, old);
     env.wait_status(&new, None, 200).await;
+    env.wait_status(&old, None, 404).await;
+    assert!(
+        env.event_reasons("ops")
+            .await
+            .contains(&"TokenMinted".to_string())
+    );
     env.finish().await;
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn a_secret_created_late_is_picked_up_without_a_restart() {
-    if !enabled() {
-        return;
-    }
     let env = Env::start().await;
     env.apply_server("ops", json!({}), json!({})).await;
     env.wait_for("ops", "SecretNotFound", |s| {
@@ -478,10 +566,8 @@ async fn a_secret_created_late_is_picked_up_without_a_restart() {
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn changed_client_tokens_reach_the_data_plane() {
-    if !enabled() {
-        return;
-    }
     let env = Env::start().await;
     env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
         .await;
@@ -501,10 +587,8 @@ async fn changed_client_tokens_reach_the_data_plane() {
 }
 
 #[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
 async fn deleting_the_server_stops_its_endpoint_and_cascades_to_the_token_secret() {
-    if !enabled() {
-        return;
-    }
     let env = Env::start().await;
     env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
         .await;
@@ -540,5 +624,108 @@ async fn deleting_the_server_stops_its_endpoint_and_cascades_to_the_token_secret
     if env.token("ops").await.is_some() {
         println!("note: the token Secret outlived its owner; is garbage collection running?");
     }
+    env.finish().await;
+}
+
+fn holder(lease: Option<&Lease>) -> Option<String> {
+    lease?.spec.as_ref()?.holder_identity.clone()
+}
+
+fn transitions(lease: Option<&Lease>) -> Option<i32> {
+    lease?.spec.as_ref()?.lease_transitions
+}
+
+/// Lease settings for a second election in the test namespace, with a claim that lasts a
+/// minute: a standby that only looked again when the claim expired would wait that long.
+fn long_claim(ns: &str, name: &str) -> LeaseSettings {
+    let mut lease = LeaseSettings::new(ns, name);
+    lease.duration_seconds = 60;
+    lease.grace_seconds = 10;
+    lease
+}
+
+#[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
+async fn a_standby_takes_over_as_soon_as_the_leader_releases_the_lease() {
+    let env = Env::start().await;
+    let name = "awmcp-e2e-takeover";
+    let first = long_claim(&env.ns, name);
+    let second = long_claim(&env.ns, name);
+    let a = env.spawn_controller(first.clone());
+    env.wait_lease(name, "the first replica to lead", |l| {
+        holder(l).as_deref() == Some(first.identity.as_str())
+    })
+    .await;
+    let b = env.spawn_controller(second.clone());
+    // The second replica stands by (the claim is held for a minute), and the first
+    // keeps its one claim.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lease = env.leases().get_opt(name).await.expect("Lease");
+    assert_eq!(holder(lease.as_ref()), Some(first.identity.clone()));
+    assert_eq!(transitions(lease.as_ref()), Some(1), "{lease:?}");
+
+    a.0.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), a.1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = holder(env.leases().get_opt(name).await.expect("Lease").as_ref());
+        if now.as_deref() == Some(second.identity.as_str()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the standby did not claim the released lease (holder {now:?}); the old claim ran for 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.0.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), b.1).await;
+    env.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
+async fn the_lease_is_deleted_with_the_controller_deployment() {
+    let env = Env::start().await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.ns);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "awmcp-e2e-controller"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "awmcp-e2e-controller"}},
+            "template": {
+                "metadata": {"labels": {"app": "awmcp-e2e-controller"}},
+                "spec": {"containers": [{"name": "controller", "image": "atomicwork-mcp:e2e"}]},
+            },
+        },
+    }))
+    .expect("Deployment");
+    let created = deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create the Deployment");
+    let uid = created.metadata.uid.clone().expect("uid");
+    let name = "awmcp-e2e-owned";
+    let mut lease = LeaseSettings::new(&env.ns, name);
+    lease.owner_deployment = Some("awmcp-e2e-controller".into());
+    let replica = env.spawn_controller(lease.clone());
+    env.wait_lease(name, "a held Lease owned by the Deployment", |l| {
+        let owned = l
+            .and_then(|l| l.metadata.owner_references.as_ref())
+            .is_some_and(|o| o.iter().any(|o| o.uid == uid && o.kind == "Deployment"));
+        owned && holder(l).as_deref() == Some(lease.identity.as_str())
+    })
+    .await;
+
+    // An uninstall: the Deployment goes (and with it, through garbage collection, the
+    // Lease), whatever the replica manages to do on its way out.
+    deployments
+        .delete("awmcp-e2e-controller", &DeleteParams::background())
+        .await
+        .expect("delete the Deployment");
+    replica.0.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), replica.1).await;
+    env.wait_lease(name, "the Lease to be garbage-collected", |l| l.is_none())
+        .await;
     env.finish().await;
 }

@@ -394,3 +394,90 @@ async fn manifest_mistakes_are_reported_by_file_document_and_line() {
         assert!(!report.contains("defined twice"), "{report}");
     }
 }
+
+/// A server that expires in `seconds`, reading the example API-key Secret.
+fn expiring_server(seconds: i64) -> String {
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds);
+    format!(
+        "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: short, namespace: it-ops}}\nspec:\n  atomicwork:\n    baseUrl: https://acme.atomicwork.com\n    apiKeySecretRef: {{name: atomicwork-api}}\n  methods: [read]\n  expiresAt: \"{at}\"\n"
+    )
+}
+
+/// Posts `tools/list` until the answer is not 200; returns its status and body.
+async fn first_refusal(url: &str) -> (u16, Value) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let resp = common::post(url, common::LIST, &[]).await;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return (status, resp.json().await.unwrap_or(Value::Null));
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} still serves past its expiry"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn assert_expired(status: u16, body: &Value, what: &str) {
+    assert_eq!(status, 403, "{what}: {body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("expired at"), "{what}: {body}");
+}
+
+/// An expired server's URL answers 403 "expired" for as long as the manifest keeps that
+/// expiresAt (across reloads and restarts); moving expiresAt later mints a new URL, and
+/// only then does the old one answer 404.
+#[tokio::test]
+async fn an_expired_server_answers_403_until_its_expiry_moves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local/atomicwork-api-secret.yaml"),
+        manifests.join("atomicwork-api-secret.yaml"),
+    )
+    .expect("copy");
+    let server = manifests.join("short.yaml");
+    std::fs::write(&server, expiring_server(3)).expect("write");
+    let state = dir.path().join("state");
+    let mut local = start_local(&manifests, &state).await;
+    let url = local.url("it-ops/short");
+    assert_eq!(common::post(&url, common::LIST, &[]).await.status(), 200);
+
+    let (status, body) = first_refusal(&url).await;
+    assert_expired(status, &body, "at expiry");
+    // The reload at expiry (and every poll after it) keeps the answer.
+    local.read_summary().await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let resp = common::post(&url, common::LIST, &[]).await;
+    let status = resp.status().as_u16();
+    assert_expired(status, &resp.json().await.expect("JSON"), "after reloads");
+
+    // And a restart: the token is kept in the state directory.
+    let _ = local.child.kill().await;
+    let mut again = start_local(&manifests, &state).await;
+    let port = again.output.iter().find_map(|l| {
+        l.strip_prefix("listening on http://127.0.0.1:")
+            .map(str::to_string)
+    });
+    let same_url = url.replace(port_of(&url), &port.expect("listening line"));
+    let resp = common::post(&same_url, common::LIST, &[]).await;
+    let status = resp.status().as_u16();
+    assert_expired(status, &resp.json().await.expect("JSON"), "after a restart");
+
+    // Moving expiresAt into the future mints a new URL; the old one is then unknown.
+    std::fs::write(&server, expiring_server(3600)).expect("write");
+    again.read_summary().await;
+    let renewed = again.url("it-ops/short");
+    assert_ne!(renewed, same_url);
+    assert_eq!(
+        common::post(&renewed, common::LIST, &[]).await.status(),
+        200
+    );
+    assert_eq!(
+        common::post(&same_url, common::LIST, &[]).await.status(),
+        404
+    );
+}

@@ -12,6 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::CustomResourceExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -190,26 +191,59 @@ fn chart_crd_is_byte_identical_to_crds_dir() {
     assert_eq!(chart_crds.len(), 1, "{chart_crds:?}");
 }
 
+/// `kubectl apply -f crds/` reads every `.yaml`, `.yml` and `.json` file there and fails on
+/// any document that is not an object the API server knows: crds/ holds nothing but the
+/// generated CRDs, one file each, named after the CRD.
 #[test]
-fn deploy_takes_the_crd_from_crds_dir_without_a_copy() {
+fn crds_dir_holds_only_the_generated_crds() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root().join("crds")).expect("crds/") {
+        let path = entry.expect("entry").path();
+        let what = rel(&path);
+        assert!(path.is_file(), "{what}: crds/ holds files only");
+        let docs = docs(&what);
+        assert_eq!(docs.len(), 1, "{what}: one CRD per file");
+        let doc = &docs[0];
+        assert_eq!(
+            (doc["apiVersion"].as_str(), kind(doc)),
+            (Some("apiextensions.k8s.io/v1"), "CustomResourceDefinition"),
+            "{what}: crds/ holds only CustomResourceDefinitions"
+        );
+        assert_eq!(
+            path.file_name().and_then(|n| n.to_str()),
+            Some(format!("{}.yaml", name(doc)).as_str()),
+            "{what}: named after the CRD"
+        );
+        assert_eq!(
+            read(&what),
+            atomicwork_mcp::cli::crd_yaml().expect("crd yaml"),
+            "{what} is not the `crd` command's output"
+        );
+        names.push(name(doc).to_string());
+    }
+    assert_eq!(names, [AtomicworkMcpServer::crd_name()]);
+}
+
+#[test]
+fn deploy_crd_is_a_byte_identical_copy_of_crds_dir() {
     let kustomization = &docs("deploy/kustomization.yaml")[0];
     let resources = string_list(&kustomization["resources"]);
-    assert!(resources.contains(&"../crds".to_string()), "{resources:?}");
-    let crds = &docs("crds/kustomization.yml")[0];
-    assert_eq!(
-        string_list(&crds["resources"]),
-        vec!["atomicworkmcpservers.mcp.atomicwork.dev.yaml"]
+    assert!(resources.contains(&"crd.yaml".to_string()), "{resources:?}");
+    assert!(
+        read("deploy/crd.yaml") == read(CRD_FILE),
+        "deploy/crd.yaml differs from {CRD_FILE}: copy it again with\n  cp {CRD_FILE} deploy/crd.yaml"
     );
-    for file in yaml_files(&root().join("deploy"), true) {
-        for doc in docs(&rel(&file)) {
-            assert_ne!(
-                kind(&doc),
-                "CustomResourceDefinition",
-                "{}: the CRD belongs in crds/ only",
-                rel(&file)
-            );
-        }
-    }
+    let crds: Vec<String> = yaml_files(&root().join("deploy"), true)
+        .iter()
+        .flat_map(|f| docs(&rel(f)))
+        .filter(|d| kind(d) == "CustomResourceDefinition")
+        .map(|d| name(&d).to_string())
+        .collect();
+    assert_eq!(
+        crds,
+        [AtomicworkMcpServer::crd_name()],
+        "one CRD in deploy/"
+    );
 }
 
 fn string_list(v: &Value) -> Vec<String> {
@@ -235,10 +269,7 @@ fn rbac_landed() -> bool {
 
 #[test]
 fn kustomizations_list_files_that_exist() {
-    for (dir, file) in [
-        ("deploy", "kustomization.yaml"),
-        ("crds", "kustomization.yml"),
-    ] {
+    for (dir, file) in [("deploy", "kustomization.yaml")] {
         let k = &docs(&format!("{dir}/{file}"))[0];
         let resources = string_list(&k["resources"]);
         assert!(!resources.is_empty(), "{dir}/{file} lists nothing");
@@ -485,15 +516,82 @@ fn deploy_dataplane_runs_two_replicas_behind_a_port_80_service() {
         .expect("ports")[0];
     assert_eq!(port.port, 80);
     assert_eq!(port.target_port, Some(IntOrString::String("http".into())));
-    let metrics: Service = deploy_object("Service", "atomicwork-mcp-controller-metrics");
-    let port = &metrics
+}
+
+fn env_value(c: &Container, var: &str) -> Option<String> {
+    c.env
+        .iter()
+        .flatten()
+        .find(|e| e.name == var)
+        .and_then(|e| e.value.clone())
+}
+
+/// Kubernetes kills a pod `terminationGracePeriodSeconds` after SIGTERM (30 s unless
+/// set); the data plane drains requests that may run up to its request deadline.
+#[test]
+fn deploy_dataplane_grace_period_covers_the_request_deadline_and_the_drain() {
+    let d: Deployment = deploy_object("Deployment", "atomicwork-mcp-dataplane");
+    let deadline: i64 = env_value(container(&d), "REQUEST_TIMEOUT_SECONDS")
+        .expect("REQUEST_TIMEOUT_SECONDS set on the data plane")
+        .parse()
+        .expect("a number of seconds");
+    let grace = d
+        .spec
+        .template
         .spec
         .as_ref()
-        .expect("spec")
-        .ports
-        .as_ref()
-        .expect("ports")[0];
-    assert_eq!(port.port, 9090);
+        .and_then(|p| p.termination_grace_period_seconds)
+        .unwrap_or(30);
+    assert!(
+        grace >= deadline + 30,
+        "terminationGracePeriodSeconds {grace} does not cover the {deadline} s deadline plus 30 s of drain"
+    );
+}
+
+/// The Lease is owned by the controller Deployment (deleting it deletes the Lease): the
+/// controller is told its Deployment's name, which must be the Deployment's own.
+#[test]
+fn deploy_controller_names_its_own_deployment_as_the_lease_owner() {
+    let d: Deployment = deploy_object("Deployment", "atomicwork-mcp-controller");
+    assert_eq!(
+        env_value(container(&d), "LEASE_OWNER_DEPLOYMENT"),
+        d.metadata.name
+    );
+}
+
+/// Only the leader reconciles, so a Service in front of the controller pods would hand a
+/// scrape to the leader or the standby at random: the controller is scraped per pod.
+#[test]
+fn deploy_controller_metrics_are_scraped_per_pod() {
+    let d: Deployment = deploy_object("Deployment", "atomicwork-mcp-controller");
+    let template = d.spec.template.metadata.clone().unwrap_or_default();
+    let pod_labels = template.labels.unwrap_or_default();
+    for ((kind, name), doc) in deploy_objects() {
+        if kind != "Service" {
+            continue;
+        }
+        let svc: Service = serde_json::from_value(doc).expect("Service");
+        let selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+        assert!(
+            !selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+            "Service {name} balances across the controller's leader and standby"
+        );
+    }
+    let annotations = template.annotations.unwrap_or_default();
+    let get = |k: &str| annotations.get(k).map(String::as_str);
+    assert_eq!(get("prometheus.io/scrape"), Some("true"));
+    assert_eq!(get("prometheus.io/path"), Some("/metrics"));
+    let port: i32 = get("prometheus.io/port")
+        .and_then(|p| p.parse().ok())
+        .expect("prometheus.io/port");
+    assert!(
+        container(&d)
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.container_port == port && p.name.as_deref() == Some("metrics")),
+        "the scraped port is the metrics port"
+    );
 }
 
 #[test]
@@ -523,17 +621,21 @@ fn deploy_services_and_disruption_budgets_select_their_pods() {
             "PDB {part}"
         );
         assert!(spec.max_unavailable.is_some() || spec.min_available.is_some());
-        let svc_name = if part == "controller" {
-            "atomicwork-mcp-controller-metrics".to_string()
-        } else {
-            "atomicwork-mcp-dataplane".to_string()
-        };
-        let svc: Service = deploy_object("Service", &svc_name);
-        assert!(
-            selects(&svc.spec.and_then(|s| s.selector).unwrap_or_default()),
-            "Service {svc_name}"
-        );
     }
+    let d: Deployment = deploy_object("Deployment", "atomicwork-mcp-dataplane");
+    let pod_labels = d
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let svc: Service = deploy_object("Service", "atomicwork-mcp-dataplane");
+    let selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+    assert!(
+        !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+        "Service atomicwork-mcp-dataplane"
+    );
 }
 
 #[test]
@@ -547,7 +649,7 @@ fn deploy_namespace_enforces_the_restricted_pod_security_standard() {
     for ((kind, name), doc) in &objects {
         if !matches!(
             kind.as_str(),
-            "Namespace" | "ClusterRole" | "ClusterRoleBinding"
+            "Namespace" | "ClusterRole" | "ClusterRoleBinding" | "CustomResourceDefinition"
         ) {
             assert_eq!(doc["metadata"]["namespace"], NAMESPACE, "{kind} {name}");
         }
@@ -568,7 +670,7 @@ fn kubectl_kustomize_builds_the_base() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    for dir in ["deploy", "crds"] {
+    for dir in ["deploy"] {
         std::fs::create_dir(tmp.path().join(dir)).expect("mkdir");
         for file in std::fs::read_dir(root().join(dir)).expect("read dir") {
             let path = file.expect("entry").path();
@@ -604,7 +706,7 @@ fn kubectl_kustomize_builds_the_base() {
     assert_eq!(count("CustomResourceDefinition"), 1);
     assert_eq!(count("ConfigMap"), 1);
     assert_eq!(count("Deployment"), 2);
-    assert_eq!(count("Service"), 2);
+    assert_eq!(count("Service"), 1);
     assert_eq!(count("PodDisruptionBudget"), 2);
     let crd = built
         .iter()
@@ -900,6 +1002,14 @@ fn values_schema_accepts_the_shipped_values_and_refuses_bad_ones() {
             "replicas",
         ),
         (serde_json::json!({"dataplane": {"port": 70000}}), "port"),
+        (
+            serde_json::json!({"dataplane": {"requestTimeoutSeconds": 0}}),
+            "requestTimeoutSeconds",
+        ),
+        (
+            serde_json::json!({"dataplane": {"requestTimeoutSeconds": "300"}}),
+            "requestTimeoutSeconds",
+        ),
         (
             serde_json::json!({"image": {"pullPolicy": "Sometimes"}}),
             "pullPolicy",

@@ -1,8 +1,9 @@
 //! The data plane's cluster feed: watches the servers and Secrets (read-only), resolves
 //! every server with the same code as the controller and local mode, and keeps the
 //! registry current. A server is served only with the token from its own token Secret,
-//! so a deleted resource, a revoked token or a pending rotation stops its endpoint at
-//! once, whatever the controller is doing.
+//! so a deleted resource, a deleted token Secret or a pending rotation stops its endpoint
+//! at once, whatever the controller is doing. An expired server stays registered under
+//! its token and answers 403 "expired" for as long as the resource exists.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +23,10 @@ use crate::registry::{Registry, ServerView};
 use crate::resolve::{self, ResolveOptions, SecretData, SecretLookup};
 use crate::secret::TokenHash;
 
-use super::reconcile::{is_controlled_by, record_of};
+use super::reconcile::{TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of};
 use super::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
 use crate::resolve::secret_data;
-use crate::token::token_secret_name;
+use crate::token::{TokenRecord, token_secret_name};
 
 /// The calls the feed makes: watches only, the same servers and Secrets the controller
 /// watches.
@@ -33,7 +34,7 @@ pub const API_CALLS: &[ApiCall] = super::API_CALLS;
 
 /// How long changes are gathered before the registry is rebuilt once for all of them.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Rebuild this often anyway, to drop expired servers from memory.
+/// Rebuild this often anyway, so entries whose expiry passed become expiry-only entries.
 const RESYNC: Duration = Duration::from_secs(300);
 
 /// What the feed resolves with.
@@ -54,8 +55,9 @@ impl SecretLookup for Lookup<'_> {
     }
 }
 
-/// The registry entries for these servers at `now`: every server that resolves and has a
-/// current token in a token Secret it controls.
+/// The registry entries for these servers at `now`: every server that has a current token
+/// in a token Secret it controls and either resolves, or has expired (then only to answer
+/// 403 "expired", whatever else is wrong with it).
 pub fn entries<'a>(
     servers: impl IntoIterator<Item = &'a AtomicworkMcpServer>,
     secrets: SecretSource<'_>,
@@ -67,16 +69,25 @@ pub fn entries<'a>(
         .into_iter()
         .filter(|s| s.metadata.deletion_timestamp.is_none())
         .filter_map(|server| {
-            let hash = current_token(server, secrets)?;
+            let record = current_record(server, secrets)?;
             let res = resolve::resolve(server, &lookup, &opts.catalog, now, &opts.resolve);
-            res.view.ok().map(|view| (hash, view))
+            let until = record.valid_until(res.expires_at);
+            let view = match until {
+                Some(at) if now >= at => ServerView::expired(res.id, server.display_name(), at),
+                _ => {
+                    let mut view = res.view.ok()?;
+                    view.expires_at = until;
+                    view
+                }
+            };
+            Some((record.token.digest(), view))
         })
         .collect()
 }
 
-/// The digest of the server's token, unless its token Secret is missing, not its own, or
-/// minted under another rotate-token value (a rotation the controller has yet to apply).
-fn current_token(server: &AtomicworkMcpServer, secrets: SecretSource<'_>) -> Option<TokenHash> {
+/// The server's token record, unless its token Secret is missing, not its own, or minted
+/// under another rotate-token value (a rotation the controller has yet to apply).
+fn current_record(server: &AtomicworkMcpServer, secrets: SecretSource<'_>) -> Option<TokenRecord> {
     let ns = server.metadata.namespace.as_deref()?;
     let name = server.metadata.name.as_deref()?;
     let secret = secrets(ns, &token_secret_name(name))?;
@@ -84,7 +95,7 @@ fn current_token(server: &AtomicworkMcpServer, secrets: SecretSource<'_>) -> Opt
         return None;
     }
     let record = record_of(&secret)?;
-    (record.rotation.as_deref() == server.rotation()).then(|| record.token.digest())
+    (record.rotation.as_deref() == server.rotation()).then_some(record)
 }
 
 /// The watched state: one store per watched namespace (one in all for `All`).
@@ -217,7 +228,7 @@ fn watch(client: &Client, scope: &Scope) -> (Stores, Vec<EventStream>) {
 fn slim_secret(secret: &mut K8sSecret) {
     secret.metadata.managed_fields = None;
     if let Some(annotations) = secret.metadata.annotations.as_mut() {
-        annotations.retain(|k, _| k == ROTATE_ANNOTATION);
+        annotations.retain(|k, _| k == ROTATE_ANNOTATION || k == TOKEN_EXPIRES_ANNOTATION);
     }
 }
 

@@ -389,6 +389,10 @@ pub struct FakeCluster {
     pub statuses: std::sync::Mutex<BTreeMap<String, Value>>,
     /// The leader-election Lease, once created.
     pub lease: std::sync::Mutex<Option<Value>>,
+    /// Open watches of the Lease, answered by [`FakeCluster::release_lease`].
+    lease_watches: std::sync::Mutex<Vec<mock::SendResponse<Response<Body>>>>,
+    /// Deployments by name, for reads.
+    pub deployments: std::sync::Mutex<BTreeMap<String, Value>>,
     /// `METHOD path?query` of every request, in order.
     pub seen: std::sync::Mutex<Vec<String>>,
 }
@@ -412,6 +416,8 @@ impl FakeCluster {
             ),
             statuses: Default::default(),
             lease: Default::default(),
+            lease_watches: Default::default(),
+            deployments: Default::default(),
             seen: Default::default(),
         });
         let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
@@ -427,7 +433,11 @@ impl FakeCluster {
                     parts.uri.path()
                 ));
                 if query.contains("watch=true") {
-                    watches.push(send);
+                    if parts.uri.path().ends_with("/leases") {
+                        served.lease_watches.lock().expect("watches").push(send);
+                    } else {
+                        watches.push(send);
+                    }
                     continue;
                 }
                 let bytes = body.collect_bytes().await.unwrap_or_default();
@@ -448,6 +458,12 @@ impl FakeCluster {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         if segments.contains(&"leases") {
             return self.answer_lease(method, &segments, body);
+        }
+        if let (&Method::GET, [.., "deployments", name]) = (method, segments.as_slice()) {
+            return match self.deployments.lock().expect("deployments").get(*name) {
+                Some(d) => (StatusCode::OK, d.clone()),
+                None => (StatusCode::NOT_FOUND, not_found("deployments", name)),
+            };
         }
         let mut secrets = self.secrets.lock().expect("secrets");
         match (method, segments.as_slice()) {
@@ -494,9 +510,17 @@ impl FakeCluster {
         }
     }
 
-    /// Create, read and patch (apply or merge: `spec` fields replaced, null removes).
+    /// Create, list, read and patch (apply or merge: `spec` fields replaced, null
+    /// removes; `metadata.ownerReferences` added).
     fn answer_lease(&self, method: &Method, segments: &[&str], body: Value) -> (StatusCode, Value) {
         let mut lease = self.lease.lock().expect("lease");
+        if let (&Method::GET, [.., "leases"]) = (method, segments) {
+            return (
+                StatusCode::OK,
+                json!({"apiVersion": "coordination.k8s.io/v1", "kind": "LeaseList",
+                    "metadata": {"resourceVersion": "10"}, "items": lease.iter().collect::<Vec<_>>()}),
+            );
+        }
         match (method, segments, lease.as_mut()) {
             (&Method::POST, _, _) => {
                 let mut created = body;
@@ -506,6 +530,14 @@ impl FakeCluster {
             }
             (&Method::GET, _, Some(current)) => (StatusCode::OK, current.clone()),
             (&Method::PATCH, _, Some(current)) => {
+                if let Some(owners) = body["metadata"]["ownerReferences"].as_array() {
+                    let mut merged = current["metadata"]["ownerReferences"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    merged.extend(owners.iter().cloned());
+                    current["metadata"]["ownerReferences"] = Value::Array(merged);
+                }
                 if let Some(fields) = body["spec"].as_object() {
                     for (k, v) in fields {
                         match v {
@@ -525,5 +557,44 @@ impl FakeCluster {
                 not_found("leases", segments.last().unwrap_or(&"")),
             ),
         }
+    }
+
+    /// What a leader stepping down does: clears the holder of the Lease; every open
+    /// watch of the Lease gets the change.
+    pub fn release_lease(&self) {
+        let released = {
+            let mut lease = self.lease.lock().expect("lease");
+            let Some(current) = lease.as_mut() else {
+                panic!("no lease to release")
+            };
+            if let Some(spec) = current["spec"].as_object_mut() {
+                for field in [
+                    "holderIdentity",
+                    "acquireTime",
+                    "renewTime",
+                    "leaseDurationSeconds",
+                ] {
+                    spec.remove(field);
+                }
+            }
+            current["metadata"]["resourceVersion"] = json!("2");
+            current.clone()
+        };
+        let event = json!({"type": "MODIFIED", "object": released});
+        let mut line = serde_json::to_vec(&event).expect("JSON");
+        line.push(b'\n');
+        for send in self.lease_watches.lock().expect("watches").drain(..) {
+            send.send_response(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .body(Body::from(line.clone()))
+                    .expect("response"),
+            );
+        }
+    }
+
+    /// True once something watches the Lease.
+    pub fn lease_watched(&self) -> bool {
+        !self.lease_watches.lock().expect("watches").is_empty()
     }
 }

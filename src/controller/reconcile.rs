@@ -29,6 +29,10 @@ pub const MANAGED_BY: &str = super::FIELD_MANAGER;
 pub const PART_OF: &str = "atomicwork-mcp";
 /// Label naming the server a token Secret belongs to.
 pub const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
+/// Annotation on a token Secret: the `expiresAt` the token was last kept under (RFC 3339).
+/// Once that instant has passed the token never grants access again, whatever the
+/// resource says later; the data plane keeps its URL answering 403 "expired".
+pub const TOKEN_EXPIRES_ANNOTATION: &str = "mcp.atomicwork.dev/token-expires-at";
 /// Look again this often even when nothing changes, for eventual consistency.
 pub const RESYNC: Duration = Duration::from_secs(15 * 60);
 
@@ -130,8 +134,15 @@ pub fn desired(
     };
     let record = match blocker {
         Some(_) => None,
-        None => token::next(existing.as_ref(), rotation, expired, res.view.is_ok(), mint)
-            .map_err(Error::Random)?,
+        None => token::next(
+            existing.as_ref(),
+            rotation,
+            res.expires_at,
+            now,
+            res.view.is_ok(),
+            mint,
+        )
+        .map_err(Error::Random)?,
     };
     let url = record
         .as_ref()
@@ -162,7 +173,6 @@ pub fn desired(
         existing.as_ref(),
         record.as_ref(),
         &token,
-        res.expires_at,
         rotation,
         &secret_name,
     );
@@ -243,12 +253,25 @@ pub fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> boo
 }
 
 /// The usable token in a token Secret, if any, with the rotate-token value it was minted
-/// under.
+/// under and the expiry it was kept under.
 pub fn record_of(secret: &K8sSecret) -> Option<TokenRecord> {
     Some(TokenRecord {
         token: usable_token(&secret.data.as_ref()?.get("token")?.0)?,
         rotation: rotation_of(&secret.metadata).map(str::to_string),
+        expires_at: token_expiry_of(secret),
     })
+}
+
+/// The [`TOKEN_EXPIRES_ANNOTATION`] of a token Secret. A value that is not an instant
+/// reads as the earliest one, so a damaged annotation can only end a token, never extend
+/// it.
+fn token_expiry_of(secret: &K8sSecret) -> Option<Timestamp> {
+    let text = secret
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(TOKEN_EXPIRES_ANNOTATION)?;
+    Some(text.trim().parse().unwrap_or(Timestamp::MIN))
 }
 
 fn judge(server: &AtomicworkMcpServer, secret: Option<&K8sSecret>) -> Stored {
@@ -290,10 +313,19 @@ fn token_secret(
         ("app.kubernetes.io/part-of".to_string(), PART_OF.to_string()),
         (SERVER_LABEL.to_string(), label_value(server_name)),
     ]);
-    let annotations = record
-        .rotation
-        .as_ref()
-        .map(|r| BTreeMap::from([(ROTATE_ANNOTATION.to_string(), r.clone())]));
+    let annotations: BTreeMap<String, String> = [
+        record
+            .rotation
+            .as_ref()
+            .map(|r| (ROTATE_ANNOTATION.to_string(), r.clone())),
+        record
+            .expires_at
+            .map(|at| (TOKEN_EXPIRES_ANNOTATION.to_string(), at.to_string())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let annotations = (!annotations.is_empty()).then_some(annotations);
     Ok(K8sSecret {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
@@ -341,6 +373,7 @@ fn secret_matches(have: &K8sSecret, want: &K8sSecret) -> bool {
         && have.type_ == want.type_
         && subset(&want.metadata.labels, &have.metadata.labels)
         && rotation_of(&have.metadata) == rotation_of(&want.metadata)
+        && token_expiry_of(have) == token_expiry_of(want)
         && owners_ok
 }
 
@@ -480,7 +513,7 @@ fn expired_condition(expires_at: Option<Timestamp>, expired: bool) -> Condition 
             Some(true),
             "Expired",
             format!(
-                "expired at {at}; the token was revoked; move spec.expiresAt into the future to mint a new token"
+                "expired at {at}; the URL answers 403 (expired) while spec.expiresAt stays as it is; move spec.expiresAt into the future to mint a new token"
             ),
         ),
         Some(at) => cond(
@@ -525,7 +558,6 @@ fn token_events(
     before: Option<&TokenRecord>,
     after: Option<&TokenRecord>,
     plan: &TokenPlan,
-    expires_at: Option<Timestamp>,
     rotation: Option<&str>,
     secret_name: &str,
 ) -> Vec<Notice> {
@@ -537,6 +569,14 @@ fn token_events(
             reason: "TokenMinted",
             action: "MintToken",
             note: format!("minted a URL token, stored in Secret {secret_name}"),
+        }],
+        (true, Some(b), _) if b.rotation.as_deref() == rotation => vec![Notice {
+            warning: false,
+            reason: "TokenMinted",
+            action: "MintToken",
+            note: format!(
+                "minted a new URL token, stored in Secret {secret_name}: spec.expiresAt moved into the future after the previous token expired; the previous URL no longer works"
+            ),
         }],
         (true, Some(_), _) => vec![Notice {
             warning: false,
@@ -551,12 +591,7 @@ fn token_events(
             warning: false,
             reason: "TokenRevoked",
             action: "RevokeToken",
-            note: match expires_at {
-                Some(at) => format!(
-                    "expired at {at}: deleted Secret {secret_name}; the URL no longer works"
-                ),
-                None => format!("deleted Secret {secret_name}; the URL no longer works"),
-            },
+            note: format!("deleted Secret {secret_name}; its URL no longer works"),
         }],
         _ => Vec::new(),
     }

@@ -295,34 +295,49 @@ async fn a_filter_matching_no_tool_gets_no_url() {
     );
 }
 
+/// The token Secret as a reconcile before expiry left it: the token kept under the
+/// server's current `expiresAt`.
+fn kept_under_expiry(server: &AtomicworkMcpServer, token: &str) -> K8sSecret {
+    let mut secret = token_secret(server, token, None);
+    if let Some(at) = &server.spec.expires_at {
+        secret
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(reconcile::TOKEN_EXPIRES_ANNOTATION.into(), at.clone());
+    }
+    secret
+}
+
 #[tokio::test]
-async fn at_expiry_the_token_secret_is_deleted_and_an_event_recorded() {
+async fn at_expiry_the_token_secret_is_kept_and_the_status_says_expired() {
     let server = server("change-ops").expires_in(-5);
-    let token = token_secret(&server, OLD_TOKEN, None);
+    let token = kept_under_expiry(&server, OLD_TOKEN);
     let previous = settled(server.clone().expires_in(600), &token);
     let server = server.with_status_of(previous.status.as_ref().expect("status"));
     let (ctx, mut api) = context();
     let s = server.clone();
     let t = token.clone();
-    let (result, (deleted, status, events)) = reconcile_with(&server, ctx, async move {
+    let (result, (status, events)) = reconcile_with(&server, ctx, async move {
         api.get_secret(API_SECRET, Some(&api_secret())).await;
         api.get_secret("change-ops-mcp-token", Some(&t)).await;
-        let deleted = api.delete_secret("change-ops-mcp-token").await;
+        // No write to the token Secret: its URL keeps answering 403 "expired".
         let status = api.apply_status(&s).await;
-        (deleted, status, vec![api.event().await, api.event().await])
+        let events = vec![api.event().await];
+        api.assert_idle().await;
+        (status, events)
     })
     .await;
     assert!(result.is_ok(), "{result:?}");
-    assert_eq!(
-        deleted.body["preconditions"]["uid"],
-        "uid-secret-change-ops-mcp-token"
-    );
     assert_eq!(condition(&status.body, "Expired")["status"], "True");
     assert_eq!(condition(&status.body, "Ready")["reason"], "Expired");
     assert!(status.body["status"].get("url").is_none());
-    assert!(status.body["status"].get("tokenSecretRef").is_none());
+    assert_eq!(
+        status.body["status"]["tokenSecretRef"]["name"],
+        "change-ops-mcp-token"
+    );
     let reasons: Vec<_> = events.iter().map(|e| e.body["reason"].clone()).collect();
-    assert_eq!(reasons, ["TokenRevoked", "Expired"]);
+    assert_eq!(reasons, ["Expired"]);
     assert_no_secrets_in(&events, &[OLD_TOKEN]);
 }
 
@@ -522,16 +537,89 @@ fn the_requeue_lands_at_expiry() {
 #[test]
 fn moving_expiry_into_the_future_mints_a_new_token() {
     let server = server("change-ops").expires_in(-5);
-    let expired = decide(&server, &[api_secret()], None);
-    assert_eq!(
-        expired.token,
-        TokenPlan::Unchanged,
-        "nothing to revoke any more"
-    );
+    let token = kept_under_expiry(&server, OLD_TOKEN);
+    let expired = decide(&server, &[api_secret()], Some(&token));
+    assert_eq!(expired.token, TokenPlan::Unchanged, "kept at expiry");
     let server = server.with_status_of(&expired.status).expires_in(3600);
-    let d = decide(&server, &[api_secret()], None);
-    assert!(matches!(d.token, TokenPlan::Apply(_)));
+    let d = decide(&server, &[api_secret()], Some(&token));
+    let TokenPlan::Apply(secret) = &d.token else {
+        panic!("a new token Secret: {:?}", d.token)
+    };
+    let record = reconcile::record_of(secret).expect("a token");
+    assert_ne!(record.token.expose(), OLD_TOKEN);
+    assert_eq!(
+        record.expires_at.map(|t| t.to_string()),
+        server.spec.expires_at
+    );
     assert!(d.events.iter().any(|e| e.reason == "TokenMinted"));
+    assert!(d.status.url.is_some());
+}
+
+#[test]
+fn moving_expiry_before_it_passes_keeps_the_token() {
+    let server = server("change-ops").expires_in(600);
+    let token = kept_under_expiry(&server, OLD_TOKEN);
+    let server = settled(server, &token).expires_in(7200);
+    let d = decide(&server, &[api_secret()], Some(&token));
+    let TokenPlan::Apply(secret) = &d.token else {
+        panic!("the new expiry is noted on the token Secret: {:?}", d.token)
+    };
+    let record = reconcile::record_of(secret).expect("a token");
+    assert_eq!(record.token.expose(), OLD_TOKEN);
+    assert_eq!(
+        record.expires_at.map(|t| t.to_string()),
+        server.spec.expires_at
+    );
+    assert!(d.events.iter().all(|e| e.reason != "TokenMinted"));
+}
+
+#[test]
+fn a_token_secret_without_an_expiry_note_is_kept_and_noted_at_expiry() {
+    // A token Secret written before expiries were noted on it.
+    let server = server("change-ops").expires_in(-5);
+    let token = token_secret(&server, OLD_TOKEN, None);
+    let d = decide(&server, &[api_secret()], Some(&token));
+    let TokenPlan::Apply(secret) = &d.token else {
+        panic!("the expiry is noted: {:?}", d.token)
+    };
+    let record = reconcile::record_of(secret).expect("a token");
+    assert_eq!(record.token.expose(), OLD_TOKEN);
+    assert_eq!(
+        record.expires_at.map(|t| t.to_string()),
+        server.spec.expires_at
+    );
+}
+
+#[tokio::test]
+async fn rotating_an_expired_server_deletes_its_token_secret() {
+    let server = server("change-ops").rotated("1").expires_in(-5);
+    let mut token = kept_under_expiry(&server, OLD_TOKEN);
+    token
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(crate::crd::ROTATE_ANNOTATION.into(), "1".into());
+    let server = server.rotated("2");
+    let (ctx, mut api) = context();
+    let s = server.clone();
+    let (result, events) = reconcile_with(&server, ctx, async move {
+        api.get_secret(API_SECRET, Some(&api_secret())).await;
+        api.get_secret("change-ops-mcp-token", Some(&token)).await;
+        let deleted = api.delete_secret("change-ops-mcp-token").await;
+        assert_eq!(
+            deleted.body["preconditions"]["uid"],
+            "uid-secret-change-ops-mcp-token"
+        );
+        api.apply_status(&s).await;
+        let events = vec![api.event().await, api.event().await];
+        api.assert_idle().await;
+        events
+    })
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    let reasons: Vec<_> = events.iter().map(|e| e.body["reason"].clone()).collect();
+    assert_eq!(reasons, ["TokenRevoked", "Expired"]);
+    assert_no_secrets_in(&events, &[OLD_TOKEN]);
 }
 
 #[test]
@@ -599,9 +687,9 @@ fn a_token_secret_left_by_an_earlier_resource_is_replaced() {
 }
 
 #[test]
-fn a_broken_server_keeps_its_token_until_it_expires() {
-    let server = server("change-ops");
-    let token = token_secret(&server, OLD_TOKEN, None);
+fn a_broken_server_keeps_its_token_through_expiry() {
+    let server = server("change-ops").expires_in(600);
+    let token = kept_under_expiry(&server, OLD_TOKEN);
     let d = decide(&server, &[], Some(&token));
     assert_eq!(
         d.token,
@@ -609,11 +697,12 @@ fn a_broken_server_keeps_its_token_until_it_expires() {
         "the token survives a missing API key"
     );
     let server = server.expires_in(-5);
+    let token = kept_under_expiry(&server, OLD_TOKEN);
     let d = decide(&server, &[], Some(&token));
     assert_eq!(
         d.token,
-        TokenPlan::Delete,
-        "expiry revokes whatever else is wrong"
+        TokenPlan::Unchanged,
+        "expiry keeps the token so its URL says it expired"
     );
 }
 
@@ -695,6 +784,70 @@ mod feed {
         assert!(
             served(std::slice::from_ref(&s), std::slice::from_ref(&t)).is_empty(),
             "no API key"
+        );
+    }
+
+    /// The views served for these servers, by token.
+    fn views(
+        servers: &[AtomicworkMcpServer],
+        secrets: &[K8sSecret],
+    ) -> Vec<crate::registry::ServerView> {
+        let lookup = |ns: &str, name: &str| {
+            secrets
+                .iter()
+                .find(|s| {
+                    s.metadata.namespace.as_deref() == Some(ns)
+                        && s.metadata.name.as_deref() == Some(name)
+                })
+                .cloned()
+                .map(Arc::new)
+        };
+        entries(servers, &lookup, &opts(), Timestamp::now())
+            .into_iter()
+            .map(|(_, view)| view)
+            .collect()
+    }
+
+    #[test]
+    fn an_expired_server_stays_registered_to_answer_403_expired() {
+        let s = server("a").expires_in(-5);
+        let t = super::kept_under_expiry(&s, OLD_TOKEN);
+        assert_eq!(
+            served(std::slice::from_ref(&s), &[api_secret(), t.clone()]),
+            ["it-ops/a"]
+        );
+        // Whatever else is wrong with it (here: its API key Secret is gone).
+        let served_views = views(std::slice::from_ref(&s), std::slice::from_ref(&t));
+        assert_eq!(served_views.len(), 1);
+        let view = &served_views[0];
+        assert_eq!(
+            view.admit(Timestamp::now(), None),
+            Err(crate::registry::Refusal::Expired)
+        );
+        assert!(view.tools.is_empty());
+        assert_eq!(
+            view.expires_at.map(|t| t.to_string()),
+            s.spec.expires_at,
+            "the refusal names the expiry"
+        );
+    }
+
+    #[test]
+    fn a_token_past_its_noted_expiry_is_never_served_again() {
+        // expiresAt moved into the future, but the controller has not minted the new
+        // token yet: the old one still only answers 403.
+        let expired = server("a").expires_in(-5);
+        let t = super::kept_under_expiry(&expired, OLD_TOKEN);
+        let extended = expired.clone().expires_in(3600);
+        let served_views = views(&[extended], &[api_secret(), t]);
+        assert_eq!(served_views.len(), 1);
+        assert_eq!(
+            served_views[0].admit(Timestamp::now(), None),
+            Err(crate::registry::Refusal::Expired)
+        );
+        assert_eq!(
+            served_views[0].expires_at.map(|t| t.to_string()),
+            expired.spec.expires_at
         );
     }
 
@@ -872,6 +1025,137 @@ mod leader {
         }
     }
 
+    fn lease_held_by(holder: &str) -> Value {
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(Timestamp::now());
+        serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "atomicwork-mcp-controller", "namespace": NS, "resourceVersion": "1"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 3600,
+                     "acquireTime": now, "renewTime": now},
+        })
+    }
+
+    fn holder_of(cluster: &FakeCluster) -> Option<String> {
+        cluster
+            .lease
+            .lock()
+            .expect("lease")
+            .as_ref()
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    }
+
+    /// A leader that steps down clears the Lease's holder; the standby sees that through
+    /// its watch and claims the lease at once, not when the old claim would have expired
+    /// (an hour here), so a freshly started replacement of the old leader cannot win it
+    /// first.
+    #[tokio::test]
+    async fn a_standby_claims_a_released_lease_at_once() {
+        let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+        *cluster.lease.lock().expect("lease") = Some(lease_held_by("another-replica"));
+        let opts = options();
+        let identity = opts.lease.as_ref().expect("lease").identity.clone();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(runtime::controller(
+            client,
+            catalog(),
+            opts,
+            None,
+            stop.clone(),
+        ));
+        // Let the standby settle: its lease manager waits for the claim to expire.
+        let settle = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !cluster.lease_watched() && tokio::time::Instant::now() < settle {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(cluster.statuses.lock().expect("statuses").is_empty());
+
+        cluster.release_lease();
+        eventually("the standby claims the released lease", || {
+            holder_of(&cluster).as_deref() == Some(identity.as_str())
+        })
+        .await;
+        status_written("a reconcile by the new leader", &cluster, "change-ops").await;
+        stop_and_join(&stop, task, Duration::from_secs(10), "the controller")
+            .await
+            .expect("clean stop");
+    }
+
+    fn deployment() -> Value {
+        serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "atomicwork-mcp-controller", "namespace": NS,
+                         "uid": "uid-deployment", "resourceVersion": "3"},
+        })
+    }
+
+    fn owned_options() -> ControllerOptions {
+        let mut opts = options();
+        if let Some(lease) = opts.lease.as_mut() {
+            lease.owner_deployment = Some("atomicwork-mcp-controller".into());
+        }
+        opts
+    }
+
+    fn lease_owners(cluster: &FakeCluster) -> Value {
+        cluster
+            .lease
+            .lock()
+            .expect("lease")
+            .as_ref()
+            .expect("lease")["metadata"]["ownerReferences"]
+            .clone()
+    }
+
+    /// The Lease goes with the controller's Deployment (garbage collection), so an
+    /// uninstall that deletes the Deployment and the lease RBAC in one pass leaves no
+    /// Lease with a stale holder behind.
+    #[tokio::test]
+    async fn the_lease_is_owned_by_the_controller_deployment() {
+        let expected = serde_json::json!([{
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "name": "atomicwork-mcp-controller", "uid": "uid-deployment",
+        }]);
+        for existing in [None, Some(lease_held_by("another-replica"))] {
+            let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+            cluster
+                .deployments
+                .lock()
+                .expect("deployments")
+                .insert("atomicwork-mcp-controller".into(), deployment());
+            let created = existing.is_none();
+            *cluster.lease.lock().expect("lease") = existing;
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(runtime::controller(
+                client,
+                catalog(),
+                owned_options(),
+                None,
+                stop.clone(),
+            ));
+            eventually("the owner on the lease", || {
+                cluster
+                    .lease
+                    .lock()
+                    .expect("lease")
+                    .as_ref()
+                    .is_some_and(|l| l["metadata"]["ownerReferences"].is_array())
+            })
+            .await;
+            assert_eq!(lease_owners(&cluster), expected, "created: {created}");
+            stop_and_join(&stop, task, Duration::from_secs(10), "the controller")
+                .await
+                .expect("clean stop");
+            let seen = cluster.seen.lock().expect("log").clone();
+            assert_eq!(
+                seen.iter()
+                    .any(|r| r.starts_with("POST") && r.contains("/leases")),
+                created,
+                "{seen:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn the_elected_replica_reconciles_and_releases_the_lease_on_stop() {
         let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
@@ -884,6 +1168,8 @@ mod leader {
             stop.clone(),
         ));
         status_written("a reconcile by the leader", &cluster, "change-ops").await;
+        // One claim, kept: the replica does not churn on its own claim of a free lease.
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let holder = cluster
             .lease
             .lock()
@@ -891,6 +1177,7 @@ mod leader {
             .clone()
             .expect("lease created");
         assert!(holder["spec"]["holderIdentity"].is_string());
+        assert_eq!(holder["spec"]["leaseTransitions"], 1, "{holder}");
         stop_and_join(&stop, task, Duration::from_secs(10), "the controller")
             .await
             .expect("clean stop");

@@ -5,7 +5,7 @@
 
 {{/*
 Full name: the release name when it already says atomicwork-mcp, else
-<release>-atomicwork-mcp. Short enough for the longest suffix (-controller-metrics).
+<release>-atomicwork-mcp. Short enough for the longest suffix (-controller-lease).
 */}}
 {{- define "awmcp.fullname" -}}
 {{- if .Values.fullnameOverride -}}
@@ -106,6 +106,14 @@ volumes:
     configMap:
       name: {{ include "awmcp.fullname" $ctx }}-catalog
 {{- end }}
+{{- end -}}
+
+{{/*
+The data plane pods' terminationGracePeriodSeconds: the request deadline plus 30 s for
+the drain (the last answers written, connections closed, the process ended).
+*/}}
+{{- define "awmcp.dataplaneGracePeriod" -}}
+{{- add (int .Values.dataplane.requestTimeoutSeconds) 30 -}}
 {{- end -}}
 
 {{- define "awmcp.volumeMounts" -}}
