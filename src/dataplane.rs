@@ -433,7 +433,9 @@ async fn read_body(
 
 /// Why a body could not be had.
 enum BodyError {
+    /// More than the limit arrived.
     TooLarge,
+    /// The body broke off or was malformed (a bad chunk, a reset connection).
     Unreadable,
 }
 
