@@ -107,8 +107,8 @@ pub struct LimitsArgs {
     /// is answered 504.
     #[arg(long, help_heading = LIMITS, env = "REQUEST_TIMEOUT_SECONDS", default_value = "300", value_parser = seconds)]
     pub request_timeout_seconds: Duration,
-    /// Longest a client may take to send a request's headers, in seconds; then the
-    /// connection is closed.
+    /// Longest a client may take to send a request's headers, from their first byte, in
+    /// seconds; then the connection is closed.
     #[arg(long, help_heading = LIMITS, env = "HEADER_READ_TIMEOUT_SECONDS", default_value = "10", value_parser = seconds)]
     pub header_read_timeout_seconds: Duration,
     /// Longest a client may take to send a request's body after its headers, in seconds;
@@ -116,7 +116,7 @@ pub struct LimitsArgs {
     #[arg(long, help_heading = LIMITS, env = "BODY_READ_TIMEOUT_SECONDS", default_value = "60", value_parser = seconds)]
     pub body_read_timeout_seconds: Duration,
     /// Longest a connection may stay open with no request on it, in seconds; then it is
-    /// closed. Keep it above the idle timeout of any load balancer in front.
+    /// closed. Keep it above the idle timeout of load balancers and client pools.
     #[arg(long, help_heading = LIMITS, env = "IDLE_TIMEOUT_SECONDS", default_value = "120", value_parser = seconds)]
     pub idle_timeout_seconds: Duration,
     /// Most client connections served at once; further connections wait until one

@@ -35,13 +35,14 @@ pub struct ConnectionLimits {
     /// Most connections served at once (1 to [`MAX_CONNECTIONS_LIMIT`]); further
     /// connections wait in the listen backlog until one closes.
     pub max_connections: usize,
-    /// Longest from a connection's start, or from the first byte of a later request, to
-    /// the end of that request's headers; then the connection is closed.
+    /// Longest from the first byte of a request to the end of its headers; then the
+    /// connection is closed.
     pub header_read_timeout: Duration,
     /// Longest from the end of a request's headers to the end of its body; the data
     /// plane then answers 408 and closes the connection.
     pub body_read_timeout: Duration,
-    /// Longest a connection may stay open with no request on it, or with an answer its
+    /// Longest a connection may stay open with no request on it (a new connection
+    /// included: HTTP clients open spare ones for their pools), or with an answer its
     /// client does not read; then it is closed.
     pub idle_timeout: Duration,
 }
@@ -120,10 +121,9 @@ struct State {
     handling: usize,
     /// Answers whose body is not yet written out.
     sending: usize,
-    /// When the headers being waited for began: the connection's start for its first
-    /// request, the first byte after an answer for later ones; `None` while idle.
+    /// When the first byte of the request being waited for arrived; `None` while idle.
     head_since: Option<Instant>,
-    /// When the connection last became free of requests.
+    /// When the connection was opened or last became free of requests.
     idle_since: Instant,
     /// When bytes last moved either way.
     last_io: Instant,
@@ -153,7 +153,7 @@ impl Activity {
             state: Mutex::new(State {
                 handling: 0,
                 sending: 0,
-                head_since: Some(now),
+                head_since: None,
                 idle_since: now,
                 last_io: now,
             }),
@@ -228,8 +228,7 @@ impl Activity {
         }
     }
 
-    /// Bytes arrived: the start of the next request's headers when the connection was
-    /// idle.
+    /// Bytes arrived: the start of a request's headers when the connection was idle.
     fn read(&self) {
         let mut state = self.state();
         let now = Instant::now();
@@ -413,24 +412,28 @@ mod tests {
         }
     }
 
-    /// The deadline follows the connection through its life: headers from the start,
-    /// none while handling, the idle timeout after the answer, headers again from the
-    /// next request's first byte.
+    /// The deadline follows the connection through its life: idle until a request's
+    /// first byte, headers from then on, none while handling, the idle timeout after
+    /// the answer, headers again from the next request's first byte.
     #[tokio::test(start_paused = true)]
     async fn the_deadline_follows_the_connection_through_its_life() {
         let l = limits();
         let activity = Arc::new(Activity::new());
         let start = Instant::now();
+        assert_eq!(activity.state().deadline(&l), Some(start + l.idle_timeout));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        activity.read();
+        let first = Instant::now();
         assert_eq!(
             activity.state().deadline(&l),
-            Some(start + l.header_read_timeout)
+            Some(first + l.header_read_timeout)
         );
-        // Bytes of the first request's headers do not move its deadline.
-        tokio::time::advance(Duration::from_secs(3)).await;
+        // Further bytes of the same headers do not move the deadline.
+        tokio::time::advance(Duration::from_secs(2)).await;
         activity.read();
         assert_eq!(
             activity.state().deadline(&l),
-            Some(start + l.header_read_timeout)
+            Some(first + l.header_read_timeout)
         );
         let (handling, sending) = Handling::start(&activity);
         assert_eq!(activity.state().deadline(&l), None);

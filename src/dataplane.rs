@@ -33,8 +33,9 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client may take by default to send a request's body once its headers are in.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a connection may stay open by default with no request on it. Longer than the
-/// 60 s idle timeout of common load balancers, so they close first and never reuse a
-/// connection the data plane is closing.
+/// 60 s idle timeout of common load balancers and the 90 s pool idle timeout of common
+/// HTTP clients, so they close first and never reuse a connection the data plane is
+/// closing.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most client connections served at once by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -432,7 +433,9 @@ async fn read_body(
 
 /// Why a body could not be had.
 enum BodyError {
+    /// More than the limit arrived.
     TooLarge,
+    /// The body broke off or was malformed (a bad chunk, a reset connection).
     Unreadable,
 }
 

@@ -353,6 +353,7 @@ fn is_valid_id(id: &RawValue) -> bool {
     )
 }
 
+/// True for a raw JSON `null`.
 fn is_null(id: &RawValue) -> bool {
     id.get() == "null"
 }

@@ -870,3 +870,38 @@ async fn shutdown_finishes_requests_in_progress_and_closes_the_rest() {
     assert_eq!(call.await.expect("call task"), 200);
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
 }
+
+/// HTTP clients open spare connections for their pools and use them later: a new
+/// connection is idle until its first byte, and the header timeout runs from there.
+#[tokio::test]
+async fn a_new_connection_is_idle_until_its_first_byte() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = DataplaneConfig::default();
+    config.connections.header_read_timeout = Duration::from_millis(500);
+    config.connections.idle_timeout = Duration::from_secs(60);
+    let plane = Plane::start(config).await;
+    let addr = plane.base.trim_start_matches("http://").to_string();
+
+    let mut spare = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    spare
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = [0u8; 12];
+    spare
+        .read_exact(&mut answer)
+        .await
+        .expect("an answer on a connection left unused past the header timeout");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+
+    slow.write_all(b"GET /heal").await.expect("write");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest));
+    assert!(closed.await.is_ok(), "headers begun and never finished");
+}

@@ -1,6 +1,7 @@
 //! Security properties as tests: no secret ever reaches the logs, no path or framing trick
-//! reaches a server whose exact URL was not used, and a read-only server runs no write
-//! tool by any route.
+//! reaches a server whose exact URL was not used, a read-only server runs no write tool by
+//! any route, and no client without a usable URL can make the server read a body or hold
+//! a connection beyond the configured limits.
 
 mod common;
 
