@@ -17,6 +17,7 @@
 //! loads (a quarter and a half of the data plane's saturated rate, 32 paced clients) and
 //! with one client: at saturation any slowdown shows up as queueing (Little's law) rather
 //! than as the time the data plane adds to a call.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

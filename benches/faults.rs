@@ -6,6 +6,7 @@
 //! non-zero unless every request got a well-formed JSON-RPC answer carrying its own id, no
 //! task panicked, and resident memory after the run (and a short settle) is within
 //! [`RSS_TOLERANCE_KIB`] of the baseline taken after a warm-up at the same concurrency.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

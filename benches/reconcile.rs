@@ -4,6 +4,7 @@
 //!
 //! `cargo bench --bench reconcile` — one machine, one run: figures to compare between
 //! changes, not capacities.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 pub mod catalog;
 pub mod cli;
 pub mod connections;

@@ -1,5 +1,6 @@
 //! The built-in catalog and the filter semantics of `spec.methods`, `spec.tags` and
 //! `spec.tools`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 

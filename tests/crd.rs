@@ -1,4 +1,5 @@
 //! The CRD as generated, committed and read back; example manifests through the real types.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 

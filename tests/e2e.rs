@@ -6,6 +6,7 @@
 //! --test-threads=1`.
 //!
 //! Uses only APIs that are GA in Kubernetes 1.24.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! `deploy/rbac.yaml` grants exactly the calls the code makes: the lists kept next to
 //! the calls (`API_CALLS` in the controller, its apply step, the lease and the feed).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::path::Path;
