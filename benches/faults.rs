@@ -16,11 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use atomicwork_mcp::catalog::Catalog;
+use atomicwork_mcp::core::catalog::Catalog;
+use atomicwork_mcp::core::secret::TokenHash;
+use atomicwork_mcp::core::server::ServerView;
 use atomicwork_mcp::dataplane::{Dataplane, DataplaneConfig};
-use atomicwork_mcp::registry::{Registry, ServerView};
+use atomicwork_mcp::registry::Registry;
 use atomicwork_mcp::resolve::SecretData;
-use atomicwork_mcp::secret::TokenHash;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use atomicwork_mcp::catalog::Catalog;
 use atomicwork_mcp::controller::feed::{self, FeedOptions};
 use atomicwork_mcp::controller::reconcile::{self, Observed, Settings, TokenPlan};
 use atomicwork_mcp::controller::{Context, reconcile as run_reconcile};
+use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus};
 use atomicwork_mcp::metrics::ControllerMetrics;
 use futures::StreamExt;
@@ -88,7 +88,7 @@ fn pure(catalog: &Arc<Catalog>) {
     let settings = settings();
     let secrets = common::api_key_secrets(NS, "atomicwork-api", b"sk-bench");
     let servers: Vec<_> = (0..RESOURCES).map(server).collect();
-    let mint = atomicwork_mcp::secret::mint_token;
+    let mint = atomicwork_mcp::core::secret::mint_token;
     let now = Timestamp::now();
 
     let started = Instant::now();

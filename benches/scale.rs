@@ -19,13 +19,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use atomicwork_mcp::catalog::{Catalog, Tool};
+use atomicwork_mcp::core::catalog::{Catalog, Tool};
+use atomicwork_mcp::core::secret::{TokenHash, mint_token};
+use atomicwork_mcp::core::server::ServerView;
 use atomicwork_mcp::crd::AtomicworkMcpServer;
 use atomicwork_mcp::manifest::{self, Manifests};
 use atomicwork_mcp::mcp::{self, CallGate, ServerIdentity, ToolRunner};
-use atomicwork_mcp::registry::{Registry, ServerView};
+use atomicwork_mcp::registry::Registry;
 use atomicwork_mcp::resolve::{self, ResolveOptions, SecretLookup};
-use atomicwork_mcp::secret::{TokenHash, mint_token};
 use atomicwork_mcp::upstream::CallOutcome;
 use http::HeaderMap;
 use serde_json::{Map, Value};

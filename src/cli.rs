@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
-use crate::catalog::{Catalog, Tool, ToolFilter, filter};
+use crate::core::catalog::{Catalog, Tool, ToolFilter, filter};
 use crate::crd::AtomicworkMcpServer;
 use crate::dataplane::{self, ConnectionLimits, DataplaneConfig};
 

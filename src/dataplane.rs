@@ -17,11 +17,12 @@ use futures::StreamExt as _;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::catalog::Tool;
 pub use crate::connections::ConnectionLimits;
+use crate::core::catalog::Tool;
+use crate::core::server::{Refusal, ServerView};
 use crate::mcp::{self, CallGate, Reply, ServerIdentity, ToolRunner, code};
 use crate::metrics::{CallLabels, Metrics, OPENMETRICS_CONTENT_TYPE, ToolLabels};
-use crate::registry::{Refusal, Registry, ServerView};
+use crate::registry::Registry;
 use crate::upstream::{CallOutcome, Upstream};
 
 /// Largest request body by default: room for the file tools' base64 uploads.

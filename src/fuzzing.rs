@@ -9,14 +9,16 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::catalog::{Catalog, Tool};
+use crate::core::catalog::{Catalog, Tool};
+use crate::core::secret::Secret;
+use crate::core::server::ServerView;
+use crate::core::server::Target;
+use crate::core::tool_result::ToolResult;
 use crate::crd::AtomicworkMcpServer;
 use crate::manifest::{self, Manifests};
 use crate::mcp::{self, CallGate, ServerIdentity, ToolRunner};
-use crate::registry::ServerView;
 use crate::resolve::{self, ResolveOptions, SecretLookup};
-use crate::secret::Secret;
-use crate::upstream::{self, CallOutcome, OutcomeClass, RateLimitInfo, Target, ToolResult};
+use crate::upstream::{self, CallOutcome, OutcomeClass, RateLimitInfo};
 
 /// 2025-01-01T00:00:00Z: a fixed clock keeps every run reproducible.
 const FIXED_NOW: i64 = 1_735_689_600;

@@ -1,8 +1,8 @@
 #![forbid(unsafe_code)]
-pub mod catalog;
 pub mod cli;
 pub mod connections;
 pub mod controller;
+pub mod core;
 pub mod crd;
 pub mod dataplane;
 pub mod discovery;
@@ -14,10 +14,8 @@ pub mod metrics;
 pub mod registry;
 pub mod resolve;
 pub mod sandbox;
-pub mod secret;
 pub mod spec_check;
 #[cfg(test)]
 mod test_support;
-pub mod token;
 pub mod upstream;
 pub mod yaml_lines;

@@ -12,13 +12,14 @@ use anyhow::Context as _;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Catalog;
+use crate::core::catalog::Catalog;
+use crate::core::secret::{Secret, TokenHash};
+use crate::core::server::{ServerId, ServerView};
+use crate::core::token::{self, TokenRecord};
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
 use crate::manifest::{self, ManifestError, Manifests, ReadFile};
-use crate::registry::{Registry, ServerId, ServerView};
+use crate::registry::Registry;
 use crate::resolve::{self, ResolveOptions};
-use crate::secret::{Secret, TokenHash};
-use crate::token::{self, TokenRecord};
 use crate::upstream::{Upstream, UpstreamOptions};
 
 /// Settings of `atomicwork-mcp local`.
@@ -258,7 +259,7 @@ impl Loader {
                 res.expires_at,
                 now,
                 res.view.is_ok(),
-                crate::secret::mint_token,
+                crate::core::secret::mint_token,
             )
             .context("reading the OS random number generator")?;
             self.store.set(&res.id, record.as_ref());

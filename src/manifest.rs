@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
+use crate::core::server::ServerId;
 use crate::crd::AtomicworkMcpServer;
-use crate::registry::ServerId;
 use crate::resolve::{SecretData, SecretLookup, secret_data};
 use crate::yaml_lines::Node;
 

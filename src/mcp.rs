@@ -11,10 +11,11 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::catalog::Tool;
+use crate::core::catalog::Tool;
+use crate::core::server::{Exposure, ServerView};
+use crate::core::tool_result::ToolResult;
 use crate::discovery;
-use crate::registry::{Exposure, ServerView};
-use crate::upstream::{CallOutcome, OutcomeClass, RateLimitInfo, ToolResult};
+use crate::upstream::{CallOutcome, OutcomeClass, RateLimitInfo};
 
 /// Revisions answered through `initialize`, oldest first.
 pub const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -768,7 +769,7 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
             None => return unknown_tool(ctx, name, false),
         },
         Exposure::Discovery => {
-            if !discovery::is_meta_tool(name) {
+            if !crate::core::catalog::meta_tools::is_meta_tool(name) {
                 return unknown_tool(ctx, name, true);
             }
             match discovery::meta_call(&view.tools, name, args) {
@@ -784,7 +785,7 @@ async fn tools_call<R: ToolRunner, G: CallGate>(
     // again at once.
     let args = Value::Object(args);
     if let Err(problems) = tool.validate_value(&args) {
-        let text = crate::catalog::invalid_arguments_text(tool.name(), &problems);
+        let text = crate::core::catalog::invalid_arguments_text(tool.name(), &problems);
         let mut out = local_outcome(ToolResult::error(text));
         out.class = OutcomeClass::InvalidArguments;
         return finish_call(ctx, tool.name(), client, out);
@@ -991,12 +992,12 @@ fn fill_default_workspace(tool: &Tool, args: &mut Map<String, Value>, view: &Ser
         return;
     };
     if args
-        .get(crate::catalog::WORKSPACE_ARG)
+        .get(crate::core::catalog::WORKSPACE_ARG)
         .is_some_and(|v| !v.is_null())
     {
         return;
     }
-    let Some(param) = tool.param(crate::catalog::WORKSPACE_ARG) else {
+    let Some(param) = tool.param(crate::core::catalog::WORKSPACE_ARG) else {
         return;
     };
     let wants_integer = param
@@ -1008,13 +1009,13 @@ fn fill_default_workspace(tool: &Tool, args: &mut Map<String, Value>, view: &Ser
         Ok(n) if wants_integer => json!(n),
         _ => json!(ws),
     };
-    args.insert(crate::catalog::WORKSPACE_ARG.into(), value);
+    args.insert(crate::core::catalog::WORKSPACE_ARG.into(), value);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::core::catalog::Catalog;
     use crate::manifest::{self, Manifests};
     use crate::resolve::{self, ResolveOptions};
 

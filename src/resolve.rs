@@ -9,11 +9,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
-use crate::catalog::{Catalog, ToolFilter, ToolSet, filter};
+use crate::core::catalog::{Catalog, ToolFilter, ToolSet, filter};
+use crate::core::secret::{Secret, TokenHash};
+use crate::core::server::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
+use crate::core::server::{Exposure, RateLimitSettings, ServerId, ServerView};
 use crate::crd::{AtomicworkMcpServer, ToolExposure};
-use crate::registry::{Exposure, RateLimitSettings, ServerId, ServerView};
-use crate::secret::{Secret, TokenHash};
-use crate::upstream::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
 
 /// Shortest lifetime a server may be created with.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(60);

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use atomicwork_mcp::catalog::{Catalog, FilterError, Location, ToolFilter, filter};
+use atomicwork_mcp::core::catalog::{Catalog, FilterError, Location, ToolFilter, filter};
 use serde_json::{Value, json};
 
 fn catalog() -> Catalog {

@@ -147,7 +147,7 @@ spec:
 
 #[test]
 fn every_example_server_deserializes_and_resolves_its_filters() {
-    let catalog = atomicwork_mcp::catalog::Catalog::builtin().expect("catalog");
+    let catalog = atomicwork_mcp::core::catalog::Catalog::builtin().expect("catalog");
     let files = manifest_files(&root().join("examples")).expect("examples");
     let mut servers = 0;
     for file in files {
@@ -159,7 +159,7 @@ fn every_example_server_deserializes_and_resolves_its_filters() {
             let server: AtomicworkMcpServer =
                 serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             let f = atomicwork_mcp::resolve::tool_filter(&server);
-            let tools = atomicwork_mcp::catalog::filter(&catalog, &f)
+            let tools = atomicwork_mcp::core::catalog::filter(&catalog, &f)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             assert!(!tools.is_empty(), "{}: no tools", file.display());
             servers += 1;

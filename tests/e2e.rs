@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use atomicwork_mcp::catalog::Catalog;
 use atomicwork_mcp::controller::lease::LeaseSettings;
 use atomicwork_mcp::controller::runtime::{self, ControllerOptions, DataplaneOptions};
 use atomicwork_mcp::controller::{Scope, Settings};
+use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
 use atomicwork_mcp::dataplane::DataplaneConfig;
 use atomicwork_mcp::resolve::ResolveOptions;

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use atomicwork_mcp::catalog::{Catalog, filter};
+use atomicwork_mcp::core::catalog::{Catalog, filter};
 use atomicwork_mcp::crd::AtomicworkMcpServer;
 use atomicwork_mcp::resolve::{ResolveOptions, resolve};
 use k8s_openapi::api::apps::v1::Deployment;

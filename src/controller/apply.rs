@@ -13,8 +13,8 @@ use crate::resolve::SecretData;
 
 use super::reconcile::{Desired, Observed, TokenPlan};
 use super::{ApiCall, Context, Error, FIELD_MANAGER, Op};
+use crate::core::token::token_secret_name;
 use crate::resolve::secret_data;
-use crate::token::token_secret_name;
 
 /// The calls made here.
 pub const API_CALLS: &[ApiCall] = &[

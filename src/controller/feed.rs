@@ -17,16 +17,17 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Catalog;
+use crate::core::catalog::Catalog;
+use crate::core::secret::TokenHash;
+use crate::core::server::ServerView;
 use crate::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
-use crate::registry::{Registry, ServerView};
+use crate::registry::Registry;
 use crate::resolve::{self, ResolveOptions, SecretData, SecretLookup};
-use crate::secret::TokenHash;
 
 use super::reconcile::{TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of};
 use super::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
+use crate::core::token::{TokenRecord, token_secret_name};
 use crate::resolve::secret_data;
-use crate::token::{TokenRecord, token_secret_name};
 
 /// The calls the feed makes: watches only, the same servers and Secrets the controller
 /// watches.

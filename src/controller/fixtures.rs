@@ -15,7 +15,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
-use crate::catalog::Catalog;
+use crate::core::catalog::Catalog;
 use crate::crd::{
     AtomicworkConnection, AtomicworkMcpServer, AtomicworkMcpServerSpec, ROTATE_ANNOTATION,
     SecretKeyRef, SecretRef, ToolExposure,

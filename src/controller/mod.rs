@@ -35,7 +35,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Catalog;
+use crate::core::catalog::Catalog;
 use crate::crd::{AtomicworkMcpServer, GROUP};
 use crate::metrics::ControllerMetrics;
 
@@ -275,7 +275,7 @@ async fn reconcile_once(
         &ctx.catalog,
         &ctx.settings,
         Timestamp::now(),
-        &crate::secret::mint_token,
+        &crate::core::secret::mint_token,
     )?;
     if !ctx.is_leading() {
         return Ok(("skipped", Action::await_change()));
@@ -322,7 +322,7 @@ pub fn servers_for_secret(
     ) else {
         return Vec::new();
     };
-    let owned_by = name.strip_suffix(crate::token::TOKEN_SECRET_SUFFIX);
+    let owned_by = name.strip_suffix(crate::core::token::TOKEN_SECRET_SUFFIX);
     let mut refs: Vec<_> = store
         .state_filter(|s| {
             s.metadata.namespace.as_deref() == Some(ns)

@@ -12,13 +12,13 @@ use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use kube::Resource;
 
-use crate::catalog::Catalog;
+use crate::core::catalog::Catalog;
+use crate::core::secret::Secret;
+use crate::core::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name, usable_token};
 use crate::crd::{
     AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef, rotation_of,
 };
 use crate::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
-use crate::secret::Secret;
-use crate::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name, usable_token};
 
 use super::Error;
 
@@ -395,7 +395,7 @@ fn cond(type_: &str, ok: Option<bool>, reason: &str, message: String) -> Conditi
 }
 
 fn ready_condition(
-    view: &Result<crate::registry::ServerView, Problem>,
+    view: &Result<crate::core::server::ServerView, Problem>,
     blocker: Option<&Blocker>,
     tools: usize,
     settings: &Settings,
@@ -483,7 +483,7 @@ fn stalled_condition(ready: &Condition) -> Condition {
     }
 }
 
-fn credentials_condition(view: &Result<crate::registry::ServerView, Problem>) -> Condition {
+fn credentials_condition(view: &Result<crate::core::server::ServerView, Problem>) -> Condition {
     match view {
         Err(p) if p.is_credentials() => cond(
             "CredentialsResolved",

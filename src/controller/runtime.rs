@@ -8,7 +8,7 @@ use kube::Client;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Catalog;
+use crate::core::catalog::Catalog;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
 use crate::metrics::ControllerMetrics;
 use crate::registry::Registry;

@@ -50,8 +50,8 @@ fn secrets_with(list: &[K8sSecret]) -> std::collections::BTreeMap<(String, Strin
         .collect()
 }
 
-fn fixed_mint() -> Result<crate::secret::Secret, getrandom::Error> {
-    Ok(crate::secret::Secret::new(
+fn fixed_mint() -> Result<crate::core::secret::Secret, getrandom::Error> {
+    Ok(crate::core::secret::Secret::new(
         "NEWTOKENNEWTOKENNEWTOKENNEWTOKENNEWTOKEN123",
     ))
 }
@@ -734,7 +734,7 @@ mod feed {
         entries(servers, &lookup, &opts(), Timestamp::now())
             .into_iter()
             .map(|(hash, view)| {
-                assert_eq!(hash, crate::secret::TokenHash::of(OLD_TOKEN));
+                assert_eq!(hash, crate::core::secret::TokenHash::of(OLD_TOKEN));
                 view.id.to_string()
             })
             .collect()
@@ -791,7 +791,7 @@ mod feed {
     fn views(
         servers: &[AtomicworkMcpServer],
         secrets: &[K8sSecret],
-    ) -> Vec<crate::registry::ServerView> {
+    ) -> Vec<crate::core::server::ServerView> {
         let lookup = |ns: &str, name: &str| {
             secrets
                 .iter()
@@ -822,7 +822,7 @@ mod feed {
         let view = &served_views[0];
         assert_eq!(
             view.admit(Timestamp::now(), None),
-            Err(crate::registry::Refusal::Expired)
+            Err(crate::core::server::Refusal::Expired)
         );
         assert!(view.tools.is_empty());
         assert_eq!(
@@ -843,7 +843,7 @@ mod feed {
         assert_eq!(served_views.len(), 1);
         assert_eq!(
             served_views[0].admit(Timestamp::now(), None),
-            Err(crate::registry::Refusal::Expired)
+            Err(crate::core::server::Refusal::Expired)
         );
         assert_eq!(
             served_views[0].expires_at.map(|t| t.to_string()),

@@ -15,7 +15,6 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,16 +22,18 @@ use http::HeaderValue;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use serde_json::{Map, Value, json};
 
-pub use crate::catalog::HttpMethod;
-use crate::catalog::Tool;
-use crate::secret::Secret;
+pub use crate::core::catalog::HttpMethod;
+use crate::core::catalog::Tool;
+use crate::core::secret::Secret;
+use crate::core::server::{RetryPolicy, Target};
+use crate::core::tool_result::ToolResult;
 pub use multipart::FilePart;
 pub use ratelimit::RateLimitInfo;
 pub use request::{
     BuildError, MAX_PATH_VALUE_CHARS, MAX_QUERY_VALUE_CHARS, MAX_URL_BYTES, PreparedBody,
     PreparedRequest, build_request,
 };
-pub use response::{MAX_ERROR_TEXT_CHARS, ToolResult};
+pub use response::MAX_ERROR_TEXT_CHARS;
 
 /// Cuts `text` to at most `max_chars` characters, ending with a note that says how long
 /// it was (for texts that hold no API key, such as protocol error messages).
@@ -42,8 +43,6 @@ pub fn cap_text(text: &mut String, max_chars: usize) {
 use redact::Redactor;
 use response::{CallContext, Paging, TransportKind};
 
-/// Default cap on the characters of one tool result.
-pub const DEFAULT_MAX_RESULT_CHARS: usize = 150_000;
 /// `User-Agent` of every upstream request.
 pub const USER_AGENT: &str = concat!("atomicwork-mcp-operator/", env!("CARGO_PKG_VERSION"));
 
@@ -74,52 +73,6 @@ impl Default for UpstreamOptions {
             max_upload_bytes: 25 * 1024 * 1024,
         }
     }
-}
-
-/// Per-server settings, built by the data plane from the resource spec.
-#[derive(Clone, Debug)]
-pub struct Target {
-    /// Tenant base URL, e.g. `https://acme.atomicwork.com` (catalog paths add `/api/v1`).
-    pub base_url: String,
-    pub api_key: Secret,
-    /// Default workspace, for `X-Workspace-Id` and `{workspace_id}` in paths.
-    pub workspace_id: Option<String>,
-    /// Write tools return the request they would send instead of sending it.
-    pub dry_run: bool,
-    /// Opt-in retries; applied to read tools only.
-    pub retry: Option<RetryPolicy>,
-    /// Per-call timeout; `None` uses [`UpstreamOptions::default_timeout`].
-    pub timeout: Option<Duration>,
-    /// Longest result text, in characters.
-    pub max_result_chars: usize,
-    /// Added as the first text block of every result (e.g. a sandbox notice).
-    pub notice: Option<Arc<str>>,
-}
-
-impl Target {
-    /// A target with the defaults: no workspace, no dry run, no retries, default timeout
-    /// and result cap, no notice.
-    pub fn new(base_url: impl Into<String>, api_key: Secret) -> Self {
-        Target {
-            base_url: base_url.into(),
-            api_key,
-            workspace_id: None,
-            dry_run: false,
-            retry: None,
-            timeout: None,
-            max_result_chars: DEFAULT_MAX_RESULT_CHARS,
-            notice: None,
-        }
-    }
-}
-
-/// Bounded retries with full-jitter exponential backoff.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    /// Total attempts, including the first.
-    pub max_attempts: u32,
-    /// Longest wait between attempts; a longer `Retry-After` ends the retries.
-    pub max_backoff: Duration,
 }
 
 /// The result of one tool call plus what the data plane records about it.

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::UpstreamOptions;
 use super::request::{BuildError, PreparedBody, json_fields, scalar_text};
-use crate::catalog::{Location, ParamKind, Tool};
+use crate::core::catalog::{Location, ParamKind, Tool};
 
 /// Standard alphabet; padding optional, because models often drop it.
 const BASE64: GeneralPurpose = GeneralPurpose::new(

@@ -4,9 +4,9 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
-use super::Target;
 use super::multipart::{self, FilePart};
-use crate::catalog::{BodyEncoding, HttpMethod, Location, ParamDef, Tool, WORKSPACE_ARG};
+use crate::core::catalog::{BodyEncoding, HttpMethod, Location, ParamDef, Tool, WORKSPACE_ARG};
+use crate::core::server::Target;
 
 /// Everything outside RFC 3986 "unreserved" is encoded, so no argument can add a path
 /// segment, a query or a fragment, or smuggle an already-encoded character through.

@@ -17,9 +17,11 @@ use serde_json::{Map, Value, json};
 
 use super::redact::Redactor;
 use super::response::{CallContext, Paging, success};
-use super::{CallOutcome, Target, ToolResult, Upstream, UpstreamOptions};
-use crate::catalog::{Catalog, Tool, ToolSource};
-use crate::secret::Secret;
+use super::{CallOutcome, Upstream, UpstreamOptions};
+use crate::core::catalog::{Catalog, Tool, ToolSource};
+use crate::core::secret::Secret;
+use crate::core::server::Target;
+use crate::core::tool_result::ToolResult;
 
 pub(super) const KEY: &str = "awk-test-9f8e7d6c5b4a3210";
 

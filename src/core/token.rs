@@ -5,7 +5,7 @@
 
 use jiff::Timestamp;
 
-use crate::secret::Secret;
+use crate::core::secret::Secret;
 
 /// Suffix of the Secret that holds a server's token: `<name>-mcp-token`.
 pub const TOKEN_SECRET_SUFFIX: &str = "-mcp-token";

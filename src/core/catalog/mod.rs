@@ -8,6 +8,7 @@
 
 mod arguments;
 mod filter;
+pub mod meta_tools;
 mod schema;
 
 pub(crate) use arguments::problem_text;
@@ -536,7 +537,7 @@ impl ToolSet {
     /// The `tools/list` array in discovery exposure: the three meta-tools.
     pub fn discovery_listing(&self) -> &RawValue {
         self.discovery.get_or_init(|| {
-            serde_json::value::to_raw_value(&crate::discovery::listing(self))
+            serde_json::value::to_raw_value(&meta_tools::listing(self))
                 .unwrap_or_else(|_| empty_array())
         })
     }
