@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
 use crate::core::catalog::{Catalog, Tool, ToolFilter, filter};
-use crate::crd::AtomicworkMcpServer;
 use crate::dataplane::{self, ConnectionLimits, DataplaneConfig};
+use crate::k8s::crd::AtomicworkMcpServer;
 
 /// Serve filtered Atomicwork ITSM tools to AI clients over MCP, from Kubernetes resources
 /// or local manifest files.
@@ -459,7 +459,7 @@ fn cluster_command(
     use crate::controller::runtime;
     log.init();
     let catalog = std::sync::Arc::new(catalog.load()?);
-    let scope = crate::controller::Scope::from_list(cluster.namespaces.clone());
+    let scope = crate::k8s::scope::Scope::from_list(cluster.namespaces.clone());
     let controller_opts = controller
         .map(|flags| controller_options(flags, &scope))
         .transpose()?;
@@ -526,7 +526,7 @@ fn check_public_url(url: &str) -> anyhow::Result<String> {
 
 fn controller_options(
     flags: &ControllerFlags,
-    scope: &crate::controller::Scope,
+    scope: &crate::k8s::scope::Scope,
 ) -> anyhow::Result<(
     crate::controller::runtime::ControllerOptions,
     std::net::SocketAddr,
@@ -555,7 +555,7 @@ fn controller_options(
 fn dataplane_options(
     flags: &DataplaneFlags,
     public_url: Option<&str>,
-    scope: &crate::controller::Scope,
+    scope: &crate::k8s::scope::Scope,
 ) -> anyhow::Result<(
     crate::controller::runtime::DataplaneOptions,
     std::net::SocketAddr,
@@ -663,7 +663,7 @@ mod tests {
         assert_eq!(run.controller.lease_name, "atomicwork-mcp-controller");
         assert!(!run.controller.redact_status_url);
         let (opts, _) =
-            controller_options(&run.controller, &crate::controller::Scope::All).expect("options");
+            controller_options(&run.controller, &crate::k8s::scope::Scope::All).expect("options");
         assert_eq!(opts.settings.public_url, "https://mcp.example.com");
 
         let Command::Dataplane(dp) = parse(&[
@@ -675,10 +675,10 @@ mod tests {
         ]) else {
             panic!("dataplane")
         };
-        let scope = crate::controller::Scope::from_list(dp.cluster.namespaces.clone());
+        let scope = crate::k8s::scope::Scope::from_list(dp.cluster.namespaces.clone());
         assert_eq!(
             scope,
-            crate::controller::Scope::Namespaces(vec!["a".into(), "b".into()])
+            crate::k8s::scope::Scope::Namespaces(vec!["a".into(), "b".into()])
         );
         let (opts, _) = dataplane_options(&dp.dataplane, None, &scope).expect("options");
         assert_eq!(opts.config.allowed_hosts, ["mcp.example.com"]);
@@ -719,7 +719,7 @@ mod tests {
         else {
             panic!("controller")
         };
-        assert!(controller_options(&c.controller, &crate::controller::Scope::All).is_err());
+        assert!(controller_options(&c.controller, &crate::k8s::scope::Scope::All).is_err());
         let Command::Controller(c) = parse(&[
             "controller",
             "--public-url",
@@ -729,7 +729,7 @@ mod tests {
             panic!("controller")
         };
         let (opts, _) =
-            controller_options(&c.controller, &crate::controller::Scope::All).expect("options");
+            controller_options(&c.controller, &crate::k8s::scope::Scope::All).expect("options");
         assert_eq!(opts.settings.public_url, "https://mcp.example.com");
         assert!(opts.settings.redact_status_url);
     }
@@ -787,7 +787,7 @@ mod tests {
             let Command::Local(local) = parse(&with(&["local", "--manifests", "m"])) else {
                 panic!("local")
             };
-            let scope = crate::controller::Scope::All;
+            let scope = crate::k8s::scope::Scope::All;
             vec![
                 dataplane_options(&dp.dataplane, None, &scope)
                     .expect("options")

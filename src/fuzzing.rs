@@ -14,10 +14,10 @@ use crate::core::secret::Secret;
 use crate::core::server::ServerView;
 use crate::core::server::Target;
 use crate::core::tool_result::ToolResult;
-use crate::crd::AtomicworkMcpServer;
-use crate::manifest::{self, Manifests};
+use crate::k8s::crd::AtomicworkMcpServer;
+use crate::k8s::resolve::{self, ResolveOptions, SecretLookup};
+use crate::local::manifest::{self, Manifests};
 use crate::mcp::{self, CallGate, ServerIdentity, ToolRunner};
-use crate::resolve::{self, ResolveOptions, SecretLookup};
 use crate::upstream::{self, CallOutcome, OutcomeClass, RateLimitInfo};
 
 /// 2025-01-01T00:00:00Z: a fixed clock keeps every run reproducible.

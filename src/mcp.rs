@@ -1016,8 +1016,8 @@ fn fill_default_workspace(tool: &Tool, args: &mut Map<String, Value>, view: &Ser
 mod tests {
     use super::*;
     use crate::core::catalog::Catalog;
-    use crate::manifest::{self, Manifests};
-    use crate::resolve::{self, ResolveOptions};
+    use crate::k8s::resolve::{self, ResolveOptions};
+    use crate::local::manifest::{self, Manifests};
 
     /// A served view whose display name needs escaping.
     fn view() -> Arc<ServerView> {

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use atomicwork_mcp::crd::{AtomicworkMcpServer, ToolExposure};
-use atomicwork_mcp::manifest::{documents, manifest_files};
+use atomicwork_mcp::k8s::crd::{AtomicworkMcpServer, ToolExposure};
+use atomicwork_mcp::local::manifest::{documents, manifest_files};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
@@ -158,7 +158,7 @@ fn every_example_server_deserializes_and_resolves_its_filters() {
         {
             let server: AtomicworkMcpServer =
                 serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let f = atomicwork_mcp::resolve::tool_filter(&server);
+            let f = atomicwork_mcp::k8s::resolve::tool_filter(&server);
             let tools = atomicwork_mcp::core::catalog::filter(&catalog, &f)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             assert!(!tools.is_empty(), "{}: no tools", file.display());

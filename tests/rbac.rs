@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use atomicwork_mcp::controller::{self, ApiCall, feed, lease};
+use atomicwork_mcp::controller::{self, feed, lease};
+use atomicwork_mcp::k8s::scope::ApiCall;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde_json::Value;
 
@@ -17,7 +18,7 @@ impl Manifests {
     fn load() -> Self {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml");
         let text = std::fs::read_to_string(path).expect("deploy/rbac.yaml");
-        let docs = atomicwork_mcp::manifest::documents(&text)
+        let docs = atomicwork_mcp::local::manifest::documents(&text)
             .iter()
             .map(|d| serde_saphyr::from_str::<Value>(d).expect("valid YAML"))
             .filter(|v| !v.is_null())

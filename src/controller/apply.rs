@@ -8,13 +8,14 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Client, Resource};
 
-use crate::crd::{AtomicworkMcpServer, GROUP};
-use crate::resolve::SecretData;
+use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
+use crate::k8s::resolve::SecretData;
 
 use super::reconcile::{Desired, Observed, TokenPlan};
-use super::{ApiCall, Context, Error, FIELD_MANAGER, Op};
+use super::{Context, Error, FIELD_MANAGER, Op};
 use crate::core::token::token_secret_name;
-use crate::resolve::secret_data;
+use crate::k8s::resolve::secret_data;
+use crate::k8s::scope::ApiCall;
 
 /// The calls made here.
 pub const API_CALLS: &[ApiCall] = &[

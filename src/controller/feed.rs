@@ -20,14 +20,14 @@ use tokio_util::sync::CancellationToken;
 use crate::core::catalog::Catalog;
 use crate::core::secret::TokenHash;
 use crate::core::server::ServerView;
-use crate::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
+use crate::k8s::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
+use crate::k8s::resolve::{self, ResolveOptions, SecretData, SecretLookup};
 use crate::registry::Registry;
-use crate::resolve::{self, ResolveOptions, SecretData, SecretLookup};
 
-use super::reconcile::{TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of};
-use super::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
 use crate::core::token::{TokenRecord, token_secret_name};
-use crate::resolve::secret_data;
+use crate::k8s::resolve::secret_data;
+use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
+use crate::k8s::token_secret::{TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of};
 
 /// The calls the feed makes: watches only, the same servers and Secrets the controller
 /// watches.

@@ -16,13 +16,14 @@ use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
 use crate::core::catalog::Catalog;
-use crate::crd::{
+use crate::k8s::crd::{
     AtomicworkConnection, AtomicworkMcpServer, AtomicworkMcpServerSpec, ROTATE_ANNOTATION,
     SecretKeyRef, SecretRef, ToolExposure,
 };
 use crate::metrics::ControllerMetrics;
 
-use super::{Context, Scope, Settings};
+use super::{Context, Settings};
+use crate::k8s::scope::Scope;
 
 pub const NS: &str = "it-ops";
 pub const PUBLIC_URL: &str = "https://mcp.example.com";
@@ -119,7 +120,7 @@ pub trait ServerExt: Sized {
         })
     }
 
-    fn with_status_of(self, status: &crate::crd::AtomicworkMcpServerStatus) -> Self {
+    fn with_status_of(self, status: &crate::k8s::crd::AtomicworkMcpServerStatus) -> Self {
         let status = status.clone();
         self.edit(|s| s.status = Some(status))
     }

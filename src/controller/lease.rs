@@ -20,7 +20,7 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::ApiCall;
+use crate::k8s::scope::ApiCall;
 
 /// The calls leader election makes, in the lease's namespace only: the lease manager's
 /// reads and writes, the watch that notices a release, and reading the owning

@@ -32,21 +32,18 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
+use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::catalog::Catalog;
-use crate::crd::{AtomicworkMcpServer, GROUP};
+use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
+use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
 use crate::metrics::ControllerMetrics;
 
 pub use reconcile::Settings;
 
 /// Field manager of every server-side apply, and the Event reporter.
 pub const FIELD_MANAGER: &str = "atomicwork-mcp-operator";
-
-/// One permission the code needs: (API group, resource, verb). `deploy/rbac.yaml` grants
-/// exactly the union of the lists kept next to the calls (a test checks it).
-pub type ApiCall = (&'static str, &'static str, &'static str);
 
 /// The controller's watches (see [`controller_for`]).
 pub const API_CALLS: &[ApiCall] = &[
@@ -61,11 +58,6 @@ pub const API_CALLS: &[ApiCall] = &[
 pub fn controller_api_calls() -> Vec<ApiCall> {
     API_CALLS.iter().chain(apply::API_CALLS).copied().collect()
 }
-
-/// Secret types no server can reference; left out of every Secret watch so release
-/// records and service-account tokens are neither transferred nor cached.
-pub const SECRET_FIELD_SELECTOR: &str =
-    "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token";
 
 /// Why a reconcile failed. Never carries a secret value.
 #[derive(Debug, thiserror::Error)]
@@ -114,47 +106,6 @@ impl Error {
             },
             Error::Random(_) => "random",
             Error::Incomplete(_) => "incomplete_object",
-        }
-    }
-}
-
-/// Which namespaces are watched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    All,
-    /// One watcher per namespace.
-    Namespaces(Vec<String>),
-}
-
-impl Scope {
-    /// `All` for an empty list.
-    pub fn from_list(namespaces: Vec<String>) -> Self {
-        let mut list: Vec<String> = namespaces
-            .into_iter()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .collect();
-        list.sort();
-        list.dedup();
-        if list.is_empty() {
-            Scope::All
-        } else {
-            Scope::Namespaces(list)
-        }
-    }
-
-    /// One `Api` per watched namespace (a single cluster-wide one for `All`).
-    pub fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        K::DynamicType: Default,
-    {
-        match self {
-            Scope::All => vec![Api::all(client.clone())],
-            Scope::Namespaces(list) => list
-                .iter()
-                .map(|ns| Api::namespaced(client.clone(), ns))
-                .collect(),
         }
     }
 }

@@ -14,11 +14,14 @@ use kube::Resource;
 
 use crate::core::catalog::Catalog;
 use crate::core::secret::Secret;
-use crate::core::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name, usable_token};
-use crate::crd::{
+use crate::core::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name};
+use crate::k8s::crd::{
     AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef, rotation_of,
 };
-use crate::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
+use crate::k8s::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
+use crate::k8s::token_secret::{
+    TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of, token_expiry_of,
+};
 
 use super::Error;
 
@@ -29,10 +32,6 @@ pub const MANAGED_BY: &str = super::FIELD_MANAGER;
 pub const PART_OF: &str = "atomicwork-mcp";
 /// Label naming the server a token Secret belongs to.
 pub const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
-/// Annotation on a token Secret: the `expiresAt` the token was last kept under (RFC 3339).
-/// Once that instant has passed the token never grants access again, whatever the
-/// resource says later; the data plane keeps its URL answering 403 "expired".
-pub const TOKEN_EXPIRES_ANNOTATION: &str = "mcp.atomicwork.dev/token-expires-at";
 /// Look again this often even when nothing changes, for eventual consistency.
 pub const RESYNC: Duration = Duration::from_secs(15 * 60);
 
@@ -237,41 +236,6 @@ fn status_of(
         observed_generation: generation,
         conditions: merge_conditions(previous, conditions, generation, now),
     }
-}
-
-/// True when the Secret is controlled by this very resource (same UID).
-pub fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> bool {
-    let Some(uid) = server.metadata.uid.as_deref() else {
-        return false;
-    };
-    secret
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && o.uid == uid)
-}
-
-/// The usable token in a token Secret, if any, with the rotate-token value it was minted
-/// under and the expiry it was kept under.
-pub fn record_of(secret: &K8sSecret) -> Option<TokenRecord> {
-    Some(TokenRecord {
-        token: usable_token(&secret.data.as_ref()?.get("token")?.0)?,
-        rotation: rotation_of(&secret.metadata).map(str::to_string),
-        expires_at: token_expiry_of(secret),
-    })
-}
-
-/// The [`TOKEN_EXPIRES_ANNOTATION`] of a token Secret. A value that is not an instant
-/// reads as the earliest one, so a damaged annotation can only end a token, never extend
-/// it.
-fn token_expiry_of(secret: &K8sSecret) -> Option<Timestamp> {
-    let text = secret
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(TOKEN_EXPIRES_ANNOTATION)?;
-    Some(text.trim().parse().unwrap_or(Timestamp::MIN))
 }
 
 fn judge(server: &AtomicworkMcpServer, secret: Option<&K8sSecret>) -> Stored {

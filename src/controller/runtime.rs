@@ -10,15 +10,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::catalog::Catalog;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
+use crate::k8s::resolve::ResolveOptions;
 use crate::metrics::ControllerMetrics;
 use crate::registry::Registry;
-use crate::resolve::ResolveOptions;
 use crate::upstream::{Upstream, UpstreamOptions};
 
 use super::feed::{self, FeedOptions};
 use super::health::{self, Health};
 use super::lease::{self, LeaseSettings};
-use super::{Context, Scope, Settings};
+use super::{Context, Settings};
+use crate::k8s::scope::Scope;
 
 /// Settings of the controller.
 #[derive(Debug, Clone)]

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::fixtures::*;
 use super::reconcile::{self, Desired, Observed, TokenPlan};
 use super::{Context, Error, backoff, error_policy, reconcile as run_reconcile};
-use crate::crd::AtomicworkMcpServer;
-use crate::resolve::SecretData;
+use crate::k8s::crd::AtomicworkMcpServer;
+use crate::k8s::resolve::SecretData;
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -44,7 +44,7 @@ fn secrets_with(list: &[K8sSecret]) -> std::collections::BTreeMap<(String, Strin
         .map(|s| {
             (
                 (NS.to_string(), s.metadata.name.clone().unwrap_or_default()),
-                crate::resolve::secret_data(s),
+                crate::k8s::resolve::secret_data(s),
             )
         })
         .collect()
@@ -268,7 +268,7 @@ async fn a_missing_key_is_reported() {
 async fn a_filter_matching_no_tool_gets_no_url() {
     let (ctx, mut api) = context();
     let server = server("change-ops").edit(|s| {
-        s.spec.tools = Some(crate::crd::ToolNameFilter {
+        s.spec.tools = Some(crate::k8s::crd::ToolNameFilter {
             allow: vec!["create_a_atomicwork_change_management_change".into()],
             deny: vec![],
         })
@@ -304,7 +304,10 @@ fn kept_under_expiry(server: &AtomicworkMcpServer, token: &str) -> K8sSecret {
             .metadata
             .annotations
             .get_or_insert_with(Default::default)
-            .insert(reconcile::TOKEN_EXPIRES_ANNOTATION.into(), at.clone());
+            .insert(
+                crate::k8s::token_secret::TOKEN_EXPIRES_ANNOTATION.into(),
+                at.clone(),
+            );
     }
     secret
 }
@@ -545,7 +548,7 @@ fn moving_expiry_into_the_future_mints_a_new_token() {
     let TokenPlan::Apply(secret) = &d.token else {
         panic!("a new token Secret: {:?}", d.token)
     };
-    let record = reconcile::record_of(secret).expect("a token");
+    let record = crate::k8s::token_secret::record_of(secret).expect("a token");
     assert_ne!(record.token.expose(), OLD_TOKEN);
     assert_eq!(
         record.expires_at.map(|t| t.to_string()),
@@ -564,7 +567,7 @@ fn moving_expiry_before_it_passes_keeps_the_token() {
     let TokenPlan::Apply(secret) = &d.token else {
         panic!("the new expiry is noted on the token Secret: {:?}", d.token)
     };
-    let record = reconcile::record_of(secret).expect("a token");
+    let record = crate::k8s::token_secret::record_of(secret).expect("a token");
     assert_eq!(record.token.expose(), OLD_TOKEN);
     assert_eq!(
         record.expires_at.map(|t| t.to_string()),
@@ -582,7 +585,7 @@ fn a_token_secret_without_an_expiry_note_is_kept_and_noted_at_expiry() {
     let TokenPlan::Apply(secret) = &d.token else {
         panic!("the expiry is noted: {:?}", d.token)
     };
-    let record = reconcile::record_of(secret).expect("a token");
+    let record = crate::k8s::token_secret::record_of(secret).expect("a token");
     assert_eq!(record.token.expose(), OLD_TOKEN);
     assert_eq!(
         record.expires_at.map(|t| t.to_string()),
@@ -598,7 +601,7 @@ async fn rotating_an_expired_server_deletes_its_token_secret() {
         .metadata
         .annotations
         .get_or_insert_with(Default::default)
-        .insert(crate::crd::ROTATE_ANNOTATION.into(), "1".into());
+        .insert(crate::k8s::crd::ROTATE_ANNOTATION.into(), "1".into());
     let server = server.rotated("2");
     let (ctx, mut api) = context();
     let s = server.clone();

@@ -10,10 +10,10 @@ use std::sync::LazyLock;
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::crd::{AtomicworkMcpServer, AtomicworkMcpServerSpec};
-use crate::yaml_lines::{Node, NodeValue};
+use crate::k8s::crd::{AtomicworkMcpServer, AtomicworkMcpServerSpec};
+use crate::k8s::yaml_lines::{Node, NodeValue};
 
-/// The CRD's `openAPIV3Schema`, as generated from the types in [`crate::crd`].
+/// The CRD's `openAPIV3Schema`, as generated from the types in [`crate::k8s::crd`].
 static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
     let crd = AtomicworkMcpServer::crd();
     crd.spec

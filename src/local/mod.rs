@@ -1,6 +1,8 @@
 //! Local mode: the data plane fed from manifest files instead of a cluster, optionally
 //! against the built-in sandbox tenant. Same resolution and filters as the controller.
 
+pub mod manifest;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -17,10 +19,10 @@ use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{ServerId, ServerView};
 use crate::core::token::{self, TokenRecord};
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
-use crate::manifest::{self, ManifestError, Manifests, ReadFile};
+use crate::k8s::resolve::{self, ResolveOptions};
 use crate::registry::Registry;
-use crate::resolve::{self, ResolveOptions};
 use crate::upstream::{Upstream, UpstreamOptions};
+use manifest::{ManifestError, Manifests, ReadFile};
 
 /// Settings of `atomicwork-mcp local`.
 #[derive(Debug, Clone)]

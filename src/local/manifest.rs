@@ -12,9 +12,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
 use crate::core::server::ServerId;
-use crate::crd::AtomicworkMcpServer;
-use crate::resolve::{SecretData, SecretLookup, secret_data};
-use crate::yaml_lines::Node;
+use crate::k8s::crd::AtomicworkMcpServer;
+use crate::k8s::resolve::{SecretData, SecretLookup, secret_data};
+use crate::k8s::yaml_lines::Node;
 
 /// Namespace given to objects whose manifest names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -431,7 +431,7 @@ fn parse_document(doc: &str) -> Result<Parsed, Failure> {
             };
             let mut problems: Vec<(usize, String)> = node
                 .get("spec")
-                .map(crate::spec_check::unknown_fields)
+                .map(crate::k8s::spec_check::unknown_fields)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|f| (f.line, f.to_string()))

@@ -13,7 +13,7 @@ use crate::core::catalog::{Catalog, ToolFilter, ToolSet, filter};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
 use crate::core::server::{Exposure, RateLimitSettings, ServerId, ServerView};
-use crate::crd::{AtomicworkMcpServer, ToolExposure};
+use crate::k8s::crd::{AtomicworkMcpServer, ToolExposure};
 
 /// Shortest lifetime a server may be created with.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(60);
@@ -186,7 +186,7 @@ fn build_view(
     opts: &ResolveOptions,
 ) -> Result<ServerView, Problem> {
     let spec = &server.spec;
-    crate::spec_check::check_bounds(spec).map_err(Problem::InvalidSpec)?;
+    crate::k8s::spec_check::check_bounds(spec).map_err(Problem::InvalidSpec)?;
     check_lifetime(server, expires_at)?;
     let base_url = match &opts.base_url_override {
         Some(url) => url.clone(),
