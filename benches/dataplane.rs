@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::dataplane::DataplaneConfig;
-use atomicwork_mcp::registry::Registry;
+use atomicwork_mcp::dataplane::registry::Registry;
 use axum::routing::{get, post};
 use common::{api_key_secrets, percentile, resolve_at, serve_app, server, start_dataplane};
 use serde_json::json;

@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use atomicwork_mcp::controller::feed::{self, FeedOptions};
+use atomicwork_mcp::controller::metrics::ControllerMetrics;
 use atomicwork_mcp::controller::reconcile::{self, Observed, Settings, TokenPlan};
 use atomicwork_mcp::controller::{Context, reconcile as run_reconcile};
 use atomicwork_mcp::core::catalog::Catalog;
+use atomicwork_mcp::dataplane::feed::{self, FeedOptions};
 use atomicwork_mcp::k8s::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus};
-use atomicwork_mcp::metrics::ControllerMetrics;
 use futures::StreamExt;
 use http::{Method, Request, Response, StatusCode};
 use jiff::Timestamp;

@@ -165,9 +165,9 @@ fn body_bytes(text: &str) -> Result<usize, String> {
     }
 }
 
-/// A connection cap from 1 to [`crate::connections::MAX_CONNECTIONS_LIMIT`].
+/// A connection cap from 1 to [`crate::dataplane::connections::MAX_CONNECTIONS_LIMIT`].
 fn connection_count(text: &str) -> Result<usize, String> {
-    let max = crate::connections::MAX_CONNECTIONS_LIMIT;
+    let max = crate::dataplane::connections::MAX_CONNECTIONS_LIMIT;
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!(
@@ -456,7 +456,6 @@ fn cluster_command(
     controller: Option<&ControllerFlags>,
     dataplane: Option<(&DataplaneFlags, Option<&str>)>,
 ) -> anyhow::Result<ExitCode> {
-    use crate::controller::runtime;
     log.init();
     let catalog = std::sync::Arc::new(catalog.load()?);
     let scope = crate::k8s::scope::Scope::from_list(cluster.namespaces.clone());
@@ -466,52 +465,11 @@ fn cluster_command(
     let dataplane_opts = dataplane
         .map(|(flags, public_url)| dataplane_options(flags, public_url, &scope))
         .transpose()?;
-    runtime()?.block_on(async move {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;
-        let stop = tokio_util::sync::CancellationToken::new();
-        runtime::cancel_on_signal(stop.clone());
-        let run_controller = async {
-            let Some((opts, listen)) = controller_opts else {
-                return Ok(());
-            };
-            let admin = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            let result = runtime::controller(
-                client.clone(),
-                catalog.clone(),
-                opts,
-                Some(admin),
-                stop.clone(),
-            )
-            .await;
-            stop.cancel();
-            result
-        };
-        let run_dataplane = async {
-            let Some((opts, listen)) = dataplane_opts else {
-                return Ok(());
-            };
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            tracing::info!(listen = %listen, "serving MCP");
-            let result = runtime::dataplane(
-                client.clone(),
-                catalog.clone(),
-                opts,
-                listener,
-                stop.clone(),
-            )
-            .await;
-            stop.cancel();
-            result
-        };
-        let (c, d) = tokio::join!(run_controller, run_dataplane);
-        c.and(d)
-    })?;
+    runtime()?.block_on(crate::runtime::cluster(
+        catalog,
+        controller_opts,
+        dataplane_opts,
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -527,10 +485,7 @@ fn check_public_url(url: &str) -> anyhow::Result<String> {
 fn controller_options(
     flags: &ControllerFlags,
     scope: &crate::k8s::scope::Scope,
-) -> anyhow::Result<(
-    crate::controller::runtime::ControllerOptions,
-    std::net::SocketAddr,
-)> {
+) -> anyhow::Result<(crate::runtime::ControllerOptions, std::net::SocketAddr)> {
     let settings = crate::controller::Settings {
         public_url: check_public_url(&flags.public_url)?,
         redact_status_url: flags.redact_status_url,
@@ -544,7 +499,7 @@ fn controller_options(
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .map(str::to_string);
-    let opts = crate::controller::runtime::ControllerOptions {
+    let opts = crate::runtime::ControllerOptions {
         settings,
         scope: scope.clone(),
         lease: Some(lease),
@@ -556,10 +511,7 @@ fn dataplane_options(
     flags: &DataplaneFlags,
     public_url: Option<&str>,
     scope: &crate::k8s::scope::Scope,
-) -> anyhow::Result<(
-    crate::controller::runtime::DataplaneOptions,
-    std::net::SocketAddr,
-)> {
+) -> anyhow::Result<(crate::runtime::DataplaneOptions, std::net::SocketAddr)> {
     let mut config = DataplaneConfig::default();
     if !flags.allowed_origins.is_empty() {
         config.allowed_origins = flags.allowed_origins.clone();
@@ -569,7 +521,7 @@ fn dataplane_options(
     if let Some(url) = public_url {
         config.allow_public_url(&check_public_url(url)?);
     }
-    let opts = crate::controller::runtime::DataplaneOptions {
+    let opts = crate::runtime::DataplaneOptions {
         scope: scope.clone(),
         config,
         resolve: Default::default(),

@@ -1,6 +1,5 @@
 #![forbid(unsafe_code)]
 pub mod cli;
-pub mod connections;
 pub mod controller;
 pub mod core;
 pub mod dataplane;
@@ -10,7 +9,7 @@ pub mod k8s;
 pub mod local;
 pub mod mcp;
 pub mod metrics;
-pub mod registry;
+pub mod runtime;
 pub mod sandbox;
 #[cfg(test)]
 mod test_support;

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use atomicwork_mcp::controller::Settings;
 use atomicwork_mcp::controller::lease::LeaseSettings;
-use atomicwork_mcp::controller::runtime::{self, ControllerOptions, DataplaneOptions};
 use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::dataplane::DataplaneConfig;
 use atomicwork_mcp::k8s::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
 use atomicwork_mcp::k8s::resolve::ResolveOptions;
 use atomicwork_mcp::k8s::scope::Scope;
+use atomicwork_mcp::runtime::{self, ControllerOptions, DataplaneOptions};
 use atomicwork_mcp::sandbox::{self, Sandbox};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;

@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use atomicwork_mcp::controller::{self, feed, lease};
+use atomicwork_mcp::controller::{self, lease};
+use atomicwork_mcp::dataplane::feed;
 use atomicwork_mcp::k8s::scope::ApiCall;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde_json::Value;

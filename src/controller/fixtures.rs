@@ -15,12 +15,12 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
+use crate::controller::metrics::ControllerMetrics;
 use crate::core::catalog::Catalog;
 use crate::k8s::crd::{
     AtomicworkConnection, AtomicworkMcpServer, AtomicworkMcpServerSpec, ROTATE_ANNOTATION,
     SecretKeyRef, SecretRef, ToolExposure,
 };
-use crate::metrics::ControllerMetrics;
 
 use super::{Context, Settings};
 use crate::k8s::scope::Scope;

@@ -10,7 +10,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::metrics::{ControllerMetrics, OPENMETRICS_CONTENT_TYPE};
+use crate::metrics::OPENMETRICS_CONTENT_TYPE;
+
+use crate::controller::metrics::ControllerMetrics;
 
 /// Shared state of the admin port.
 #[derive(Debug, Default)]

@@ -1,19 +1,17 @@
-//! The Kubernetes side: the controller that turns `AtomicworkMcpServer` resources into
-//! token Secrets and status, and the data plane's feed that turns them into served
-//! endpoints.
+//! The controller: turns `AtomicworkMcpServer` resources into token Secrets, status and
+//! Events. It never serves MCP; the data plane's cluster feed (`dataplane::feed`) reads
+//! what it writes.
 //!
 //! One reconcile runs the pipeline dereference → desire → apply: [`apply::dereference`]
 //! reads the Secrets a server names and its token Secret, [`reconcile::desired`] decides
 //! (pure, unit-tested), [`apply::apply`] writes with server-side apply. Only the holder of
-//! the leader lease ([`lease`]) runs controllers; every data plane replica runs a
-//! [`feed`].
+//! the leader lease ([`lease`]) runs controllers; [`health`] serves its admin port.
 
 pub mod apply;
-pub mod feed;
 pub mod health;
 pub mod lease;
+pub mod metrics;
 pub mod reconcile;
-pub mod runtime;
 
 #[cfg(test)]
 mod fixtures;
@@ -35,10 +33,10 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::metrics::ControllerMetrics;
 use crate::core::catalog::Catalog;
 use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
 use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
-use crate::metrics::ControllerMetrics;
 
 pub use reconcile::Settings;
 

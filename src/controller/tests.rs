@@ -714,7 +714,7 @@ fn a_broken_server_keeps_its_token_through_expiry() {
 
 mod feed {
     use super::*;
-    use crate::controller::feed::{FeedOptions, entries};
+    use crate::dataplane::feed::{FeedOptions, entries};
 
     fn opts() -> FeedOptions {
         FeedOptions {
@@ -997,16 +997,16 @@ async fn the_feed_serves_after_its_first_sync_and_stops_on_cancel() {
     let s = server("change-ops");
     let token = token_secret(&s, OLD_TOKEN, None);
     let (client, _cluster) = FakeCluster::start(vec![s], &[api_secret(), token]);
-    let registry = Arc::new(crate::registry::Registry::new());
+    let registry = Arc::new(crate::dataplane::registry::Registry::new());
     let stop = CancellationToken::new();
     let task = {
         let (registry, stop) = (registry.clone(), stop.clone());
-        let opts = crate::controller::feed::FeedOptions {
+        let opts = crate::dataplane::feed::FeedOptions {
             catalog: catalog(),
             resolve: Default::default(),
         };
         tokio::spawn(async move {
-            crate::controller::feed::run(client, &scope(), registry, opts, stop).await
+            crate::dataplane::feed::run(client, &scope(), registry, opts, stop).await
         })
     };
     eventually("the first sync", || registry.is_ready()).await;
@@ -1018,7 +1018,7 @@ async fn the_feed_serves_after_its_first_sync_and_stops_on_cancel() {
 mod leader {
     use super::*;
     use crate::controller::lease::LeaseSettings;
-    use crate::controller::runtime::{self, ControllerOptions};
+    use crate::runtime::{self, ControllerOptions};
 
     fn options() -> ControllerOptions {
         ControllerOptions {

@@ -18,9 +18,9 @@ use crate::core::catalog::Catalog;
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{ServerId, ServerView};
 use crate::core::token::{self, TokenRecord};
+use crate::dataplane::registry::Registry;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
 use crate::k8s::resolve::{self, ResolveOptions};
-use crate::registry::Registry;
 use crate::upstream::{Upstream, UpstreamOptions};
 use manifest::{ManifestError, Manifests, ReadFile};
 
@@ -506,7 +506,7 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
         opts.poll_interval,
         (files, loaded.lines),
     ));
-    let served = dataplane::serve(listener, dp, shutdown_signal()).await;
+    let served = dataplane::serve(listener, dp, crate::runtime::shutdown_signal()).await;
     watch.abort();
     served.context("serving")
 }
@@ -587,107 +587,6 @@ fn earliest_expiry(lines: &[ServerLine]) -> Option<Timestamp> {
         .filter(|l| l.outcome.is_ok())
         .filter_map(|l| l.expires)
         .min()
-}
-
-/// Resolves on the first Ctrl-C (SIGINT) or SIGTERM, which starts a graceful shutdown:
-/// in-flight requests drain. A second signal during the drain ends the process at once
-/// with a non-zero code (128 + the signal number), so nobody has to wait out a long
-/// request or reach for SIGKILL.
-pub async fn shutdown_signal() {
-    let mut signals = Signals::new();
-    let first = signals.next().await;
-    tracing::info!(
-        signal = first.name(),
-        "shutting down: draining in-flight requests; send the signal again to exit at once"
-    );
-    tokio::spawn(async move {
-        let second = signals.next().await;
-        tracing::warn!(
-            signal = second.name(),
-            "second signal: exiting at once without waiting for in-flight requests"
-        );
-        std::process::exit(second.exit_code());
-    });
-}
-
-/// A shutdown signal received.
-#[derive(Debug, Clone, Copy)]
-enum Signal {
-    Interrupt,
-    Terminate,
-}
-
-impl Signal {
-    fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-        }
-    }
-
-    /// The shell convention for a process ended by this signal.
-    fn exit_code(self) -> i32 {
-        match self {
-            Signal::Interrupt => 130,
-            Signal::Terminate => 143,
-        }
-    }
-}
-
-/// SIGINT and SIGTERM listeners, registered once so that no signal between the first
-/// and the second is missed (once registered, the default action no longer ends the
-/// process: a signal nobody listens for is lost).
-struct Signals {
-    #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn new() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let listen = |kind: SignalKind, name: &str| match signal(kind) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(signal = name, error = %e, "cannot listen for the signal");
-                    None
-                }
-            };
-            Signals {
-                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
-                terminate: listen(SignalKind::terminate(), "SIGTERM"),
-            }
-        }
-        #[cfg(not(unix))]
-        Signals {}
-    }
-
-    /// The next signal.
-    async fn next(&mut self) -> Signal {
-        #[cfg(unix)]
-        {
-            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
-                match s {
-                    Some(s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            }
-            tokio::select! {
-                _ = recv(&mut self.interrupt) => Signal::Interrupt,
-                _ = recv(&mut self.terminate) => Signal::Terminate,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            Signal::Interrupt
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::core::secret::TokenHash;
 use atomicwork_mcp::core::server::{ServerId, ServerView};
+use atomicwork_mcp::dataplane::registry::Registry;
 use atomicwork_mcp::dataplane::{self, Dataplane, DataplaneConfig};
 use atomicwork_mcp::k8s::crd::AtomicworkMcpServer;
 use atomicwork_mcp::k8s::resolve::{self, ResolveOptions, SecretData};
-use atomicwork_mcp::registry::Registry;
 use atomicwork_mcp::upstream::{Upstream, UpstreamOptions};
 use jiff::Timestamp;
 use rmcp::model::{

@@ -1,5 +1,13 @@
-//! The HTTP face of the data plane: routing, access control, limits, health, metrics and
-//! logs around [`crate::mcp`]. Stateless; every replica serves every server.
+//! The data plane: the HTTP face (here: routing, access control, limits, health, metrics
+//! and logs around [`crate::mcp`]), its accept loop ([`connections`]), the lock-free
+//! [`registry`] of served servers and what keeps it current in a cluster ([`feed`]; local
+//! mode feeds it from manifest files instead). Stateless; every replica serves every
+//! server.
+
+pub mod connections;
+pub mod feed;
+pub mod metrics;
+pub mod registry;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -17,13 +25,14 @@ use futures::StreamExt as _;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-pub use crate::connections::ConnectionLimits;
 use crate::core::catalog::Tool;
 use crate::core::server::{Refusal, ServerView};
+use crate::dataplane::metrics::{CallLabels, Metrics, ToolLabels};
+use crate::dataplane::registry::Registry;
 use crate::mcp::{self, CallGate, Reply, ServerIdentity, ToolRunner, code};
-use crate::metrics::{CallLabels, Metrics, OPENMETRICS_CONTENT_TYPE, ToolLabels};
-use crate::registry::Registry;
+use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::upstream::{CallOutcome, Upstream};
+pub use connections::ConnectionLimits;
 
 /// Largest request body by default: room for the file tools' base64 uploads.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
@@ -243,7 +252,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = dp.config.connections;
-    crate::connections::serve(listener, router(dp), limits, shutdown).await
+    crate::dataplane::connections::serve(listener, router(dp), limits, shutdown).await
 }
 
 /// When a request started, so the MCP handler can stop at the request's deadline with an

@@ -20,18 +20,23 @@ use tokio_util::sync::CancellationToken;
 use crate::core::catalog::Catalog;
 use crate::core::secret::TokenHash;
 use crate::core::server::ServerView;
-use crate::k8s::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
+use crate::dataplane::registry::Registry;
+use crate::k8s::crd::{AtomicworkMcpServer, GROUP, ROTATE_ANNOTATION};
 use crate::k8s::resolve::{self, ResolveOptions, SecretData, SecretLookup};
-use crate::registry::Registry;
 
 use crate::core::token::{TokenRecord, token_secret_name};
 use crate::k8s::resolve::secret_data;
 use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
 use crate::k8s::token_secret::{TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of};
 
-/// The calls the feed makes: watches only, the same servers and Secrets the controller
+/// The calls the feed makes: watches only, of the same servers and Secrets the controller
 /// watches.
-pub const API_CALLS: &[ApiCall] = super::API_CALLS;
+pub const API_CALLS: &[ApiCall] = &[
+    (GROUP, "atomicworkmcpservers", "list"),
+    (GROUP, "atomicworkmcpservers", "watch"),
+    ("", "secrets", "list"),
+    ("", "secrets", "watch"),
+];
 
 /// How long changes are gathered before the registry is rebuilt once for all of them.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
