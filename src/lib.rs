@@ -3,7 +3,6 @@ pub mod cli;
 pub mod controller;
 pub mod core;
 pub mod dataplane;
-pub mod discovery;
 pub mod fuzzing;
 pub mod k8s;
 pub mod local;
