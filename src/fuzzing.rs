@@ -1,7 +1,8 @@
 //! What each fuzz target in `fuzz/` does with one input, shared with `tests/fuzz_corpus.rs`
 //! so that `cargo test` replays the kept corpus through exactly the same code. Each function
 //! takes arbitrary bytes, must not panic on any of them, and panics itself when an answer
-//! breaks a rule the data plane relies on.
+//! breaks a rule the data plane relies on. Compiled only with the `fuzzing` feature, which
+//! the fuzz package and this crate's own tests enable and no binary does.
 
 use std::sync::{Arc, OnceLock};
 

@@ -1239,6 +1239,28 @@ fn dockerfile_builds_one_locked_release_binary_into_a_small_non_root_image() {
     );
 }
 
+/// The image is built without default features: the sandbox tenant stays out of it (and
+/// the fuzz harness, which no build of the binary enables).
+#[test]
+fn dockerfile_builds_the_binary_without_default_features() {
+    let dockerfile = read("Dockerfile");
+    let builds: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.contains("cargo build"))
+        .collect();
+    assert!(builds.len() >= 2, "{builds:?}");
+    for line in builds {
+        assert!(
+            line.contains("--no-default-features"),
+            "the image is built without the sandbox: {line}"
+        );
+        assert!(
+            !line.contains("fuzzing"),
+            "no fuzz harness in the image: {line}"
+        );
+    }
+}
+
 /// The instruction after `after` (continuation lines joined as Docker joins them).
 fn docker_instruction_after(dockerfile: &str, after: &str) -> String {
     let start = dockerfile.find(after).expect("anchor") + after.len();
@@ -1380,7 +1402,7 @@ fn dockerignore_keeps_the_build_context_to_what_the_build_needs() {
         "Cargo.toml",
         "Cargo.lock",
         "src/main.rs",
-        "src/catalog/atomicwork.yaml",
+        "src/core/catalog/atomicwork.yaml",
     ] {
         assert!(
             !docker_ignored(&patterns, needed),

@@ -454,16 +454,14 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
     let mut out = std::io::stdout();
     let mut resolve = ResolveOptions::default();
     if opts.sandbox {
-        let (base, _task) = crate::sandbox::spawn_local(crate::sandbox::Sandbox::seeded())
-            .await
-            .context("starting the sandbox tenant")?;
-        let _ = writeln!(out, "sandbox: {}", crate::sandbox::SANDBOX_NOTICE);
+        let (base, notice) = start_sandbox().await?;
+        let _ = writeln!(out, "sandbox: {notice}");
         let _ = writeln!(
             out,
             "sandbox: every server below calls the simulated tenant at {base}"
         );
         resolve.base_url_override = Some(base);
-        resolve.notice = Some(Arc::from(crate::sandbox::SANDBOX_NOTICE));
+        resolve.notice = Some(Arc::from(notice));
     }
     let mut loader = Loader::new(
         catalog,
@@ -509,6 +507,27 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
     let served = dataplane::serve(listener, dp, crate::runtime::shutdown_signal()).await;
     watch.abort();
     served.context("serving")
+}
+
+/// Starts the built-in sandbox tenant for the life of the process: its base URL and the
+/// notice every result carries.
+#[cfg(feature = "sandbox")]
+async fn start_sandbox() -> anyhow::Result<(String, &'static str)> {
+    use crate::sandbox::{SANDBOX_NOTICE, Sandbox, spawn_local};
+    // The tenant's task runs until the process ends; its handle is not needed.
+    let (base, _task) = spawn_local(Sandbox::seeded())
+        .await
+        .context("starting the sandbox tenant")?;
+    Ok((base, SANDBOX_NOTICE))
+}
+
+/// A binary built without the `sandbox` feature (the container image) has no tenant to
+/// start.
+#[cfg(not(feature = "sandbox"))]
+async fn start_sandbox() -> anyhow::Result<(String, &'static str)> {
+    anyhow::bail!(
+        "--sandbox is not available: this binary was built without the sandbox feature (build with `cargo build`, whose default features include it)"
+    )
 }
 
 /// Reloads the manifests whenever their files change (and when a pass left something to
@@ -592,6 +611,17 @@ fn earliest_expiry(lines: &[ServerLine]) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without the sandbox feature, `--sandbox` fails at once and says why.
+    #[cfg(not(feature = "sandbox"))]
+    #[tokio::test]
+    async fn without_the_sandbox_feature_the_sandbox_is_refused() {
+        let e = start_sandbox().await.expect_err("no sandbox in this build");
+        assert!(
+            e.to_string().contains("built without the sandbox feature"),
+            "{e}"
+        );
+    }
 
     const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: api, namespace: it-ops}\nstringData: {apiKey: k}\n";
 
