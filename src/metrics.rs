@@ -4,7 +4,7 @@
 use prometheus_client::registry::Registry;
 
 /// The content type of the data plane's and the controller's `/metrics`.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The registry in the text exposition format; empty if it cannot be written.

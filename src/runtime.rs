@@ -123,7 +123,7 @@ pub async fn dataplane(
 /// with its MCP listen address) against the cluster kube's default configuration names
 /// (KUBECONFIG, ~/.kube/config or the in-cluster service account), until SIGTERM or
 /// Ctrl-C. When one role ends, the other is stopped too.
-pub async fn cluster(
+pub(crate) async fn cluster(
     catalog: Arc<Catalog>,
     controller: Option<(ControllerOptions, SocketAddr)>,
     dataplane: Option<(DataplaneOptions, SocketAddr)>,
@@ -175,7 +175,7 @@ pub async fn cluster(
 }
 
 /// Cancels `stop` on Ctrl-C or SIGTERM.
-pub fn cancel_on_signal(stop: CancellationToken) {
+pub(crate) fn cancel_on_signal(stop: CancellationToken) {
     tokio::spawn(async move {
         shutdown_signal().await;
         stop.cancel();
@@ -186,7 +186,7 @@ pub fn cancel_on_signal(stop: CancellationToken) {
 /// in-flight requests drain. A second signal during the drain ends the process at once
 /// with a non-zero code (128 + the signal number), so nobody has to wait out a long
 /// request or reach for SIGKILL.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut signals = Signals::new();
     let first = signals.next().await;
     tracing::info!(

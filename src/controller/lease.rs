@@ -35,13 +35,13 @@ pub const API_CALLS: &[ApiCall] = &[
 ];
 
 /// Default name of the Lease.
-pub const DEFAULT_LEASE_NAME: &str = "atomicwork-mcp-controller";
+pub(crate) const DEFAULT_LEASE_NAME: &str = "atomicwork-mcp-controller";
 
 /// Where the lease lives and how long a claim lasts.
 #[derive(Debug, Clone)]
 pub struct LeaseSettings {
-    pub namespace: String,
-    pub name: String,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
     /// This replica's identity; unique per process.
     pub identity: String,
     /// How long a claim is valid without renewal, in seconds.
@@ -82,7 +82,7 @@ impl LeaseSettings {
 /// token `term` gets is cancelled when leadership is lost (or on `stop`); `term` should
 /// then wind down. `on_change` is told each change of leadership. The lease is released
 /// on the way out, and a standby that sees the release claims the lease at once.
-pub async fn while_leading<F, Fut>(
+pub(crate) async fn while_leading<F, Fut>(
     client: Client,
     settings: &LeaseSettings,
     stop: CancellationToken,

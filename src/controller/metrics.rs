@@ -10,25 +10,25 @@ use prometheus_client::registry::Registry;
 use crate::metrics::encode;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub outcome: String,
+pub(crate) struct OutcomeLabels {
+    pub(crate) outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
-    pub error: String,
+pub(crate) struct ErrorLabels {
+    pub(crate) error: String,
 }
 
 /// Controller metrics, served on the controller's own metrics port.
 pub struct ControllerMetrics {
     registry: Registry,
     /// Reconciles by outcome: `ready`, `not_ready`, `error` or `skipped` (not leading).
-    pub reconciles: Family<OutcomeLabels, Counter>,
-    pub reconcile_duration: Histogram,
+    pub(crate) reconciles: Family<OutcomeLabels, Counter>,
+    pub(crate) reconcile_duration: Histogram,
     /// Failed reconciles by the error's metric label.
-    pub failures: Family<ErrorLabels, Counter>,
+    pub(crate) failures: Family<ErrorLabels, Counter>,
     /// 1 while this replica holds the leader lease.
-    pub leader: Gauge,
+    pub(crate) leader: Gauge,
 }
 
 impl Default for ControllerMetrics {
@@ -76,7 +76,7 @@ impl ControllerMetrics {
         }
     }
 
-    pub fn reconciled(&self, outcome: &str) {
+    pub(crate) fn reconciled(&self, outcome: &str) {
         self.reconciles
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_string(),
@@ -84,7 +84,7 @@ impl ControllerMetrics {
             .inc();
     }
 
-    pub fn failed(&self, error: &str) {
+    pub(crate) fn failed(&self, error: &str) {
         self.failures
             .get_or_create(&ErrorLabels {
                 error: error.to_string(),
@@ -93,7 +93,7 @@ impl ControllerMetrics {
     }
 
     /// The text exposition format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         encode(&self.registry)
     }
 }

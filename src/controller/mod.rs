@@ -7,8 +7,8 @@
 //! (pure, unit-tested), [`apply::apply`] writes with server-side apply. Only the holder of
 //! the leader lease ([`lease`]) runs controllers; [`health`] serves its admin port.
 
-pub mod apply;
-pub mod health;
+pub(crate) mod apply;
+pub(crate) mod health;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;
@@ -41,10 +41,10 @@ use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
 pub use reconcile::Settings;
 
 /// Field manager of every server-side apply, and the Event reporter.
-pub const FIELD_MANAGER: &str = "atomicwork-mcp-operator";
+pub(crate) const FIELD_MANAGER: &str = "atomicwork-mcp-operator";
 
 /// The controller's watches (see [`controller_for`]).
-pub const API_CALLS: &[ApiCall] = &[
+pub(crate) const API_CALLS: &[ApiCall] = &[
     (GROUP, "atomicworkmcpservers", "list"),
     (GROUP, "atomicworkmcpservers", "watch"),
     ("", "secrets", "list"),
@@ -94,7 +94,7 @@ impl std::fmt::Display for Op {
 
 impl Error {
     /// Low-cardinality label for the failures metric.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             Error::Kube { op, .. } => match op {
                 Op::GetSecret => "get_secret",
@@ -110,12 +110,12 @@ impl Error {
 
 /// What every reconcile shares.
 pub struct Context {
-    pub client: Client,
+    pub(crate) client: Client,
     /// One recorder for all reconciles, so repeated Events aggregate into series.
-    pub recorder: Recorder,
-    pub metrics: Arc<ControllerMetrics>,
-    pub catalog: Arc<Catalog>,
-    pub settings: Settings,
+    pub(crate) recorder: Recorder,
+    pub(crate) metrics: Arc<ControllerMetrics>,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) settings: Settings,
     /// False once the lease is lost: in-flight reconciles stop writing.
     leading: AtomicBool,
     /// Consecutive failures per server, for the error backoff; reset on success.
@@ -152,11 +152,11 @@ impl Context {
         }
     }
 
-    pub fn is_leading(&self) -> bool {
+    pub(crate) fn is_leading(&self) -> bool {
         self.leading.load(Ordering::Acquire)
     }
 
-    pub fn set_leading(&self, leading: bool) {
+    pub(crate) fn set_leading(&self, leading: bool) {
         self.leading.store(leading, Ordering::Release);
     }
 
@@ -239,7 +239,11 @@ async fn reconcile_once(
 }
 
 /// Retries a failed server with exponential backoff: 2 s, 4 s, 8 s … up to 5 minutes.
-pub fn error_policy(server: Arc<AtomicworkMcpServer>, error: &Error, ctx: Arc<Context>) -> Action {
+pub(crate) fn error_policy(
+    server: Arc<AtomicworkMcpServer>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let key = key(&server);
     let failures = ctx.record_failure(key.clone());
     let delay = backoff(failures);
@@ -254,14 +258,14 @@ pub fn error_policy(server: Arc<AtomicworkMcpServer>, error: &Error, ctx: Arc<Co
 }
 
 /// The delay after `failures` consecutive failures.
-pub fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(8);
     Duration::from_secs(2u64 << exp).min(Duration::from_secs(300))
 }
 
 /// The servers a Secret event concerns: its owner, and every server in the store that
 /// names it (API key, client tokens) or whose token Secret it is.
-pub fn servers_for_secret(
+pub(crate) fn servers_for_secret(
     store: &Store<AtomicworkMcpServer>,
     secret: &K8sSecret,
 ) -> Vec<ObjectRef<AtomicworkMcpServer>> {
@@ -293,7 +297,7 @@ pub fn servers_for_secret(
 }
 
 /// True when the server reads this Secret.
-pub fn names_secret(server: &AtomicworkMcpServer, name: &str) -> bool {
+pub(crate) fn names_secret(server: &AtomicworkMcpServer, name: &str) -> bool {
     let spec = &server.spec;
     spec.atomicwork.api_key_secret_ref.name == name
         || spec
@@ -320,7 +324,7 @@ fn controller_for(
 }
 
 /// Runs the controllers for `scope` until `stop` is cancelled; in-flight reconciles finish.
-pub async fn run(ctx: Arc<Context>, scope: &Scope, stop: CancellationToken) {
+pub(crate) async fn run(ctx: Arc<Context>, scope: &Scope, stop: CancellationToken) {
     let servers = scope.apis::<AtomicworkMcpServer>(&ctx.client);
     let secrets = scope.apis::<K8sSecret>(&ctx.client);
     let streams = servers.into_iter().zip(secrets).map(|(servers, secrets)| {
@@ -345,7 +349,7 @@ pub async fn run(ctx: Arc<Context>, scope: &Scope, stop: CancellationToken) {
 /// logged by [`error_policy`], which retries it) and a trigger for a server that is gone.
 /// The latter follows every deletion: garbage collection deletes the token Secret after
 /// its owner, and the Secret's event maps back to the deleted server.
-pub fn routine(e: &kube::runtime::controller::Error<Error, watcher::Error>) -> bool {
+pub(crate) fn routine(e: &kube::runtime::controller::Error<Error, watcher::Error>) -> bool {
     use kube::runtime::controller::Error as E;
     matches!(e, E::ReconcilerFailed(..) | E::ObjectNotFound(_))
 }

@@ -27,13 +27,13 @@ use super::Error;
 
 /// `app.kubernetes.io/managed-by` value on every object the controller writes: the
 /// operator's name, as in its field manager.
-pub const MANAGED_BY: &str = super::FIELD_MANAGER;
+pub(crate) const MANAGED_BY: &str = super::FIELD_MANAGER;
 /// `app.kubernetes.io/part-of` value on every object the controller writes.
-pub const PART_OF: &str = "atomicwork-mcp";
+pub(crate) const PART_OF: &str = "atomicwork-mcp";
 /// Label naming the server a token Secret belongs to.
-pub const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
+pub(crate) const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
 /// Look again this often even when nothing changes, for eventual consistency.
-pub const RESYNC: Duration = Duration::from_secs(15 * 60);
+pub(crate) const RESYNC: Duration = Duration::from_secs(15 * 60);
 
 /// Deployment settings of the controller.
 #[derive(Debug, Clone, Default)]
@@ -67,11 +67,11 @@ pub enum TokenPlan {
 
 /// An Event to publish about the server. Notes never carry a token or key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
-    pub warning: bool,
-    pub reason: &'static str,
-    pub action: &'static str,
-    pub note: String,
+pub(crate) struct Notice {
+    pub(crate) warning: bool,
+    pub(crate) reason: &'static str,
+    pub(crate) action: &'static str,
+    pub(crate) note: String,
 }
 
 /// The desired state for one server.
@@ -81,8 +81,8 @@ pub struct Desired {
     pub status: AtomicworkMcpServerStatus,
     /// False when the observed status already equals `status` (no write needed).
     pub status_changed: bool,
-    pub events: Vec<Notice>,
-    pub requeue: Duration,
+    pub(crate) events: Vec<Notice>,
+    pub(crate) requeue: Duration,
 }
 
 /// Why the token Secret cannot be managed at all.

@@ -6,5 +6,5 @@
 pub mod catalog;
 pub mod secret;
 pub mod server;
-pub mod token;
-pub mod tool_result;
+pub(crate) mod token;
+pub(crate) mod tool_result;

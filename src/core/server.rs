@@ -13,17 +13,17 @@ use crate::core::catalog::ToolSet;
 use crate::core::secret::{Secret, TokenHash};
 
 /// Default cap on the characters of one tool result.
-pub const DEFAULT_MAX_RESULT_CHARS: usize = 150_000;
+pub(crate) const DEFAULT_MAX_RESULT_CHARS: usize = 150_000;
 
 /// Namespace and name of the resource a server comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerId {
-    pub namespace: String,
-    pub name: String,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
 }
 
 impl ServerId {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub(crate) fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         ServerId {
             namespace: namespace.into(),
             name: name.into(),
@@ -39,7 +39,7 @@ impl fmt::Display for ServerId {
 
 /// How tools are presented to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Exposure {
+pub(crate) enum Exposure {
     #[default]
     All,
     /// Only the three discovery meta-tools are listed.
@@ -48,9 +48,9 @@ pub enum Exposure {
 
 /// Sustained rate and burst of a server's token bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimitSettings {
-    pub per_minute: u32,
-    pub burst: u32,
+pub(crate) struct RateLimitSettings {
+    pub(crate) per_minute: u32,
+    pub(crate) burst: u32,
 }
 
 /// Everything the data plane needs to answer one server's requests.
@@ -58,23 +58,23 @@ pub struct RateLimitSettings {
 pub struct ServerView {
     pub id: ServerId,
     /// `id` as `namespace/name`, written once for metric labels and logs.
-    pub id_label: Arc<str>,
-    pub display_name: String,
-    pub tools: Arc<ToolSet>,
-    pub exposure: Exposure,
-    pub target: Target,
+    pub(crate) id_label: Arc<str>,
+    pub(crate) display_name: String,
+    pub(crate) tools: Arc<ToolSet>,
+    pub(crate) exposure: Exposure,
+    pub(crate) target: Target,
     pub expires_at: Option<Timestamp>,
-    pub suspended: bool,
+    pub(crate) suspended: bool,
     /// Digests of accepted client bearer tokens; `Some` means a bearer token is required.
-    pub client_tokens: Option<Arc<[TokenHash]>>,
-    pub rate_limit: Option<RateLimitSettings>,
+    pub(crate) client_tokens: Option<Arc<[TokenHash]>>,
+    pub(crate) rate_limit: Option<RateLimitSettings>,
     /// Kept across updates of the same server with the same settings.
-    pub limiter: Option<Arc<TokenBucket>>,
+    pub(crate) limiter: Option<Arc<TokenBucket>>,
 }
 
 /// Why a request to a known server is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     Expired,
     Suspended,
     BearerMissing,
@@ -85,7 +85,7 @@ impl ServerView {
     /// An expired server's entry: it keeps the URL known so every request learns why it
     /// is refused (403, "expired at `at`"), and carries no tools and no credentials, so
     /// nothing could be reached through it even if the clock went back.
-    pub fn expired(id: ServerId, display_name: String, at: Timestamp) -> ServerView {
+    pub(crate) fn expired(id: ServerId, display_name: String, at: Timestamp) -> ServerView {
         ServerView {
             id_label: id.to_string().into(),
             id,
@@ -102,7 +102,7 @@ impl ServerView {
     }
 
     /// Checks expiry (by the clock, now), suspension and the bearer token.
-    pub fn admit(&self, now: Timestamp, bearer: Option<&str>) -> Result<(), Refusal> {
+    pub(crate) fn admit(&self, now: Timestamp, bearer: Option<&str>) -> Result<(), Refusal> {
         if self.expires_at.is_some_and(|at| now >= at) {
             return Err(Refusal::Expired);
         }
@@ -127,13 +127,13 @@ impl ServerView {
 
 /// A token bucket refilled continuously.
 #[derive(Debug)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     settings: RateLimitSettings,
     state: Mutex<(f64, Instant)>,
 }
 
 impl TokenBucket {
-    pub fn new(settings: RateLimitSettings) -> Self {
+    pub(crate) fn new(settings: RateLimitSettings) -> Self {
         TokenBucket {
             settings,
             state: Mutex::new((f64::from(settings.burst), Instant::now())),
@@ -141,7 +141,7 @@ impl TokenBucket {
     }
 
     /// Takes one token, or says in how many seconds one will be available.
-    pub fn try_acquire(&self) -> Result<(), u64> {
+    pub(crate) fn try_acquire(&self) -> Result<(), u64> {
         self.try_acquire_at(Instant::now())
     }
 
@@ -166,28 +166,28 @@ impl TokenBucket {
 
 /// How a server reaches Atomicwork: its upstream settings, resolved from the resource spec.
 #[derive(Clone, Debug)]
-pub struct Target {
+pub(crate) struct Target {
     /// Tenant base URL, e.g. `https://acme.atomicwork.com` (catalog paths add `/api/v1`).
-    pub base_url: String,
-    pub api_key: Secret,
+    pub(crate) base_url: String,
+    pub(crate) api_key: Secret,
     /// Default workspace, for `X-Workspace-Id` and `{workspace_id}` in paths.
-    pub workspace_id: Option<String>,
+    pub(crate) workspace_id: Option<String>,
     /// Write tools return the request they would send instead of sending it.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Opt-in retries; applied to read tools only.
-    pub retry: Option<RetryPolicy>,
+    pub(crate) retry: Option<RetryPolicy>,
     /// Per-call timeout; `None` uses [`UpstreamOptions::default_timeout`].
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     /// Longest result text, in characters.
-    pub max_result_chars: usize,
+    pub(crate) max_result_chars: usize,
     /// Added as the first text block of every result (e.g. a sandbox notice).
-    pub notice: Option<Arc<str>>,
+    pub(crate) notice: Option<Arc<str>>,
 }
 
 impl Target {
     /// A target with the defaults: no workspace, no dry run, no retries, default timeout
     /// and result cap, no notice.
-    pub fn new(base_url: impl Into<String>, api_key: Secret) -> Self {
+    pub(crate) fn new(base_url: impl Into<String>, api_key: Secret) -> Self {
         Target {
             base_url: base_url.into(),
             api_key,
@@ -203,11 +203,11 @@ impl Target {
 
 /// Bounded retries with full-jitter exponential backoff.
 #[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Total attempts, including the first.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// Longest wait between attempts; a longer `Retry-After` ends the retries.
-    pub max_backoff: Duration,
+    pub(crate) max_backoff: Duration,
 }
 
 #[cfg(test)]

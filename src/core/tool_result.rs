@@ -7,14 +7,14 @@ use serde_json::value::RawValue;
 
 /// An MCP tool result.
 #[derive(Debug, Clone)]
-pub struct ToolResult {
+pub(crate) struct ToolResult {
     /// Text content blocks, in order.
-    pub content: Vec<String>,
+    pub(crate) content: Vec<String>,
     /// `structuredContent` as JSON text: set when the upstream answered with a JSON object.
     /// Kept as text so an answer passed through is embedded in the reply without being
     /// parsed into a tree and written out again.
-    pub structured: Option<Box<RawValue>>,
-    pub is_error: bool,
+    pub(crate) structured: Option<Box<RawValue>>,
+    pub(crate) is_error: bool,
 }
 
 impl PartialEq for ToolResult {
@@ -28,7 +28,7 @@ impl PartialEq for ToolResult {
 
 impl ToolResult {
     /// An error result with one text block.
-    pub fn error(text: impl Into<String>) -> Self {
+    pub(crate) fn error(text: impl Into<String>) -> Self {
         ToolResult {
             content: vec![text.into()],
             structured: None,
@@ -38,7 +38,7 @@ impl ToolResult {
 
     /// The MCP `CallToolResult` JSON.
     #[cfg(test)]
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         use serde_json::{Map, json};
         let content: Vec<Value> = self
             .content
@@ -63,13 +63,15 @@ impl ToolResult {
         }
     }
 
-    /// A successful result whose structured content is `structured`.
-    pub fn ok_structured(content: Vec<String>, structured: &Value) -> Self {
+    /// A successful result whose structured content is `structured` (the fuzz harness's
+    /// canned answers).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn ok_structured(content: Vec<String>, structured: &Value) -> Self {
         Self::ok(content, serde_json::value::to_raw_value(structured).ok())
     }
 
     /// The structured content as a JSON value.
-    pub fn structured_value(&self) -> Option<Value> {
+    pub(crate) fn structured_value(&self) -> Option<Value> {
         self.structured
             .as_ref()
             .and_then(|raw| serde_json::from_str(raw.get()).ok())

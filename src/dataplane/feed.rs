@@ -39,7 +39,7 @@ pub const API_CALLS: &[ApiCall] = &[
 ];
 
 /// How long changes are gathered before the registry is rebuilt once for all of them.
-pub const DEBOUNCE: Duration = Duration::from_millis(50);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Rebuild this often anyway, so entries whose expiry passed become expiry-only entries.
 const RESYNC: Duration = Duration::from_secs(300);
 
@@ -51,7 +51,7 @@ pub struct FeedOptions {
 }
 
 /// Finds a Secret by namespace and name.
-pub type SecretSource<'a> = &'a dyn Fn(&str, &str) -> Option<Arc<K8sSecret>>;
+pub(crate) type SecretSource<'a> = &'a dyn Fn(&str, &str) -> Option<Arc<K8sSecret>>;
 
 struct Lookup<'a>(SecretSource<'a>);
 
@@ -131,7 +131,7 @@ impl Stores {
 
 /// Keeps `registry` current until `stop` is cancelled; marks it ready after the first
 /// complete sync.
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     scope: &Scope,
     registry: Arc<Registry>,

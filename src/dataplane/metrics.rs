@@ -12,31 +12,31 @@ use prometheus_client::registry::Registry;
 use crate::metrics::encode;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     /// `None` (written as an empty value) when the token matched no server.
-    pub server: Option<Arc<str>>,
-    pub outcome: &'static str,
+    pub(crate) server: Option<Arc<str>>,
+    pub(crate) outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CallLabels {
-    pub server: Arc<str>,
-    pub tool: String,
-    pub outcome: &'static str,
+pub(crate) struct CallLabels {
+    pub(crate) server: Arc<str>,
+    pub(crate) tool: String,
+    pub(crate) outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ToolLabels {
-    pub tool: String,
+pub(crate) struct ToolLabels {
+    pub(crate) tool: String,
 }
 
 /// Data-plane metrics.
 pub struct Metrics {
     registry: Registry,
-    pub requests: Family<RequestLabels, Counter>,
-    pub tool_calls: Family<CallLabels, Counter>,
-    pub upstream_latency: Family<ToolLabels, Histogram>,
-    pub registry_servers: Gauge,
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) tool_calls: Family<CallLabels, Counter>,
+    pub(crate) upstream_latency: Family<ToolLabels, Histogram>,
+    pub(crate) registry_servers: Gauge,
 }
 
 impl Default for Metrics {
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("atomicwork_mcp");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -90,7 +90,7 @@ impl Metrics {
     }
 
     /// Counts one request; `server` is `None` when the token matched no server.
-    pub fn request(&self, server: Option<&Arc<str>>, outcome: &'static str) {
+    pub(crate) fn request(&self, server: Option<&Arc<str>>, outcome: &'static str) {
         self.requests
             .get_or_create(&RequestLabels {
                 server: server.cloned(),

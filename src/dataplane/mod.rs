@@ -4,9 +4,9 @@
 //! mode feeds it from manifest files instead). Stateless; every replica serves every
 //! server.
 
-pub mod connections;
+pub(crate) mod connections;
 pub mod feed;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod registry;
 
 use std::borrow::Cow;
@@ -32,23 +32,23 @@ use crate::dataplane::registry::Registry;
 use crate::mcp::{self, CallGate, Reply, ServerIdentity, ToolRunner, code};
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::upstream::{CallOutcome, Upstream};
-pub use connections::ConnectionLimits;
+pub(crate) use connections::ConnectionLimits;
 
 /// Largest request body by default: room for the file tools' base64 uploads.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
 /// Longest a request may take by default (Claude waits up to 300 s for a tool).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest a client may take by default to send a request's headers.
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client may take by default to send a request's body once its headers are in.
-pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a connection may stay open by default with no request on it. Longer than the
 /// 60 s idle timeout of common load balancers and the 90 s pool idle timeout of common
 /// HTTP clients, so they close first and never reuse a connection the data plane is
 /// closing.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most client connections served at once by default.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// Deployment settings of the data plane.
 #[derive(Debug, Clone)]
@@ -131,7 +131,7 @@ impl DataplaneConfig {
     }
 
     /// Loopback defaults when bound to this machine only, otherwise the cluster defaults.
-    pub fn for_listen(addr: SocketAddr) -> Self {
+    pub(crate) fn for_listen(addr: SocketAddr) -> Self {
         if addr.ip().is_loopback() {
             Self::loopback()
         } else {
@@ -174,11 +174,11 @@ fn strip_port(host: &str) -> &str {
 
 /// Shared state of the data plane.
 pub struct Dataplane {
-    pub registry: Arc<Registry>,
-    pub upstream: Upstream,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) upstream: Upstream,
     pub metrics: Metrics,
-    pub config: DataplaneConfig,
-    pub identity: ServerIdentity,
+    pub(crate) config: DataplaneConfig,
+    pub(crate) identity: ServerIdentity,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -228,7 +228,7 @@ const BELOW_MCP_ROUTES: [&str; 2] = ["/mcp/{token}/", "/mcp/{token}/{*rest}"];
 
 /// The data plane's routes. Only the MCP endpoint reads a request body, and only after
 /// the request has passed every check that needs no body.
-pub fn router(dp: Arc<Dataplane>) -> Router {
+pub(crate) fn router(dp: Arc<Dataplane>) -> Router {
     let timeout = dp.config.request_timeout;
     Router::new()
         .route(MCP_ROUTE, any(mcp_endpoint))

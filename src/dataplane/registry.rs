@@ -54,7 +54,7 @@ impl Registry {
     }
 
     /// True once the first full load has been applied.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
 

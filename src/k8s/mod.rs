@@ -6,6 +6,6 @@
 pub mod crd;
 pub mod resolve;
 pub mod scope;
-pub mod spec_check;
-pub mod token_secret;
-pub mod yaml_lines;
+pub(crate) mod spec_check;
+pub(crate) mod token_secret;
+pub(crate) mod yaml_lines;

@@ -9,7 +9,7 @@ pub type ApiCall = (&'static str, &'static str, &'static str);
 
 /// Secret types no server can reference; left out of every Secret watch so release
 /// records and service-account tokens are neither transferred nor cached.
-pub const SECRET_FIELD_SELECTOR: &str =
+pub(crate) const SECRET_FIELD_SELECTOR: &str =
     "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token";
 
 /// Which namespaces are watched.
@@ -22,7 +22,7 @@ pub enum Scope {
 
 impl Scope {
     /// `All` for an empty list.
-    pub fn from_list(namespaces: Vec<String>) -> Self {
+    pub(crate) fn from_list(namespaces: Vec<String>) -> Self {
         let mut list: Vec<String> = namespaces
             .into_iter()
             .map(|n| n.trim().to_string())
@@ -38,7 +38,7 @@ impl Scope {
     }
 
     /// One `Api` per watched namespace (a single cluster-wide one for `All`).
-    pub fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
+    pub(crate) fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
         K::DynamicType: Default,

@@ -10,9 +10,9 @@ use crate::k8s::crd::{AtomicworkMcpServer, rotation_of};
 /// Annotation on a token Secret: the `expiresAt` the token was last kept under (RFC 3339).
 /// Once that instant has passed the token never grants access again, whatever the
 /// resource says later; the data plane keeps its URL answering 403 "expired".
-pub const TOKEN_EXPIRES_ANNOTATION: &str = "mcp.atomicwork.dev/token-expires-at";
+pub(crate) const TOKEN_EXPIRES_ANNOTATION: &str = "mcp.atomicwork.dev/token-expires-at";
 /// True when the Secret is controlled by this very resource (same UID).
-pub fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> bool {
+pub(crate) fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> bool {
     let Some(uid) = server.metadata.uid.as_deref() else {
         return false;
     };
@@ -26,7 +26,7 @@ pub fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> boo
 
 /// The usable token in a token Secret, if any, with the rotate-token value it was minted
 /// under and the expiry it was kept under.
-pub fn record_of(secret: &K8sSecret) -> Option<TokenRecord> {
+pub(crate) fn record_of(secret: &K8sSecret) -> Option<TokenRecord> {
     Some(TokenRecord {
         token: usable_token(&secret.data.as_ref()?.get("token")?.0)?,
         rotation: rotation_of(&secret.metadata).map(str::to_string),
@@ -37,7 +37,7 @@ pub fn record_of(secret: &K8sSecret) -> Option<TokenRecord> {
 /// The [`TOKEN_EXPIRES_ANNOTATION`] of a token Secret. A value that is not an instant
 /// reads as the earliest one, so a damaged annotation can only end a token, never extend
 /// it.
-pub fn token_expiry_of(secret: &K8sSecret) -> Option<Timestamp> {
+pub(crate) fn token_expiry_of(secret: &K8sSecret) -> Option<Timestamp> {
     let text = secret
         .metadata
         .annotations

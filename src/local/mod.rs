@@ -26,21 +26,21 @@ use manifest::{ManifestError, Manifests, ReadFile};
 
 /// Settings of `atomicwork-mcp local`.
 #[derive(Debug, Clone)]
-pub struct LocalOptions {
-    pub manifests: PathBuf,
-    pub listen: SocketAddr,
+pub(crate) struct LocalOptions {
+    pub(crate) manifests: PathBuf,
+    pub(crate) listen: SocketAddr,
     /// Base of the printed connector URLs; defaults to `http://<listen address>`.
-    pub public_url: Option<String>,
-    pub sandbox: bool,
-    pub state_dir: PathBuf,
+    pub(crate) public_url: Option<String>,
+    pub(crate) sandbox: bool,
+    pub(crate) state_dir: PathBuf,
     /// How often manifest files are checked for changes.
-    pub poll_interval: Duration,
-    pub dataplane: Option<DataplaneConfig>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) dataplane: Option<DataplaneConfig>,
 }
 
 /// The default state directory: `$XDG_STATE_HOME/atomicwork-mcp`, else
 /// `~/.local/state/atomicwork-mcp`, else `.atomicwork-mcp` here.
-pub fn default_state_dir() -> PathBuf {
+pub(crate) fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("atomicwork-mcp");
     }
@@ -136,13 +136,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// One server's state after a load, for the printed summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerLine {
-    pub id: ServerId,
-    pub tools: usize,
-    pub expires: Option<Timestamp>,
+pub(crate) struct ServerLine {
+    pub(crate) id: ServerId,
+    pub(crate) tools: usize,
+    pub(crate) expires: Option<Timestamp>,
     /// The connector URL, or why the server is not serving.
-    pub outcome: Result<String, String>,
-    pub suspended: bool,
+    pub(crate) outcome: Result<String, String>,
+    pub(crate) suspended: bool,
 }
 
 impl std::fmt::Display for ServerLine {
@@ -442,7 +442,7 @@ fn unreadable_notice(errors: &[ManifestError]) -> String {
 }
 
 /// Runs local mode until Ctrl-C or SIGTERM.
-pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()> {
+pub(crate) async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;

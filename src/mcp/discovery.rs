@@ -51,7 +51,7 @@ fn check_arguments(name: &str, args: &Value) -> Result<(), String> {
 }
 
 /// Tools of the set ranked against a free-text query, best first.
-pub fn search<'a>(set: &'a ToolSet, query: &str, limit: usize) -> Vec<&'a Arc<Tool>> {
+pub(crate) fn search<'a>(set: &'a ToolSet, query: &str, limit: usize) -> Vec<&'a Arc<Tool>> {
     let words: Vec<String> = query
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -108,7 +108,7 @@ fn score(tool: &Tool, words: &[String]) -> u32 {
 }
 
 /// A short summary of a tool for search results.
-pub fn summary(tool: &Tool) -> Value {
+pub(crate) fn summary(tool: &Tool) -> Value {
     json!({
         "name": tool.name(),
         "title": tool.source.title,
@@ -119,7 +119,7 @@ pub fn summary(tool: &Tool) -> Value {
 }
 
 /// What a meta-tool call comes to: an answer, or a real tool to run.
-pub enum MetaOutcome {
+pub(crate) enum MetaOutcome {
     /// Answered without the upstream.
     Done(ToolResult),
     /// Run this tool of the set with these arguments.
@@ -139,7 +139,7 @@ fn tools_result(list: String, text: Option<String>) -> ToolResult {
 
 /// Runs `search_tools` or `get_tool_schema`, or unwraps `call_tool`, confined to `set`.
 /// The arguments are checked against the meta-tool's input schema first.
-pub fn meta_call(set: &ToolSet, name: &str, args: Map<String, Value>) -> MetaOutcome {
+pub(crate) fn meta_call(set: &ToolSet, name: &str, args: Map<String, Value>) -> MetaOutcome {
     let args = Value::Object(args);
     if let Err(text) = check_arguments(name, &args) {
         return MetaOutcome::Done(ToolResult::error(text));

@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 use super::jsonrpc::code;
 
 /// Revisions answered through `initialize`, oldest first.
-pub const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+pub(crate) const LEGACY_VERSIONS: [&str; 4] =
+    ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 /// The stateless revision.
-pub const STATELESS_VERSION: &str = "2026-07-28";
+pub(crate) const STATELESS_VERSION: &str = "2026-07-28";
 /// Every revision served, oldest first.
-pub const SUPPORTED_VERSIONS: [&str; 5] = [
+pub(crate) const SUPPORTED_VERSIONS: [&str; 5] = [
     "2024-11-05",
     "2025-03-26",
     "2025-06-18",
@@ -20,20 +21,20 @@ pub const SUPPORTED_VERSIONS: [&str; 5] = [
     STATELESS_VERSION,
 ];
 /// Assumed when a legacy client sends no `MCP-Protocol-Version` header.
-pub const DEFAULT_LEGACY_VERSION: &str = "2025-03-26";
+pub(crate) const DEFAULT_LEGACY_VERSION: &str = "2025-03-26";
 
-pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
-pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+pub(crate) const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub(crate) const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub(crate) const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+pub(crate) const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
-pub const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
-pub const HEADER_METHOD: &str = "mcp-method";
-pub const HEADER_NAME: &str = "mcp-name";
+pub(crate) const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
+pub(crate) const HEADER_METHOD: &str = "mcp-method";
+pub(crate) const HEADER_NAME: &str = "mcp-name";
 
 /// Which revision a request is handled under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Era {
+pub(crate) enum Era {
     /// Initialize-based revisions, 2024-11-05 to 2025-11-25.
     Legacy,
     /// 2026-07-28: per-request `_meta`, no handshake.

@@ -5,7 +5,7 @@
 /// Appends `s` as a JSON string literal. Eight bytes are checked at a time for a quote, a
 /// backslash or a control character, so the long plain runs of a JSON text being wrapped
 /// are copied whole.
-pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     /// Non-zero when some byte of `word` equals `byte` (may also flag a byte after a hit,

@@ -111,7 +111,7 @@ impl Ctx<'_, '_> {
 }
 
 /// Short guidance for the model using this server.
-pub fn instructions(view: &ServerView) -> String {
+pub(crate) fn instructions(view: &ServerView) -> String {
     let mut text = format!(
         "{} gives access to Atomicwork ITSM (requests, changes, assets, audit logs, service catalog, workspaces, users). ",
         view.display_name

@@ -8,46 +8,44 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// JSON-RPC error codes used here.
-pub mod code {
-    pub const PARSE_ERROR: i64 = -32700;
-    pub const INVALID_REQUEST: i64 = -32600;
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    pub const INVALID_PARAMS: i64 = -32602;
-    pub const INTERNAL_ERROR: i64 = -32603;
-    pub const HEADER_MISMATCH: i64 = -32020;
-    pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
-    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+pub(crate) mod code {
+    pub(crate) const PARSE_ERROR: i64 = -32700;
+    pub(crate) const INVALID_REQUEST: i64 = -32600;
+    pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
+    pub(crate) const INVALID_PARAMS: i64 = -32602;
+    pub(crate) const INTERNAL_ERROR: i64 = -32603;
+    pub(crate) const HEADER_MISMATCH: i64 = -32020;
+    pub(crate) const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
     /// Application codes (outside the reserved range) for access refusals.
-    pub const UNKNOWN_ENDPOINT: i64 = -31000;
-    pub const EXPIRED: i64 = -31001;
-    pub const SUSPENDED: i64 = -31002;
-    pub const UNAUTHORIZED: i64 = -31003;
-    pub const RATE_LIMITED: i64 = -31004;
-    pub const FORBIDDEN_ORIGIN: i64 = -31005;
-    pub const REQUEST_TIMEOUT: i64 = -31006;
+    pub(crate) const UNKNOWN_ENDPOINT: i64 = -31000;
+    pub(crate) const EXPIRED: i64 = -31001;
+    pub(crate) const SUSPENDED: i64 = -31002;
+    pub(crate) const UNAUTHORIZED: i64 = -31003;
+    pub(crate) const FORBIDDEN_ORIGIN: i64 = -31005;
+    pub(crate) const REQUEST_TIMEOUT: i64 = -31006;
 }
 
 /// An HTTP answer to one MCP POST.
 #[derive(Debug)]
 pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
     pub body: Option<Bytes>,
     /// What happened, for metrics and the access log.
-    pub outcome: &'static str,
+    pub(crate) outcome: &'static str,
     /// Set for `tools/call`: what the call did, for the audit log.
-    pub call: Option<CallRecord>,
+    pub(crate) call: Option<CallRecord>,
 }
 
 /// One tool call, as the audit log and metrics see it (no argument values).
 #[derive(Debug, Clone)]
-pub struct CallRecord {
-    pub tool: String,
-    pub outcome: &'static str,
-    pub upstream_status: Option<u16>,
-    pub upstream_latency: std::time::Duration,
-    pub attempts: u32,
-    pub client: Option<String>,
+pub(crate) struct CallRecord {
+    pub(crate) tool: String,
+    pub(crate) outcome: &'static str,
+    pub(crate) upstream_status: Option<u16>,
+    pub(crate) upstream_latency: std::time::Duration,
+    pub(crate) attempts: u32,
+    pub(crate) client: Option<String>,
 }
 
 impl Reply {
@@ -67,7 +65,7 @@ impl Reply {
     }
 
     /// 202 Accepted with no body (notifications and client responses).
-    pub fn accepted() -> Self {
+    pub(crate) fn accepted() -> Self {
         Reply {
             status: StatusCode::ACCEPTED,
             headers: HeaderMap::new(),
@@ -90,7 +88,7 @@ impl Reply {
     }
 
     /// A JSON-RPC error response.
-    pub fn error(
+    pub(crate) fn error(
         status: StatusCode,
         id: Option<&RawValue>,
         code: i64,
@@ -105,10 +103,15 @@ impl Reply {
 /// Longest `message` of a JSON-RPC error, in characters. Messages quote what the client
 /// sent (a tool name, a method, a header), which can be arbitrarily long; a longer message
 /// is cut with a note, and `data` longer than this is left out.
-pub const MAX_ERROR_MESSAGE_CHARS: usize = 1_000;
+pub(crate) const MAX_ERROR_MESSAGE_CHARS: usize = 1_000;
 
 /// Serialises a JSON-RPC error object, its message cut to [`MAX_ERROR_MESSAGE_CHARS`].
-pub fn error_body(id: Option<&RawValue>, code: i64, message: &str, data: Option<Value>) -> Vec<u8> {
+pub(crate) fn error_body(
+    id: Option<&RawValue>,
+    code: i64,
+    message: &str,
+    data: Option<Value>,
+) -> Vec<u8> {
     let mut capped = String::new();
     let message = if message.len() > MAX_ERROR_MESSAGE_CHARS {
         capped.push_str(message);
@@ -172,7 +175,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 }
 
 /// What a client is told when the data plane's request timeout ends its request.
-pub fn timeout_message(timeout: std::time::Duration) -> String {
+pub(crate) fn timeout_message(timeout: std::time::Duration) -> String {
     format!(
         "the request took longer than this MCP server allows ({}s) and was abandoned; a write may still have been applied, so check before retrying",
         timeout.as_secs_f64()
@@ -181,7 +184,7 @@ pub fn timeout_message(timeout: std::time::Duration) -> String {
 
 /// The answer to a request cut short by the data plane's request timeout: a JSON-RPC
 /// error for the request's id when the body names a usable one.
-pub fn timed_out(body: &[u8], timeout: std::time::Duration) -> Reply {
+pub(crate) fn timed_out(body: &[u8], timeout: std::time::Duration) -> Reply {
     #[derive(serde::Deserialize)]
     struct IdOnly<'a> {
         #[serde(default, borrow)]

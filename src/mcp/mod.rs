@@ -17,9 +17,8 @@ use serde_json::{Map, Value};
 
 use eras::{HEADER_PROTOCOL_VERSION, STATELESS_VERSION, header_str};
 use handlers::Ctx;
-pub use handlers::instructions;
-pub use jsonrpc::{CallRecord, Reply, code, error_body, timed_out, timeout_message};
 use jsonrpc::{Message, is_null, is_valid_id};
+pub(crate) use jsonrpc::{Reply, code, error_body, timed_out, timeout_message};
 
 use crate::core::catalog::Tool;
 use crate::core::server::ServerView;
@@ -38,8 +37,8 @@ pub trait ToolRunner: Send + Sync {
 /// Fixed facts about this deployment shown to clients.
 #[derive(Debug, Clone)]
 pub struct ServerIdentity {
-    pub name: &'static str,
-    pub version: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) version: &'static str,
 }
 
 impl Default for ServerIdentity {

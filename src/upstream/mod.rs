@@ -22,29 +22,27 @@ use http::HeaderValue;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use serde_json::{Map, Value, json};
 
-pub use crate::core::catalog::HttpMethod;
+pub(crate) use crate::core::catalog::HttpMethod;
 use crate::core::catalog::Tool;
 use crate::core::secret::Secret;
 use crate::core::server::{RetryPolicy, Target};
 use crate::core::tool_result::ToolResult;
-pub use multipart::FilePart;
-pub use ratelimit::RateLimitInfo;
-pub use request::{
-    BuildError, MAX_PATH_VALUE_CHARS, MAX_QUERY_VALUE_CHARS, MAX_URL_BYTES, PreparedBody,
-    PreparedRequest, build_request,
-};
-pub use response::MAX_ERROR_TEXT_CHARS;
+pub(crate) use ratelimit::RateLimitInfo;
+/// The longest request URL, which the fuzz harness holds every built request to.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use request::MAX_URL_BYTES;
+pub(crate) use request::{BuildError, PreparedBody, PreparedRequest, build_request};
 
 /// Cuts `text` to at most `max_chars` characters, ending with a note that says how long
 /// it was (for texts that hold no API key, such as protocol error messages).
-pub fn cap_text(text: &mut String, max_chars: usize) {
+pub(crate) fn cap_text(text: &mut String, max_chars: usize) {
     response::cap_text(text, max_chars, Redactor::default());
 }
 use redact::Redactor;
 use response::{CallContext, Paging, TransportKind};
 
 /// `User-Agent` of every upstream request.
-pub const USER_AGENT: &str = concat!("atomicwork-mcp-operator/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("atomicwork-mcp-operator/", env!("CARGO_PKG_VERSION"));
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -58,11 +56,11 @@ const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct UpstreamOptions {
     /// Timeout of one call when the target sets none.
-    pub default_timeout: Duration,
+    pub(crate) default_timeout: Duration,
     /// Largest single uploaded file, in bytes.
-    pub max_file_bytes: usize,
+    pub(crate) max_file_bytes: usize,
     /// Largest total of uploaded files in one call, in bytes.
-    pub max_upload_bytes: usize,
+    pub(crate) max_upload_bytes: usize,
 }
 
 impl Default for UpstreamOptions {
@@ -78,21 +76,21 @@ impl Default for UpstreamOptions {
 /// The result of one tool call plus what the data plane records about it.
 #[derive(Debug, Clone)]
 pub struct CallOutcome {
-    pub result: ToolResult,
+    pub(crate) result: ToolResult,
     /// HTTP status of the last upstream answer, if one arrived.
-    pub upstream_status: Option<u16>,
+    pub(crate) upstream_status: Option<u16>,
     /// Normalised rate-limit headers of the last answer, for the data plane's response.
-    pub rate_limit: Option<RateLimitInfo>,
-    pub class: OutcomeClass,
+    pub(crate) rate_limit: Option<RateLimitInfo>,
+    pub(crate) class: OutcomeClass,
     /// Requests sent (0 when nothing was sent).
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Time spent waiting for Atomicwork, summed over attempts (backoff sleeps excluded).
-    pub upstream_latency: Duration,
+    pub(crate) upstream_latency: Duration,
 }
 
 /// How a call ended, for metrics and audit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OutcomeClass {
+pub(crate) enum OutcomeClass {
     Ok,
     DryRun,
     /// The arguments could not form a request; nothing was sent.
@@ -113,7 +111,7 @@ pub enum OutcomeClass {
 
 impl OutcomeClass {
     /// The snake_case metric label.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             OutcomeClass::Ok => "ok",
             OutcomeClass::DryRun => "dry_run",
@@ -182,7 +180,7 @@ impl Upstream {
 
     /// Runs one tool call. Never fails: every problem becomes an error result with an
     /// actionable message.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         tool: &Tool,
         args: &Map<String, Value>,

@@ -15,7 +15,7 @@ use crate::core::tool_result::ToolResult;
 const ERROR_BODY_CHARS: usize = 2_000;
 /// Longest text block of an error result, in characters. Error texts quote arguments and
 /// upstream messages, which can be arbitrarily long; a longer block is cut with a note.
-pub const MAX_ERROR_TEXT_CHARS: usize = 4_000;
+pub(crate) const MAX_ERROR_TEXT_CHARS: usize = 4_000;
 /// Added to failures of a write that may have reached Atomicwork.
 const MAYBE_APPLIED: &str = " The change may or may not have been applied: check with a read tool before retrying, so it is not made twice.";
 
@@ -43,7 +43,7 @@ impl ToolResult {
     /// Cuts every text block of an error result to [`MAX_ERROR_TEXT_CHARS`], with a note
     /// saying how long it was. `secret` is redacted first, so no part of it survives the
     /// cut. Results that are not errors are left alone (they have their own cap).
-    pub fn cap_error_text(&mut self, secret: &str) {
+    pub(crate) fn cap_error_text(&mut self, secret: &str) {
         if !self.is_error {
             return;
         }
@@ -78,16 +78,16 @@ pub(super) fn json_copy(text: &str) -> Option<Box<RawValue>> {
 
 /// What a result message needs to know about the call.
 pub(super) struct CallContext<'a> {
-    pub tool: &'a Tool,
-    pub method: HttpMethod,
-    pub path: &'a str,
-    pub workspace: Option<&'a str>,
-    pub paging: Paging,
-    pub max_chars: usize,
-    pub attempts: u32,
-    pub timeout: Duration,
+    pub(crate) tool: &'a Tool,
+    pub(crate) method: HttpMethod,
+    pub(crate) path: &'a str,
+    pub(crate) workspace: Option<&'a str>,
+    pub(crate) paging: Paging,
+    pub(crate) max_chars: usize,
+    pub(crate) attempts: u32,
+    pub(crate) timeout: Duration,
     /// The API key, removed from every text before it is cut.
-    pub redactor: Redactor<'a>,
+    pub(crate) redactor: Redactor<'a>,
 }
 
 impl CallContext<'_> {
@@ -118,10 +118,10 @@ impl CallContext<'_> {
 /// Which paging arguments the tool takes, and the page asked for.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Paging {
-    pub has_page: bool,
-    pub has_per_page: bool,
-    pub has_next_page_token: bool,
-    pub page: Option<u64>,
+    pub(crate) has_page: bool,
+    pub(crate) has_per_page: bool,
+    pub(crate) has_next_page_token: bool,
+    pub(crate) page: Option<u64>,
 }
 
 impl Paging {

@@ -7,12 +7,12 @@ use serde_json::{Value, json};
 
 use super::ToolSet;
 
-pub const SEARCH_TOOLS: &str = "search_tools";
-pub const GET_TOOL_SCHEMA: &str = "get_tool_schema";
-pub const CALL_TOOL: &str = "call_tool";
+pub(crate) const SEARCH_TOOLS: &str = "search_tools";
+pub(crate) const GET_TOOL_SCHEMA: &str = "get_tool_schema";
+pub(crate) const CALL_TOOL: &str = "call_tool";
 
 /// Most results `search_tools` returns.
-pub const MAX_SEARCH_LIMIT: usize = 50;
+pub(crate) const MAX_SEARCH_LIMIT: usize = 50;
 
 /// The input schema of a meta-tool (`Null` for a name that is not one).
 pub(crate) fn input_schema(name: &str) -> Value {
@@ -49,7 +49,7 @@ pub(crate) fn input_schema(name: &str) -> Value {
 
 /// The `tools/list` entries of the meta-tools. `call_tool`'s annotations describe the
 /// most dangerous tool it can reach on this server.
-pub fn listing(set: &ToolSet) -> Value {
+pub(crate) fn listing(set: &ToolSet) -> Value {
     let read_only = set.tools().iter().all(|t| t.annotations.read_only_hint);
     let destructive = set
         .tools()
@@ -81,6 +81,6 @@ pub fn listing(set: &ToolSet) -> Value {
 }
 
 /// True for the names of the meta-tools.
-pub fn is_meta_tool(name: &str) -> bool {
+pub(crate) fn is_meta_tool(name: &str) -> bool {
     matches!(name, SEARCH_TOOLS | GET_TOOL_SCHEMA | CALL_TOOL)
 }

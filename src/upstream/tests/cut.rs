@@ -7,7 +7,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::a
 
 use super::{KEY, args, call_with, target, tool, upstream};
 use crate::core::tool_result::ToolResult;
-use crate::upstream::{CallOutcome, MAX_ERROR_TEXT_CHARS};
+use crate::upstream::CallOutcome;
+use crate::upstream::response::MAX_ERROR_TEXT_CHARS;
 
 /// The result cap used for the result paths below.
 const LIMIT: usize = 300;

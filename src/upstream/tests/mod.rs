@@ -122,10 +122,10 @@ pub(super) fn file_arg(filename: &str, content_type: Option<&str>, bytes: &[u8])
 /// One part of a received multipart/form-data body.
 #[derive(Debug, PartialEq)]
 pub(super) struct Part {
-    pub name: String,
-    pub filename: Option<String>,
-    pub content_type: Option<String>,
-    pub body: Vec<u8>,
+    pub(crate) name: String,
+    pub(crate) filename: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Parses a multipart/form-data body as the receiving server would.
