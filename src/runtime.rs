@@ -11,18 +11,17 @@ use kube::Client;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::health::{self, Health};
+use crate::controller::lease::{self, LeaseSettings};
 use crate::controller::metrics::ControllerMetrics;
+use crate::controller::{self, Context, Settings};
 use crate::core::catalog::Catalog;
+use crate::dataplane::feed::{self, FeedOptions};
 use crate::dataplane::registry::Registry;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
 use crate::k8s::resolve::ResolveOptions;
-use crate::upstream::{Upstream, UpstreamOptions};
-
-use crate::controller::health::{self, Health};
-use crate::controller::lease::{self, LeaseSettings};
-use crate::controller::{self, Context, Settings};
-use crate::dataplane::feed::{self, FeedOptions};
 use crate::k8s::scope::Scope;
+use crate::upstream::{Upstream, UpstreamOptions};
 
 /// Settings of the controller.
 #[derive(Debug, Clone)]

@@ -17,15 +17,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::registry::Registry;
 use crate::core::catalog::Catalog;
 use crate::core::secret::TokenHash;
 use crate::core::server::ServerView;
-use crate::dataplane::registry::Registry;
-use crate::k8s::crd::{AtomicworkMcpServer, GROUP, ROTATE_ANNOTATION};
-use crate::k8s::resolve::{self, ResolveOptions, SecretData, SecretLookup};
-
 use crate::core::token::{TokenRecord, token_secret_name};
-use crate::k8s::resolve::secret_data;
+use crate::k8s::crd::{AtomicworkMcpServer, GROUP, ROTATE_ANNOTATION};
+use crate::k8s::resolve::{self, ResolveOptions, SecretData, SecretLookup, secret_data};
 use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
 use crate::k8s::token_secret::{TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of};
 

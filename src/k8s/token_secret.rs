@@ -11,6 +11,7 @@ use crate::k8s::crd::{AtomicworkMcpServer, rotation_of};
 /// Once that instant has passed the token never grants access again, whatever the
 /// resource says later; the data plane keeps its URL answering 403 "expired".
 pub(crate) const TOKEN_EXPIRES_ANNOTATION: &str = "mcp.atomicwork.dev/token-expires-at";
+
 /// True when the Secret is controlled by this very resource (same UID).
 pub(crate) fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> bool {
     let Some(uid) = server.metadata.uid.as_deref() else {
