@@ -2,10 +2,10 @@
 //! Events. It never serves MCP; the data plane's cluster feed (`dataplane::feed`) reads
 //! what it writes.
 //!
-//! One reconcile runs the pipeline dereference → desire → apply: [`apply::dereference`]
+//! One reconcile runs the pipeline dereference → desire → apply: `apply::dereference`
 //! reads the Secrets a server names and its token Secret, [`reconcile::desired`] decides
-//! (pure, unit-tested), [`apply::apply`] writes with server-side apply. Only the holder of
-//! the leader lease ([`lease`]) runs controllers; [`health`] serves its admin port.
+//! (pure, unit-tested), `apply::apply` writes with server-side apply. Only the holder of
+//! the leader lease ([`lease`]) runs controllers; `health` serves its admin port.
 
 pub(crate) mod apply;
 pub(crate) mod health;

@@ -1,5 +1,5 @@
 //! The data plane: the HTTP face (here: routing, access control, limits, health, metrics
-//! and logs around [`crate::mcp`]), its accept loop ([`connections`]), the lock-free
+//! and logs around [`crate::mcp`]), its accept loop (`connections`), the lock-free
 //! [`registry`] of served servers and what keeps it current in a cluster ([`feed`]; local
 //! mode feeds it from manifest files instead). Stateless; every replica serves every
 //! server.

@@ -1,7 +1,7 @@
 //! The upstream client: one tool call becomes one Atomicwork REST call (or a few, for read
 //! tools with an opt-in retry policy), and the answer becomes an MCP tool result.
 //!
-//! [`Upstream::call`] never fails: arguments that cannot form a request, rate limits,
+//! `Upstream::call` never fails: arguments that cannot form a request, rate limits,
 //! upstream errors and network trouble all become error results whose text tells the model
 //! what happened and what to do next. The API key is attached only when the request is
 //! sent, and any echo of it in an answer is replaced by `[redacted]` before anything is
