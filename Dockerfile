@@ -1,4 +1,6 @@
 # The atomicwork-mcp image: one binary, every role (controller, dataplane, run, local).
+# It is built without default features, so the simulated sandbox tenant (`local
+# --sandbox`, for trying the project out) is not in it; the fuzz harness is in no binary.
 #
 #   docker build -t ghcr.io/atomicwork-mcp-operator/atomicwork-mcp:0.1.0 .
 #
@@ -17,13 +19,13 @@ RUN awk -F'"' 'function flush() { if (kind == "") return; if (path == "") path =
       mkdir -p "$(dirname "$path")"; \
       if [ "$kind" = lib ]; then : > "$path"; else echo 'fn main() {}' > "$path"; fi; \
     done
-RUN cargo build --release --locked --bin atomicwork-mcp
+RUN cargo build --release --locked --bin atomicwork-mcp --no-default-features
 
 # The real sources (placeholders of other targets stay: only the binary is built). Touch
 # them so cargo never mistakes them for the placeholders.
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked --bin atomicwork-mcp \
+ && cargo build --release --locked --bin atomicwork-mcp --no-default-features \
  && install -D -m 0755 target/release/atomicwork-mcp /out/atomicwork-mcp
 
 # Runtime stage: glibc, libgcc and CA certificates, no shell, no package manager.

@@ -17,15 +17,16 @@
 //! loads (a quarter and a half of the data plane's saturated rate, 32 paced clients) and
 //! with one client: at saturation any slowdown shows up as queueing (Little's law) rather
 //! than as the time the data plane adds to a call.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atomicwork_mcp::catalog::Catalog;
+use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::dataplane::DataplaneConfig;
-use atomicwork_mcp::registry::Registry;
+use atomicwork_mcp::dataplane::registry::Registry;
 use axum::routing::{get, post};
 use common::{api_key_secrets, percentile, resolve_at, serve_app, server, start_dataplane};
 use serde_json::json;
@@ -220,7 +221,7 @@ async fn run() {
     let view = resolve_one("bench", "");
     registry.upsert(
         &view.id.clone(),
-        Some((atomicwork_mcp::secret::TokenHash::of(TOKEN), view)),
+        Some((atomicwork_mcp::core::secret::TokenHash::of(TOKEN), view)),
     );
     registry.mark_ready();
     let (base, _) = start_dataplane(registry.clone(), DataplaneConfig::default()).await;
@@ -281,13 +282,13 @@ async fn run() {
     let mut entries: Vec<_> = (0..10_000)
         .map(|i| {
             (
-                atomicwork_mcp::secret::TokenHash::of(&format!("token-{i}")),
+                atomicwork_mcp::core::secret::TokenHash::of(&format!("token-{i}")),
                 resolve_one(&format!("s{i}"), filters[i % filters.len()]),
             )
         })
         .collect();
     entries.push((
-        atomicwork_mcp::secret::TokenHash::of(TOKEN),
+        atomicwork_mcp::core::secret::TokenHash::of(TOKEN),
         resolve_one("bench", ""),
     ));
     registry.replace_all(entries);

@@ -6,6 +6,7 @@
 //! non-zero unless every request got a well-formed JSON-RPC answer carrying its own id, no
 //! task panicked, and resident memory after the run (and a short settle) is within
 //! [`RSS_TOLERANCE_KIB`] of the baseline taken after a warm-up at the same concurrency.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -15,11 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use atomicwork_mcp::catalog::Catalog;
+use atomicwork_mcp::core::catalog::Catalog;
+use atomicwork_mcp::core::secret::TokenHash;
+use atomicwork_mcp::core::server::ServerView;
+use atomicwork_mcp::dataplane::registry::Registry;
 use atomicwork_mcp::dataplane::{Dataplane, DataplaneConfig};
-use atomicwork_mcp::registry::{Registry, ServerView};
-use atomicwork_mcp::resolve::SecretData;
-use atomicwork_mcp::secret::TokenHash;
+use atomicwork_mcp::k8s::resolve::SecretData;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -4,6 +4,7 @@
 //!
 //! `cargo bench --bench reconcile` — one machine, one run: figures to compare between
 //! changes, not capacities.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -13,12 +14,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use atomicwork_mcp::catalog::Catalog;
-use atomicwork_mcp::controller::feed::{self, FeedOptions};
+use atomicwork_mcp::controller::metrics::ControllerMetrics;
 use atomicwork_mcp::controller::reconcile::{self, Observed, Settings, TokenPlan};
 use atomicwork_mcp::controller::{Context, reconcile as run_reconcile};
-use atomicwork_mcp::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus};
-use atomicwork_mcp::metrics::ControllerMetrics;
+use atomicwork_mcp::core::catalog::Catalog;
+use atomicwork_mcp::dataplane::feed::{self, FeedOptions};
+use atomicwork_mcp::k8s::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus};
 use futures::StreamExt;
 use http::{Method, Request, Response, StatusCode};
 use jiff::Timestamp;
@@ -87,7 +88,7 @@ fn pure(catalog: &Arc<Catalog>) {
     let settings = settings();
     let secrets = common::api_key_secrets(NS, "atomicwork-api", b"sk-bench");
     let servers: Vec<_> = (0..RESOURCES).map(server).collect();
-    let mint = atomicwork_mcp::secret::mint_token;
+    let mint = atomicwork_mcp::core::secret::mint_token;
     let now = Timestamp::now();
 
     let started = Instant::now();

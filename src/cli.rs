@@ -11,9 +11,9 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
-use crate::catalog::{Catalog, Tool, ToolFilter, filter};
-use crate::crd::AtomicworkMcpServer;
+use crate::core::catalog::{Catalog, Tool, ToolFilter, filter};
 use crate::dataplane::{self, ConnectionLimits, DataplaneConfig};
+use crate::k8s::crd::AtomicworkMcpServer;
 
 /// Serve filtered Atomicwork ITSM tools to AI clients over MCP, from Kubernetes resources
 /// or local manifest files.
@@ -21,11 +21,11 @@ use crate::dataplane::{self, ConnectionLimits, DataplaneConfig};
 #[command(name = "atomicwork-mcp", version, about)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print the AtomicworkMcpServer CustomResourceDefinition as YAML.
     Crd,
     /// Preview the tools a server with these filters would expose.
@@ -43,53 +43,53 @@ pub enum Command {
 
 /// Which namespaces the cluster commands watch.
 #[derive(Debug, Args)]
-pub struct ClusterArgs {
+pub(crate) struct ClusterArgs {
     /// Namespaces to watch (comma-separated); every namespace when not given.
     #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
-    pub namespaces: Vec<String>,
+    pub(crate) namespaces: Vec<String>,
 }
 
 /// Flags of the controller role.
 #[derive(Debug, Args)]
-pub struct ControllerFlags {
+pub(crate) struct ControllerFlags {
     /// Base URL MCP clients reach the data plane at, e.g. https://mcp.example.com;
     /// connector URLs are <public-url>/mcp/<token>.
     #[arg(long, env = "PUBLIC_URL")]
-    pub public_url: String,
+    pub(crate) public_url: String,
     /// Leave the connector URL out of status.url (it stays in the token Secret's `url`
     /// key), for clusters where status is widely readable.
     #[arg(long, env = "REDACT_STATUS_URL")]
-    pub redact_status_url: bool,
+    pub(crate) redact_status_url: bool,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:9090")]
-    pub metrics_listen: std::net::SocketAddr,
+    pub(crate) metrics_listen: std::net::SocketAddr,
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
-    pub lease_namespace: String,
+    pub(crate) lease_namespace: String,
     /// Name of the leader-election Lease.
     #[arg(long, default_value = crate::controller::lease::DEFAULT_LEASE_NAME)]
-    pub lease_name: String,
+    pub(crate) lease_name: String,
     /// The controller's own Deployment, in the Lease's namespace: the Lease is then
     /// owned by it, so deleting the Deployment (an uninstall) deletes the Lease too.
     #[arg(long, env = "LEASE_OWNER_DEPLOYMENT")]
-    pub lease_owner_deployment: Option<String>,
+    pub(crate) lease_owner_deployment: Option<String>,
 }
 
 /// Flags of the data plane role.
 #[derive(Debug, Args)]
-pub struct DataplaneFlags {
+pub(crate) struct DataplaneFlags {
     /// Address to serve MCP (and /healthz, /readyz, /metrics) on.
     #[arg(long, default_value = "0.0.0.0:8080")]
-    pub listen: std::net::SocketAddr,
+    pub(crate) listen: std::net::SocketAddr,
     /// Origins browsers may call from (comma-separated; `*` for any). Defaults to
     /// https://claude.ai and https://claude.com; the public URL's origin is always allowed.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
-    pub allowed_origins: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
     /// Host header values accepted (comma-separated); any host when not given.
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
-    pub allowed_hosts: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
     #[command(flatten)]
-    pub limits: LimitsArgs,
+    pub(crate) limits: LimitsArgs,
 }
 
 /// Help heading of the limit and timeout flags.
@@ -98,36 +98,36 @@ const LIMITS: &str = "Limits and timeouts";
 /// Limits and timeouts of the data plane's HTTP server, shared by `dataplane`, `run` and
 /// `local`.
 #[derive(Debug, Args)]
-pub struct LimitsArgs {
+pub(crate) struct LimitsArgs {
     /// Largest request body accepted, in bytes; a larger one is answered 413 before it
     /// is read.
     #[arg(long, help_heading = LIMITS, env = "MAX_BODY_BYTES", default_value_t = dataplane::DEFAULT_MAX_BODY_BYTES, value_parser = body_bytes)]
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Longest a request may take, body and upstream calls included, in seconds; then it
     /// is answered 504.
     #[arg(long, help_heading = LIMITS, env = "REQUEST_TIMEOUT_SECONDS", default_value = "300", value_parser = seconds)]
-    pub request_timeout_seconds: Duration,
+    pub(crate) request_timeout_seconds: Duration,
     /// Longest a client may take to send a request's headers, from their first byte, in
     /// seconds; then the connection is closed.
     #[arg(long, help_heading = LIMITS, env = "HEADER_READ_TIMEOUT_SECONDS", default_value = "10", value_parser = seconds)]
-    pub header_read_timeout_seconds: Duration,
+    pub(crate) header_read_timeout_seconds: Duration,
     /// Longest a client may take to send a request's body after its headers, in seconds;
     /// then it is answered 408.
     #[arg(long, help_heading = LIMITS, env = "BODY_READ_TIMEOUT_SECONDS", default_value = "60", value_parser = seconds)]
-    pub body_read_timeout_seconds: Duration,
+    pub(crate) body_read_timeout_seconds: Duration,
     /// Longest a connection may stay open with no request on it, in seconds; then it is
     /// closed. Keep it above the idle timeout of load balancers and client pools.
     #[arg(long, help_heading = LIMITS, env = "IDLE_TIMEOUT_SECONDS", default_value = "120", value_parser = seconds)]
-    pub idle_timeout_seconds: Duration,
+    pub(crate) idle_timeout_seconds: Duration,
     /// Most client connections served at once; further connections wait until one
     /// closes. Keep it below the open-file limit.
     #[arg(long, help_heading = LIMITS, env = "MAX_CONNECTIONS", default_value_t = dataplane::DEFAULT_MAX_CONNECTIONS, value_parser = connection_count)]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
 }
 
 impl LimitsArgs {
     /// Sets the limits and timeouts of `config`.
-    pub fn apply(&self, config: &mut DataplaneConfig) {
+    pub(crate) fn apply(&self, config: &mut DataplaneConfig) {
         config.max_body_bytes = self.max_body_bytes;
         config.request_timeout = self.request_timeout_seconds;
         config.connections = ConnectionLimits {
@@ -165,9 +165,9 @@ fn body_bytes(text: &str) -> Result<usize, String> {
     }
 }
 
-/// A connection cap from 1 to [`crate::connections::MAX_CONNECTIONS_LIMIT`].
+/// A connection cap from 1 to [`crate::dataplane::connections::MAX_CONNECTIONS_LIMIT`].
 fn connection_count(text: &str) -> Result<usize, String> {
-    let max = crate::connections::MAX_CONNECTIONS_LIMIT;
+    let max = crate::dataplane::connections::MAX_CONNECTIONS_LIMIT;
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!(
@@ -177,61 +177,61 @@ fn connection_count(text: &str) -> Result<usize, String> {
 }
 
 #[derive(Debug, Args)]
-pub struct ControllerArgs {
+pub(crate) struct ControllerArgs {
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     #[command(flatten)]
-    pub controller: ControllerFlags,
+    pub(crate) controller: ControllerFlags,
     #[command(flatten)]
-    pub catalog: CatalogArgs,
+    pub(crate) catalog: CatalogArgs,
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct DataplaneArgs {
+pub(crate) struct DataplaneArgs {
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     #[command(flatten)]
-    pub dataplane: DataplaneFlags,
+    pub(crate) dataplane: DataplaneFlags,
     /// Base URL MCP clients reach this service at; its origin and host are allowed.
     #[arg(long, env = "PUBLIC_URL")]
-    pub public_url: Option<String>,
+    pub(crate) public_url: Option<String>,
     #[command(flatten)]
-    pub catalog: CatalogArgs,
+    pub(crate) catalog: CatalogArgs,
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     #[command(flatten)]
-    pub controller: ControllerFlags,
+    pub(crate) controller: ControllerFlags,
     #[command(flatten)]
-    pub dataplane: DataplaneFlags,
+    pub(crate) dataplane: DataplaneFlags,
     #[command(flatten)]
-    pub catalog: CatalogArgs,
+    pub(crate) catalog: CatalogArgs,
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 /// Logging flags shared by the serving commands.
 #[derive(Debug, Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Log format; `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// Log filter, e.g. `info` or `atomicwork_mcp=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
-    pub log_level: String,
+    pub(crate) log_level: String,
 }
 
 impl LogArgs {
     /// Installs the global tracing subscriber (logs go to stderr, coloured only on a
     /// terminal and when `NO_COLOR` is unset).
-    pub fn init(&self) {
+    pub(crate) fn init(&self) {
         use std::io::IsTerminal as _;
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -252,7 +252,7 @@ impl LogArgs {
 
 /// Whether log lines get ANSI colours: only on a terminal, and never when `NO_COLOR` is
 /// set to a non-empty value (<https://no-color.org>).
-pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+pub(crate) fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
@@ -275,67 +275,67 @@ pub fn error_chain(error: &anyhow::Error) -> String {
 }
 
 #[derive(Debug, Args)]
-pub struct LocalArgs {
+pub(crate) struct LocalArgs {
     /// A manifest file or a directory of them (AtomicworkMcpServer and Secret, multi-document YAML).
     #[arg(long)]
-    pub manifests: PathBuf,
+    pub(crate) manifests: PathBuf,
     /// Address to serve MCP on. Loopback unless you say otherwise.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
+    pub(crate) listen: std::net::SocketAddr,
     /// Base of the connector URLs printed, e.g. an HTTPS tunnel in front of this port.
     #[arg(long)]
-    pub public_url: Option<String>,
+    pub(crate) public_url: Option<String>,
     /// Point every server at a built-in simulated Atomicwork tenant with sample data.
     #[arg(long)]
-    pub sandbox: bool,
+    pub(crate) sandbox: bool,
     /// Where tokens are kept across restarts (tokens.json, mode 0600).
     #[arg(long, default_value_os_t = crate::local::default_state_dir())]
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// Seconds between checks of the manifest files for changes.
     #[arg(long, default_value_t = 1.0)]
-    pub poll_seconds: f64,
+    pub(crate) poll_seconds: f64,
     /// Origins allowed to call from a browser (comma-separated; `*` for any), in addition
     /// to https://claude.ai, https://claude.com and, on a loopback address,
     /// http://localhost and http://127.0.0.1 on any port.
     #[arg(long, value_delimiter = ',')]
-    pub allowed_origins: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
     /// Host header values accepted (comma-separated), in addition to localhost,
     /// 127.0.0.1 and [::1] on a loopback address; on another address any host is
     /// accepted unless this is given.
     #[arg(long, value_delimiter = ',')]
-    pub allowed_hosts: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
     #[command(flatten)]
-    pub limits: LimitsArgs,
+    pub(crate) limits: LimitsArgs,
     #[command(flatten)]
-    pub catalog: CatalogArgs,
+    pub(crate) catalog: CatalogArgs,
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 /// Output format of `tools`.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Table,
     Json,
 }
 
 #[derive(Debug, Args)]
-pub struct CatalogArgs {
+pub(crate) struct CatalogArgs {
     /// YAML file that overrides built-in tools (method, path, description, parameters) or
     /// adds tools.
     #[arg(long, env = "ATOMICWORK_MCP_CATALOG")]
-    pub catalog: Option<PathBuf>,
+    pub(crate) catalog: Option<PathBuf>,
 }
 
 impl CatalogArgs {
-    pub fn load(&self) -> anyhow::Result<Catalog> {
+    pub(crate) fn load(&self) -> anyhow::Result<Catalog> {
         Ok(match &self.catalog {
             Some(path) => Catalog::with_overrides_file(path)?,
             None => Catalog::builtin()?,
@@ -344,24 +344,24 @@ impl CatalogArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ToolsArgs {
+pub(crate) struct ToolsArgs {
     /// read, write, custom or exact method names (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
-    pub methods: Vec<String>,
+    pub(crate) methods: Vec<String>,
     /// Tags; a tool matches when any of its tags is listed.
     #[arg(long, value_delimiter = ',')]
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Only these tool names.
     #[arg(long, value_delimiter = ',')]
-    pub allow: Vec<String>,
+    pub(crate) allow: Vec<String>,
     /// Never these tool names.
     #[arg(long, value_delimiter = ',')]
-    pub deny: Vec<String>,
+    pub(crate) deny: Vec<String>,
     /// Output format: a table to read, or JSON with each tool's description.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
+    pub(crate) format: OutputFormat,
     #[command(flatten)]
-    pub catalog: CatalogArgs,
+    pub(crate) catalog: CatalogArgs,
 }
 
 /// Runs a parsed command line.
@@ -456,62 +456,20 @@ fn cluster_command(
     controller: Option<&ControllerFlags>,
     dataplane: Option<(&DataplaneFlags, Option<&str>)>,
 ) -> anyhow::Result<ExitCode> {
-    use crate::controller::runtime;
     log.init();
     let catalog = std::sync::Arc::new(catalog.load()?);
-    let scope = crate::controller::Scope::from_list(cluster.namespaces.clone());
+    let scope = crate::k8s::scope::Scope::from_list(cluster.namespaces.clone());
     let controller_opts = controller
         .map(|flags| controller_options(flags, &scope))
         .transpose()?;
     let dataplane_opts = dataplane
         .map(|(flags, public_url)| dataplane_options(flags, public_url, &scope))
         .transpose()?;
-    runtime()?.block_on(async move {
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;
-        let stop = tokio_util::sync::CancellationToken::new();
-        runtime::cancel_on_signal(stop.clone());
-        let run_controller = async {
-            let Some((opts, listen)) = controller_opts else {
-                return Ok(());
-            };
-            let admin = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            let result = runtime::controller(
-                client.clone(),
-                catalog.clone(),
-                opts,
-                Some(admin),
-                stop.clone(),
-            )
-            .await;
-            stop.cancel();
-            result
-        };
-        let run_dataplane = async {
-            let Some((opts, listen)) = dataplane_opts else {
-                return Ok(());
-            };
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            tracing::info!(listen = %listen, "serving MCP");
-            let result = runtime::dataplane(
-                client.clone(),
-                catalog.clone(),
-                opts,
-                listener,
-                stop.clone(),
-            )
-            .await;
-            stop.cancel();
-            result
-        };
-        let (c, d) = tokio::join!(run_controller, run_dataplane);
-        c.and(d)
-    })?;
+    runtime()?.block_on(crate::runtime::cluster(
+        catalog,
+        controller_opts,
+        dataplane_opts,
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -526,11 +484,8 @@ fn check_public_url(url: &str) -> anyhow::Result<String> {
 
 fn controller_options(
     flags: &ControllerFlags,
-    scope: &crate::controller::Scope,
-) -> anyhow::Result<(
-    crate::controller::runtime::ControllerOptions,
-    std::net::SocketAddr,
-)> {
+    scope: &crate::k8s::scope::Scope,
+) -> anyhow::Result<(crate::runtime::ControllerOptions, std::net::SocketAddr)> {
     let settings = crate::controller::Settings {
         public_url: check_public_url(&flags.public_url)?,
         redact_status_url: flags.redact_status_url,
@@ -544,7 +499,7 @@ fn controller_options(
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .map(str::to_string);
-    let opts = crate::controller::runtime::ControllerOptions {
+    let opts = crate::runtime::ControllerOptions {
         settings,
         scope: scope.clone(),
         lease: Some(lease),
@@ -555,11 +510,8 @@ fn controller_options(
 fn dataplane_options(
     flags: &DataplaneFlags,
     public_url: Option<&str>,
-    scope: &crate::controller::Scope,
-) -> anyhow::Result<(
-    crate::controller::runtime::DataplaneOptions,
-    std::net::SocketAddr,
-)> {
+    scope: &crate::k8s::scope::Scope,
+) -> anyhow::Result<(crate::runtime::DataplaneOptions, std::net::SocketAddr)> {
     let mut config = DataplaneConfig::default();
     if !flags.allowed_origins.is_empty() {
         config.allowed_origins = flags.allowed_origins.clone();
@@ -569,7 +521,7 @@ fn dataplane_options(
     if let Some(url) = public_url {
         config.allow_public_url(&check_public_url(url)?);
     }
-    let opts = crate::controller::runtime::DataplaneOptions {
+    let opts = crate::runtime::DataplaneOptions {
         scope: scope.clone(),
         config,
         resolve: Default::default(),
@@ -600,7 +552,7 @@ fn tools(args: ToolsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The `tools --format json` document: one object per tool.
-pub fn tools_json(tools: &[std::sync::Arc<Tool>]) -> serde_json::Value {
+pub(crate) fn tools_json(tools: &[std::sync::Arc<Tool>]) -> serde_json::Value {
     serde_json::Value::Array(
         tools
             .iter()
@@ -663,7 +615,7 @@ mod tests {
         assert_eq!(run.controller.lease_name, "atomicwork-mcp-controller");
         assert!(!run.controller.redact_status_url);
         let (opts, _) =
-            controller_options(&run.controller, &crate::controller::Scope::All).expect("options");
+            controller_options(&run.controller, &crate::k8s::scope::Scope::All).expect("options");
         assert_eq!(opts.settings.public_url, "https://mcp.example.com");
 
         let Command::Dataplane(dp) = parse(&[
@@ -675,10 +627,10 @@ mod tests {
         ]) else {
             panic!("dataplane")
         };
-        let scope = crate::controller::Scope::from_list(dp.cluster.namespaces.clone());
+        let scope = crate::k8s::scope::Scope::from_list(dp.cluster.namespaces.clone());
         assert_eq!(
             scope,
-            crate::controller::Scope::Namespaces(vec!["a".into(), "b".into()])
+            crate::k8s::scope::Scope::Namespaces(vec!["a".into(), "b".into()])
         );
         let (opts, _) = dataplane_options(&dp.dataplane, None, &scope).expect("options");
         assert_eq!(opts.config.allowed_hosts, ["mcp.example.com"]);
@@ -719,7 +671,7 @@ mod tests {
         else {
             panic!("controller")
         };
-        assert!(controller_options(&c.controller, &crate::controller::Scope::All).is_err());
+        assert!(controller_options(&c.controller, &crate::k8s::scope::Scope::All).is_err());
         let Command::Controller(c) = parse(&[
             "controller",
             "--public-url",
@@ -729,7 +681,7 @@ mod tests {
             panic!("controller")
         };
         let (opts, _) =
-            controller_options(&c.controller, &crate::controller::Scope::All).expect("options");
+            controller_options(&c.controller, &crate::k8s::scope::Scope::All).expect("options");
         assert_eq!(opts.settings.public_url, "https://mcp.example.com");
         assert!(opts.settings.redact_status_url);
     }
@@ -787,7 +739,7 @@ mod tests {
             let Command::Local(local) = parse(&with(&["local", "--manifests", "m"])) else {
                 panic!("local")
             };
-            let scope = crate::controller::Scope::All;
+            let scope = crate::k8s::scope::Scope::All;
             vec![
                 dataplane_options(&dp.dataplane, None, &scope)
                     .expect("options")

@@ -1,7 +1,8 @@
 //! What each fuzz target in `fuzz/` does with one input, shared with `tests/fuzz_corpus.rs`
 //! so that `cargo test` replays the kept corpus through exactly the same code. Each function
 //! takes arbitrary bytes, must not panic on any of them, and panics itself when an answer
-//! breaks a rule the data plane relies on.
+//! breaks a rule the data plane relies on. Compiled only with the `fuzzing` feature, which
+//! the fuzz package and this crate's own tests enable and no binary does.
 
 use std::sync::{Arc, OnceLock};
 
@@ -9,14 +10,16 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::catalog::{Catalog, Tool};
-use crate::crd::AtomicworkMcpServer;
-use crate::manifest::{self, Manifests};
+use crate::core::catalog::{Catalog, Tool};
+use crate::core::secret::Secret;
+use crate::core::server::ServerView;
+use crate::core::server::Target;
+use crate::core::tool_result::ToolResult;
+use crate::k8s::crd::AtomicworkMcpServer;
+use crate::k8s::resolve::{self, ResolveOptions, SecretLookup};
+use crate::local::manifest::{self, Manifests};
 use crate::mcp::{self, CallGate, ServerIdentity, ToolRunner};
-use crate::registry::ServerView;
-use crate::resolve::{self, ResolveOptions, SecretLookup};
-use crate::secret::Secret;
-use crate::upstream::{self, CallOutcome, OutcomeClass, RateLimitInfo, Target, ToolResult};
+use crate::upstream::{self, CallOutcome, OutcomeClass, RateLimitInfo};
 
 /// 2025-01-01T00:00:00Z: a fixed clock keeps every run reproducible.
 const FIXED_NOW: i64 = 1_735_689_600;

@@ -1,22 +1,33 @@
-pub mod catalog;
+//! atomicwork-mcp: `AtomicworkMcpServer` resources in, filtered MCP endpoints out.
+//!
+//! The folders follow the roles, and every arrow points inward, towards `core`:
+//!
+//! - [`core`]: the tool catalog, the server as served, tokens, secret values, tool
+//!   results. No Kubernetes, no HTTP.
+//! - [`k8s`]: the resource, its schema checks, resolving it (and its Secrets) into a
+//!   served server, the token Secret's format, the watch scope.
+//! - [`upstream`]: the Atomicwork REST client.
+//! - [`mcp`]: the protocol: JSON-RPC, revisions, methods, the tools/call flow.
+//! - [`controller`]: reconciles resources into token Secrets, status and Events.
+//! - [`dataplane`]: serves MCP over HTTP from a registry its cluster feed keeps current.
+//! - [`local`]: the data plane fed from manifest files, with the optional sandbox tenant.
+//! - [`runtime`]: which roles run, the signals that stop them; [`cli`]: the commands.
+//!
+//! Items are `pub(crate)` unless the integration tests, benches or fuzz targets use them.
+#![forbid(unsafe_code)]
 pub mod cli;
-pub mod connections;
 pub mod controller;
-pub mod crd;
+pub mod core;
 pub mod dataplane;
-pub mod discovery;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod k8s;
 pub mod local;
-pub mod manifest;
 pub mod mcp;
-pub mod metrics;
-pub mod registry;
-pub mod resolve;
+pub(crate) mod metrics;
+pub mod runtime;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
-pub mod secret;
-pub mod spec_check;
 #[cfg(test)]
 mod test_support;
-pub mod token;
 pub mod upstream;
-pub mod yaml_lines;

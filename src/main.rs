@@ -1,4 +1,5 @@
 //! `atomicwork-mcp`: one binary, subcommands select the role.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,9 +1,10 @@
 //! The built-in catalog and the filter semantics of `spec.methods`, `spec.tags` and
 //! `spec.tools`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 
-use atomicwork_mcp::catalog::{Catalog, FilterError, Location, ToolFilter, filter};
+use atomicwork_mcp::core::catalog::{Catalog, FilterError, Location, ToolFilter, filter};
 use serde_json::{Value, json};
 
 fn catalog() -> Catalog {

@@ -1,5 +1,6 @@
 //! The binary's own output on stderr, read from the real process: log lines follow the
 //! terminal (no colour codes into a pipe or file) and an error is printed once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,9 +1,10 @@
 //! The CRD as generated, committed and read back; example manifests through the real types.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
-use atomicwork_mcp::crd::{AtomicworkMcpServer, ToolExposure};
-use atomicwork_mcp::manifest::{documents, manifest_files};
+use atomicwork_mcp::k8s::crd::{AtomicworkMcpServer, ToolExposure};
+use atomicwork_mcp::local::manifest::{documents, manifest_files};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
@@ -146,7 +147,7 @@ spec:
 
 #[test]
 fn every_example_server_deserializes_and_resolves_its_filters() {
-    let catalog = atomicwork_mcp::catalog::Catalog::builtin().expect("catalog");
+    let catalog = atomicwork_mcp::core::catalog::Catalog::builtin().expect("catalog");
     let files = manifest_files(&root().join("examples")).expect("examples");
     let mut servers = 0;
     for file in files {
@@ -157,8 +158,8 @@ fn every_example_server_deserializes_and_resolves_its_filters() {
         {
             let server: AtomicworkMcpServer =
                 serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let f = atomicwork_mcp::resolve::tool_filter(&server);
-            let tools = atomicwork_mcp::catalog::filter(&catalog, &f)
+            let f = atomicwork_mcp::k8s::resolve::tool_filter(&server);
+            let tools = atomicwork_mcp::core::catalog::filter(&catalog, &f)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             assert!(!tools.is_empty(), "{}: no tools", file.display());
             servers += 1;

@@ -1,5 +1,6 @@
 //! The data plane over real HTTP: an MCP SDK client for each protocol revision, raw
 //! requests for what a well-behaved client never sends, and a real upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

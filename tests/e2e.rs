@@ -6,17 +6,19 @@
 //! --test-threads=1`.
 //!
 //! Uses only APIs that are GA in Kubernetes 1.24.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use atomicwork_mcp::catalog::Catalog;
+use atomicwork_mcp::controller::Settings;
 use atomicwork_mcp::controller::lease::LeaseSettings;
-use atomicwork_mcp::controller::runtime::{self, ControllerOptions, DataplaneOptions};
-use atomicwork_mcp::controller::{Scope, Settings};
-use atomicwork_mcp::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
+use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::dataplane::DataplaneConfig;
-use atomicwork_mcp::resolve::ResolveOptions;
+use atomicwork_mcp::k8s::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
+use atomicwork_mcp::k8s::resolve::ResolveOptions;
+use atomicwork_mcp::k8s::scope::Scope;
+use atomicwork_mcp::runtime::{self, ControllerOptions, DataplaneOptions};
 use atomicwork_mcp::sandbox::{self, Sandbox};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -359,7 +361,7 @@ async fn install_crds(client: &Client) {
     for file in files {
         let what = file.display().to_string();
         let text = std::fs::read_to_string(&file).expect("read a file in crds/");
-        for doc in atomicwork_mcp::manifest::documents(&text) {
+        for doc in atomicwork_mcp::local::manifest::documents(&text) {
             let value: Value = serde_saphyr::from_str(&doc).expect("YAML");
             if value.is_null() {
                 continue;

@@ -1,5 +1,6 @@
 //! Replays the kept fuzz corpus (`fuzz/corpus/<target>/`) through the same functions the
 //! fuzz targets call, so every seed and every past find stays covered by `cargo test`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

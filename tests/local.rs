@@ -1,5 +1,6 @@
 //! Local mode end to end: the real binary with `--sandbox` and the example manifests, driven
 //! by an MCP client through the URLs it prints.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

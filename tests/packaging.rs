@@ -1,13 +1,14 @@
 //! Packaging checks that need no cluster: the Dockerfile, the kustomize base in deploy/,
 //! the Helm chart's static parts and the example manifests. Rendering the chart with Helm
 //! is `.ci/helm-lint`'s job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use atomicwork_mcp::catalog::{Catalog, filter};
-use atomicwork_mcp::crd::AtomicworkMcpServer;
-use atomicwork_mcp::resolve::{ResolveOptions, resolve};
+use atomicwork_mcp::core::catalog::{Catalog, filter};
+use atomicwork_mcp::k8s::crd::AtomicworkMcpServer;
+use atomicwork_mcp::k8s::resolve::{ResolveOptions, resolve};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -1082,7 +1083,7 @@ fn every_example_is_self_contained_and_serves() {
     assert!(files.len() >= 6, "{files:?}");
     for file in files {
         let what = rel(&file);
-        let m = atomicwork_mcp::manifest::load(&file);
+        let m = atomicwork_mcp::local::manifest::load(&file);
         assert!(m.errors.is_empty(), "{what}: {:?}", m.errors);
         assert!(!m.servers.is_empty(), "{what}: no AtomicworkMcpServer");
         for server in &m.servers {
@@ -1091,7 +1092,7 @@ fn every_example_is_self_contained_and_serves() {
                 server.metadata.name.as_deref().unwrap_or_default()
             );
             // The filters name only methods, tags and tools the catalog has.
-            let f = atomicwork_mcp::resolve::tool_filter(server);
+            let f = atomicwork_mcp::k8s::resolve::tool_filter(server);
             let tools = filter(&catalog, &f).unwrap_or_else(|e| panic!("{id}: {e}"));
             assert!(!tools.is_empty(), "{id}: no tool matches");
             // And the server as a whole would be served, with the Secrets of its own file.
@@ -1109,7 +1110,7 @@ fn examples_cover_the_common_cases() {
         .iter()
         .flat_map(|f| {
             let what = rel(f);
-            atomicwork_mcp::manifest::load(f)
+            atomicwork_mcp::local::manifest::load(f)
                 .servers
                 .into_iter()
                 .map(move |s| (what.clone(), s))
@@ -1150,7 +1151,7 @@ fn examples_cover_the_common_cases() {
         "{file}: the placeholder expiresAt should stay in the future for years"
     );
     find("discovery-mode server", &|s| {
-        s.spec.tool_exposure == atomicwork_mcp::crd::ToolExposure::Discovery
+        s.spec.tool_exposure == atomicwork_mcp::k8s::crd::ToolExposure::Discovery
     });
     find("API-token-auth server", &|s| {
         s.spec.require_api_token_auth && s.spec.api_token_secret_ref.is_some()
@@ -1175,9 +1176,9 @@ fn examples_readme_tool_counts_match_the_filters() {
         let count: usize = cells[cells.len() - 1]
             .parse()
             .unwrap_or_else(|_| panic!("README row for {file}: no tool count"));
-        let m = atomicwork_mcp::manifest::load(&root().join("examples").join(file));
+        let m = atomicwork_mcp::local::manifest::load(&root().join("examples").join(file));
         let server = &m.servers[0];
-        let f = atomicwork_mcp::resolve::tool_filter(server);
+        let f = atomicwork_mcp::k8s::resolve::tool_filter(server);
         let actual = filter(&catalog, &f).expect("filter").len();
         assert_eq!(
             actual, count,
@@ -1236,6 +1237,28 @@ fn dockerfile_builds_one_locked_release_binary_into_a_small_non_root_image() {
         1,
         "the runtime image holds only the binary"
     );
+}
+
+/// The image is built without default features: the sandbox tenant stays out of it (and
+/// the fuzz harness, which no build of the binary enables).
+#[test]
+fn dockerfile_builds_the_binary_without_default_features() {
+    let dockerfile = read("Dockerfile");
+    let builds: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.contains("cargo build"))
+        .collect();
+    assert!(builds.len() >= 2, "{builds:?}");
+    for line in builds {
+        assert!(
+            line.contains("--no-default-features"),
+            "the image is built without the sandbox: {line}"
+        );
+        assert!(
+            !line.contains("fuzzing"),
+            "no fuzz harness in the image: {line}"
+        );
+    }
 }
 
 /// The instruction after `after` (continuation lines joined as Docker joins them).
@@ -1379,7 +1402,7 @@ fn dockerignore_keeps_the_build_context_to_what_the_build_needs() {
         "Cargo.toml",
         "Cargo.lock",
         "src/main.rs",
-        "src/catalog/atomicwork.yaml",
+        "src/core/catalog/atomicwork.yaml",
     ] {
         assert!(
             !docker_ignored(&patterns, needed),

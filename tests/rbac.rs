@@ -1,10 +1,13 @@
 //! `deploy/rbac.yaml` grants exactly the calls the code makes: the lists kept next to
 //! the calls (`API_CALLS` in the controller, its apply step, the lease and the feed).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use atomicwork_mcp::controller::{self, ApiCall, feed, lease};
+use atomicwork_mcp::controller::{self, lease};
+use atomicwork_mcp::dataplane::feed;
+use atomicwork_mcp::k8s::scope::ApiCall;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde_json::Value;
 
@@ -16,7 +19,7 @@ impl Manifests {
     fn load() -> Self {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml");
         let text = std::fs::read_to_string(path).expect("deploy/rbac.yaml");
-        let docs = atomicwork_mcp::manifest::documents(&text)
+        let docs = atomicwork_mcp::local::manifest::documents(&text)
             .iter()
             .map(|d| serde_saphyr::from_str::<Value>(d).expect("valid YAML"))
             .filter(|v| !v.is_null())

@@ -1,6 +1,7 @@
 //! Every command in the README's `sh` blocks is exercised: `atomicwork-mcp` command lines
 //! must parse (and the quick ones run), and the curl requests are sent to a live local
 //! server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Defects found by fuzzing, fault injection and the scale runs, each pinned by a test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

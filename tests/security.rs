@@ -2,6 +2,7 @@
 //! reaches a server whose exact URL was not used, a read-only server runs no write tool by
 //! any route, and no client without a usable URL can make the server read a body or hold
 //! a connection beyond the configured limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

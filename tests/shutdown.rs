@@ -1,6 +1,6 @@
 //! Shutdown of the real binary: the first SIGTERM drains in-flight requests, a second one
 //! ends the process at once with a non-zero code and says so in the log.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(unix)]
 
 use std::process::Stdio;

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atomicwork_mcp::catalog::Catalog;
-use atomicwork_mcp::crd::AtomicworkMcpServer;
+use atomicwork_mcp::core::catalog::Catalog;
+use atomicwork_mcp::core::server::ServerView;
+use atomicwork_mcp::dataplane::registry::Registry;
 use atomicwork_mcp::dataplane::{self, Dataplane, DataplaneConfig};
-use atomicwork_mcp::registry::{Registry, ServerView};
-use atomicwork_mcp::resolve::{self, ResolveOptions, SecretData, SecretLookup};
+use atomicwork_mcp::k8s::crd::AtomicworkMcpServer;
+use atomicwork_mcp::k8s::resolve::{self, ResolveOptions, SecretData, SecretLookup};
 use atomicwork_mcp::upstream::{Upstream, UpstreamOptions};
 
 /// Serves `app` on a free loopback port and returns its base URL.

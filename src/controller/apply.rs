@@ -8,16 +8,17 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Client, Resource};
 
-use crate::crd::{AtomicworkMcpServer, GROUP};
-use crate::resolve::SecretData;
+use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
+use crate::k8s::resolve::SecretData;
 
 use super::reconcile::{Desired, Observed, TokenPlan};
-use super::{ApiCall, Context, Error, FIELD_MANAGER, Op};
-use crate::resolve::secret_data;
-use crate::token::token_secret_name;
+use super::{Context, Error, FIELD_MANAGER, Op};
+use crate::core::token::token_secret_name;
+use crate::k8s::resolve::secret_data;
+use crate::k8s::scope::ApiCall;
 
 /// The calls made here.
-pub const API_CALLS: &[ApiCall] = &[
+pub(crate) const API_CALLS: &[ApiCall] = &[
     ("", "secrets", "get"),
     // A server-side apply that creates the Secret is authorised as create as well.
     ("", "secrets", "create"),
@@ -31,15 +32,15 @@ pub const API_CALLS: &[ApiCall] = &[
 
 /// What was read for one server.
 #[derive(Debug, Default)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     /// Referenced Secrets by (namespace, name); absent ones are simply missing.
-    pub secrets: BTreeMap<(String, String), SecretData>,
-    pub token_secret: Option<K8sSecret>,
+    pub(crate) secrets: BTreeMap<(String, String), SecretData>,
+    pub(crate) token_secret: Option<K8sSecret>,
 }
 
 impl Fetched {
     /// The observation the pure reconcile works from.
-    pub fn view<'a>(&'a self, server: &'a AtomicworkMcpServer) -> Observed<'a> {
+    pub(crate) fn view<'a>(&'a self, server: &'a AtomicworkMcpServer) -> Observed<'a> {
         Observed {
             server,
             secrets: &self.secrets,
@@ -64,7 +65,10 @@ fn namespace_and_name(server: &AtomicworkMcpServer) -> Result<(&str, &str), Erro
 }
 
 /// Reads the Secrets the server names and its token Secret.
-pub async fn dereference(client: &Client, server: &AtomicworkMcpServer) -> Result<Fetched, Error> {
+pub(crate) async fn dereference(
+    client: &Client,
+    server: &AtomicworkMcpServer,
+) -> Result<Fetched, Error> {
     let (ns, name) = namespace_and_name(server)?;
     let api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
     let mut fetched = Fetched::default();
@@ -122,7 +126,7 @@ async fn get(api: &Api<K8sSecret>, name: &str) -> Result<Option<K8sSecret>, Erro
 
 /// Writes the desired state: the token Secret, then the status (only when it changed),
 /// then Events (best effort: a failed Event is logged, not retried).
-pub async fn apply(
+pub(crate) async fn apply(
     ctx: &Context,
     server: &AtomicworkMcpServer,
     observed: &Fetched,

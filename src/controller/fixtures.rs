@@ -15,24 +15,25 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
-use crate::catalog::Catalog;
-use crate::crd::{
+use crate::controller::metrics::ControllerMetrics;
+use crate::core::catalog::Catalog;
+use crate::k8s::crd::{
     AtomicworkConnection, AtomicworkMcpServer, AtomicworkMcpServerSpec, ROTATE_ANNOTATION,
     SecretKeyRef, SecretRef, ToolExposure,
 };
-use crate::metrics::ControllerMetrics;
 
-use super::{Context, Scope, Settings};
+use super::{Context, Settings};
+use crate::k8s::scope::Scope;
 
-pub const NS: &str = "it-ops";
-pub const PUBLIC_URL: &str = "https://mcp.example.com";
-pub const API_SECRET: &str = "atomicwork-api";
-pub const API_KEY: &str = "sk-test-key-123";
-pub const CLIENT_SECRET: &str = "mcp-client-tokens";
+pub(crate) const NS: &str = "it-ops";
+pub(crate) const PUBLIC_URL: &str = "https://mcp.example.com";
+pub(crate) const API_SECRET: &str = "atomicwork-api";
+pub(crate) const API_KEY: &str = "sk-test-key-123";
+pub(crate) const CLIENT_SECRET: &str = "mcp-client-tokens";
 /// A token as a previous reconcile stored it (43 characters, like a minted one).
-pub const OLD_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+pub(crate) const OLD_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
-pub fn settings() -> Settings {
+pub(crate) fn settings() -> Settings {
     Settings {
         public_url: PUBLIC_URL.into(),
         redact_status_url: false,
@@ -40,12 +41,12 @@ pub fn settings() -> Settings {
     }
 }
 
-pub fn catalog() -> Arc<Catalog> {
+pub(crate) fn catalog() -> Arc<Catalog> {
     Arc::new(Catalog::builtin().expect("built-in catalog"))
 }
 
 /// A server created an hour ago exposing the read tools tagged `changes`.
-pub fn server(name: &str) -> AtomicworkMcpServer {
+pub(crate) fn server(name: &str) -> AtomicworkMcpServer {
     let mut s = AtomicworkMcpServer::new(
         name,
         AtomicworkMcpServerSpec {
@@ -83,7 +84,7 @@ pub fn server(name: &str) -> AtomicworkMcpServer {
 }
 
 /// Builder-style changes to a test server.
-pub trait ServerExt: Sized {
+pub(crate) trait ServerExt: Sized {
     fn edit(self, f: impl FnOnce(&mut AtomicworkMcpServer)) -> Self;
 
     fn annotated(self, key: &str, value: &str) -> Self {
@@ -119,7 +120,7 @@ pub trait ServerExt: Sized {
         })
     }
 
-    fn with_status_of(self, status: &crate::crd::AtomicworkMcpServerStatus) -> Self {
+    fn with_status_of(self, status: &crate::k8s::crd::AtomicworkMcpServerStatus) -> Self {
         let status = status.clone();
         self.edit(|s| s.status = Some(status))
     }
@@ -133,7 +134,7 @@ impl ServerExt for AtomicworkMcpServer {
 }
 
 /// An Opaque Secret in the test namespace.
-pub fn secret(name: &str, data: &[(&str, &str)]) -> K8sSecret {
+pub(crate) fn secret(name: &str, data: &[(&str, &str)]) -> K8sSecret {
     K8sSecret {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -152,12 +153,12 @@ pub fn secret(name: &str, data: &[(&str, &str)]) -> K8sSecret {
     }
 }
 
-pub fn api_secret() -> K8sSecret {
+pub(crate) fn api_secret() -> K8sSecret {
     secret(API_SECRET, &[("apiKey", API_KEY)])
 }
 
 /// A token Secret as the controller wrote it for `server`.
-pub fn token_secret(
+pub(crate) fn token_secret(
     server: &AtomicworkMcpServer,
     token: &str,
     rotation: Option<&str>,
@@ -192,18 +193,18 @@ pub fn token_secret(
 }
 
 /// A context whose client talks to the returned mocked API server.
-pub fn context() -> (Arc<Context>, ApiServer) {
+pub(crate) fn context() -> (Arc<Context>, ApiServer) {
     context_with(settings())
 }
 
-pub fn context_with(settings: Settings) -> (Arc<Context>, ApiServer) {
+pub(crate) fn context_with(settings: Settings) -> (Arc<Context>, ApiServer) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     (context_on(client, settings), ApiServer(handle))
 }
 
 /// A context on `client` with the built-in catalog and fresh metrics.
-pub fn context_on(client: Client, settings: Settings) -> Arc<Context> {
+pub(crate) fn context_on(client: Client, settings: Settings) -> Arc<Context> {
     Arc::new(Context::new(
         client,
         catalog(),
@@ -213,26 +214,26 @@ pub fn context_on(client: Client, settings: Settings) -> Arc<Context> {
 }
 
 /// The test namespace, as the only watched one.
-pub fn scope() -> Scope {
+pub(crate) fn scope() -> Scope {
     Scope::Namespaces(vec![NS.into()])
 }
 
 /// One request as the mocked API server saw it.
 #[derive(Debug)]
-pub struct Seen {
-    pub method: Method,
-    pub path: String,
-    pub query: String,
-    pub content_type: String,
-    pub body: Value,
+pub(crate) struct Seen {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) content_type: String,
+    pub(crate) body: Value,
 }
 
 /// The mocked API server: each `expect_*` awaits the next request, checks it and answers.
-pub struct ApiServer(Handle<Request<Body>, Response<Body>>);
+pub(crate) struct ApiServer(Handle<Request<Body>, Response<Body>>);
 
 impl ApiServer {
     /// Takes the next request, checks method and path, answers with `reply(body)`.
-    pub async fn expect(
+    pub(crate) async fn expect(
         &mut self,
         method: Method,
         path: &str,
@@ -278,7 +279,7 @@ impl ApiServer {
         seen
     }
 
-    pub async fn get_secret(&mut self, name: &str, found: Option<&K8sSecret>) -> Seen {
+    pub(crate) async fn get_secret(&mut self, name: &str, found: Option<&K8sSecret>) -> Seen {
         let path = format!("/api/v1/namespaces/{NS}/secrets/{name}");
         match found {
             Some(secret) => {
@@ -296,7 +297,7 @@ impl ApiServer {
     }
 
     /// A server-side apply of the token Secret; answers with the applied object.
-    pub async fn apply_secret(&mut self, name: &str) -> Seen {
+    pub(crate) async fn apply_secret(&mut self, name: &str) -> Seen {
         let path = format!("/api/v1/namespaces/{NS}/secrets/{name}");
         let seen = self
             .expect(Method::PATCH, &path, StatusCode::OK, |body| body.clone())
@@ -305,7 +306,7 @@ impl ApiServer {
         seen
     }
 
-    pub async fn delete_secret(&mut self, name: &str) -> Seen {
+    pub(crate) async fn delete_secret(&mut self, name: &str) -> Seen {
         let path = format!("/api/v1/namespaces/{NS}/secrets/{name}");
         self.expect(
             Method::DELETE,
@@ -317,7 +318,7 @@ impl ApiServer {
     }
 
     /// A server-side apply of the status; answers with the server carrying it.
-    pub async fn apply_status(&mut self, server: &AtomicworkMcpServer) -> Seen {
+    pub(crate) async fn apply_status(&mut self, server: &AtomicworkMcpServer) -> Seen {
         let name = server.metadata.name.clone().unwrap_or_default();
         let path = format!(
             "/apis/mcp.atomicwork.dev/v1alpha1/namespaces/{NS}/atomicworkmcpservers/{name}/status"
@@ -334,7 +335,7 @@ impl ApiServer {
     }
 
     /// Fails when another request is waiting.
-    pub async fn assert_idle(&mut self) {
+    pub(crate) async fn assert_idle(&mut self) {
         let extra = tokio::time::timeout(Duration::from_millis(50), self.0.next_request()).await;
         if let Ok(Some((request, _))) = extra {
             panic!("unexpected call {} {}", request.method(), request.uri());
@@ -342,7 +343,7 @@ impl ApiServer {
     }
 
     /// An Event; answers with it as created.
-    pub async fn event(&mut self) -> Seen {
+    pub(crate) async fn event(&mut self) -> Seen {
         let path = format!("/apis/events.k8s.io/v1/namespaces/{NS}/events");
         self.expect(Method::POST, &path, StatusCode::CREATED, |body| {
             body.clone()
@@ -374,7 +375,7 @@ fn not_found(resource: &str, name: &str) -> Value {
 
 /// Waits for the scenario task; fails the test when it does not finish in time (the
 /// reconcile made fewer calls than expected).
-pub async fn finish<T>(scenario: tokio::task::JoinHandle<T>) -> T {
+pub(crate) async fn finish<T>(scenario: tokio::task::JoinHandle<T>) -> T {
     tokio::time::timeout(Duration::from_secs(2), scenario)
         .await
         .expect("the reconcile made fewer API calls than the scenario expects")
@@ -383,23 +384,23 @@ pub async fn finish<T>(scenario: tokio::task::JoinHandle<T>) -> T {
 
 /// An in-memory API server for the watch-driven loops: answers lists from its objects,
 /// holds every watch open, and serves Secret reads and writes from a map.
-pub struct FakeCluster {
-    pub servers: Vec<AtomicworkMcpServer>,
-    pub secrets: std::sync::Mutex<BTreeMap<String, Value>>,
-    pub statuses: std::sync::Mutex<BTreeMap<String, Value>>,
+pub(crate) struct FakeCluster {
+    pub(crate) servers: Vec<AtomicworkMcpServer>,
+    pub(crate) secrets: std::sync::Mutex<BTreeMap<String, Value>>,
+    pub(crate) statuses: std::sync::Mutex<BTreeMap<String, Value>>,
     /// The leader-election Lease, once created.
-    pub lease: std::sync::Mutex<Option<Value>>,
+    pub(crate) lease: std::sync::Mutex<Option<Value>>,
     /// Open watches of the Lease, answered by [`FakeCluster::release_lease`].
     lease_watches: std::sync::Mutex<Vec<mock::SendResponse<Response<Body>>>>,
     /// Deployments by name, for reads.
-    pub deployments: std::sync::Mutex<BTreeMap<String, Value>>,
+    pub(crate) deployments: std::sync::Mutex<BTreeMap<String, Value>>,
     /// `METHOD path?query` of every request, in order.
-    pub seen: std::sync::Mutex<Vec<String>>,
+    pub(crate) seen: std::sync::Mutex<Vec<String>>,
 }
 
 impl FakeCluster {
     /// A client talking to a new fake cluster holding these objects.
-    pub fn start(
+    pub(crate) fn start(
         servers: Vec<AtomicworkMcpServer>,
         secrets: &[K8sSecret],
     ) -> (Client, Arc<FakeCluster>) {
@@ -561,7 +562,7 @@ impl FakeCluster {
 
     /// What a leader stepping down does: clears the holder of the Lease; every open
     /// watch of the Lease gets the change.
-    pub fn release_lease(&self) {
+    pub(crate) fn release_lease(&self) {
         let released = {
             let mut lease = self.lease.lock().expect("lease");
             let Some(current) = lease.as_mut() else {
@@ -594,7 +595,7 @@ impl FakeCluster {
     }
 
     /// True once something watches the Lease.
-    pub fn lease_watched(&self) -> bool {
+    pub(crate) fn lease_watched(&self) -> bool {
         !self.lease_watches.lock().expect("watches").is_empty()
     }
 }

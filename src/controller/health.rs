@@ -10,33 +10,35 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::metrics::{ControllerMetrics, OPENMETRICS_CONTENT_TYPE};
+use crate::metrics::OPENMETRICS_CONTENT_TYPE;
+
+use crate::controller::metrics::ControllerMetrics;
 
 /// Shared state of the admin port.
 #[derive(Debug, Default)]
-pub struct Health {
+pub(crate) struct Health {
     ready: AtomicBool,
-    pub metrics: Arc<ControllerMetrics>,
+    pub(crate) metrics: Arc<ControllerMetrics>,
 }
 
 impl Health {
-    pub fn new(metrics: Arc<ControllerMetrics>) -> Self {
+    pub(crate) fn new(metrics: Arc<ControllerMetrics>) -> Self {
         Health {
             ready: AtomicBool::new(false),
             metrics,
         }
     }
 
-    pub fn set_ready(&self, ready: bool) {
+    pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
 }
 
-pub fn router(health: Arc<Health>) -> Router {
+pub(crate) fn router(health: Arc<Health>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -45,7 +47,7 @@ pub fn router(health: Arc<Health>) -> Router {
 }
 
 /// Serves the admin port until `shutdown` resolves.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

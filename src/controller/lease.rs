@@ -20,7 +20,7 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::ApiCall;
+use crate::k8s::scope::ApiCall;
 
 /// The calls leader election makes, in the lease's namespace only: the lease manager's
 /// reads and writes, the watch that notices a release, and reading the owning
@@ -35,13 +35,13 @@ pub const API_CALLS: &[ApiCall] = &[
 ];
 
 /// Default name of the Lease.
-pub const DEFAULT_LEASE_NAME: &str = "atomicwork-mcp-controller";
+pub(crate) const DEFAULT_LEASE_NAME: &str = "atomicwork-mcp-controller";
 
 /// Where the lease lives and how long a claim lasts.
 #[derive(Debug, Clone)]
 pub struct LeaseSettings {
-    pub namespace: String,
-    pub name: String,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
     /// This replica's identity; unique per process.
     pub identity: String,
     /// How long a claim is valid without renewal, in seconds.
@@ -82,7 +82,7 @@ impl LeaseSettings {
 /// token `term` gets is cancelled when leadership is lost (or on `stop`); `term` should
 /// then wind down. `on_change` is told each change of leadership. The lease is released
 /// on the way out, and a standby that sees the release claims the lease at once.
-pub async fn while_leading<F, Fut>(
+pub(crate) async fn while_leading<F, Fut>(
     client: Client,
     settings: &LeaseSettings,
     stop: CancellationToken,

@@ -1,19 +1,17 @@
-//! The Kubernetes side: the controller that turns `AtomicworkMcpServer` resources into
-//! token Secrets and status, and the data plane's feed that turns them into served
-//! endpoints.
+//! The controller: turns `AtomicworkMcpServer` resources into token Secrets, status and
+//! Events. It never serves MCP; the data plane's cluster feed (`dataplane::feed`) reads
+//! what it writes.
 //!
-//! One reconcile runs the pipeline dereference → desire → apply: [`apply::dereference`]
+//! One reconcile runs the pipeline dereference → desire → apply: `apply::dereference`
 //! reads the Secrets a server names and its token Secret, [`reconcile::desired`] decides
-//! (pure, unit-tested), [`apply::apply`] writes with server-side apply. Only the holder of
-//! the leader lease ([`lease`]) runs controllers; every data plane replica runs a
-//! [`feed`].
+//! (pure, unit-tested), `apply::apply` writes with server-side apply. Only the holder of
+//! the leader lease ([`lease`]) runs controllers; `health` serves its admin port.
 
-pub mod apply;
-pub mod feed;
-pub mod health;
+pub(crate) mod apply;
+pub(crate) mod health;
 pub mod lease;
+pub mod metrics;
 pub mod reconcile;
-pub mod runtime;
 
 #[cfg(test)]
 mod fixtures;
@@ -32,24 +30,21 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
+use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Catalog;
-use crate::crd::{AtomicworkMcpServer, GROUP};
-use crate::metrics::ControllerMetrics;
+use crate::controller::metrics::ControllerMetrics;
+use crate::core::catalog::Catalog;
+use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
+use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
 
 pub use reconcile::Settings;
 
 /// Field manager of every server-side apply, and the Event reporter.
-pub const FIELD_MANAGER: &str = "atomicwork-mcp-operator";
-
-/// One permission the code needs: (API group, resource, verb). `deploy/rbac.yaml` grants
-/// exactly the union of the lists kept next to the calls (a test checks it).
-pub type ApiCall = (&'static str, &'static str, &'static str);
+pub(crate) const FIELD_MANAGER: &str = "atomicwork-mcp-operator";
 
 /// The controller's watches (see [`controller_for`]).
-pub const API_CALLS: &[ApiCall] = &[
+pub(crate) const API_CALLS: &[ApiCall] = &[
     (GROUP, "atomicworkmcpservers", "list"),
     (GROUP, "atomicworkmcpservers", "watch"),
     ("", "secrets", "list"),
@@ -61,11 +56,6 @@ pub const API_CALLS: &[ApiCall] = &[
 pub fn controller_api_calls() -> Vec<ApiCall> {
     API_CALLS.iter().chain(apply::API_CALLS).copied().collect()
 }
-
-/// Secret types no server can reference; left out of every Secret watch so release
-/// records and service-account tokens are neither transferred nor cached.
-pub const SECRET_FIELD_SELECTOR: &str =
-    "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token";
 
 /// Why a reconcile failed. Never carries a secret value.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +94,7 @@ impl std::fmt::Display for Op {
 
 impl Error {
     /// Low-cardinality label for the failures metric.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             Error::Kube { op, .. } => match op {
                 Op::GetSecret => "get_secret",
@@ -118,55 +108,14 @@ impl Error {
     }
 }
 
-/// Which namespaces are watched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    All,
-    /// One watcher per namespace.
-    Namespaces(Vec<String>),
-}
-
-impl Scope {
-    /// `All` for an empty list.
-    pub fn from_list(namespaces: Vec<String>) -> Self {
-        let mut list: Vec<String> = namespaces
-            .into_iter()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .collect();
-        list.sort();
-        list.dedup();
-        if list.is_empty() {
-            Scope::All
-        } else {
-            Scope::Namespaces(list)
-        }
-    }
-
-    /// One `Api` per watched namespace (a single cluster-wide one for `All`).
-    pub fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        K::DynamicType: Default,
-    {
-        match self {
-            Scope::All => vec![Api::all(client.clone())],
-            Scope::Namespaces(list) => list
-                .iter()
-                .map(|ns| Api::namespaced(client.clone(), ns))
-                .collect(),
-        }
-    }
-}
-
 /// What every reconcile shares.
 pub struct Context {
-    pub client: Client,
+    pub(crate) client: Client,
     /// One recorder for all reconciles, so repeated Events aggregate into series.
-    pub recorder: Recorder,
-    pub metrics: Arc<ControllerMetrics>,
-    pub catalog: Arc<Catalog>,
-    pub settings: Settings,
+    pub(crate) recorder: Recorder,
+    pub(crate) metrics: Arc<ControllerMetrics>,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) settings: Settings,
     /// False once the lease is lost: in-flight reconciles stop writing.
     leading: AtomicBool,
     /// Consecutive failures per server, for the error backoff; reset on success.
@@ -203,11 +152,11 @@ impl Context {
         }
     }
 
-    pub fn is_leading(&self) -> bool {
+    pub(crate) fn is_leading(&self) -> bool {
         self.leading.load(Ordering::Acquire)
     }
 
-    pub fn set_leading(&self, leading: bool) {
+    pub(crate) fn set_leading(&self, leading: bool) {
         self.leading.store(leading, Ordering::Release);
     }
 
@@ -275,7 +224,7 @@ async fn reconcile_once(
         &ctx.catalog,
         &ctx.settings,
         Timestamp::now(),
-        &crate::secret::mint_token,
+        &crate::core::secret::mint_token,
     )?;
     if !ctx.is_leading() {
         return Ok(("skipped", Action::await_change()));
@@ -290,7 +239,11 @@ async fn reconcile_once(
 }
 
 /// Retries a failed server with exponential backoff: 2 s, 4 s, 8 s … up to 5 minutes.
-pub fn error_policy(server: Arc<AtomicworkMcpServer>, error: &Error, ctx: Arc<Context>) -> Action {
+pub(crate) fn error_policy(
+    server: Arc<AtomicworkMcpServer>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let key = key(&server);
     let failures = ctx.record_failure(key.clone());
     let delay = backoff(failures);
@@ -305,14 +258,14 @@ pub fn error_policy(server: Arc<AtomicworkMcpServer>, error: &Error, ctx: Arc<Co
 }
 
 /// The delay after `failures` consecutive failures.
-pub fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(8);
     Duration::from_secs(2u64 << exp).min(Duration::from_secs(300))
 }
 
 /// The servers a Secret event concerns: its owner, and every server in the store that
 /// names it (API key, client tokens) or whose token Secret it is.
-pub fn servers_for_secret(
+pub(crate) fn servers_for_secret(
     store: &Store<AtomicworkMcpServer>,
     secret: &K8sSecret,
 ) -> Vec<ObjectRef<AtomicworkMcpServer>> {
@@ -322,7 +275,7 @@ pub fn servers_for_secret(
     ) else {
         return Vec::new();
     };
-    let owned_by = name.strip_suffix(crate::token::TOKEN_SECRET_SUFFIX);
+    let owned_by = name.strip_suffix(crate::core::token::TOKEN_SECRET_SUFFIX);
     let mut refs: Vec<_> = store
         .state_filter(|s| {
             s.metadata.namespace.as_deref() == Some(ns)
@@ -344,7 +297,7 @@ pub fn servers_for_secret(
 }
 
 /// True when the server reads this Secret.
-pub fn names_secret(server: &AtomicworkMcpServer, name: &str) -> bool {
+pub(crate) fn names_secret(server: &AtomicworkMcpServer, name: &str) -> bool {
     let spec = &server.spec;
     spec.atomicwork.api_key_secret_ref.name == name
         || spec
@@ -371,7 +324,7 @@ fn controller_for(
 }
 
 /// Runs the controllers for `scope` until `stop` is cancelled; in-flight reconciles finish.
-pub async fn run(ctx: Arc<Context>, scope: &Scope, stop: CancellationToken) {
+pub(crate) async fn run(ctx: Arc<Context>, scope: &Scope, stop: CancellationToken) {
     let servers = scope.apis::<AtomicworkMcpServer>(&ctx.client);
     let secrets = scope.apis::<K8sSecret>(&ctx.client);
     let streams = servers.into_iter().zip(secrets).map(|(servers, secrets)| {
@@ -396,7 +349,7 @@ pub async fn run(ctx: Arc<Context>, scope: &Scope, stop: CancellationToken) {
 /// logged by [`error_policy`], which retries it) and a trigger for a server that is gone.
 /// The latter follows every deletion: garbage collection deletes the token Secret after
 /// its owner, and the Secret's event maps back to the deleted server.
-pub fn routine(e: &kube::runtime::controller::Error<Error, watcher::Error>) -> bool {
+pub(crate) fn routine(e: &kube::runtime::controller::Error<Error, watcher::Error>) -> bool {
     use kube::runtime::controller::Error as E;
     matches!(e, E::ReconcilerFailed(..) | E::ObjectNotFound(_))
 }

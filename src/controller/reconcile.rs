@@ -12,29 +12,28 @@ use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use kube::Resource;
 
-use crate::catalog::Catalog;
-use crate::crd::{
+use crate::core::catalog::Catalog;
+use crate::core::secret::Secret;
+use crate::core::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name};
+use crate::k8s::crd::{
     AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef, rotation_of,
 };
-use crate::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
-use crate::secret::Secret;
-use crate::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name, usable_token};
+use crate::k8s::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
+use crate::k8s::token_secret::{
+    TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of, token_expiry_of,
+};
 
 use super::Error;
 
 /// `app.kubernetes.io/managed-by` value on every object the controller writes: the
 /// operator's name, as in its field manager.
-pub const MANAGED_BY: &str = super::FIELD_MANAGER;
+pub(crate) const MANAGED_BY: &str = super::FIELD_MANAGER;
 /// `app.kubernetes.io/part-of` value on every object the controller writes.
-pub const PART_OF: &str = "atomicwork-mcp";
+pub(crate) const PART_OF: &str = "atomicwork-mcp";
 /// Label naming the server a token Secret belongs to.
-pub const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
-/// Annotation on a token Secret: the `expiresAt` the token was last kept under (RFC 3339).
-/// Once that instant has passed the token never grants access again, whatever the
-/// resource says later; the data plane keeps its URL answering 403 "expired".
-pub const TOKEN_EXPIRES_ANNOTATION: &str = "mcp.atomicwork.dev/token-expires-at";
+pub(crate) const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
 /// Look again this often even when nothing changes, for eventual consistency.
-pub const RESYNC: Duration = Duration::from_secs(15 * 60);
+pub(crate) const RESYNC: Duration = Duration::from_secs(15 * 60);
 
 /// Deployment settings of the controller.
 #[derive(Debug, Clone, Default)]
@@ -68,11 +67,11 @@ pub enum TokenPlan {
 
 /// An Event to publish about the server. Notes never carry a token or key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
-    pub warning: bool,
-    pub reason: &'static str,
-    pub action: &'static str,
-    pub note: String,
+pub(crate) struct Notice {
+    pub(crate) warning: bool,
+    pub(crate) reason: &'static str,
+    pub(crate) action: &'static str,
+    pub(crate) note: String,
 }
 
 /// The desired state for one server.
@@ -82,8 +81,8 @@ pub struct Desired {
     pub status: AtomicworkMcpServerStatus,
     /// False when the observed status already equals `status` (no write needed).
     pub status_changed: bool,
-    pub events: Vec<Notice>,
-    pub requeue: Duration,
+    pub(crate) events: Vec<Notice>,
+    pub(crate) requeue: Duration,
 }
 
 /// Why the token Secret cannot be managed at all.
@@ -239,41 +238,6 @@ fn status_of(
     }
 }
 
-/// True when the Secret is controlled by this very resource (same UID).
-pub fn is_controlled_by(secret: &K8sSecret, server: &AtomicworkMcpServer) -> bool {
-    let Some(uid) = server.metadata.uid.as_deref() else {
-        return false;
-    };
-    secret
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && o.uid == uid)
-}
-
-/// The usable token in a token Secret, if any, with the rotate-token value it was minted
-/// under and the expiry it was kept under.
-pub fn record_of(secret: &K8sSecret) -> Option<TokenRecord> {
-    Some(TokenRecord {
-        token: usable_token(&secret.data.as_ref()?.get("token")?.0)?,
-        rotation: rotation_of(&secret.metadata).map(str::to_string),
-        expires_at: token_expiry_of(secret),
-    })
-}
-
-/// The [`TOKEN_EXPIRES_ANNOTATION`] of a token Secret. A value that is not an instant
-/// reads as the earliest one, so a damaged annotation can only end a token, never extend
-/// it.
-fn token_expiry_of(secret: &K8sSecret) -> Option<Timestamp> {
-    let text = secret
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(TOKEN_EXPIRES_ANNOTATION)?;
-    Some(text.trim().parse().unwrap_or(Timestamp::MIN))
-}
-
 fn judge(server: &AtomicworkMcpServer, secret: Option<&K8sSecret>) -> Stored {
     let Some(secret) = secret else {
         return Stored::Absent;
@@ -395,7 +359,7 @@ fn cond(type_: &str, ok: Option<bool>, reason: &str, message: String) -> Conditi
 }
 
 fn ready_condition(
-    view: &Result<crate::registry::ServerView, Problem>,
+    view: &Result<crate::core::server::ServerView, Problem>,
     blocker: Option<&Blocker>,
     tools: usize,
     settings: &Settings,
@@ -483,7 +447,7 @@ fn stalled_condition(ready: &Condition) -> Condition {
     }
 }
 
-fn credentials_condition(view: &Result<crate::registry::ServerView, Problem>) -> Condition {
+fn credentials_condition(view: &Result<crate::core::server::ServerView, Problem>) -> Condition {
     match view {
         Err(p) if p.is_credentials() => cond(
             "CredentialsResolved",

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::fixtures::*;
 use super::reconcile::{self, Desired, Observed, TokenPlan};
 use super::{Context, Error, backoff, error_policy, reconcile as run_reconcile};
-use crate::crd::AtomicworkMcpServer;
-use crate::resolve::SecretData;
+use crate::k8s::crd::AtomicworkMcpServer;
+use crate::k8s::resolve::SecretData;
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -44,14 +44,14 @@ fn secrets_with(list: &[K8sSecret]) -> std::collections::BTreeMap<(String, Strin
         .map(|s| {
             (
                 (NS.to_string(), s.metadata.name.clone().unwrap_or_default()),
-                crate::resolve::secret_data(s),
+                crate::k8s::resolve::secret_data(s),
             )
         })
         .collect()
 }
 
-fn fixed_mint() -> Result<crate::secret::Secret, getrandom::Error> {
-    Ok(crate::secret::Secret::new(
+fn fixed_mint() -> Result<crate::core::secret::Secret, getrandom::Error> {
+    Ok(crate::core::secret::Secret::new(
         "NEWTOKENNEWTOKENNEWTOKENNEWTOKENNEWTOKEN123",
     ))
 }
@@ -268,7 +268,7 @@ async fn a_missing_key_is_reported() {
 async fn a_filter_matching_no_tool_gets_no_url() {
     let (ctx, mut api) = context();
     let server = server("change-ops").edit(|s| {
-        s.spec.tools = Some(crate::crd::ToolNameFilter {
+        s.spec.tools = Some(crate::k8s::crd::ToolNameFilter {
             allow: vec!["create_a_atomicwork_change_management_change".into()],
             deny: vec![],
         })
@@ -304,7 +304,10 @@ fn kept_under_expiry(server: &AtomicworkMcpServer, token: &str) -> K8sSecret {
             .metadata
             .annotations
             .get_or_insert_with(Default::default)
-            .insert(reconcile::TOKEN_EXPIRES_ANNOTATION.into(), at.clone());
+            .insert(
+                crate::k8s::token_secret::TOKEN_EXPIRES_ANNOTATION.into(),
+                at.clone(),
+            );
     }
     secret
 }
@@ -545,7 +548,7 @@ fn moving_expiry_into_the_future_mints_a_new_token() {
     let TokenPlan::Apply(secret) = &d.token else {
         panic!("a new token Secret: {:?}", d.token)
     };
-    let record = reconcile::record_of(secret).expect("a token");
+    let record = crate::k8s::token_secret::record_of(secret).expect("a token");
     assert_ne!(record.token.expose(), OLD_TOKEN);
     assert_eq!(
         record.expires_at.map(|t| t.to_string()),
@@ -564,7 +567,7 @@ fn moving_expiry_before_it_passes_keeps_the_token() {
     let TokenPlan::Apply(secret) = &d.token else {
         panic!("the new expiry is noted on the token Secret: {:?}", d.token)
     };
-    let record = reconcile::record_of(secret).expect("a token");
+    let record = crate::k8s::token_secret::record_of(secret).expect("a token");
     assert_eq!(record.token.expose(), OLD_TOKEN);
     assert_eq!(
         record.expires_at.map(|t| t.to_string()),
@@ -582,7 +585,7 @@ fn a_token_secret_without_an_expiry_note_is_kept_and_noted_at_expiry() {
     let TokenPlan::Apply(secret) = &d.token else {
         panic!("the expiry is noted: {:?}", d.token)
     };
-    let record = reconcile::record_of(secret).expect("a token");
+    let record = crate::k8s::token_secret::record_of(secret).expect("a token");
     assert_eq!(record.token.expose(), OLD_TOKEN);
     assert_eq!(
         record.expires_at.map(|t| t.to_string()),
@@ -598,7 +601,7 @@ async fn rotating_an_expired_server_deletes_its_token_secret() {
         .metadata
         .annotations
         .get_or_insert_with(Default::default)
-        .insert(crate::crd::ROTATE_ANNOTATION.into(), "1".into());
+        .insert(crate::k8s::crd::ROTATE_ANNOTATION.into(), "1".into());
     let server = server.rotated("2");
     let (ctx, mut api) = context();
     let s = server.clone();
@@ -711,7 +714,7 @@ fn a_broken_server_keeps_its_token_through_expiry() {
 
 mod feed {
     use super::*;
-    use crate::controller::feed::{FeedOptions, entries};
+    use crate::dataplane::feed::{FeedOptions, entries};
 
     fn opts() -> FeedOptions {
         FeedOptions {
@@ -734,7 +737,7 @@ mod feed {
         entries(servers, &lookup, &opts(), Timestamp::now())
             .into_iter()
             .map(|(hash, view)| {
-                assert_eq!(hash, crate::secret::TokenHash::of(OLD_TOKEN));
+                assert_eq!(hash, crate::core::secret::TokenHash::of(OLD_TOKEN));
                 view.id.to_string()
             })
             .collect()
@@ -791,7 +794,7 @@ mod feed {
     fn views(
         servers: &[AtomicworkMcpServer],
         secrets: &[K8sSecret],
-    ) -> Vec<crate::registry::ServerView> {
+    ) -> Vec<crate::core::server::ServerView> {
         let lookup = |ns: &str, name: &str| {
             secrets
                 .iter()
@@ -822,7 +825,7 @@ mod feed {
         let view = &served_views[0];
         assert_eq!(
             view.admit(Timestamp::now(), None),
-            Err(crate::registry::Refusal::Expired)
+            Err(crate::core::server::Refusal::Expired)
         );
         assert!(view.tools.is_empty());
         assert_eq!(
@@ -843,7 +846,7 @@ mod feed {
         assert_eq!(served_views.len(), 1);
         assert_eq!(
             served_views[0].admit(Timestamp::now(), None),
-            Err(crate::registry::Refusal::Expired)
+            Err(crate::core::server::Refusal::Expired)
         );
         assert_eq!(
             served_views[0].expires_at.map(|t| t.to_string()),
@@ -994,16 +997,16 @@ async fn the_feed_serves_after_its_first_sync_and_stops_on_cancel() {
     let s = server("change-ops");
     let token = token_secret(&s, OLD_TOKEN, None);
     let (client, _cluster) = FakeCluster::start(vec![s], &[api_secret(), token]);
-    let registry = Arc::new(crate::registry::Registry::new());
+    let registry = Arc::new(crate::dataplane::registry::Registry::new());
     let stop = CancellationToken::new();
     let task = {
         let (registry, stop) = (registry.clone(), stop.clone());
-        let opts = crate::controller::feed::FeedOptions {
+        let opts = crate::dataplane::feed::FeedOptions {
             catalog: catalog(),
             resolve: Default::default(),
         };
         tokio::spawn(async move {
-            crate::controller::feed::run(client, &scope(), registry, opts, stop).await
+            crate::dataplane::feed::run(client, &scope(), registry, opts, stop).await
         })
     };
     eventually("the first sync", || registry.is_ready()).await;
@@ -1015,7 +1018,7 @@ async fn the_feed_serves_after_its_first_sync_and_stops_on_cancel() {
 mod leader {
     use super::*;
     use crate::controller::lease::LeaseSettings;
-    use crate::controller::runtime::{self, ControllerOptions};
+    use crate::runtime::{self, ControllerOptions};
 
     fn options() -> ControllerOptions {
         ControllerOptions {

@@ -32,7 +32,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 
 impl Body {
     /// The body as an object; no body counts as an empty object.
-    pub fn into_object(self) -> ApiResult<Obj> {
+    pub(crate) fn into_object(self) -> ApiResult<Obj> {
         match self.0 {
             Value::Null => Ok(Obj::new()),
             Value::Object(map) => Ok(map),

@@ -14,17 +14,17 @@ use super::store::{Db, Obj, attachment_view, obj};
 /// A file part as received: its part name and metadata.
 #[derive(Debug, Clone)]
 pub(crate) struct FilePart {
-    pub part: String,
-    pub file_name: String,
-    pub content_type: String,
-    pub size: usize,
+    pub(crate) part: String,
+    pub(crate) file_name: String,
+    pub(crate) content_type: String,
+    pub(crate) size: usize,
 }
 
 /// The parts of a multipart body: text fields in order, then file parts.
 #[derive(Debug, Default)]
 pub(crate) struct Form {
-    pub fields: Vec<(String, String)>,
-    pub files: Vec<FilePart>,
+    pub(crate) fields: Vec<(String, String)>,
+    pub(crate) files: Vec<FilePart>,
 }
 
 fn multipart_error(status: StatusCode, text: String) -> ApiError {

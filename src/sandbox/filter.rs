@@ -158,8 +158,8 @@ pub(crate) struct Filter {
 /// Which attributes a collection can be filtered on, and the aliases that map
 /// request-body names (`assignee`) to record fields (`assignee_id`).
 pub(crate) struct Attributes {
-    pub fields: &'static [&'static str],
-    pub aliases: &'static [(&'static str, &'static str)],
+    pub(crate) fields: &'static [&'static str],
+    pub(crate) aliases: &'static [(&'static str, &'static str)],
 }
 
 impl Attributes {

@@ -55,7 +55,7 @@ use error::{ApiError, ApiResult};
 use store::{Db, KEY_WORKSPACE_ID};
 
 /// Text that marks every sandbox answer as simulated (used in startup output and tool results).
-pub const SANDBOX_NOTICE: &str =
+pub(crate) const SANDBOX_NOTICE: &str =
     "SIMULATED Atomicwork sandbox tenant: sample data, nothing here is real";
 
 /// The response header that marks an answer as coming from the sandbox.
@@ -86,7 +86,7 @@ impl Sandbox {
     }
 
     /// The HTTP app: every route, with the tenant state inside.
-    pub fn router(&self) -> Router {
+    pub(crate) fn router(&self) -> Router {
         routes()
             .fallback(unknown_route)
             .method_not_allowed_fallback(wrong_method)
@@ -95,7 +95,7 @@ impl Sandbox {
     }
 
     /// Serves the app on `listener` until the task is dropped or fails.
-    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    pub(crate) async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         axum::serve(listener, self.router()).await
     }
 

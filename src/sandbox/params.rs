@@ -37,7 +37,7 @@ fn decode(raw: &str) -> String {
 }
 
 impl Params {
-    pub fn parse(query: &str) -> Self {
+    pub(crate) fn parse(query: &str) -> Self {
         let pairs = query
             .split('&')
             .filter(|p| !p.is_empty())
@@ -50,7 +50,7 @@ impl Params {
     }
 
     /// The first non-empty value of `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, v)| k == key && !v.trim().is_empty())
@@ -58,7 +58,7 @@ impl Params {
     }
 
     /// Every value of `key` or `key[]`, comma lists split.
-    pub fn list(&self, key: &str) -> Vec<String> {
+    pub(crate) fn list(&self, key: &str) -> Vec<String> {
         let bracketed = format!("{key}[]");
         self.0
             .iter()
@@ -70,15 +70,15 @@ impl Params {
             .collect()
     }
 
-    pub fn u64(&self, key: &str) -> ApiResult<Option<u64>> {
+    pub(crate) fn u64(&self, key: &str) -> ApiResult<Option<u64>> {
         self.get(key).map(|v| parse_u64(key, v)).transpose()
     }
 
-    pub fn u64_list(&self, key: &str) -> ApiResult<Vec<u64>> {
+    pub(crate) fn u64_list(&self, key: &str) -> ApiResult<Vec<u64>> {
         self.list(key).iter().map(|v| parse_u64(key, v)).collect()
     }
 
-    pub fn bool(&self, key: &str) -> ApiResult<Option<bool>> {
+    pub(crate) fn bool(&self, key: &str) -> ApiResult<Option<bool>> {
         self.get(key)
             .map(|v| match v.to_ascii_lowercase().as_str() {
                 "true" | "1" => Ok(true),
@@ -91,7 +91,7 @@ impl Params {
     }
 
     /// The `search_key`, lower-cased for matching.
-    pub fn search_key(&self) -> Option<String> {
+    pub(crate) fn search_key(&self) -> Option<String> {
         self.get("search_key").map(str::to_lowercase)
     }
 }
@@ -105,8 +105,8 @@ fn parse_u64(key: &str, raw: &str) -> ApiResult<u64> {
 /// Where a page starts and how long it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
-    pub offset: usize,
-    pub per_page: usize,
+    pub(crate) offset: usize,
+    pub(crate) per_page: usize,
 }
 
 fn per_page(params: &Params) -> ApiResult<usize> {
@@ -202,8 +202,8 @@ pub(crate) fn matches_search(rec: &Obj, fields: &[&str], key: Option<&str>) -> b
 /// One sort key: field name and direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SortKey {
-    pub field: String,
-    pub descending: bool,
+    pub(crate) field: String,
+    pub(crate) descending: bool,
 }
 
 fn direction(raw: &str) -> ApiResult<bool> {

@@ -23,50 +23,50 @@ const CLOCK_START: i64 = 1_773_478_800; // 2026-03-14T09:00:00Z
 /// A request or change with its activity notes.
 #[derive(Debug, Clone)]
 pub(crate) struct Ticket {
-    pub rec: Obj,
-    pub notes: Vec<Obj>,
+    pub(crate) rec: Obj,
+    pub(crate) notes: Vec<Obj>,
 }
 
 /// A user's membership in a workspace.
 #[derive(Debug, Clone)]
 pub(crate) struct Member {
-    pub workspace_id: u64,
-    pub user_id: u64,
-    pub kind: String,
-    pub org_roles: Vec<String>,
-    pub joined_at: String,
+    pub(crate) workspace_id: u64,
+    pub(crate) user_id: u64,
+    pub(crate) kind: String,
+    pub(crate) org_roles: Vec<String>,
+    pub(crate) joined_at: String,
 }
 
 /// A problem record with its tasks and its assessment form.
 #[derive(Debug, Clone)]
-pub(crate) struct Problem {
-    pub rec: Obj,
-    pub tasks: Vec<Obj>,
-    pub form: Obj,
+pub struct Problem {
+    pub(crate) rec: Obj,
+    pub(crate) tasks: Vec<Obj>,
+    pub(crate) form: Obj,
 }
 
 /// The whole simulated tenant.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Db {
-    pub clock: i64,
-    pub counters: BTreeMap<String, u64>,
-    pub workspaces: Vec<Obj>,
-    pub users: Vec<Obj>,
-    pub members: Vec<Member>,
-    pub groups: Vec<Obj>,
-    pub categories: Vec<Obj>,
-    pub items: Vec<Obj>,
-    pub forms: Vec<Obj>,
-    pub views: Vec<Obj>,
-    pub priorities: Vec<Obj>,
-    pub templates: Vec<Obj>,
-    pub asset_types: Vec<Obj>,
-    pub requests: Vec<Ticket>,
-    pub changes: Vec<Ticket>,
-    pub problems: Vec<Problem>,
-    pub assets: Vec<Obj>,
-    pub audit: Vec<Obj>,
-    pub attachments: Vec<Obj>,
+    pub(crate) clock: i64,
+    pub(crate) counters: BTreeMap<String, u64>,
+    pub(crate) workspaces: Vec<Obj>,
+    pub(crate) users: Vec<Obj>,
+    pub(crate) members: Vec<Member>,
+    pub(crate) groups: Vec<Obj>,
+    pub(crate) categories: Vec<Obj>,
+    pub(crate) items: Vec<Obj>,
+    pub(crate) forms: Vec<Obj>,
+    pub(crate) views: Vec<Obj>,
+    pub(crate) priorities: Vec<Obj>,
+    pub(crate) templates: Vec<Obj>,
+    pub(crate) asset_types: Vec<Obj>,
+    pub(crate) requests: Vec<Ticket>,
+    pub(crate) changes: Vec<Ticket>,
+    pub(crate) problems: Vec<Problem>,
+    pub(crate) assets: Vec<Obj>,
+    pub(crate) audit: Vec<Obj>,
+    pub(crate) attachments: Vec<Obj>,
 }
 
 /// Reads a non-negative integer field.
@@ -124,7 +124,7 @@ pub(crate) fn pick(rec: &Obj, keys: &[&str]) -> Obj {
 }
 
 impl Db {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             clock: CLOCK_START,
             ..Self::default()
@@ -132,41 +132,41 @@ impl Db {
     }
 
     /// The sandbox clock's reading, without moving it (what "now" is for filters).
-    pub fn clock_time(&self) -> Timestamp {
+    pub(crate) fn clock_time(&self) -> Timestamp {
         Timestamp::from_second(self.clock).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
     /// The next timestamp for a write (deterministic: one minute per write).
-    pub fn now(&mut self) -> String {
+    pub(crate) fn now(&mut self) -> String {
         let at = Timestamp::from_second(self.clock).unwrap_or(Timestamp::UNIX_EPOCH);
         self.clock += 60;
         at.to_string()
     }
 
     /// The next number in a named sequence.
-    pub fn next(&mut self, sequence: &str) -> u64 {
+    pub(crate) fn next(&mut self, sequence: &str) -> u64 {
         let n = self.counters.entry(sequence.to_owned()).or_insert(0);
         *n += 1;
         *n
     }
 
     /// Makes a sequence continue after `at_least`.
-    pub fn bump(&mut self, sequence: &str, at_least: u64) {
+    pub(crate) fn bump(&mut self, sequence: &str, at_least: u64) {
         let n = self.counters.entry(sequence.to_owned()).or_insert(0);
         *n = (*n).max(at_least);
     }
 
-    pub fn workspace(&self, id: u64) -> ApiResult<&Obj> {
+    pub(crate) fn workspace(&self, id: u64) -> ApiResult<&Obj> {
         by_id(&self.workspaces, id)
             .ok_or_else(|| ApiError::not_found(format!("Workspace {id} not found")))
     }
 
-    pub fn user(&self, id: u64) -> Option<&Obj> {
+    pub(crate) fn user(&self, id: u64) -> Option<&Obj> {
         by_id(&self.users, id)
     }
 
     /// The short `{id, name, email}` form of a user embedded in other records.
-    pub fn user_ref(&self, id: Option<u64>) -> Value {
+    pub(crate) fn user_ref(&self, id: Option<u64>) -> Value {
         match id.and_then(|id| self.user(id)) {
             Some(u) => Value::Object(pick(u, &["id", "name", "email"])),
             None => Value::Null,
@@ -174,7 +174,7 @@ impl Db {
     }
 
     /// Checks that a user id from a body names a user.
-    pub fn require_user(&self, field: &str, id: u64) -> ApiResult<()> {
+    pub(crate) fn require_user(&self, field: &str, id: u64) -> ApiResult<()> {
         match self.user(id) {
             Some(_) => Ok(()),
             None => Err(ApiError::bad_request(format!(
@@ -183,7 +183,7 @@ impl Db {
         }
     }
 
-    pub fn group_ref(&self, id: Option<u64>) -> Value {
+    pub(crate) fn group_ref(&self, id: Option<u64>) -> Value {
         let found = id.and_then(|id| by_id(&self.groups, id));
         match found {
             Some(g) => Value::Object(pick(g, &["id", "name"])),
@@ -192,14 +192,14 @@ impl Db {
     }
 
     /// The short `{id, name, asset_type}` form of an asset linked from a change.
-    pub fn asset_ref(&self, id: u64) -> Value {
+    pub(crate) fn asset_ref(&self, id: u64) -> Value {
         match by_id(&self.assets, id) {
             Some(a) => Value::Object(pick(a, &["id", "name", "asset_type"])),
             None => Value::Null,
         }
     }
 
-    pub fn require_group(&self, id: u64) -> ApiResult<()> {
+    pub(crate) fn require_group(&self, id: u64) -> ApiResult<()> {
         match self.group_ref(Some(id)) {
             Value::Null => Err(ApiError::bad_request(format!(
                 "agent_group: group {id} does not exist"
@@ -209,7 +209,7 @@ impl Db {
     }
 
     /// Fills the embedded user/group objects from their `*_id` fields.
-    pub fn hydrate(&self, rec: &mut Obj) {
+    pub(crate) fn hydrate(&self, rec: &mut Obj) {
         for role in ["requester", "assignee", "owner"] {
             let key = format!("{role}_id");
             if rec.contains_key(&key) {
@@ -223,14 +223,14 @@ impl Db {
         }
     }
 
-    pub fn member(&self, workspace_id: u64, user_id: u64) -> Option<&Member> {
+    pub(crate) fn member(&self, workspace_id: u64, user_id: u64) -> Option<&Member> {
         self.members
             .iter()
             .find(|m| m.workspace_id == workspace_id && m.user_id == user_id)
     }
 
     /// A membership as the members endpoints show it.
-    pub fn member_view(&self, m: &Member) -> Value {
+    pub(crate) fn member_view(&self, m: &Member) -> Value {
         let user = self.user(m.user_id).cloned().unwrap_or_default();
         let mut out = pick(&user, &["id", "name", "email", "title", "department"]);
         out.insert(
@@ -245,7 +245,7 @@ impl Db {
     }
 
     /// An uploaded attachment in its public form ([`attachment_view`]).
-    pub fn attachment(&self, id: u64) -> ApiResult<Value> {
+    pub(crate) fn attachment(&self, id: u64) -> ApiResult<Value> {
         by_id(&self.attachments, id)
             .map(attachment_view)
             .ok_or_else(|| {
@@ -256,7 +256,7 @@ impl Db {
     }
 
     /// The name of the key's user, who is the actor of every sandbox write.
-    pub fn actor_name(&self) -> String {
+    pub(crate) fn actor_name(&self) -> String {
         self.user(KEY_USER_ID)
             .and_then(|u| text(u, "name"))
             .unwrap_or("API user")
@@ -264,7 +264,7 @@ impl Db {
     }
 
     /// Records an audit-log event at the current clock.
-    pub fn audit_event(&mut self, mut event: Obj) {
+    pub(crate) fn audit_event(&mut self, mut event: Obj) {
         let id = self.next("audit");
         let at = self.now();
         event.insert("id".into(), json!(id));

@@ -467,7 +467,7 @@ async fn sandbox_rejects_bad_filters() {
 
 /// The operators the catalog lets a filter tool send, for every filter tool.
 fn catalog_operators() -> BTreeSet<String> {
-    let catalog = match crate::catalog::Catalog::builtin() {
+    let catalog = match crate::core::catalog::Catalog::builtin() {
         Ok(c) => c,
         Err(e) => panic!("catalog: {e}"),
     };

@@ -1,7 +1,7 @@
 //! The upstream client: one tool call becomes one Atomicwork REST call (or a few, for read
 //! tools with an opt-in retry policy), and the answer becomes an MCP tool result.
 //!
-//! [`Upstream::call`] never fails: arguments that cannot form a request, rate limits,
+//! `Upstream::call` never fails: arguments that cannot form a request, rate limits,
 //! upstream errors and network trouble all become error results whose text tells the model
 //! what happened and what to do next. The API key is attached only when the request is
 //! sent, and any echo of it in an answer is replaced by `[redacted]` before anything is
@@ -15,7 +15,6 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,29 +22,27 @@ use http::HeaderValue;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use serde_json::{Map, Value, json};
 
-pub use crate::catalog::HttpMethod;
-use crate::catalog::Tool;
-use crate::secret::Secret;
-pub use multipart::FilePart;
-pub use ratelimit::RateLimitInfo;
-pub use request::{
-    BuildError, MAX_PATH_VALUE_CHARS, MAX_QUERY_VALUE_CHARS, MAX_URL_BYTES, PreparedBody,
-    PreparedRequest, build_request,
-};
-pub use response::{MAX_ERROR_TEXT_CHARS, ToolResult};
+pub(crate) use crate::core::catalog::HttpMethod;
+use crate::core::catalog::Tool;
+use crate::core::secret::Secret;
+use crate::core::server::{RetryPolicy, Target};
+use crate::core::tool_result::ToolResult;
+pub(crate) use ratelimit::RateLimitInfo;
+/// The longest request URL, which the fuzz harness holds every built request to.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use request::MAX_URL_BYTES;
+pub(crate) use request::{BuildError, PreparedBody, PreparedRequest, build_request};
 
 /// Cuts `text` to at most `max_chars` characters, ending with a note that says how long
 /// it was (for texts that hold no API key, such as protocol error messages).
-pub fn cap_text(text: &mut String, max_chars: usize) {
+pub(crate) fn cap_text(text: &mut String, max_chars: usize) {
     response::cap_text(text, max_chars, Redactor::default());
 }
 use redact::Redactor;
 use response::{CallContext, Paging, TransportKind};
 
-/// Default cap on the characters of one tool result.
-pub const DEFAULT_MAX_RESULT_CHARS: usize = 150_000;
 /// `User-Agent` of every upstream request.
-pub const USER_AGENT: &str = concat!("atomicwork-mcp-operator/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("atomicwork-mcp-operator/", env!("CARGO_PKG_VERSION"));
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -59,11 +56,11 @@ const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct UpstreamOptions {
     /// Timeout of one call when the target sets none.
-    pub default_timeout: Duration,
+    pub(crate) default_timeout: Duration,
     /// Largest single uploaded file, in bytes.
-    pub max_file_bytes: usize,
+    pub(crate) max_file_bytes: usize,
     /// Largest total of uploaded files in one call, in bytes.
-    pub max_upload_bytes: usize,
+    pub(crate) max_upload_bytes: usize,
 }
 
 impl Default for UpstreamOptions {
@@ -76,70 +73,24 @@ impl Default for UpstreamOptions {
     }
 }
 
-/// Per-server settings, built by the data plane from the resource spec.
-#[derive(Clone, Debug)]
-pub struct Target {
-    /// Tenant base URL, e.g. `https://acme.atomicwork.com` (catalog paths add `/api/v1`).
-    pub base_url: String,
-    pub api_key: Secret,
-    /// Default workspace, for `X-Workspace-Id` and `{workspace_id}` in paths.
-    pub workspace_id: Option<String>,
-    /// Write tools return the request they would send instead of sending it.
-    pub dry_run: bool,
-    /// Opt-in retries; applied to read tools only.
-    pub retry: Option<RetryPolicy>,
-    /// Per-call timeout; `None` uses [`UpstreamOptions::default_timeout`].
-    pub timeout: Option<Duration>,
-    /// Longest result text, in characters.
-    pub max_result_chars: usize,
-    /// Added as the first text block of every result (e.g. a sandbox notice).
-    pub notice: Option<Arc<str>>,
-}
-
-impl Target {
-    /// A target with the defaults: no workspace, no dry run, no retries, default timeout
-    /// and result cap, no notice.
-    pub fn new(base_url: impl Into<String>, api_key: Secret) -> Self {
-        Target {
-            base_url: base_url.into(),
-            api_key,
-            workspace_id: None,
-            dry_run: false,
-            retry: None,
-            timeout: None,
-            max_result_chars: DEFAULT_MAX_RESULT_CHARS,
-            notice: None,
-        }
-    }
-}
-
-/// Bounded retries with full-jitter exponential backoff.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    /// Total attempts, including the first.
-    pub max_attempts: u32,
-    /// Longest wait between attempts; a longer `Retry-After` ends the retries.
-    pub max_backoff: Duration,
-}
-
 /// The result of one tool call plus what the data plane records about it.
 #[derive(Debug, Clone)]
 pub struct CallOutcome {
-    pub result: ToolResult,
+    pub(crate) result: ToolResult,
     /// HTTP status of the last upstream answer, if one arrived.
-    pub upstream_status: Option<u16>,
+    pub(crate) upstream_status: Option<u16>,
     /// Normalised rate-limit headers of the last answer, for the data plane's response.
-    pub rate_limit: Option<RateLimitInfo>,
-    pub class: OutcomeClass,
+    pub(crate) rate_limit: Option<RateLimitInfo>,
+    pub(crate) class: OutcomeClass,
     /// Requests sent (0 when nothing was sent).
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Time spent waiting for Atomicwork, summed over attempts (backoff sleeps excluded).
-    pub upstream_latency: Duration,
+    pub(crate) upstream_latency: Duration,
 }
 
 /// How a call ended, for metrics and audit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OutcomeClass {
+pub(crate) enum OutcomeClass {
     Ok,
     DryRun,
     /// The arguments could not form a request; nothing was sent.
@@ -160,7 +111,7 @@ pub enum OutcomeClass {
 
 impl OutcomeClass {
     /// The snake_case metric label.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             OutcomeClass::Ok => "ok",
             OutcomeClass::DryRun => "dry_run",
@@ -229,7 +180,7 @@ impl Upstream {
 
     /// Runs one tool call. Never fails: every problem becomes an error result with an
     /// actionable message.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         tool: &Tool,
         args: &Map<String, Value>,

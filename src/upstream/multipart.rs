@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::UpstreamOptions;
 use super::request::{BuildError, PreparedBody, json_fields, scalar_text};
-use crate::catalog::{Location, ParamKind, Tool};
+use crate::core::catalog::{Location, ParamKind, Tool};
 
 /// Standard alphabet; padding optional, because models often drop it.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -22,11 +22,11 @@ const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// One decoded file, sent as a multipart part named `field`.
 #[derive(Clone, PartialEq)]
-pub struct FilePart {
-    pub field: String,
-    pub filename: String,
-    pub content_type: String,
-    pub bytes: Bytes,
+pub(crate) struct FilePart {
+    pub(crate) field: String,
+    pub(crate) filename: String,
+    pub(crate) content_type: String,
+    pub(crate) bytes: Bytes,
 }
 
 impl fmt::Debug for FilePart {

@@ -14,21 +14,21 @@ const EPOCH_MILLIS_FLOOR: f64 = 1e12;
 
 /// Normalised rate-limit state of the upstream, as seen on one response.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct RateLimitInfo {
+pub(crate) struct RateLimitInfo {
     /// Quota, with its window when known, e.g. `110;w=10` or `110`.
-    pub limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// Requests left in the current window.
-    pub remaining: Option<u64>,
+    pub(crate) remaining: Option<u64>,
     /// Seconds from now until the window resets.
-    pub reset: Option<u64>,
+    pub(crate) reset: Option<u64>,
     /// Seconds to wait before calling again.
-    pub retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl RateLimitInfo {
     /// Reads every supported style; `None` when the response carries no rate-limit
     /// information. `now` turns dates and epoch timestamps into seconds from now.
-    pub fn from_headers(h: &HeaderMap, now: Timestamp) -> Option<Self> {
+    pub(crate) fn from_headers(h: &HeaderMap, now: Timestamp) -> Option<Self> {
         let mut quota = Quota::default();
         if let Some(v) = header(h, "ratelimit") {
             quota.merge(parse_params(first_item(v)), now);
@@ -67,7 +67,7 @@ impl RateLimitInfo {
     /// [`RateLimitInfo::from_headers`] for a response with HTTP `status`. A 429 says the
     /// quota is used up, so when it names no reset, its `Retry-After` (delta seconds or an
     /// HTTP date) is when the quota resets.
-    pub fn from_response(status: u16, h: &HeaderMap, now: Timestamp) -> Option<Self> {
+    pub(crate) fn from_response(status: u16, h: &HeaderMap, now: Timestamp) -> Option<Self> {
         let mut info = Self::from_headers(h, now)?;
         if status == 429 && info.reset.is_none() {
             info.reset = info.retry_after;
@@ -76,7 +76,7 @@ impl RateLimitInfo {
     }
 
     /// The normalised response headers, for the fields that are known.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn headers(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Some(l) = &self.limit {
             out.push(("ratelimit-limit", l.clone()));
@@ -95,7 +95,7 @@ impl RateLimitInfo {
 
     /// Seconds to wait before the next call: `Retry-After`, or the reset time when the
     /// quota is used up.
-    pub fn wait_seconds(&self) -> Option<u64> {
+    pub(crate) fn wait_seconds(&self) -> Option<u64> {
         self.retry_after
             .or_else(|| (self.remaining == Some(0)).then_some(self.reset).flatten())
     }

@@ -4,9 +4,9 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
-use super::Target;
 use super::multipart::{self, FilePart};
-use crate::catalog::{BodyEncoding, HttpMethod, Location, ParamDef, Tool, WORKSPACE_ARG};
+use crate::core::catalog::{BodyEncoding, HttpMethod, Location, ParamDef, Tool, WORKSPACE_ARG};
+use crate::core::server::Target;
 
 /// Everything outside RFC 3986 "unreserved" is encoded, so no argument can add a path
 /// segment, a query or a fragment, or smuggle an already-encoded character through.
@@ -18,16 +18,16 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Longest value of one path argument (an id), in characters. Atomicwork ids are short
 /// (`ITREQ-12`, `42`); a longer value is refused before any URL is built.
-pub const MAX_PATH_VALUE_CHARS: usize = 256;
+pub(crate) const MAX_PATH_VALUE_CHARS: usize = 256;
 /// Longest value of one query argument (e.g. a search text), in characters.
-pub const MAX_QUERY_VALUE_CHARS: usize = 2_048;
+pub(crate) const MAX_QUERY_VALUE_CHARS: usize = 2_048;
 /// Longest request URL, in bytes once encoded: many servers and proxies refuse more.
-pub const MAX_URL_BYTES: usize = 8_192;
+pub(crate) const MAX_URL_BYTES: usize = 8_192;
 
 /// Why a tool call could not be turned into a request. Each message names the argument at
 /// fault and says how to fix it; none contains the API key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BuildError {
+pub(crate) enum BuildError {
     #[error(
         "missing argument `{name}` (absent or empty): it is part of the request path ({path}); pass it and call again"
     )]
@@ -87,29 +87,29 @@ pub enum BuildError {
 impl BuildError {
     /// True when the caller can fix the problem by changing the arguments; false when only
     /// the operator can (server configuration).
-    pub fn is_argument_error(&self) -> bool {
+    pub(crate) fn is_argument_error(&self) -> bool {
         !matches!(self, BuildError::BaseUrl { .. })
     }
 }
 
 /// The request a tool call becomes, before any credential is attached.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PreparedRequest {
-    pub method: HttpMethod,
+pub(crate) struct PreparedRequest {
+    pub(crate) method: HttpMethod,
     /// Full URL: base URL, encoded path and encoded query.
-    pub url: String,
+    pub(crate) url: String,
     /// The encoded path, e.g. `/api/v1/requests/ITREQ-12`.
-    pub path: String,
+    pub(crate) path: String,
     /// Query pairs, unencoded, in the order sent.
-    pub query: Vec<(String, String)>,
+    pub(crate) query: Vec<(String, String)>,
     /// The `X-Workspace-Id` to send, if any.
-    pub workspace: Option<String>,
-    pub body: PreparedBody,
+    pub(crate) workspace: Option<String>,
+    pub(crate) body: PreparedBody,
 }
 
 /// The request body.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PreparedBody {
+pub(crate) enum PreparedBody {
     None,
     /// A JSON object or (for filter lists) a bare JSON array.
     Json(Value),
@@ -122,7 +122,7 @@ pub enum PreparedBody {
 
 /// Builds the request for a tool call. Arguments not declared by the tool are ignored
 /// unless the tool passes extra body fields through (`additional_body`).
-pub fn build_request(
+pub(crate) fn build_request(
     tool: &Tool,
     args: &Map<String, Value>,
     target: &Target,

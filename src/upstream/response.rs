@@ -8,85 +8,20 @@ use serde_json::{Map, Value, json};
 
 use super::ratelimit::RateLimitInfo;
 use super::redact::Redactor;
-use crate::catalog::{HttpMethod, Tool};
+use crate::core::catalog::{HttpMethod, Tool};
+use crate::core::tool_result::ToolResult;
 
 /// Upstream text quoted in an error result is cut to this many characters.
 const ERROR_BODY_CHARS: usize = 2_000;
 /// Longest text block of an error result, in characters. Error texts quote arguments and
 /// upstream messages, which can be arbitrarily long; a longer block is cut with a note.
-pub const MAX_ERROR_TEXT_CHARS: usize = 4_000;
+pub(crate) const MAX_ERROR_TEXT_CHARS: usize = 4_000;
 /// Added to failures of a write that may have reached Atomicwork.
 const MAYBE_APPLIED: &str = " The change may or may not have been applied: check with a read tool before retrying, so it is not made twice.";
 
-/// An MCP tool result.
-#[derive(Debug, Clone)]
-pub struct ToolResult {
-    /// Text content blocks, in order.
-    pub content: Vec<String>,
-    /// `structuredContent` as JSON text: set when the upstream answered with a JSON object.
-    /// Kept as text so an answer passed through is embedded in the reply without being
-    /// parsed into a tree and written out again.
-    pub structured: Option<Box<RawValue>>,
-    pub is_error: bool,
-}
-
-impl PartialEq for ToolResult {
-    fn eq(&self, other: &Self) -> bool {
-        self.content == other.content
-            && self.is_error == other.is_error
-            && self.structured.as_deref().map(RawValue::get)
-                == other.structured.as_deref().map(RawValue::get)
-    }
-}
-
+/// Redaction and capping of tool results: they need the API key, which only the upstream
+/// side knows.
 impl ToolResult {
-    /// An error result with one text block.
-    pub fn error(text: impl Into<String>) -> Self {
-        ToolResult {
-            content: vec![text.into()],
-            structured: None,
-            is_error: true,
-        }
-    }
-
-    /// The MCP `CallToolResult` JSON.
-    #[cfg(test)]
-    pub fn to_json(&self) -> Value {
-        let content: Vec<Value> = self
-            .content
-            .iter()
-            .map(|t| json!({"type": "text", "text": t}))
-            .collect();
-        let mut out = Map::new();
-        out.insert("content".into(), Value::Array(content));
-        if let Some(s) = self.structured_value() {
-            out.insert("structuredContent".into(), s);
-        }
-        out.insert("isError".into(), Value::Bool(self.is_error));
-        Value::Object(out)
-    }
-
-    /// A successful result.
-    pub(super) fn ok(content: Vec<String>, structured: Option<Box<RawValue>>) -> Self {
-        ToolResult {
-            content,
-            structured,
-            is_error: false,
-        }
-    }
-
-    /// A successful result whose structured content is `structured`.
-    pub fn ok_structured(content: Vec<String>, structured: &Value) -> Self {
-        Self::ok(content, serde_json::value::to_raw_value(structured).ok())
-    }
-
-    /// The structured content as a JSON value.
-    pub fn structured_value(&self) -> Option<Value> {
-        self.structured
-            .as_ref()
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-    }
-
     /// Replaces every occurrence of `secret` in text and structured content.
     pub(super) fn redact(&mut self, secret: &str) {
         let redactor = Redactor::new(secret);
@@ -108,7 +43,7 @@ impl ToolResult {
     /// Cuts every text block of an error result to [`MAX_ERROR_TEXT_CHARS`], with a note
     /// saying how long it was. `secret` is redacted first, so no part of it survives the
     /// cut. Results that are not errors are left alone (they have their own cap).
-    pub fn cap_error_text(&mut self, secret: &str) {
+    pub(crate) fn cap_error_text(&mut self, secret: &str) {
         if !self.is_error {
             return;
         }
@@ -143,16 +78,16 @@ pub(super) fn json_copy(text: &str) -> Option<Box<RawValue>> {
 
 /// What a result message needs to know about the call.
 pub(super) struct CallContext<'a> {
-    pub tool: &'a Tool,
-    pub method: HttpMethod,
-    pub path: &'a str,
-    pub workspace: Option<&'a str>,
-    pub paging: Paging,
-    pub max_chars: usize,
-    pub attempts: u32,
-    pub timeout: Duration,
+    pub(crate) tool: &'a Tool,
+    pub(crate) method: HttpMethod,
+    pub(crate) path: &'a str,
+    pub(crate) workspace: Option<&'a str>,
+    pub(crate) paging: Paging,
+    pub(crate) max_chars: usize,
+    pub(crate) attempts: u32,
+    pub(crate) timeout: Duration,
     /// The API key, removed from every text before it is cut.
-    pub redactor: Redactor<'a>,
+    pub(crate) redactor: Redactor<'a>,
 }
 
 impl CallContext<'_> {
@@ -183,10 +118,10 @@ impl CallContext<'_> {
 /// Which paging arguments the tool takes, and the page asked for.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Paging {
-    pub has_page: bool,
-    pub has_per_page: bool,
-    pub has_next_page_token: bool,
-    pub page: Option<u64>,
+    pub(crate) has_page: bool,
+    pub(crate) has_per_page: bool,
+    pub(crate) has_next_page_token: bool,
+    pub(crate) page: Option<u64>,
 }
 
 impl Paging {

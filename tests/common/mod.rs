@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use atomicwork_mcp::catalog::Catalog;
-use atomicwork_mcp::crd::AtomicworkMcpServer;
+use atomicwork_mcp::core::catalog::Catalog;
+use atomicwork_mcp::core::secret::TokenHash;
+use atomicwork_mcp::core::server::{ServerId, ServerView};
+use atomicwork_mcp::dataplane::registry::Registry;
 use atomicwork_mcp::dataplane::{self, Dataplane, DataplaneConfig};
-use atomicwork_mcp::registry::{Registry, ServerId, ServerView};
-use atomicwork_mcp::resolve::{self, ResolveOptions, SecretData};
-use atomicwork_mcp::secret::TokenHash;
+use atomicwork_mcp::k8s::crd::AtomicworkMcpServer;
+use atomicwork_mcp::k8s::resolve::{self, ResolveOptions, SecretData};
 use atomicwork_mcp::upstream::{Upstream, UpstreamOptions};
 use jiff::Timestamp;
 use rmcp::model::{

@@ -87,7 +87,7 @@ fn ids_with_a_slash_are_refused() {
 
 #[test]
 fn over_long_path_and_query_values_are_refused_naming_the_argument_and_limit() {
-    use crate::upstream::{MAX_PATH_VALUE_CHARS, MAX_QUERY_VALUE_CHARS};
+    use crate::upstream::request::{MAX_PATH_VALUE_CHARS, MAX_QUERY_VALUE_CHARS};
     let get = tool("get_single_atomicwork_requests_number_by_id");
     let fits = "I".repeat(MAX_PATH_VALUE_CHARS);
     assert!(build_request(&get, &args(json!({"id": fits})), &target(BASE)).is_ok());

@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
 use super::{KEY, args, call_with, target, tool, upstream};
-use crate::upstream::{CallOutcome, MAX_ERROR_TEXT_CHARS, ToolResult};
+use crate::core::tool_result::ToolResult;
+use crate::upstream::CallOutcome;
+use crate::upstream::response::MAX_ERROR_TEXT_CHARS;
 
 /// The result cap used for the result paths below.
 const LIMIT: usize = 300;

@@ -437,7 +437,7 @@ async fn invalid_arguments_send_nothing() {
 async fn missing_api_key_is_a_config_error() {
     let server = must_receive_nothing().await;
     let o = call_with(&server.uri(), READ, json!({"id": "X"}), |t| {
-        t.api_key = crate::secret::Secret::new("  ");
+        t.api_key = crate::core::secret::Secret::new("  ");
     })
     .await;
     assert_error(

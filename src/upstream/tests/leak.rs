@@ -8,7 +8,8 @@ use wiremock::matchers::{any, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::{KEY, args, closed_port_url, file_arg, target, tool, upstream};
-use crate::upstream::{OutcomeClass, RetryPolicy, Target};
+use crate::core::server::{RetryPolicy, Target};
+use crate::upstream::OutcomeClass;
 
 /// Answers with every request header in the body (and the key in a response header).
 struct EchoHeaders(u16);

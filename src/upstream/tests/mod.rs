@@ -17,9 +17,11 @@ use serde_json::{Map, Value, json};
 
 use super::redact::Redactor;
 use super::response::{CallContext, Paging, success};
-use super::{CallOutcome, Target, ToolResult, Upstream, UpstreamOptions};
-use crate::catalog::{Catalog, Tool, ToolSource};
-use crate::secret::Secret;
+use super::{CallOutcome, Upstream, UpstreamOptions};
+use crate::core::catalog::{Catalog, Tool, ToolSource};
+use crate::core::secret::Secret;
+use crate::core::server::Target;
+use crate::core::tool_result::ToolResult;
 
 pub(super) const KEY: &str = "awk-test-9f8e7d6c5b4a3210";
 
@@ -120,10 +122,10 @@ pub(super) fn file_arg(filename: &str, content_type: Option<&str>, bytes: &[u8])
 /// One part of a received multipart/form-data body.
 #[derive(Debug, PartialEq)]
 pub(super) struct Part {
-    pub name: String,
-    pub filename: Option<String>,
-    pub content_type: Option<String>,
-    pub body: Vec<u8>,
+    pub(crate) name: String,
+    pub(crate) filename: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Parses a multipart/form-data body as the receiving server would.

@@ -6,7 +6,7 @@ use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::{KEY, call_with, success_for, tool};
-use crate::upstream::ToolResult;
+use crate::core::tool_result::ToolResult;
 
 fn answer(body: &str, max_chars: usize) -> ToolResult {
     success_for(

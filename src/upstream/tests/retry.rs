@@ -7,7 +7,8 @@ use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::{call_with, closed_port_url};
-use crate::upstream::{OutcomeClass, RetryPolicy};
+use crate::core::server::RetryPolicy;
+use crate::upstream::OutcomeClass;
 
 fn policy(max_attempts: u32, max_backoff_ms: u64) -> Option<RetryPolicy> {
     Some(RetryPolicy {

@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use super::{success_for, tool};
-use crate::catalog::Tool;
-use crate::upstream::ToolResult;
+use crate::core::catalog::Tool;
+use crate::core::tool_result::ToolResult;
 
 fn run(tool: &Tool, query: &[(&str, &str)], max_chars: usize, body: &Value) -> ToolResult {
     success_for(tool, query, max_chars, body.to_string().as_bytes())

@@ -8,14 +8,14 @@ use serde_saphyr::Spanned;
 
 /// One YAML node and the line it starts on (1-based within its document; 0 if unknown).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
-    pub line: usize,
-    pub value: NodeValue,
+pub(crate) struct Node {
+    pub(crate) line: usize,
+    pub(crate) value: NodeValue,
 }
 
 /// What a [`Node`] holds.
 #[derive(Debug, Clone, PartialEq)]
-pub enum NodeValue {
+pub(crate) enum NodeValue {
     /// A scalar's text; `None` for null.
     Scalar(Option<String>),
     Seq(Vec<Node>),
@@ -25,20 +25,20 @@ pub enum NodeValue {
 
 /// One key of a mapping: its text, the line of the key, and its value.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub key: String,
-    pub line: usize,
-    pub value: Node,
+pub(crate) struct Entry {
+    pub(crate) key: String,
+    pub(crate) line: usize,
+    pub(crate) value: Node,
 }
 
 impl Node {
     /// Parses one YAML document.
-    pub fn parse(text: &str) -> Result<Node, serde_saphyr::Error> {
+    pub(crate) fn parse(text: &str) -> Result<Node, serde_saphyr::Error> {
         serde_saphyr::from_str(text)
     }
 
     /// The entry under `key`, when this node is a mapping that has it.
-    pub fn entry(&self, key: &str) -> Option<&Entry> {
+    pub(crate) fn entry(&self, key: &str) -> Option<&Entry> {
         match &self.value {
             NodeValue::Map(entries) => entries.iter().find(|e| e.key == key),
             _ => None,
@@ -46,12 +46,12 @@ impl Node {
     }
 
     /// The value under `key`, when this node is a mapping that has it.
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
         self.entry(key).map(|e| &e.value)
     }
 
     /// The scalar text, when this node is a non-null scalar.
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match &self.value {
             NodeValue::Scalar(s) => s.as_deref(),
             _ => None,
@@ -62,7 +62,7 @@ impl Node {
     /// `spec.rateLimit.burst` or `spec.methods[1]`: the line of its key (or item), or of
     /// the closest parent present when the field itself is not written. 0 when not even
     /// the first segment is present.
-    pub fn line_of(&self, path: &str) -> usize {
+    pub(crate) fn line_of(&self, path: &str) -> usize {
         let mut node = self;
         let mut line = 0;
         for segment in path.split('.').filter(|s| !s.is_empty()) {

@@ -8,10 +8,11 @@
 
 mod arguments;
 mod filter;
+pub mod meta_tools;
 mod schema;
 
+pub(crate) use arguments::invalid_arguments_text;
 pub(crate) use arguments::problem_text;
-pub use arguments::{MAX_PROBLEMS_LISTED, MAX_UNKNOWN_LISTED, invalid_arguments_text};
 pub use filter::{FilterError, ToolFilter, filter};
 
 use std::collections::{BTreeSet, HashMap};
@@ -27,7 +28,7 @@ use serde_json::{Map, Value};
 const BUILTIN: &str = include_str!("atomicwork.yaml");
 
 /// Name of the argument that selects the Atomicwork workspace for a call.
-pub const WORKSPACE_ARG: &str = "workspace_id";
+pub(crate) const WORKSPACE_ARG: &str = "workspace_id";
 
 /// Errors loading or overriding a catalog. Each names the tool and field at fault.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +93,7 @@ impl fmt::Display for HttpMethod {
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum BodyEncoding {
+pub(crate) enum BodyEncoding {
     /// No body.
     #[default]
     None,
@@ -133,62 +134,62 @@ pub enum ParamKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParamDef {
-    pub name: String,
+    pub(crate) name: String,
     #[serde(rename = "in")]
     pub location: Location,
     #[serde(default)]
-    pub required: bool,
+    pub(crate) required: bool,
     #[serde(default)]
-    pub description: String,
+    pub(crate) description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<Value>,
+    pub(crate) schema: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ParamKind>,
     /// For `kind: filters`: the filter operators the endpoint accepts, as Atomicwork
     /// publishes them for it (the `operator` enum of the argument's schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operators: Option<Vec<String>>,
+    pub(crate) operators: Option<Vec<String>>,
 }
 
 /// MCP tool annotations; unset fields are derived from the method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AnnotationOverrides {
+pub(crate) struct AnnotationOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_only_hint: Option<bool>,
+    pub(crate) read_only_hint: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub destructive_hint: Option<bool>,
+    pub(crate) destructive_hint: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotent_hint: Option<bool>,
+    pub(crate) idempotent_hint: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub open_world_hint: Option<bool>,
+    pub(crate) open_world_hint: Option<bool>,
 }
 
 /// A tool exactly as written in a catalog file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ToolSource {
-    pub name: String,
+    pub(crate) name: String,
     pub title: String,
     pub description: String,
     pub method: String,
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     pub http: HttpMethod,
     pub path: String,
     #[serde(default)]
-    pub body: BodyEncoding,
+    pub(crate) body: BodyEncoding,
     #[serde(default)]
-    pub page_default: bool,
+    pub(crate) page_default: bool,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub fixed_query: Map<String, Value>,
+    pub(crate) fixed_query: Map<String, Value>,
     #[serde(default)]
-    pub annotations: AnnotationOverrides,
+    pub(crate) annotations: AnnotationOverrides,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub required_one_of: Vec<Vec<String>>,
+    pub(crate) required_one_of: Vec<Vec<String>>,
     #[serde(default)]
-    pub additional_body: bool,
+    pub(crate) additional_body: bool,
     #[serde(default)]
-    pub params: Vec<ParamDef>,
+    pub(crate) params: Vec<ParamDef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,21 +202,21 @@ struct CatalogFile {
 /// fields replace the built-in ones; an unknown name adds a tool and must be complete.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ToolPatch {
-    pub name: String,
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub method: Option<String>,
-    pub tags: Option<Vec<String>>,
-    pub http: Option<HttpMethod>,
-    pub path: Option<String>,
-    pub body: Option<BodyEncoding>,
-    pub page_default: Option<bool>,
-    pub fixed_query: Option<Map<String, Value>>,
-    pub annotations: Option<AnnotationOverrides>,
-    pub required_one_of: Option<Vec<Vec<String>>>,
-    pub additional_body: Option<bool>,
-    pub params: Option<Vec<ParamDef>>,
+pub(crate) struct ToolPatch {
+    pub(crate) name: String,
+    pub(crate) title: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) method: Option<String>,
+    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) http: Option<HttpMethod>,
+    pub(crate) path: Option<String>,
+    pub(crate) body: Option<BodyEncoding>,
+    pub(crate) page_default: Option<bool>,
+    pub(crate) fixed_query: Option<Map<String, Value>>,
+    pub(crate) annotations: Option<AnnotationOverrides>,
+    pub(crate) required_one_of: Option<Vec<Vec<String>>>,
+    pub(crate) additional_body: Option<bool>,
+    pub(crate) params: Option<Vec<ParamDef>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,7 +242,7 @@ pub struct Tool {
     /// The MCP `inputSchema` (an object schema).
     pub input_schema: Value,
     /// The tool's `tools/list` entry, serialised once.
-    pub listing: Box<RawValue>,
+    pub(crate) listing: Box<RawValue>,
     validator: jsonschema::Validator,
 }
 
@@ -259,7 +260,7 @@ impl Tool {
     }
 
     /// The `read`/`write`/`custom` bucket of the tool's method.
-    pub fn method_class(&self) -> MethodClass {
+    pub(crate) fn method_class(&self) -> MethodClass {
         MethodClass::of(&self.source.method)
     }
 
@@ -279,7 +280,7 @@ impl Tool {
     }
 
     /// [`Tool::validate`] for arguments already held as a JSON object, without a copy.
-    pub fn validate_value(&self, instance: &Value) -> Result<(), Vec<String>> {
+    pub(crate) fn validate_value(&self, instance: &Value) -> Result<(), Vec<String>> {
         let empty = Map::new();
         let args = instance.as_object().unwrap_or(&empty);
         let mut problems = Vec::new();
@@ -332,7 +333,7 @@ fn present(args: &Map<String, Value>, name: &str) -> bool {
 
 /// The method buckets of `spec.methods`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MethodClass {
+pub(crate) enum MethodClass {
     /// `list` and `get`.
     Read,
     /// `create`, `update` and `delete`.
@@ -342,7 +343,7 @@ pub enum MethodClass {
 }
 
 impl MethodClass {
-    pub fn of(method: &str) -> Self {
+    pub(crate) fn of(method: &str) -> Self {
         match method {
             "list" | "get" => MethodClass::Read,
             "create" | "update" | "delete" => MethodClass::Write,
@@ -373,7 +374,7 @@ impl Catalog {
     }
 
     /// The built-in catalog with an override file applied.
-    pub fn with_overrides_file(path: &Path) -> Result<Self, CatalogError> {
+    pub(crate) fn with_overrides_file(path: &Path) -> Result<Self, CatalogError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Read {
             source_name: name.clone(),
@@ -397,7 +398,7 @@ impl Catalog {
     }
 
     /// Builds a catalog from tool sources, checking each one.
-    pub fn from_sources(sources: Vec<ToolSource>) -> Result<Self, CatalogError> {
+    pub(crate) fn from_sources(sources: Vec<ToolSource>) -> Result<Self, CatalogError> {
         let mut tools = Vec::with_capacity(sources.len());
         let mut by_name = HashMap::new();
         for source in sources {
@@ -432,7 +433,7 @@ impl Catalog {
     }
 
     /// Every method name used by a tool, sorted.
-    pub fn methods(&self) -> BTreeSet<&str> {
+    pub(crate) fn methods(&self) -> BTreeSet<&str> {
         self.tools
             .iter()
             .map(|t| t.source.method.as_str())
@@ -440,7 +441,7 @@ impl Catalog {
     }
 
     /// Every tag used by a tool, sorted.
-    pub fn tags(&self) -> BTreeSet<&str> {
+    pub(crate) fn tags(&self) -> BTreeSet<&str> {
         self.tools
             .iter()
             .flat_map(|t| t.source.tags.iter().map(String::as_str))
@@ -488,7 +489,7 @@ impl fmt::Debug for ToolSet {
 }
 
 impl ToolSet {
-    pub fn new(tools: Vec<Arc<Tool>>) -> Self {
+    pub(crate) fn new(tools: Vec<Arc<Tool>>) -> Self {
         let mut json = String::from("[");
         for (i, tool) in tools.iter().enumerate() {
             if i > 0 {
@@ -505,22 +506,22 @@ impl ToolSet {
         }
     }
 
-    pub fn tools(&self) -> &[Arc<Tool>] {
+    pub(crate) fn tools(&self) -> &[Arc<Tool>] {
         &self.tools
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<Tool>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Tool>> {
         self.tools
             .binary_search_by(|t| t.name().cmp(name))
             .ok()
             .map(|i| &self.tools[i])
     }
 
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.tools.iter().map(|t| t.name().to_string()).collect()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.tools.len()
     }
 
@@ -534,9 +535,9 @@ impl ToolSet {
     }
 
     /// The `tools/list` array in discovery exposure: the three meta-tools.
-    pub fn discovery_listing(&self) -> &RawValue {
+    pub(crate) fn discovery_listing(&self) -> &RawValue {
         self.discovery.get_or_init(|| {
-            serde_json::value::to_raw_value(&crate::discovery::listing(self))
+            serde_json::value::to_raw_value(&meta_tools::listing(self))
                 .unwrap_or_else(|_| empty_array())
         })
     }

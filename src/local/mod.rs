@@ -1,6 +1,8 @@
 //! Local mode: the data plane fed from manifest files instead of a cluster, optionally
 //! against the built-in sandbox tenant. Same resolution and filters as the controller.
 
+pub mod manifest;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,32 +14,33 @@ use anyhow::Context as _;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Catalog;
+use crate::core::catalog::Catalog;
+use crate::core::secret::{Secret, TokenHash};
+use crate::core::server::{ServerId, ServerView};
+use crate::core::token::{self, TokenRecord};
+use crate::dataplane::registry::Registry;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
-use crate::manifest::{self, ManifestError, Manifests, ReadFile};
-use crate::registry::{Registry, ServerId, ServerView};
-use crate::resolve::{self, ResolveOptions};
-use crate::secret::{Secret, TokenHash};
-use crate::token::{self, TokenRecord};
+use crate::k8s::resolve::{self, ResolveOptions};
 use crate::upstream::{Upstream, UpstreamOptions};
+use manifest::{ManifestError, Manifests, ReadFile};
 
 /// Settings of `atomicwork-mcp local`.
 #[derive(Debug, Clone)]
-pub struct LocalOptions {
-    pub manifests: PathBuf,
-    pub listen: SocketAddr,
+pub(crate) struct LocalOptions {
+    pub(crate) manifests: PathBuf,
+    pub(crate) listen: SocketAddr,
     /// Base of the printed connector URLs; defaults to `http://<listen address>`.
-    pub public_url: Option<String>,
-    pub sandbox: bool,
-    pub state_dir: PathBuf,
+    pub(crate) public_url: Option<String>,
+    pub(crate) sandbox: bool,
+    pub(crate) state_dir: PathBuf,
     /// How often manifest files are checked for changes.
-    pub poll_interval: Duration,
-    pub dataplane: Option<DataplaneConfig>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) dataplane: Option<DataplaneConfig>,
 }
 
 /// The default state directory: `$XDG_STATE_HOME/atomicwork-mcp`, else
 /// `~/.local/state/atomicwork-mcp`, else `.atomicwork-mcp` here.
-pub fn default_state_dir() -> PathBuf {
+pub(crate) fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("atomicwork-mcp");
     }
@@ -133,13 +136,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// One server's state after a load, for the printed summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerLine {
-    pub id: ServerId,
-    pub tools: usize,
-    pub expires: Option<Timestamp>,
+pub(crate) struct ServerLine {
+    pub(crate) id: ServerId,
+    pub(crate) tools: usize,
+    pub(crate) expires: Option<Timestamp>,
     /// The connector URL, or why the server is not serving.
-    pub outcome: Result<String, String>,
-    pub suspended: bool,
+    pub(crate) outcome: Result<String, String>,
+    pub(crate) suspended: bool,
 }
 
 impl std::fmt::Display for ServerLine {
@@ -258,7 +261,7 @@ impl Loader {
                 res.expires_at,
                 now,
                 res.view.is_ok(),
-                crate::secret::mint_token,
+                crate::core::secret::mint_token,
             )
             .context("reading the OS random number generator")?;
             self.store.set(&res.id, record.as_ref());
@@ -439,7 +442,7 @@ fn unreadable_notice(errors: &[ManifestError]) -> String {
 }
 
 /// Runs local mode until Ctrl-C or SIGTERM.
-pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()> {
+pub(crate) async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
@@ -451,16 +454,14 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
     let mut out = std::io::stdout();
     let mut resolve = ResolveOptions::default();
     if opts.sandbox {
-        let (base, _task) = crate::sandbox::spawn_local(crate::sandbox::Sandbox::seeded())
-            .await
-            .context("starting the sandbox tenant")?;
-        let _ = writeln!(out, "sandbox: {}", crate::sandbox::SANDBOX_NOTICE);
+        let (base, notice) = start_sandbox().await?;
+        let _ = writeln!(out, "sandbox: {notice}");
         let _ = writeln!(
             out,
             "sandbox: every server below calls the simulated tenant at {base}"
         );
         resolve.base_url_override = Some(base);
-        resolve.notice = Some(Arc::from(crate::sandbox::SANDBOX_NOTICE));
+        resolve.notice = Some(Arc::from(notice));
     }
     let mut loader = Loader::new(
         catalog,
@@ -503,9 +504,30 @@ pub async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Result<()
         opts.poll_interval,
         (files, loaded.lines),
     ));
-    let served = dataplane::serve(listener, dp, shutdown_signal()).await;
+    let served = dataplane::serve(listener, dp, crate::runtime::shutdown_signal()).await;
     watch.abort();
     served.context("serving")
+}
+
+/// Starts the built-in sandbox tenant for the life of the process: its base URL and the
+/// notice every result carries.
+#[cfg(feature = "sandbox")]
+async fn start_sandbox() -> anyhow::Result<(String, &'static str)> {
+    use crate::sandbox::{SANDBOX_NOTICE, Sandbox, spawn_local};
+    // The tenant's task runs until the process ends; its handle is not needed.
+    let (base, _task) = spawn_local(Sandbox::seeded())
+        .await
+        .context("starting the sandbox tenant")?;
+    Ok((base, SANDBOX_NOTICE))
+}
+
+/// A binary built without the `sandbox` feature (the container image) has no tenant to
+/// start.
+#[cfg(not(feature = "sandbox"))]
+async fn start_sandbox() -> anyhow::Result<(String, &'static str)> {
+    anyhow::bail!(
+        "--sandbox is not available: this binary was built without the sandbox feature (build with `cargo build`, whose default features include it)"
+    )
 }
 
 /// Reloads the manifests whenever their files change (and when a pass left something to
@@ -586,110 +608,20 @@ fn earliest_expiry(lines: &[ServerLine]) -> Option<Timestamp> {
         .min()
 }
 
-/// Resolves on the first Ctrl-C (SIGINT) or SIGTERM, which starts a graceful shutdown:
-/// in-flight requests drain. A second signal during the drain ends the process at once
-/// with a non-zero code (128 + the signal number), so nobody has to wait out a long
-/// request or reach for SIGKILL.
-pub async fn shutdown_signal() {
-    let mut signals = Signals::new();
-    let first = signals.next().await;
-    tracing::info!(
-        signal = first.name(),
-        "shutting down: draining in-flight requests; send the signal again to exit at once"
-    );
-    tokio::spawn(async move {
-        let second = signals.next().await;
-        tracing::warn!(
-            signal = second.name(),
-            "second signal: exiting at once without waiting for in-flight requests"
-        );
-        std::process::exit(second.exit_code());
-    });
-}
-
-/// A shutdown signal received.
-#[derive(Debug, Clone, Copy)]
-enum Signal {
-    Interrupt,
-    Terminate,
-}
-
-impl Signal {
-    fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-        }
-    }
-
-    /// The shell convention for a process ended by this signal.
-    fn exit_code(self) -> i32 {
-        match self {
-            Signal::Interrupt => 130,
-            Signal::Terminate => 143,
-        }
-    }
-}
-
-/// SIGINT and SIGTERM listeners, registered once so that no signal between the first
-/// and the second is missed (once registered, the default action no longer ends the
-/// process: a signal nobody listens for is lost).
-struct Signals {
-    #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn new() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let listen = |kind: SignalKind, name: &str| match signal(kind) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(signal = name, error = %e, "cannot listen for the signal");
-                    None
-                }
-            };
-            Signals {
-                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
-                terminate: listen(SignalKind::terminate(), "SIGTERM"),
-            }
-        }
-        #[cfg(not(unix))]
-        Signals {}
-    }
-
-    /// The next signal.
-    async fn next(&mut self) -> Signal {
-        #[cfg(unix)]
-        {
-            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
-                match s {
-                    Some(s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            }
-            tokio::select! {
-                _ = recv(&mut self.interrupt) => Signal::Interrupt,
-                _ = recv(&mut self.terminate) => Signal::Terminate,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            Signal::Interrupt
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without the sandbox feature, `--sandbox` fails at once and says why.
+    #[cfg(not(feature = "sandbox"))]
+    #[tokio::test]
+    async fn without_the_sandbox_feature_the_sandbox_is_refused() {
+        let e = start_sandbox().await.expect_err("no sandbox in this build");
+        assert!(
+            e.to_string().contains("built without the sandbox feature"),
+            "{e}"
+        );
+    }
 
     const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: api, namespace: it-ops}\nstringData: {apiKey: k}\n";
 

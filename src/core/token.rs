@@ -5,19 +5,19 @@
 
 use jiff::Timestamp;
 
-use crate::secret::Secret;
+use crate::core::secret::Secret;
 
 /// Suffix of the Secret that holds a server's token: `<name>-mcp-token`.
-pub const TOKEN_SECRET_SUFFIX: &str = "-mcp-token";
+pub(crate) const TOKEN_SECRET_SUFFIX: &str = "-mcp-token";
 
 /// The name of the Secret holding a server's token.
-pub fn token_secret_name(server_name: &str) -> String {
+pub(crate) fn token_secret_name(server_name: &str) -> String {
     format!("{server_name}{TOKEN_SECRET_SUFFIX}")
 }
 
 /// A stored token value, if it is one this project could have minted: at least 32
 /// characters and no whitespace inside.
-pub fn usable_token(bytes: &[u8]) -> Option<Secret> {
+pub(crate) fn usable_token(bytes: &[u8]) -> Option<Secret> {
     let text = std::str::from_utf8(bytes).ok()?.trim();
     (text.len() >= 32 && !text.contains(char::is_whitespace)).then(|| Secret::new(text))
 }
@@ -25,13 +25,13 @@ pub fn usable_token(bytes: &[u8]) -> Option<Secret> {
 /// A stored token, the rotate-annotation value it was minted under and the `expiresAt` it
 /// was last kept under.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    pub token: Secret,
-    pub rotation: Option<String>,
+pub(crate) struct TokenRecord {
+    pub(crate) token: Secret,
+    pub(crate) rotation: Option<String>,
     /// The resource's `expiresAt` when the token was last minted or kept. Once that instant
     /// has passed the token never grants access again: the URL answers 403 until the
     /// resource is deleted, the token rotated, or a later `expiresAt` mints a new token.
-    pub expires_at: Option<Timestamp>,
+    pub(crate) expires_at: Option<Timestamp>,
 }
 
 impl TokenRecord {
@@ -39,7 +39,7 @@ impl TokenRecord {
     /// current `expiresAt`: the earlier of that and the expiry the token was kept under.
     /// Serving by this instant means a token whose expiry has passed is never served
     /// again, even before a reconcile has replaced it.
-    pub fn valid_until(&self, spec_expires_at: Option<Timestamp>) -> Option<Timestamp> {
+    pub(crate) fn valid_until(&self, spec_expires_at: Option<Timestamp>) -> Option<Timestamp> {
         match (self.expires_at, spec_expires_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -54,7 +54,7 @@ impl TokenRecord {
 
 /// What to do with a server's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenAction {
+pub(crate) enum TokenAction {
     /// Keep the stored token (the normal case: reconciles and restarts never change it).
     /// An expired server keeps its token too, so its URL keeps answering 403 "expired".
     Keep,
@@ -70,7 +70,7 @@ pub enum TokenAction {
 
 /// Decides from the stored record, the current rotate annotation and the resource's
 /// `expiresAt` at `now`.
-pub fn decide(
+pub(crate) fn decide(
     existing: Option<&TokenRecord>,
     rotation: Option<&str>,
     expires_at: Option<Timestamp>,
@@ -97,7 +97,7 @@ pub fn decide(
 /// current `expiresAt`), a new one from `mint` for the current rotate-annotation value, or
 /// none. A new token is minted only for a server that can be served (`servable`); until
 /// then a rotation (or a re-mint after expiry) waits and the stored record is kept as is.
-pub fn next(
+pub(crate) fn next(
     existing: Option<&TokenRecord>,
     rotation: Option<&str>,
     expires_at: Option<Timestamp>,
@@ -121,7 +121,7 @@ pub fn next(
 }
 
 /// The connector URL for a token.
-pub fn connector_url(public_url: &str, token: &Secret) -> String {
+pub(crate) fn connector_url(public_url: &str, token: &Secret) -> String {
     format!(
         "{}/mcp/{}",
         public_url.trim_end_matches('/'),

@@ -11,23 +11,23 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
-use crate::crd::AtomicworkMcpServer;
-use crate::registry::ServerId;
-use crate::resolve::{SecretData, SecretLookup, secret_data};
-use crate::yaml_lines::Node;
+use crate::core::server::ServerId;
+use crate::k8s::crd::AtomicworkMcpServer;
+use crate::k8s::resolve::{SecretData, SecretLookup, secret_data};
+use crate::k8s::yaml_lines::Node;
 
 /// Namespace given to objects whose manifest names none.
-pub const DEFAULT_NAMESPACE: &str = "default";
+pub(crate) const DEFAULT_NAMESPACE: &str = "default";
 
 /// A manifest document (or file) that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestError {
-    pub file: String,
+    pub(crate) file: String,
     /// 1-based document number within the file; 0 for the file as a whole.
-    pub document: usize,
+    pub(crate) document: usize,
     /// 1-based line within the file, when known.
-    pub line: Option<usize>,
-    pub message: String,
+    pub(crate) line: Option<usize>,
+    pub(crate) message: String,
 }
 
 impl ManifestError {
@@ -42,7 +42,7 @@ impl ManifestError {
     }
 
     /// Where the problem is: `file (document N, line L)`.
-    pub fn place(&self) -> String {
+    pub(crate) fn place(&self) -> String {
         match (self.document, self.line) {
             (0, _) => self.file.clone(),
             (d, Some(l)) => format!("{} (document {d}, line {l})", self.file),
@@ -59,10 +59,10 @@ impl fmt::Display for ManifestError {
 
 /// Where a server is defined: its file, its document and the lines of its fields.
 #[derive(Debug, Clone)]
-pub struct Origin {
-    pub file: String,
+pub(crate) struct Origin {
+    pub(crate) file: String,
     /// 1-based document number within the file.
-    pub document: usize,
+    pub(crate) document: usize,
     /// File line the document starts on.
     first_line: usize,
     /// The document's keys with their lines.
@@ -72,7 +72,7 @@ pub struct Origin {
 impl Origin {
     /// The file line of `field` (a path such as `spec.rateLimit.burst`), or of its closest
     /// parent that is written; without a field, the line of `spec`.
-    pub fn line_of(&self, field: Option<&str>) -> usize {
+    pub(crate) fn line_of(&self, field: Option<&str>) -> usize {
         let relative = self.node.as_ref().map_or(0, |node| {
             match field.map(|f| node.line_of(f)).unwrap_or(0) {
                 0 => node.line_of("spec"),
@@ -83,7 +83,7 @@ impl Origin {
     }
 
     /// `file (document N, line L)` for `field`, as in [`ManifestError::place`].
-    pub fn place(&self, field: Option<&str>) -> String {
+    pub(crate) fn place(&self, field: Option<&str>) -> String {
         format!(
             "{} (document {}, line {})",
             self.file,
@@ -103,20 +103,20 @@ fn file_line(first_line: usize, relative: usize) -> usize {
 #[derive(Debug, Default)]
 pub struct Manifests {
     pub servers: Vec<AtomicworkMcpServer>,
-    pub secrets: BTreeMap<(String, String), SecretData>,
+    pub(crate) secrets: BTreeMap<(String, String), SecretData>,
     /// Documents and files that were read but could not be used.
     pub errors: Vec<ManifestError>,
     /// Where each server in `servers` is defined.
-    pub origins: BTreeMap<ServerId, Origin>,
+    pub(crate) origins: BTreeMap<ServerId, Origin>,
     /// Servers named by a document that could not be used, with its first error: they
     /// exist, but are not served until that document is fixed.
-    pub broken: BTreeMap<ServerId, ManifestError>,
+    pub(crate) broken: BTreeMap<ServerId, ManifestError>,
     /// Documents that failed before they showed which object they define (not YAML,
     /// no kind or name): any server could be among them.
-    pub unidentified: usize,
+    pub(crate) unidentified: usize,
     /// What could not be read at all (the directory, or a file that exists): when not
     /// empty, the other fields describe only part of the manifests.
-    pub unreadable: Vec<ManifestError>,
+    pub(crate) unreadable: Vec<ManifestError>,
 }
 
 impl SecretLookup for Manifests {
@@ -127,11 +127,11 @@ impl SecretLookup for Manifests {
 
 /// The manifest files under a path, and the symbolic-link loops found on the way.
 #[derive(Debug, Default)]
-pub struct Scan {
+pub(crate) struct Scan {
     /// YAML/JSON files, sorted for a stable load order.
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// One entry per link that leads back into a directory being read; not followed.
-    pub loops: Vec<ManifestError>,
+    pub(crate) loops: Vec<ManifestError>,
 }
 
 /// The YAML/JSON files under `path` (itself, if a file), sorted for a stable load order.
@@ -142,7 +142,7 @@ pub fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Lists the manifest files under `path` (itself, if a file). Directories are followed
 /// through symbolic links once each: a link back into a directory being read is reported
 /// as a loop, and a directory reached a second way is not read twice.
-pub fn scan(path: &Path) -> std::io::Result<Scan> {
+pub(crate) fn scan(path: &Path) -> std::io::Result<Scan> {
     let mut out = Scan::default();
     if path.is_file() {
         out.files.push(path.to_path_buf());
@@ -204,7 +204,7 @@ fn collect(
 }
 
 /// Reads one manifest file's text.
-pub type ReadFile = dyn Fn(&Path) -> std::io::Result<String> + Send + Sync;
+pub(crate) type ReadFile = dyn Fn(&Path) -> std::io::Result<String> + Send + Sync;
 
 /// Loads every manifest under `path`.
 pub fn load(path: &Path) -> Manifests {
@@ -212,7 +212,7 @@ pub fn load(path: &Path) -> Manifests {
 }
 
 /// Loads every manifest under `path`, reading each file with `read`.
-pub fn load_with(path: &Path, read: &ReadFile) -> Manifests {
+pub(crate) fn load_with(path: &Path, read: &ReadFile) -> Manifests {
     let mut m = Manifests::default();
     let scan = match scan(path) {
         Ok(scan) => scan,
@@ -431,7 +431,7 @@ fn parse_document(doc: &str) -> Result<Parsed, Failure> {
             };
             let mut problems: Vec<(usize, String)> = node
                 .get("spec")
-                .map(crate::spec_check::unknown_fields)
+                .map(crate::k8s::spec_check::unknown_fields)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|f| (f.line, f.to_string()))

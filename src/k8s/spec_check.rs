@@ -10,10 +10,10 @@ use std::sync::LazyLock;
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::crd::{AtomicworkMcpServer, AtomicworkMcpServerSpec};
-use crate::yaml_lines::{Node, NodeValue};
+use crate::k8s::crd::{AtomicworkMcpServer, AtomicworkMcpServerSpec};
+use crate::k8s::yaml_lines::{Node, NodeValue};
 
-/// The CRD's `openAPIV3Schema`, as generated from the types in [`crate::crd`].
+/// The CRD's `openAPIV3Schema`, as generated from the types in [`crate::k8s::crd`].
 static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
     let crd = AtomicworkMcpServer::crd();
     crd.spec
@@ -49,7 +49,7 @@ fn whole_numbers(value: Value) -> Value {
 }
 
 /// The schema of `spec`.
-pub fn spec_schema() -> &'static Value {
+pub(crate) fn spec_schema() -> &'static Value {
     &SCHEMA["properties"]["spec"]
 }
 
@@ -57,7 +57,7 @@ pub fn spec_schema() -> &'static Value {
 /// checks an API server applies on admission). The error lists every violation, each
 /// starting with the field's path, e.g. `spec.maxResultChars: 0 is less than the minimum
 /// of 1000`.
-pub fn check_bounds(spec: &AtomicworkMcpServerSpec) -> Result<(), String> {
+pub(crate) fn check_bounds(spec: &AtomicworkMcpServerSpec) -> Result<(), String> {
     let validator = SPEC_VALIDATOR
         .as_ref()
         .map_err(|e| format!("spec: the resource schema does not compile: {e}"))?;
@@ -91,15 +91,15 @@ fn field_path(pointer: &str) -> String {
 
 /// A key in a manifest's `spec` that the resource does not define.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownField {
+pub(crate) struct UnknownField {
     /// Path of the key, e.g. `spec.rateLimit.burts`.
-    pub path: String,
+    pub(crate) path: String,
     /// Line of the key within its document (1-based; 0 if unknown).
-    pub line: usize,
+    pub(crate) line: usize,
     /// The known field at the same place the key is probably a misspelling of.
-    pub suggestion: Option<String>,
+    pub(crate) suggestion: Option<String>,
     /// Every field known at that place.
-    pub known: Vec<String>,
+    pub(crate) known: Vec<String>,
 }
 
 impl fmt::Display for UnknownField {
@@ -114,7 +114,7 @@ impl fmt::Display for UnknownField {
 
 /// Every key under `spec` (at any depth) that the CRD schema does not define, in document
 /// order. `spec` is the YAML node of the manifest's `spec`.
-pub fn unknown_fields(spec: &Node) -> Vec<UnknownField> {
+pub(crate) fn unknown_fields(spec: &Node) -> Vec<UnknownField> {
     let mut out = Vec::new();
     walk(spec, spec_schema(), "spec", &mut out);
     out

@@ -9,11 +9,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// API group of the custom resource.
-pub const GROUP: &str = "mcp.atomicwork.dev";
+pub(crate) const GROUP: &str = "mcp.atomicwork.dev";
 /// Annotation whose value change mints a new URL token.
 pub const ROTATE_ANNOTATION: &str = "mcp.atomicwork.dev/rotate-token";
 /// Default key of the API-key Secret.
-pub const DEFAULT_API_KEY_KEY: &str = "apiKey";
+pub(crate) const DEFAULT_API_KEY_KEY: &str = "apiKey";
 
 /// One MCP endpoint that gives an AI client a filtered set of Atomicwork tools.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -37,7 +37,7 @@ pub const DEFAULT_API_KEY_KEY: &str = "apiKey";
 pub struct AtomicworkMcpServerSpec {
     /// Title shown to MCP clients as the server name. Defaults to the resource name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
 
     /// The Atomicwork tenant and the credentials used to call it.
     pub atomicwork: AtomicworkConnection,
@@ -56,7 +56,7 @@ pub struct AtomicworkMcpServerSpec {
 
     /// Tool-name filters applied after `methods` and `tags`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<ToolNameFilter>,
+    pub(crate) tools: Option<ToolNameFilter>,
 
     /// `all` lists every tool with its full schema; `discovery` lists only search_tools,
     /// get_tool_schema and call_tool, which reach the same filtered set on demand and keep
@@ -94,17 +94,17 @@ pub struct AtomicworkMcpServerSpec {
     /// Opt-in retries of read tools on rate limiting and upstream failures. Write tools
     /// are never retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryPolicy>,
+    pub(crate) retry: Option<RetryPolicy>,
 
     /// Largest tool result, in characters, returned to the client; longer results are
     /// cut with a note on how to page. Defaults to 150000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1000, max = 10000000))]
-    pub max_result_chars: Option<u32>,
+    pub(crate) max_result_chars: Option<u32>,
 
     /// When true, the endpoint refuses calls (HTTP 403) but keeps its token.
     #[serde(default)]
-    pub suspend: bool,
+    pub(crate) suspend: bool,
 }
 
 /// Where the Atomicwork tenant is and how to authenticate to it.
@@ -113,7 +113,7 @@ pub struct AtomicworkMcpServerSpec {
 pub struct AtomicworkConnection {
     /// Tenant base URL, e.g. https://acme.atomicwork.com (API paths under /api/v1 are added).
     #[schemars(regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"))]
-    pub base_url: String,
+    pub(crate) base_url: String,
 
     /// Secret key holding the Atomicwork API key (sent as X-Api-Key).
     pub api_key_secret_ref: SecretKeyRef,
@@ -121,12 +121,12 @@ pub struct AtomicworkConnection {
     /// Default workspace id, used when a call does not name one (X-Workspace-Id and
     /// `{workspace_id}` in paths).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace_id: Option<String>,
+    pub(crate) workspace_id: Option<String>,
 
     /// Timeout of one upstream call in seconds. Defaults to 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 300))]
-    pub timeout_seconds: Option<u32>,
+    pub(crate) timeout_seconds: Option<u32>,
 }
 
 /// A key in a Secret in the resource's namespace.
@@ -135,7 +135,7 @@ pub struct AtomicworkConnection {
 pub struct SecretKeyRef {
     /// Secret name.
     #[schemars(length(min = 1))]
-    pub name: String,
+    pub(crate) name: String,
     /// Key in the Secret. Defaults to `apiKey`.
     #[serde(default = "default_api_key_key")]
     pub key: String,
@@ -151,19 +151,19 @@ fn default_api_key_key() -> String {
 pub struct SecretRef {
     /// Secret name.
     #[schemars(length(min = 1))]
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// Tool-name filters.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ToolNameFilter {
+pub(crate) struct ToolNameFilter {
     /// When non-empty, only these tools (of those matching methods and tags).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allow: Vec<String>,
+    pub(crate) allow: Vec<String>,
     /// Tools never exposed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deny: Vec<String>,
+    pub(crate) deny: Vec<String>,
 }
 
 /// How tools are presented to the client.
@@ -183,7 +183,7 @@ pub enum ToolExposure {
 pub struct RateLimit {
     /// Sustained MCP requests per minute.
     #[schemars(range(min = 1, max = 1000000))]
-    pub requests_per_minute: u32,
+    pub(crate) requests_per_minute: u32,
     /// Requests allowed at once above the sustained rate. Defaults to requestsPerMinute/6,
     /// at least 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,15 +194,15 @@ pub struct RateLimit {
 /// Bounded, jittered retries for read tools.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Total attempts including the first, 1-5.
     #[schemars(range(min = 1, max = 5))]
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// Longest wait between attempts, in seconds (a longer Retry-After is not waited for).
     /// Defaults to 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 120))]
-    pub max_backoff_seconds: Option<u32>,
+    pub(crate) max_backoff_seconds: Option<u32>,
 }
 
 /// Observed state, written by the controller.
@@ -216,19 +216,19 @@ pub struct AtomicworkMcpServerStatus {
     pub url: Option<String>,
     /// The Secret holding the token (`token` and `url` keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_secret_ref: Option<SecretRef>,
+    pub(crate) token_secret_ref: Option<SecretRef>,
     /// Number of tools the endpoint exposes.
     #[serde(default)]
-    pub tool_count: u32,
+    pub(crate) tool_count: u32,
     /// Names of the tools the endpoint exposes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<String>,
+    pub(crate) tools: Vec<String>,
     /// When the token stops working (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
+    pub(crate) expires_at: Option<String>,
     /// The spec generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
+    pub(crate) observed_generation: Option<i64>,
     /// Ready, CredentialsResolved and Expired, plus Reconciling and Stalled for kstatus
     /// (Flux, `kstatus`-based tools).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -238,7 +238,7 @@ pub struct AtomicworkMcpServerStatus {
 
 impl AtomicworkMcpServerStatus {
     /// The condition of this type, if present.
-    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+    pub(crate) fn condition(&self, type_: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.type_ == type_)
     }
 }
@@ -266,7 +266,7 @@ fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 
 /// The value of the rotate-token annotation on an object, if set: on a server the value
 /// asked for, on its token Secret the value the token was minted under.
-pub fn rotation_of(meta: &ObjectMeta) -> Option<&str> {
+pub(crate) fn rotation_of(meta: &ObjectMeta) -> Option<&str> {
     meta.annotations
         .as_ref()
         .and_then(|a| a.get(ROTATE_ANNOTATION))
@@ -275,12 +275,12 @@ pub fn rotation_of(meta: &ObjectMeta) -> Option<&str> {
 
 impl AtomicworkMcpServer {
     /// The value of the rotate-token annotation, if set.
-    pub fn rotation(&self) -> Option<&str> {
+    pub(crate) fn rotation(&self) -> Option<&str> {
         rotation_of(&self.metadata)
     }
 
     /// The display name shown to clients.
-    pub fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         self.spec
             .display_name
             .clone()

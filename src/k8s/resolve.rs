@@ -9,20 +9,20 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
-use crate::catalog::{Catalog, ToolFilter, ToolSet, filter};
-use crate::crd::{AtomicworkMcpServer, ToolExposure};
-use crate::registry::{Exposure, RateLimitSettings, ServerId, ServerView};
-use crate::secret::{Secret, TokenHash};
-use crate::upstream::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
+use crate::core::catalog::{Catalog, ToolFilter, ToolSet, filter};
+use crate::core::secret::{Secret, TokenHash};
+use crate::core::server::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
+use crate::core::server::{Exposure, RateLimitSettings, ServerId, ServerView};
+use crate::k8s::crd::{AtomicworkMcpServer, ToolExposure};
 
 /// Shortest lifetime a server may be created with.
-pub const MIN_LIFETIME: Duration = Duration::from_secs(60);
+pub(crate) const MIN_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Secret data by key, as the API server returns it (already base64-decoded).
 pub type SecretData = BTreeMap<String, Vec<u8>>;
 
 /// A Secret's values as the API server would store them: `data` decoded, `stringData` on top.
-pub fn secret_data(secret: &K8sSecret) -> SecretData {
+pub(crate) fn secret_data(secret: &K8sSecret) -> SecretData {
     let mut out: SecretData = secret
         .data
         .iter()
@@ -91,7 +91,7 @@ pub enum Problem {
 
 impl Problem {
     /// The condition reason.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Problem::InvalidSpec(_) => "InvalidSpec",
             Problem::SecretNotFound { .. } => "SecretNotFound",
@@ -103,7 +103,7 @@ impl Problem {
 
     /// The manifest field the problem is about, as a path such as `spec.rateLimit.burst`,
     /// when it is about one. `InvalidSpec` messages start with that path.
-    pub fn field(&self) -> Option<&str> {
+    pub(crate) fn field(&self) -> Option<&str> {
         match self {
             Problem::InvalidSpec(message) => {
                 let end = message
@@ -121,7 +121,7 @@ impl Problem {
     }
 
     /// True when the problem is with the referenced Secrets.
-    pub fn is_credentials(&self) -> bool {
+    pub(crate) fn is_credentials(&self) -> bool {
         matches!(
             self,
             Problem::SecretNotFound { .. } | Problem::SecretKeyMissing { .. }
@@ -132,10 +132,10 @@ impl Problem {
 /// The outcome of resolving one resource.
 #[derive(Debug)]
 pub struct Resolution {
-    pub id: ServerId,
+    pub(crate) id: ServerId,
     /// The filtered tools (empty when the filters are invalid).
-    pub tools: Arc<ToolSet>,
-    pub expires_at: Option<Timestamp>,
+    pub(crate) tools: Arc<ToolSet>,
+    pub(crate) expires_at: Option<Timestamp>,
     /// The server to serve, or why not.
     pub view: Result<ServerView, Problem>,
 }
@@ -186,7 +186,7 @@ fn build_view(
     opts: &ResolveOptions,
 ) -> Result<ServerView, Problem> {
     let spec = &server.spec;
-    crate::spec_check::check_bounds(spec).map_err(Problem::InvalidSpec)?;
+    crate::k8s::spec_check::check_bounds(spec).map_err(Problem::InvalidSpec)?;
     check_lifetime(server, expires_at)?;
     let base_url = match &opts.base_url_override {
         Some(url) => url.clone(),
@@ -264,7 +264,7 @@ pub fn tool_filter(server: &AtomicworkMcpServer) -> ToolFilter {
 }
 
 /// `spec.expiresAt` as an instant.
-pub fn parse_expiry(server: &AtomicworkMcpServer) -> Result<Option<Timestamp>, Problem> {
+pub(crate) fn parse_expiry(server: &AtomicworkMcpServer) -> Result<Option<Timestamp>, Problem> {
     match server.spec.expires_at.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(text) => text.parse::<Timestamp>().map(Some).map_err(|e| {

@@ -6,48 +6,11 @@ use std::sync::{Arc, OnceLock};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{Tool, ToolSet, invalid_arguments_text, problem_text};
-use crate::upstream::ToolResult;
-
-pub const SEARCH_TOOLS: &str = "search_tools";
-pub const GET_TOOL_SCHEMA: &str = "get_tool_schema";
-pub const CALL_TOOL: &str = "call_tool";
-
-/// Most results `search_tools` returns.
-pub const MAX_SEARCH_LIMIT: usize = 50;
-
-/// The input schema of a meta-tool (`Null` for a name that is not one).
-fn input_schema(name: &str) -> Value {
-    match name {
-        SEARCH_TOOLS => json!({
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "description": "Words describing what you want to do."},
-                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_LIMIT, "description": "Most results to return (default 10)."}
-            },
-            "required": ["query"],
-            "additionalProperties": false
-        }),
-        GET_TOOL_SCHEMA => json!({
-            "type": "object",
-            "properties": {
-                "tool_names": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 5, "description": "Tool names from search_tools."}
-            },
-            "required": ["tool_names"],
-            "additionalProperties": false
-        }),
-        CALL_TOOL => json!({
-            "type": "object",
-            "properties": {
-                "tool_name": {"type": "string", "description": "A tool name from search_tools."},
-                "arguments": {"type": "object", "description": "Arguments for the tool."}
-            },
-            "required": ["tool_name"],
-            "additionalProperties": false
-        }),
-        _ => Value::Null,
-    }
-}
+use crate::core::catalog::meta_tools::{
+    CALL_TOOL, GET_TOOL_SCHEMA, MAX_SEARCH_LIMIT, SEARCH_TOOLS, input_schema,
+};
+use crate::core::catalog::{Tool, ToolSet, invalid_arguments_text, problem_text};
+use crate::core::tool_result::ToolResult;
 
 /// The meta-tools' input schemas, compiled once.
 fn validators() -> &'static [(&'static str, Option<jsonschema::Validator>)] {
@@ -87,46 +50,8 @@ fn check_arguments(name: &str, args: &Value) -> Result<(), String> {
     }
 }
 
-/// The `tools/list` entries of the meta-tools. `call_tool`'s annotations describe the
-/// most dangerous tool it can reach on this server.
-pub fn listing(set: &ToolSet) -> Value {
-    let read_only = set.tools().iter().all(|t| t.annotations.read_only_hint);
-    let destructive = set
-        .tools()
-        .iter()
-        .any(|t| !t.annotations.read_only_hint && t.annotations.destructive_hint);
-    json!([
-        {
-            "name": SEARCH_TOOLS,
-            "title": "Search tools",
-            "description": "Find the Atomicwork tools this server offers. Ranks tools by how well their name, title, description and tags match the query (e.g. \"change activity notes\", \"assets\"). Then call get_tool_schema for the arguments and call_tool to run one.",
-            "inputSchema": input_schema(SEARCH_TOOLS),
-            "annotations": {"title": "Search tools", "readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
-        },
-        {
-            "name": GET_TOOL_SCHEMA,
-            "title": "Get tool schemas",
-            "description": "Return the full description and input schema of 1 to 5 tools found with search_tools.",
-            "inputSchema": input_schema(GET_TOOL_SCHEMA),
-            "annotations": {"title": "Get tool schemas", "readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
-        },
-        {
-            "name": CALL_TOOL,
-            "title": "Call a tool",
-            "description": "Run one of this server's tools by name with arguments matching its schema (see get_tool_schema).",
-            "inputSchema": input_schema(CALL_TOOL),
-            "annotations": {"title": "Call a tool", "readOnlyHint": read_only, "destructiveHint": destructive, "idempotentHint": false, "openWorldHint": false}
-        }
-    ])
-}
-
-/// True for the names of the meta-tools.
-pub fn is_meta_tool(name: &str) -> bool {
-    matches!(name, SEARCH_TOOLS | GET_TOOL_SCHEMA | CALL_TOOL)
-}
-
 /// Tools of the set ranked against a free-text query, best first.
-pub fn search<'a>(set: &'a ToolSet, query: &str, limit: usize) -> Vec<&'a Arc<Tool>> {
+pub(crate) fn search<'a>(set: &'a ToolSet, query: &str, limit: usize) -> Vec<&'a Arc<Tool>> {
     let words: Vec<String> = query
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -183,7 +108,7 @@ fn score(tool: &Tool, words: &[String]) -> u32 {
 }
 
 /// A short summary of a tool for search results.
-pub fn summary(tool: &Tool) -> Value {
+pub(crate) fn summary(tool: &Tool) -> Value {
     json!({
         "name": tool.name(),
         "title": tool.source.title,
@@ -194,7 +119,7 @@ pub fn summary(tool: &Tool) -> Value {
 }
 
 /// What a meta-tool call comes to: an answer, or a real tool to run.
-pub enum MetaOutcome {
+pub(crate) enum MetaOutcome {
     /// Answered without the upstream.
     Done(ToolResult),
     /// Run this tool of the set with these arguments.
@@ -214,7 +139,7 @@ fn tools_result(list: String, text: Option<String>) -> ToolResult {
 
 /// Runs `search_tools` or `get_tool_schema`, or unwraps `call_tool`, confined to `set`.
 /// The arguments are checked against the meta-tool's input schema first.
-pub fn meta_call(set: &ToolSet, name: &str, args: Map<String, Value>) -> MetaOutcome {
+pub(crate) fn meta_call(set: &ToolSet, name: &str, args: Map<String, Value>) -> MetaOutcome {
     let args = Value::Object(args);
     if let Err(text) = check_arguments(name, &args) {
         return MetaOutcome::Done(ToolResult::error(text));
@@ -300,7 +225,8 @@ pub fn meta_call(set: &ToolSet, name: &str, args: Map<String, Value>) -> MetaOut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::core::catalog::Catalog;
+    use crate::core::catalog::meta_tools::listing;
 
     fn all() -> std::sync::Arc<ToolSet> {
         let c = Catalog::builtin().expect("catalog");

@@ -27,20 +27,20 @@ use tower::ServiceExt as _;
 
 /// The largest connection cap accepted: far above what one process can serve, and low
 /// enough to count every slot back at shutdown.
-pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+pub(crate) const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 
 /// What one client connection may hold and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Most connections served at once (1 to [`MAX_CONNECTIONS_LIMIT`]); further
     /// connections wait in the listen backlog until one closes.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Longest from the first byte of a request to the end of its headers; then the
     /// connection is closed.
     pub header_read_timeout: Duration,
     /// Longest from the end of a request's headers to the end of its body; the data
     /// plane then answers 408 and closes the connection.
-    pub body_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
     /// Longest a connection may stay open with no request on it (a new connection
     /// included: HTTP clients open spare ones for their pools), or with an answer its
     /// client does not read; then it is closed.
@@ -50,7 +50,7 @@ pub struct ConnectionLimits {
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, closes
 /// every connection with no request in progress, lets every request in progress finish
 /// and returns once every connection is closed.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,

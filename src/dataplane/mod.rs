@@ -1,5 +1,13 @@
-//! The HTTP face of the data plane: routing, access control, limits, health, metrics and
-//! logs around [`crate::mcp`]. Stateless; every replica serves every server.
+//! The data plane: the HTTP face (here: routing, access control, limits, health, metrics
+//! and logs around [`crate::mcp`]), its accept loop (`connections`), the lock-free
+//! [`registry`] of served servers and what keeps it current in a cluster ([`feed`]; local
+//! mode feeds it from manifest files instead). Stateless; every replica serves every
+//! server.
+
+pub(crate) mod connections;
+pub mod feed;
+pub(crate) mod metrics;
+pub mod registry;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -17,28 +25,30 @@ use futures::StreamExt as _;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::catalog::Tool;
-pub use crate::connections::ConnectionLimits;
+use crate::core::catalog::Tool;
+use crate::core::server::{Refusal, ServerView};
+use crate::dataplane::metrics::{CallLabels, Metrics, ToolLabels};
+use crate::dataplane::registry::Registry;
 use crate::mcp::{self, CallGate, Reply, ServerIdentity, ToolRunner, code};
-use crate::metrics::{CallLabels, Metrics, OPENMETRICS_CONTENT_TYPE, ToolLabels};
-use crate::registry::{Refusal, Registry, ServerView};
+use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::upstream::{CallOutcome, Upstream};
+pub(crate) use connections::ConnectionLimits;
 
 /// Largest request body by default: room for the file tools' base64 uploads.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
 /// Longest a request may take by default (Claude waits up to 300 s for a tool).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest a client may take by default to send a request's headers.
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client may take by default to send a request's body once its headers are in.
-pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a connection may stay open by default with no request on it. Longer than the
 /// 60 s idle timeout of common load balancers and the 90 s pool idle timeout of common
 /// HTTP clients, so they close first and never reuse a connection the data plane is
 /// closing.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most client connections served at once by default.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// Deployment settings of the data plane.
 #[derive(Debug, Clone)]
@@ -121,7 +131,7 @@ impl DataplaneConfig {
     }
 
     /// Loopback defaults when bound to this machine only, otherwise the cluster defaults.
-    pub fn for_listen(addr: SocketAddr) -> Self {
+    pub(crate) fn for_listen(addr: SocketAddr) -> Self {
         if addr.ip().is_loopback() {
             Self::loopback()
         } else {
@@ -164,11 +174,11 @@ fn strip_port(host: &str) -> &str {
 
 /// Shared state of the data plane.
 pub struct Dataplane {
-    pub registry: Arc<Registry>,
-    pub upstream: Upstream,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) upstream: Upstream,
     pub metrics: Metrics,
-    pub config: DataplaneConfig,
-    pub identity: ServerIdentity,
+    pub(crate) config: DataplaneConfig,
+    pub(crate) identity: ServerIdentity,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -218,7 +228,7 @@ const BELOW_MCP_ROUTES: [&str; 2] = ["/mcp/{token}/", "/mcp/{token}/{*rest}"];
 
 /// The data plane's routes. Only the MCP endpoint reads a request body, and only after
 /// the request has passed every check that needs no body.
-pub fn router(dp: Arc<Dataplane>) -> Router {
+pub(crate) fn router(dp: Arc<Dataplane>) -> Router {
     let timeout = dp.config.request_timeout;
     Router::new()
         .route(MCP_ROUTE, any(mcp_endpoint))
@@ -242,7 +252,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = dp.config.connections;
-    crate::connections::serve(listener, router(dp), limits, shutdown).await
+    crate::dataplane::connections::serve(listener, router(dp), limits, shutdown).await
 }
 
 /// When a request started, so the MCP handler can stop at the request's deadline with an

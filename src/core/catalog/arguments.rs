@@ -6,9 +6,9 @@ use jsonschema::ValidationError;
 use jsonschema::error::ValidationErrorKind;
 
 /// Most problems listed in one invalid-arguments message; the rest are counted.
-pub const MAX_PROBLEMS_LISTED: usize = 8;
+pub(crate) const MAX_PROBLEMS_LISTED: usize = 8;
 /// Most unknown argument names listed in one problem; the rest are counted.
-pub const MAX_UNKNOWN_LISTED: usize = 5;
+pub(crate) const MAX_UNKNOWN_LISTED: usize = 5;
 /// Longest problem text, in characters (a problem can quote a value that was sent).
 const MAX_PROBLEM_CHARS: usize = 300;
 /// Longest argument name quoted, in characters.
@@ -73,7 +73,7 @@ fn unknown_names(unexpected: &[String], top: bool) -> String {
 
 /// The text of an invalid-arguments error for `tool`: the first problems, the number of
 /// the others, and what to do.
-pub fn invalid_arguments_text(tool: &str, problems: &[String]) -> String {
+pub(crate) fn invalid_arguments_text(tool: &str, problems: &[String]) -> String {
     let mut listed = problems[..problems.len().min(MAX_PROBLEMS_LISTED)].join("; ");
     let more = problems.len().saturating_sub(MAX_PROBLEMS_LISTED);
     if more > 0 {

@@ -17,23 +17,27 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Catalog;
-use crate::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
-use crate::registry::{Registry, ServerView};
-use crate::resolve::{self, ResolveOptions, SecretData, SecretLookup};
-use crate::secret::TokenHash;
+use super::registry::Registry;
+use crate::core::catalog::Catalog;
+use crate::core::secret::TokenHash;
+use crate::core::server::ServerView;
+use crate::core::token::{TokenRecord, token_secret_name};
+use crate::k8s::crd::{AtomicworkMcpServer, GROUP, ROTATE_ANNOTATION};
+use crate::k8s::resolve::{self, ResolveOptions, SecretData, SecretLookup, secret_data};
+use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
+use crate::k8s::token_secret::{TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of};
 
-use super::reconcile::{TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of};
-use super::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
-use crate::resolve::secret_data;
-use crate::token::{TokenRecord, token_secret_name};
-
-/// The calls the feed makes: watches only, the same servers and Secrets the controller
+/// The calls the feed makes: watches only, of the same servers and Secrets the controller
 /// watches.
-pub const API_CALLS: &[ApiCall] = super::API_CALLS;
+pub const API_CALLS: &[ApiCall] = &[
+    (GROUP, "atomicworkmcpservers", "list"),
+    (GROUP, "atomicworkmcpservers", "watch"),
+    ("", "secrets", "list"),
+    ("", "secrets", "watch"),
+];
 
 /// How long changes are gathered before the registry is rebuilt once for all of them.
-pub const DEBOUNCE: Duration = Duration::from_millis(50);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Rebuild this often anyway, so entries whose expiry passed become expiry-only entries.
 const RESYNC: Duration = Duration::from_secs(300);
 
@@ -45,7 +49,7 @@ pub struct FeedOptions {
 }
 
 /// Finds a Secret by namespace and name.
-pub type SecretSource<'a> = &'a dyn Fn(&str, &str) -> Option<Arc<K8sSecret>>;
+pub(crate) type SecretSource<'a> = &'a dyn Fn(&str, &str) -> Option<Arc<K8sSecret>>;
 
 struct Lookup<'a>(SecretSource<'a>);
 
@@ -125,7 +129,7 @@ impl Stores {
 
 /// Keeps `registry` current until `stop` is cancelled; marks it ready after the first
 /// complete sync.
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     scope: &Scope,
     registry: Arc<Registry>,

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 pub struct Secret(Arc<str>);
 
 impl Secret {
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
+    pub(crate) fn new(value: impl Into<Arc<str>>) -> Self {
         Secret(value.into())
     }
 
@@ -21,12 +21,8 @@ impl Secret {
         &self.0
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// SHA-256 digest, the form in which tokens are indexed and compared.
-    pub fn digest(&self) -> TokenHash {
+    pub(crate) fn digest(&self) -> TokenHash {
         TokenHash::of(self.expose())
     }
 }
@@ -54,7 +50,7 @@ impl TokenHash {
     }
 
     /// Constant-time equality, for comparing against a list of accepted digests.
-    pub fn ct_eq(&self, other: &TokenHash) -> bool {
+    pub(crate) fn ct_eq(&self, other: &TokenHash) -> bool {
         self.0.ct_eq(&other.0).into()
     }
 }

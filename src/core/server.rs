@@ -1,0 +1,239 @@
+//! A server as the data plane serves it: its identity, its filtered tools, how it is
+//! reached upstream and who may use it. Built from a resource by `k8s::resolve` (in the
+//! cluster feed, the controller and local mode alike), kept by the data plane's registry
+//! and read on every request.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use crate::core::catalog::ToolSet;
+use crate::core::secret::{Secret, TokenHash};
+
+/// Default cap on the characters of one tool result.
+pub(crate) const DEFAULT_MAX_RESULT_CHARS: usize = 150_000;
+
+/// Namespace and name of the resource a server comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerId {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+}
+
+impl ServerId {
+    pub(crate) fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ServerId {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// How tools are presented to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Exposure {
+    #[default]
+    All,
+    /// Only the three discovery meta-tools are listed.
+    Discovery,
+}
+
+/// Sustained rate and burst of a server's token bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RateLimitSettings {
+    pub(crate) per_minute: u32,
+    pub(crate) burst: u32,
+}
+
+/// Everything the data plane needs to answer one server's requests.
+#[derive(Debug)]
+pub struct ServerView {
+    pub id: ServerId,
+    /// `id` as `namespace/name`, written once for metric labels and logs.
+    pub(crate) id_label: Arc<str>,
+    pub(crate) display_name: String,
+    pub(crate) tools: Arc<ToolSet>,
+    pub(crate) exposure: Exposure,
+    pub(crate) target: Target,
+    pub expires_at: Option<Timestamp>,
+    pub(crate) suspended: bool,
+    /// Digests of accepted client bearer tokens; `Some` means a bearer token is required.
+    pub(crate) client_tokens: Option<Arc<[TokenHash]>>,
+    pub(crate) rate_limit: Option<RateLimitSettings>,
+    /// Kept across updates of the same server with the same settings.
+    pub(crate) limiter: Option<Arc<TokenBucket>>,
+}
+
+/// Why a request to a known server is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Expired,
+    Suspended,
+    BearerMissing,
+    BearerInvalid,
+}
+
+impl ServerView {
+    /// An expired server's entry: it keeps the URL known so every request learns why it
+    /// is refused (403, "expired at `at`"), and carries no tools and no credentials, so
+    /// nothing could be reached through it even if the clock went back.
+    pub(crate) fn expired(id: ServerId, display_name: String, at: Timestamp) -> ServerView {
+        ServerView {
+            id_label: id.to_string().into(),
+            id,
+            display_name,
+            tools: Arc::new(ToolSet::new(Vec::new())),
+            exposure: Exposure::All,
+            target: Target::new(String::new(), Secret::new("")),
+            expires_at: Some(at),
+            suspended: false,
+            client_tokens: None,
+            rate_limit: None,
+            limiter: None,
+        }
+    }
+
+    /// Checks expiry (by the clock, now), suspension and the bearer token.
+    pub(crate) fn admit(&self, now: Timestamp, bearer: Option<&str>) -> Result<(), Refusal> {
+        if self.expires_at.is_some_and(|at| now >= at) {
+            return Err(Refusal::Expired);
+        }
+        if self.suspended {
+            return Err(Refusal::Suspended);
+        }
+        if let Some(accepted) = &self.client_tokens {
+            let presented = bearer.ok_or(Refusal::BearerMissing)?;
+            let digest = TokenHash::of(presented);
+            // Compare against every accepted digest so the time taken says nothing about
+            // which (if any) matched.
+            let matched = accepted
+                .iter()
+                .fold(false, |found, d| d.ct_eq(&digest) | found);
+            if !matched {
+                return Err(Refusal::BearerInvalid);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A token bucket refilled continuously.
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    settings: RateLimitSettings,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(settings: RateLimitSettings) -> Self {
+        TokenBucket {
+            settings,
+            state: Mutex::new((f64::from(settings.burst), Instant::now())),
+        }
+    }
+
+    /// Takes one token, or says in how many seconds one will be available.
+    pub(crate) fn try_acquire(&self) -> Result<(), u64> {
+        self.try_acquire_at(Instant::now())
+    }
+
+    fn try_acquire_at(&self, now: Instant) -> Result<(), u64> {
+        let rate = f64::from(self.settings.per_minute.max(1)) / 60.0;
+        let mut guard = match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (tokens, last) = &mut *guard;
+        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
+        *tokens = (*tokens + elapsed * rate).min(f64::from(self.settings.burst.max(1)));
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// How a server reaches Atomicwork: its upstream settings, resolved from the resource spec.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    /// Tenant base URL, e.g. `https://acme.atomicwork.com` (catalog paths add `/api/v1`).
+    pub(crate) base_url: String,
+    pub(crate) api_key: Secret,
+    /// Default workspace, for `X-Workspace-Id` and `{workspace_id}` in paths.
+    pub(crate) workspace_id: Option<String>,
+    /// Write tools return the request they would send instead of sending it.
+    pub(crate) dry_run: bool,
+    /// Opt-in retries; applied to read tools only.
+    pub(crate) retry: Option<RetryPolicy>,
+    /// Per-call timeout; `None` uses [`UpstreamOptions::default_timeout`].
+    pub(crate) timeout: Option<Duration>,
+    /// Longest result text, in characters.
+    pub(crate) max_result_chars: usize,
+    /// Added as the first text block of every result (e.g. a sandbox notice).
+    pub(crate) notice: Option<Arc<str>>,
+}
+
+impl Target {
+    /// A target with the defaults: no workspace, no dry run, no retries, default timeout
+    /// and result cap, no notice.
+    pub(crate) fn new(base_url: impl Into<String>, api_key: Secret) -> Self {
+        Target {
+            base_url: base_url.into(),
+            api_key,
+            workspace_id: None,
+            dry_run: false,
+            retry: None,
+            timeout: None,
+            max_result_chars: DEFAULT_MAX_RESULT_CHARS,
+            notice: None,
+        }
+    }
+}
+
+/// Bounded retries with full-jitter exponential backoff.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RetryPolicy {
+    /// Total attempts, including the first.
+    pub(crate) max_attempts: u32,
+    /// Longest wait between attempts; a longer `Retry-After` ends the retries.
+    pub(crate) max_backoff: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_expired_entry_refuses_as_expired_and_has_nothing_to_call() {
+        let at = Timestamp::from_second(1_800_000_000).expect("instant");
+        let view = ServerView::expired(ServerId::new("ns", "a"), "A".into(), at);
+        assert_eq!(view.admit(at, None), Err(Refusal::Expired));
+        assert!(view.tools.is_empty());
+        assert_eq!(view.target.api_key.expose(), "");
+    }
+
+    #[test]
+    fn bucket_allows_burst_then_refuses_with_wait() {
+        let b = TokenBucket::new(RateLimitSettings {
+            per_minute: 60,
+            burst: 2,
+        });
+        let t0 = Instant::now();
+        assert!(b.try_acquire_at(t0).is_ok());
+        assert!(b.try_acquire_at(t0).is_ok());
+        assert_eq!(b.try_acquire_at(t0), Err(1));
+        assert!(b.try_acquire_at(t0 + Duration::from_millis(1100)).is_ok());
+    }
+}

@@ -1,0 +1,118 @@
+//! The data plane's live view: token digest → server. Fed by the cluster watch or by local
+//! manifests; read on every request without locks.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::core::secret::TokenHash;
+use crate::core::server::{ServerId, ServerView, TokenBucket};
+
+#[derive(Default)]
+struct Snapshot {
+    by_token: HashMap<TokenHash, Arc<ServerView>>,
+    by_id: HashMap<ServerId, TokenHash>,
+}
+
+/// The registry. Reads are a lock-free pointer load; each update swaps in a whole new map,
+/// so a request sees either the old or the new state of a server, never a mix.
+#[derive(Default)]
+pub struct Registry {
+    snapshot: ArcSwap<Snapshot>,
+    writer: Mutex<()>,
+    ready: AtomicBool,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("servers", &self.len())
+            .finish()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The server a presented URL token belongs to.
+    pub fn lookup(&self, token: &str) -> Option<Arc<ServerView>> {
+        let hash = TokenHash::of(token);
+        self.snapshot.load().by_token.get(&hash).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.snapshot.load().by_token.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True once the first full load has been applied.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Sets (or, with `None`, removes) one server; a new token replaces the old at once.
+    pub fn upsert(&self, id: &ServerId, entry: Option<(TokenHash, ServerView)>) {
+        let _guard = self.lock_writer();
+        let current = self.snapshot.load_full();
+        let mut next = Snapshot {
+            by_token: current.by_token.clone(),
+            by_id: current.by_id.clone(),
+        };
+        let previous = next.by_id.remove(id).and_then(|h| next.by_token.remove(&h));
+        if let Some((hash, mut view)) = entry {
+            keep_limiter(&mut view, previous.as_deref());
+            next.by_id.insert(id.clone(), hash);
+            next.by_token.insert(hash, Arc::new(view));
+        }
+        self.snapshot.store(Arc::new(next));
+    }
+
+    /// Replaces every server at once (a full resync).
+    pub fn replace_all(&self, entries: impl IntoIterator<Item = (TokenHash, ServerView)>) {
+        let _guard = self.lock_writer();
+        let current = self.snapshot.load_full();
+        let mut next = Snapshot::default();
+        for (hash, mut view) in entries {
+            let previous = current
+                .by_id
+                .get(&view.id)
+                .and_then(|h| current.by_token.get(h));
+            keep_limiter(&mut view, previous.map(Arc::as_ref));
+            if let Some(old) = next.by_id.insert(view.id.clone(), hash) {
+                next.by_token.remove(&old);
+            }
+            next.by_token.insert(hash, Arc::new(view));
+        }
+        self.snapshot.store(Arc::new(next));
+    }
+
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        match self.writer.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// A server's rate-limit state survives updates that leave its limit unchanged.
+fn keep_limiter(view: &mut ServerView, previous: Option<&ServerView>) {
+    view.limiter = match (view.rate_limit, previous) {
+        (None, _) => None,
+        (Some(s), Some(old)) if old.rate_limit == Some(s) && old.limiter.is_some() => {
+            old.limiter.clone()
+        }
+        (Some(s), _) => Some(Arc::new(TokenBucket::new(s))),
+    };
+}

@@ -1,0 +1,238 @@
+//! The `tools/call` flow: the tool looked up (or a discovery meta-tool run), the default
+//! workspace filled in, the arguments checked against the tool's schema, the rate limit
+//! applied, the call run through the [`ToolRunner`], and the result written as MCP wants
+//! it, every error text capped on the way.
+
+use http::{HeaderValue, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::discovery;
+use super::eras::{Era, META_CLIENT_INFO, header_str};
+use super::escape::push_json_str;
+use super::handlers::Ctx;
+use super::jsonrpc::{CallRecord, Reply, code};
+use super::{CallGate, ToolRunner};
+use crate::core::catalog::Tool;
+use crate::core::server::{Exposure, ServerView};
+use crate::core::tool_result::ToolResult;
+use crate::upstream::{CallOutcome, OutcomeClass, RateLimitInfo};
+
+/// Answers `tools/call`: finds the tool (or runs a discovery meta-tool), fills the
+/// default workspace, checks the arguments and the rate limit, then runs the call.
+pub(super) async fn tools_call<R: ToolRunner, G: CallGate>(
+    ctx: &Ctx<'_, '_>,
+    params: Value,
+    runner: &R,
+    gate: &G,
+) -> Reply {
+    let Value::Object(mut params) = params else {
+        return ctx.err(code::INVALID_PARAMS, "params must be an object", None);
+    };
+    let arguments = params.remove("arguments");
+    let Some(name) = params.get("name").and_then(Value::as_str) else {
+        return ctx.err(
+            code::INVALID_PARAMS,
+            "params.name (the tool name) is required",
+            None,
+        );
+    };
+    let args = match arguments {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return ctx.err(
+                code::INVALID_PARAMS,
+                "params.arguments must be an object",
+                None,
+            );
+        }
+    };
+    let client = client_name(ctx, &params);
+    let view = ctx.req.view;
+    let (tool, mut args) = match view.exposure {
+        Exposure::All => match view.tools.get(name) {
+            Some(t) => (t.clone(), args),
+            None => return unknown_tool(ctx, name, false),
+        },
+        Exposure::Discovery => {
+            if !crate::core::catalog::meta_tools::is_meta_tool(name) {
+                return unknown_tool(ctx, name, true);
+            }
+            match discovery::meta_call(&view.tools, name, args) {
+                discovery::MetaOutcome::Done(result) => {
+                    return finish_call(ctx, name, client, local_outcome(result));
+                }
+                discovery::MetaOutcome::Call(tool, args) => (tool, args),
+            }
+        }
+    };
+    fill_default_workspace(&tool, &mut args, view);
+    // The schema validator reads a JSON value: the map is wrapped for it and unwrapped
+    // again at once.
+    let args = Value::Object(args);
+    if let Err(problems) = tool.validate_value(&args) {
+        let text = crate::core::catalog::invalid_arguments_text(tool.name(), &problems);
+        let mut out = local_outcome(ToolResult::error(text));
+        out.class = OutcomeClass::InvalidArguments;
+        return finish_call(ctx, tool.name(), client, out);
+    }
+    let Value::Object(args) = args else {
+        unreachable!("the arguments were wrapped as an object just above");
+    };
+    if let Err(wait) = gate.admit_call(view) {
+        let text = format!(
+            "Rate limited: this MCP server allows {} tool calls per minute. Wait {wait} seconds, then retry.",
+            view.rate_limit.map(|r| r.per_minute).unwrap_or_default()
+        );
+        let mut out = local_outcome(ToolResult::error(text));
+        out.class = OutcomeClass::RateLimited;
+        out.rate_limit = Some(RateLimitInfo {
+            limit: view.rate_limit.map(|r| format!("{};w=60", r.per_minute)),
+            remaining: Some(0),
+            reset: Some(wait),
+            retry_after: Some(wait),
+        });
+        let mut reply = finish_call(ctx, tool.name(), client, out);
+        reply.status = StatusCode::TOO_MANY_REQUESTS;
+        reply.outcome = "rate_limited";
+        return reply;
+    }
+    let outcome = runner.run(view, &tool, args).await;
+    finish_call(ctx, tool.name(), client, outcome)
+}
+
+fn unknown_tool(ctx: &Ctx<'_, '_>, name: &str, discovery_mode: bool) -> Reply {
+    let message = if discovery_mode {
+        format!(
+            "Unknown tool: {name}. This server uses discovery: call search_tools to find tools, get_tool_schema for their arguments and call_tool to run them"
+        )
+    } else {
+        format!("Unknown tool: {name}")
+    };
+    let mut reply = ctx.err(code::INVALID_PARAMS, &message, None);
+    reply.outcome = "unknown_tool";
+    reply
+}
+
+fn local_outcome(result: ToolResult) -> CallOutcome {
+    let class = if result.is_error {
+        OutcomeClass::InvalidArguments
+    } else {
+        OutcomeClass::Ok
+    };
+    CallOutcome {
+        result,
+        upstream_status: None,
+        rate_limit: None,
+        class,
+        attempts: 0,
+        upstream_latency: std::time::Duration::ZERO,
+    }
+}
+
+fn finish_call(
+    ctx: &Ctx<'_, '_>,
+    tool: &str,
+    client: Option<String>,
+    mut out: CallOutcome,
+) -> Reply {
+    // Every error text is capped here, whichever part of the server wrote it.
+    out.result
+        .cap_error_text(ctx.req.view.target.api_key.expose());
+    let body = call_result_body(ctx, &out.result);
+    let mut reply = Reply::json(StatusCode::OK, body, out.class.label());
+    if let Some(rl) = &out.rate_limit {
+        for (name, value) in rl.headers() {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                reply.headers.insert(name, v);
+            }
+        }
+    }
+    reply.call = Some(CallRecord {
+        tool: tool.to_string(),
+        outcome: out.class.label(),
+        upstream_status: out.upstream_status,
+        upstream_latency: out.upstream_latency,
+        attempts: out.attempts,
+        client,
+    });
+    reply
+}
+
+/// A `tools/call` result as MCP wants it, written straight from the tool result: the
+/// upstream answer is the bulk of it, embedded once as escaped text and once verbatim as
+/// structured content, and never parsed or copied on the way.
+pub(super) fn call_result_body(ctx: &Ctx<'_, '_>, result: &ToolResult) -> Vec<u8> {
+    let stateless = ctx.era == Era::Stateless;
+    let text_len: usize = result.content.iter().map(|t| t.len() + 32).sum();
+    let raw_len = result.structured.as_ref().map_or(0, |s| s.get().len());
+    let mut out = ctx.head(text_len + raw_len + 160);
+    out.extend_from_slice(br#"{"content":["#);
+    for (i, text) in result.content.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"type":"text","text":"#);
+        push_json_str(&mut out, text);
+        out.push(b'}');
+    }
+    out.push(b']');
+    // Before the stateless revision structuredContent must be an object.
+    if let Some(structured) = result
+        .structured
+        .as_deref()
+        .filter(|s| stateless || s.get().starts_with('{'))
+    {
+        out.extend_from_slice(br#","structuredContent":"#);
+        out.extend_from_slice(structured.get().as_bytes());
+    }
+    out.extend_from_slice(if result.is_error {
+        br#","isError":true"#
+    } else {
+        br#","isError":false"#
+    });
+    if stateless {
+        out.extend_from_slice(br#","resultType":"complete","#);
+        ctx.push_meta(&mut out);
+    }
+    out.extend_from_slice(b"}}");
+    out
+}
+
+fn client_name(ctx: &Ctx<'_, '_>, params: &Map<String, Value>) -> Option<String> {
+    params
+        .get("_meta")
+        .and_then(|m| m.get(META_CLIENT_INFO))
+        .and_then(|c| c.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| header_str(ctx.req.headers, "user-agent"))
+        .map(|s| s.chars().filter(|c| !c.is_control()).take(64).collect())
+}
+
+/// Puts the server's default workspace into `workspace_id` when the call names none, so
+/// argument checks that need a workspace see it, typed as the tool's schema wants.
+fn fill_default_workspace(tool: &Tool, args: &mut Map<String, Value>, view: &ServerView) {
+    let Some(ws) = &view.target.workspace_id else {
+        return;
+    };
+    if args
+        .get(crate::core::catalog::WORKSPACE_ARG)
+        .is_some_and(|v| !v.is_null())
+    {
+        return;
+    }
+    let Some(param) = tool.param(crate::core::catalog::WORKSPACE_ARG) else {
+        return;
+    };
+    let wants_integer = param
+        .schema
+        .as_ref()
+        .and_then(|s| s.get("type"))
+        .is_some_and(|t| t == "integer");
+    let value = match ws.parse::<i64>() {
+        Ok(n) if wants_integer => json!(n),
+        _ => json!(ws),
+    };
+    args.insert(crate::core::catalog::WORKSPACE_ARG.into(), value);
+}
