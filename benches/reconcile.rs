@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use atomicwork_mcp::controller::metrics::ControllerMetrics;
-use atomicwork_mcp::controller::reconcile::{self, Observed, Settings, TokenPlan};
+use atomicwork_mcp::controller::reconcile::{self, Observed, RecordPlan, Settings, TokenPlan};
 use atomicwork_mcp::controller::{Context, reconcile as run_reconcile};
 use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::dataplane::feed::{self, FeedOptions};
@@ -44,6 +44,7 @@ fn main() {
 fn settings() -> Settings {
     Settings {
         public_url: "https://mcp.example.com".into(),
+        runtime_namespace: "bench-operator".into(),
         ..Settings::default()
     }
 }
@@ -99,35 +100,44 @@ fn pure(catalog: &Arc<Catalog>) {
                 server: s,
                 secrets: &secrets,
                 token_secret: None,
+                runtime_record: None,
             };
             reconcile::desired(&observed, catalog, &settings, now, &mint).expect("desired")
         })
         .collect();
     let first_cost = started.elapsed();
 
-    let settled: Vec<(AtomicworkMcpServer, K8sSecret)> = servers
+    let settled: Vec<(AtomicworkMcpServer, K8sSecret, K8sSecret)> = servers
         .iter()
         .zip(&first)
         .map(|(s, d)| {
             let TokenPlan::Apply(secret) = &d.token else {
                 panic!("first reconcile mints")
             };
+            let RecordPlan::Apply(record) = &d.runtime else {
+                panic!("first reconcile writes the runtime record")
+            };
             let mut s = s.clone();
             s.status = Some(d.status.clone());
-            (s, secret.as_ref().clone())
+            (s, secret.as_ref().clone(), record.as_ref().clone())
         })
         .collect();
     let rounds = 5;
     let started = Instant::now();
     for _ in 0..rounds {
-        for (s, t) in &settled {
+        for (s, t, r) in &settled {
             let observed = Observed {
                 server: s,
                 secrets: &secrets,
                 token_secret: Some(t),
+                runtime_record: Some(r),
             };
             let d = reconcile::desired(&observed, catalog, &settings, now, &mint).expect("desired");
-            assert!(!d.status_changed && d.token == TokenPlan::Unchanged);
+            assert!(
+                !d.status_changed
+                    && d.token == TokenPlan::Unchanged
+                    && d.runtime == RecordPlan::Unchanged
+            );
             std::hint::black_box(d);
         }
     }
@@ -135,7 +145,7 @@ fn pure(catalog: &Arc<Catalog>) {
 
     let tokens: HashMap<(String, String), Arc<K8sSecret>> = settled
         .iter()
-        .map(|(_, t)| {
+        .map(|(_, t, _)| {
             let key = (NS.to_string(), t.metadata.name.clone().unwrap_or_default());
             (key, Arc::new(t.clone()))
         })
@@ -150,7 +160,7 @@ fn pure(catalog: &Arc<Catalog>) {
         resolve: Default::default(),
     };
     let started = Instant::now();
-    let served = feed::entries(settled.iter().map(|(s, _)| s), &lookup, &opts, now);
+    let served = feed::entries(settled.iter().map(|(s, _, _)| s), &lookup, &opts, now);
     let rebuild_cost = started.elapsed();
     assert_eq!(served.len(), RESOURCES);
 

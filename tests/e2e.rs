@@ -130,6 +130,7 @@ impl Env {
                 public_url: self.public_url.clone(),
                 redact_status_url: false,
                 resolve: ResolveOptions::default(),
+                runtime_namespace: self.ns.clone(),
             },
             scope: Scope::Namespaces(vec![self.ns.clone()]),
             lease: Some(lease),
