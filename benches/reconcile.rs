@@ -1,6 +1,6 @@
-//! Reconcile cost: the pure decision per resource, the data plane's registry rebuild, and
-//! the time for 1,000 resources to converge against an in-memory API server (the same
-//! HTTP requests a cluster would get, answered from maps).
+//! Reconcile cost: the pure decision per resource, the data plane's feed of runtime
+//! records, and the time for 1,000 resources to converge against an in-memory API server
+//! (the same HTTP requests a cluster would get, answered from maps).
 //!
 //! `cargo bench --bench reconcile` — one machine, one run: figures to compare between
 //! changes, not capacities.
@@ -18,13 +18,15 @@ use atomicwork_mcp::controller::metrics::ControllerMetrics;
 use atomicwork_mcp::controller::reconcile::{self, Observed, RecordPlan, Settings, TokenPlan};
 use atomicwork_mcp::controller::{Context, reconcile as run_reconcile};
 use atomicwork_mcp::core::catalog::Catalog;
-use atomicwork_mcp::dataplane::feed::{self, FeedOptions};
+use atomicwork_mcp::dataplane::feed::Feed;
+use atomicwork_mcp::dataplane::registry::Registry;
 use atomicwork_mcp::k8s::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus};
 use futures::StreamExt;
 use http::{Method, Request, Response, StatusCode};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::client::Body;
+use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 const RESOURCES: usize = 1000;
@@ -143,26 +145,22 @@ fn pure(catalog: &Arc<Catalog>) {
     }
     let steady_cost = started.elapsed();
 
-    let tokens: HashMap<(String, String), Arc<K8sSecret>> = settled
-        .iter()
-        .map(|(_, t, _)| {
-            let key = (NS.to_string(), t.metadata.name.clone().unwrap_or_default());
-            (key, Arc::new(t.clone()))
-        })
-        .collect();
-    let api = Arc::new(api_secret());
-    let lookup = |ns: &str, name: &str| match name {
-        "atomicwork-api" => Some(api.clone()),
-        _ => tokens.get(&(ns.to_string(), name.to_string())).cloned(),
-    };
-    let opts = FeedOptions {
-        catalog: catalog.clone(),
-        resolve: Default::default(),
-    };
+    // The data plane's feed: the first list of every record, then one record changed.
+    let registry = Arc::new(Registry::new());
+    let mut feed = Feed::new(registry.clone(), catalog.clone());
     let started = Instant::now();
-    let served = feed::entries(settled.iter().map(|(s, _, _)| s), &lookup, &opts, now);
-    let rebuild_cost = started.elapsed();
-    assert_eq!(served.len(), RESOURCES);
+    feed.apply(watcher::Event::Init);
+    for (_, _, record) in &settled {
+        feed.apply(watcher::Event::InitApply(record.clone()));
+    }
+    feed.apply(watcher::Event::InitDone);
+    let list_cost = started.elapsed();
+    assert_eq!(registry.len(), RESOURCES);
+    let started = Instant::now();
+    for (_, _, record) in settled.iter().take(100) {
+        feed.apply(watcher::Event::Apply(record.clone()));
+    }
+    let event_cost = started.elapsed();
 
     println!("pure reconcile, {RESOURCES} resources:");
     println!(
@@ -174,9 +172,13 @@ fn pure(catalog: &Arc<Catalog>) {
         per_resource(steady_cost, RESOURCES * rounds)
     );
     println!(
-        "data plane registry rebuild:     {:.1} ms for {RESOURCES} servers ({} per server)",
-        rebuild_cost.as_secs_f64() * 1e3,
-        per_resource(rebuild_cost, RESOURCES)
+        "data plane feed, first list:     {:.1} ms for {RESOURCES} records ({} per record)",
+        list_cost.as_secs_f64() * 1e3,
+        per_resource(list_cost, RESOURCES)
+    );
+    println!(
+        "data plane feed, one record:     {} per event with {RESOURCES} served",
+        per_resource(event_cost, 100)
     );
 }
 

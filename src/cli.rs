@@ -527,7 +527,7 @@ fn controller_options(
 fn dataplane_options(
     flags: &DataplaneFlags,
     public_url: Option<&str>,
-    _cluster: &ClusterArgs,
+    cluster: &ClusterArgs,
 ) -> anyhow::Result<(crate::runtime::DataplaneOptions, std::net::SocketAddr)> {
     let mut config = DataplaneConfig::default();
     if !flags.allowed_origins.is_empty() {
@@ -539,9 +539,8 @@ fn dataplane_options(
         config.allow_public_url(&check_public_url(url)?);
     }
     let opts = crate::runtime::DataplaneOptions {
-        scope: crate::k8s::scope::Scope::All,
+        runtime_namespace: runtime_namespace(cluster)?,
         config,
-        resolve: Default::default(),
     };
     Ok((opts, flags.listen))
 }

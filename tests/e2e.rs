@@ -54,6 +54,8 @@ struct Env {
     client: Client,
     ns: String,
     public_url: String,
+    /// The sandbox tenant every server calls.
+    upstream: String,
     catalog: Arc<Catalog>,
     stop: CancellationToken,
     controller: Option<(CancellationToken, JoinHandle<()>)>,
@@ -89,12 +91,8 @@ impl Env {
         let mut config = DataplaneConfig::loopback();
         config.allow_public_url(&public_url);
         let opts = DataplaneOptions {
-            scope: Scope::Namespaces(vec![ns.clone()]),
+            runtime_namespace: ns.clone(),
             config,
-            resolve: ResolveOptions {
-                base_url_override: Some(upstream),
-                notice: None,
-            },
         };
         tokio::spawn(runtime::dataplane(
             client.clone(),
@@ -107,6 +105,7 @@ impl Env {
             client,
             ns,
             public_url,
+            upstream,
             catalog,
             stop,
             controller: None,
@@ -129,7 +128,10 @@ impl Env {
             settings: Settings {
                 public_url: self.public_url.clone(),
                 redact_status_url: false,
-                resolve: ResolveOptions::default(),
+                resolve: ResolveOptions {
+                    base_url_override: Some(self.upstream.clone()),
+                    notice: None,
+                },
                 runtime_namespace: self.ns.clone(),
             },
             scope: Scope::Namespaces(vec![self.ns.clone()]),

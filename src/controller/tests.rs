@@ -910,155 +910,73 @@ fn a_broken_server_keeps_its_token_through_expiry() {
 }
 
 // ---------------------------------------------------------------------------------------
-// the data plane feed
+// what the data plane is handed: the runtime record
 
-mod feed {
+mod projection {
     use super::*;
-    use crate::dataplane::feed::{FeedOptions, entries};
+    use crate::core::runtime_record::RuntimeRecord;
+    use crate::core::secret::TokenHash;
+    use crate::core::server::Refusal;
 
-    fn opts() -> FeedOptions {
-        FeedOptions {
-            catalog: catalog(),
-            resolve: Default::default(),
+    /// The record a first look at `server` would write, with nothing stored yet but
+    /// `token`.
+    fn projected(
+        server: &AtomicworkMcpServer,
+        referenced: &[K8sSecret],
+        token: Option<&K8sSecret>,
+    ) -> Option<RuntimeRecord> {
+        match decide(server, referenced, token).runtime {
+            RecordPlan::Apply(secret) => {
+                Some(crate::k8s::runtime_record::record_of(&secret).expect("record"))
+            }
+            _ => None,
         }
     }
 
-    fn served(servers: &[AtomicworkMcpServer], secrets: &[K8sSecret]) -> Vec<String> {
-        let lookup = |ns: &str, name: &str| {
-            secrets
-                .iter()
-                .find(|s| {
-                    s.metadata.namespace.as_deref() == Some(ns)
-                        && s.metadata.name.as_deref() == Some(name)
-                })
-                .cloned()
-                .map(Arc::new)
-        };
-        entries(servers, &lookup, &opts(), Timestamp::now())
-            .into_iter()
-            .map(|(hash, view)| {
-                assert_eq!(hash, crate::core::secret::TokenHash::of(OLD_TOKEN));
-                view.id.to_string()
-            })
-            .collect()
-    }
-
     #[test]
-    fn serves_a_resolved_server_under_its_token() {
+    fn a_served_server_is_projected_under_the_token_it_keeps() {
         let s = server("a");
         let t = token_secret(&s, OLD_TOKEN, None);
-        assert_eq!(served(&[s], &[api_secret(), t]), ["it-ops/a"]);
+        let r = projected(&s, &[api_secret()], Some(&t)).expect("a record");
+        assert_eq!(r.token_digest, TokenHash::of(OLD_TOKEN));
+        assert_eq!(r.id().to_string(), "it-ops/a");
     }
 
     #[test]
-    fn does_not_serve_without_its_own_current_token_secret() {
+    fn a_token_secret_not_made_for_this_server_is_never_projected() {
         let s = server("a");
-        assert!(
-            served(std::slice::from_ref(&s), &[api_secret()]).is_empty(),
-            "no token Secret"
-        );
-
         let mut other = token_secret(&s, OLD_TOKEN, None);
         if let Some(o) = other.metadata.owner_references.as_mut() {
             o[0].uid = "uid-of-another".into();
         }
-        assert!(
-            served(std::slice::from_ref(&s), &[api_secret(), other]).is_empty(),
-            "not its own"
-        );
-
-        let pending = token_secret(&s, OLD_TOKEN, Some("1"));
-        let rotated = s.clone().rotated("2");
-        assert!(
-            served(&[rotated], &[api_secret(), pending]).is_empty(),
-            "rotation pending"
-        );
-
-        let t = token_secret(&s, OLD_TOKEN, None);
-        let deleting = s.clone().edit(|s| {
-            s.metadata.deletion_timestamp = Some(
-                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
-            )
-        });
-        assert!(
-            served(&[deleting], &[api_secret(), t.clone()]).is_empty(),
-            "being deleted"
-        );
-        assert!(
-            served(std::slice::from_ref(&s), std::slice::from_ref(&t)).is_empty(),
-            "no API key"
-        );
-    }
-
-    /// The views served for these servers, by token.
-    fn views(
-        servers: &[AtomicworkMcpServer],
-        secrets: &[K8sSecret],
-    ) -> Vec<crate::core::server::ServerView> {
-        let lookup = |ns: &str, name: &str| {
-            secrets
-                .iter()
-                .find(|s| {
-                    s.metadata.namespace.as_deref() == Some(ns)
-                        && s.metadata.name.as_deref() == Some(name)
-                })
-                .cloned()
-                .map(Arc::new)
-        };
-        entries(servers, &lookup, &opts(), Timestamp::now())
-            .into_iter()
-            .map(|(_, view)| view)
-            .collect()
+        let r = projected(&s, &[api_secret()], Some(&other)).expect("a new token's record");
+        assert_ne!(r.token_digest, TokenHash::of(OLD_TOKEN));
     }
 
     #[test]
-    fn an_expired_server_stays_registered_to_answer_403_expired() {
+    fn an_expired_server_keeps_an_expiry_only_record_to_answer_403() {
         let s = server("a").expires_in(-5);
         let t = super::kept_under_expiry(&s, OLD_TOKEN);
-        assert_eq!(
-            served(std::slice::from_ref(&s), &[api_secret(), t.clone()]),
-            ["it-ops/a"]
-        );
         // Whatever else is wrong with it (here: its API key Secret is gone).
-        let served_views = views(std::slice::from_ref(&s), std::slice::from_ref(&t));
-        assert_eq!(served_views.len(), 1);
-        let view = &served_views[0];
-        assert_eq!(
-            view.admit(Timestamp::now(), None),
-            Err(crate::core::server::Refusal::Expired)
-        );
-        assert!(view.tools.is_empty());
-        assert_eq!(
-            view.expires_at.map(|t| t.to_string()),
-            s.spec.expires_at,
-            "the refusal names the expiry"
-        );
+        let r = projected(&s, &[], Some(&t)).expect("an expiry-only record");
+        assert_eq!(r.token_digest, TokenHash::of(OLD_TOKEN));
+        assert!(r.tools.is_empty() && r.api_key.expose().is_empty());
+        assert_eq!(r.expires_at.map(|t| t.to_string()), s.spec.expires_at);
+        let (_, view, _) = r.to_entry(&catalog());
+        assert_eq!(view.admit(Timestamp::now(), None), Err(Refusal::Expired));
     }
 
     #[test]
     fn a_token_past_its_noted_expiry_is_never_served_again() {
-        // expiresAt moved into the future, but the controller has not minted the new
-        // token yet: the old one still only answers 403.
+        // expiresAt moved into the future, but nothing can be served to mint a new
+        // token for: the old one still only answers 403.
         let expired = server("a").expires_in(-5);
         let t = super::kept_under_expiry(&expired, OLD_TOKEN);
         let extended = expired.clone().expires_in(3600);
-        let served_views = views(&[extended], &[api_secret(), t]);
-        assert_eq!(served_views.len(), 1);
-        assert_eq!(
-            served_views[0].admit(Timestamp::now(), None),
-            Err(crate::core::server::Refusal::Expired)
-        );
-        assert_eq!(
-            served_views[0].expires_at.map(|t| t.to_string()),
-            expired.spec.expires_at
-        );
-    }
-
-    #[test]
-    fn a_suspended_server_stays_registered_to_answer_403() {
-        let s = server("a").suspended();
-        let t = token_secret(&s, OLD_TOKEN, None);
-        assert_eq!(served(&[s], &[api_secret(), t]), ["it-ops/a"]);
+        let r = projected(&extended, &[], Some(&t)).expect("an expiry-only record");
+        assert_eq!(r.token_digest, TokenHash::of(OLD_TOKEN));
+        assert_eq!(r.expires_at.map(|t| t.to_string()), expired.spec.expires_at);
+        assert!(r.tools.is_empty());
     }
 
     #[test]
@@ -1253,29 +1171,6 @@ async fn records_of_servers_that_are_gone_are_swept_at_start() {
             && r.contains("labelSelector=mcp.atomicwork.dev%2Fruntime-record%3Dv1")),
         "the sweep lists labelled records in the operator's namespace: {seen:#?}"
     );
-}
-
-#[tokio::test]
-async fn the_feed_serves_after_its_first_sync_and_stops_on_cancel() {
-    let s = server("change-ops");
-    let token = token_secret(&s, OLD_TOKEN, None);
-    let (client, _cluster) = FakeCluster::start(vec![s], &[api_secret(), token]);
-    let registry = Arc::new(crate::dataplane::registry::Registry::new());
-    let stop = CancellationToken::new();
-    let task = {
-        let (registry, stop) = (registry.clone(), stop.clone());
-        let opts = crate::dataplane::feed::FeedOptions {
-            catalog: catalog(),
-            resolve: Default::default(),
-        };
-        tokio::spawn(async move {
-            crate::dataplane::feed::run(client, &scope(), registry, opts, stop).await
-        })
-    };
-    eventually("the first sync", || registry.is_ready()).await;
-    let view = registry.lookup(OLD_TOKEN).expect("served under its token");
-    assert_eq!(view.id.to_string(), "it-ops/change-ops");
-    stop_and_join(&stop, task, Duration::from_secs(5), "the feed").await;
 }
 
 mod leader {

@@ -34,6 +34,12 @@ use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::upstream::{CallOutcome, Upstream};
 pub(crate) use connections::ConnectionLimits;
 
+/// Every permission the data plane needs, all in its own namespace: it watches the
+/// runtime records there and reads nothing else.
+pub fn api_calls() -> Vec<crate::k8s::scope::ApiCall> {
+    feed::API_CALLS.to_vec()
+}
+
 /// Largest request body by default: room for the file tools' base64 uploads.
 pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
 /// Longest a request may take by default (Claude waits up to 300 s for a tool).

@@ -64,17 +64,35 @@ impl Registry {
 
     /// Sets (or, with `None`, removes) one server; a new token replaces the old at once.
     pub fn upsert(&self, id: &ServerId, entry: Option<(TokenHash, ServerView)>) {
+        self.apply([(id.clone(), entry)]);
+    }
+
+    /// Sets or removes several servers at once, in order: one copy of the map for all of
+    /// them, and a request sees all of them or none.
+    pub fn apply(
+        &self,
+        changes: impl IntoIterator<Item = (ServerId, Option<(TokenHash, ServerView)>)>,
+    ) {
         let _guard = self.lock_writer();
         let current = self.snapshot.load_full();
         let mut next = Snapshot {
             by_token: current.by_token.clone(),
             by_id: current.by_id.clone(),
         };
-        let previous = next.by_id.remove(id).and_then(|h| next.by_token.remove(&h));
-        if let Some((hash, mut view)) = entry {
-            keep_limiter(&mut view, previous.as_deref());
-            next.by_id.insert(id.clone(), hash);
-            next.by_token.insert(hash, Arc::new(view));
+        for (id, entry) in changes {
+            let previous = next
+                .by_id
+                .remove(&id)
+                .and_then(|h| next.by_token.remove(&h));
+            if let Some((hash, mut view)) = entry {
+                keep_limiter(&mut view, previous.as_deref());
+                // A token another server had is that server's no longer.
+                if let Some(other) = next.by_token.get(&hash).map(|v| v.id.clone()) {
+                    next.by_id.remove(&other);
+                }
+                next.by_id.insert(id, hash);
+                next.by_token.insert(hash, Arc::new(view));
+            }
         }
         self.snapshot.store(Arc::new(next));
     }
