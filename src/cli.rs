@@ -95,6 +95,11 @@ pub(crate) struct DataplaneFlags {
     /// Host header values accepted (comma-separated); any host when not given.
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub(crate) allowed_hosts: Vec<String>,
+    /// The data plane's own Service, in --runtime-namespace: each replica enforces
+    /// rate limit / (its ready endpoints), so the replicas together allow the configured
+    /// rate. Without it (or while none is ready) a replica enforces every limit in full.
+    #[arg(long, env = "SERVICE_NAME")]
+    pub(crate) service_name: Option<String>,
     #[command(flatten)]
     pub(crate) limits: LimitsArgs,
 }
@@ -540,6 +545,12 @@ fn dataplane_options(
     }
     let opts = crate::runtime::DataplaneOptions {
         runtime_namespace: runtime_namespace(cluster)?,
+        service_name: flags
+            .service_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         config,
     };
     Ok((opts, flags.listen))
@@ -658,6 +669,22 @@ mod tests {
         };
         let (opts, _) = dataplane_options(&dp.dataplane, None, &dp.cluster).expect("options");
         assert_eq!(opts.config.allowed_hosts, ["mcp.example.com"]);
+        assert_eq!(opts.service_name, None);
+        let Command::Dataplane(dp) = parse(&[
+            "dataplane",
+            "--service-name",
+            "atomicwork-mcp-dataplane",
+            "--runtime-namespace",
+            "awmcp",
+        ]) else {
+            panic!("dataplane")
+        };
+        let (opts, _) = dataplane_options(&dp.dataplane, None, &dp.cluster).expect("options");
+        assert_eq!(
+            opts.service_name.as_deref(),
+            Some("atomicwork-mcp-dataplane")
+        );
+        assert_eq!(opts.runtime_namespace, "awmcp");
     }
 
     #[test]

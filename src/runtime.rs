@@ -37,6 +37,9 @@ pub struct DataplaneOptions {
     /// The operator's own namespace: the only place the data plane reads from (the
     /// runtime records there).
     pub runtime_namespace: String,
+    /// The data plane's own Service, whose ready endpoints share the rate limits; `None`
+    /// enforces every limit in full.
+    pub service_name: Option<String>,
     pub config: DataplaneConfig,
 }
 
@@ -105,6 +108,13 @@ pub async fn dataplane(
     let registry = Arc::new(Registry::new());
     let upstream = Upstream::new(UpstreamOptions::default()).context("building the HTTP client")?;
     let dp = Arc::new(Dataplane::new(registry.clone(), upstream, opts.config));
+    let replicas = tokio::spawn({
+        let (client, replicas, stop) = (client.clone(), registry.replicas().clone(), stop.clone());
+        let (namespace, service) = (opts.runtime_namespace.clone(), opts.service_name.clone());
+        async move {
+            dataplane::replicas::run(client, &namespace, service.as_deref(), replicas, stop).await;
+        }
+    });
     let namespace = opts.runtime_namespace.clone();
     let feed_stop = stop.clone();
     let feed = tokio::spawn(async move {
@@ -112,6 +122,7 @@ pub async fn dataplane(
     });
     let served = dataplane::serve(listener, dp, async move { stop.cancelled().await }).await;
     feed.abort();
+    replicas.abort();
     served.context("serving MCP")
 }
 

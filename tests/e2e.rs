@@ -92,6 +92,7 @@ impl Env {
         config.allow_public_url(&public_url);
         let opts = DataplaneOptions {
             runtime_namespace: ns.clone(),
+            service_name: None,
             config,
         };
         tokio::spawn(runtime::dataplane(

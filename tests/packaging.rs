@@ -851,6 +851,12 @@ fn chart_rbac_grants_what_the_design_needs() {
     );
     let dataplane = key("Role", "dataplane");
     has(&dataplane, "", "secrets", &["list", "watch"]);
+    has(
+        &dataplane,
+        "discovery.k8s.io",
+        "endpointslices",
+        &["list", "watch"],
+    );
     for (_, _, v, _) in &rbac[&dataplane] {
         assert!(
             v.iter()

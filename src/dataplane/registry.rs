@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::core::secret::TokenHash;
-use crate::core::server::{ServerId, ServerView, TokenBucket};
+use crate::core::server::{Replicas, ServerId, ServerView, TokenBucket};
 
 #[derive(Default)]
 struct Snapshot {
@@ -24,6 +24,8 @@ pub struct Registry {
     snapshot: ArcSwap<Snapshot>,
     writer: Mutex<()>,
     ready: AtomicBool,
+    /// Replicas sharing every rate limit.
+    replicas: Arc<Replicas>,
 }
 
 impl fmt::Debug for Registry {
@@ -62,6 +64,11 @@ impl Registry {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// How many replicas share every rate limit (one unless told otherwise).
+    pub(crate) fn replicas(&self) -> &Arc<Replicas> {
+        &self.replicas
+    }
+
     /// Sets (or, with `None`, removes) one server; a new token replaces the old at once.
     pub fn upsert(&self, id: &ServerId, entry: Option<(TokenHash, ServerView)>) {
         self.apply([(id.clone(), entry)]);
@@ -85,7 +92,7 @@ impl Registry {
                 .remove(&id)
                 .and_then(|h| next.by_token.remove(&h));
             if let Some((hash, mut view)) = entry {
-                keep_limiter(&mut view, previous.as_deref());
+                keep_limiter(&mut view, previous.as_deref(), &self.replicas);
                 // A token another server had is that server's no longer.
                 if let Some(other) = next.by_token.get(&hash).map(|v| v.id.clone()) {
                     next.by_id.remove(&other);
@@ -107,7 +114,7 @@ impl Registry {
                 .by_id
                 .get(&view.id)
                 .and_then(|h| current.by_token.get(h));
-            keep_limiter(&mut view, previous.map(Arc::as_ref));
+            keep_limiter(&mut view, previous.map(Arc::as_ref), &self.replicas);
             if let Some(old) = next.by_id.insert(view.id.clone(), hash) {
                 next.by_token.remove(&old);
             }
@@ -124,13 +131,14 @@ impl Registry {
     }
 }
 
-/// A server's rate-limit state survives updates that leave its limit unchanged.
-fn keep_limiter(view: &mut ServerView, previous: Option<&ServerView>) {
+/// A server's rate-limit state survives updates that leave its limit unchanged. Each
+/// bucket enforces this replica's share of the limit.
+fn keep_limiter(view: &mut ServerView, previous: Option<&ServerView>, replicas: &Arc<Replicas>) {
     view.limiter = match (view.rate_limit, previous) {
         (None, _) => None,
         (Some(s), Some(old)) if old.rate_limit == Some(s) && old.limiter.is_some() => {
             old.limiter.clone()
         }
-        (Some(s), _) => Some(Arc::new(TokenBucket::new(s))),
+        (Some(s), _) => Some(Arc::new(TokenBucket::shared(s, replicas.clone()))),
     };
 }
