@@ -1,7 +1,7 @@
 //! A server as the data plane serves it: its identity, its filtered tools, how it is
 //! reached upstream and who may use it. Built from a resource by `k8s::resolve` (in the
-//! cluster feed, the controller and local mode alike), kept by the data plane's registry
-//! and read on every request.
+//! controller and local mode alike; the cluster's data plane gets it from the runtime
+//! record), kept by the data plane's registry and read on every request.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
