@@ -392,11 +392,16 @@ def main() -> int:
                     and "--redact-status-url" in cargs,
                     "controller gets --namespaces and --redact-status-url")
             dargs = dp["spec"]["template"]["spec"]["containers"][0]["args"]
+            denv = {e["name"]: e.get("value") for e in
+                    dp["spec"]["template"]["spec"]["containers"][0]["env"]}
             f.check(dargs[0] == "dataplane" and "--listen=0.0.0.0:8080" in dargs
-                    and "--namespaces=it-ops,service-desk" in dargs
+                    and not any(a.startswith("--namespaces") for a in dargs)
                     and "--allowed-origins=https://claude.ai" in dargs
                     and "--allowed-hosts=mcp.ci.example.com" in dargs,
-                    "data plane gets --listen, --namespaces, --allowed-origins, --allowed-hosts")
+                    "data plane gets --listen, --allowed-origins, --allowed-hosts (no --namespaces: "
+                    "it reads only its own namespace)")
+            f.check(denv.get("SERVICE_NAME") == f"{RELEASE}-dataplane",
+                    "data plane gets its own Service's name (SERVICE_NAME) for the rate-limit share")
             f.check(cenv.get("LOG_FORMAT") == "text" and cenv.get("EXTRA_SETTING") == "1"
                     and cenv.get("ATOMICWORK_MCP_CATALOG") == "/etc/atomicwork-mcp/catalog.yaml",
                     "LOG_FORMAT, extraEnv and the catalog override reach the containers")
@@ -419,13 +424,15 @@ def main() -> int:
         f.check(bool(cm) and "list_all_atomicwork_audit_logs" in cm[0]["data"]["catalog.yaml"],
                 "catalog override ConfigMap")
 
-        # watchNamespaces: the ClusterRoles are bound in those namespaces only.
+        # watchNamespaces: the controller's ClusterRole is bound in those namespaces only;
+        # the data plane has no ClusterRole at all.
         bound = sorted((b["metadata"]["namespace"], b["roleRef"]["kind"], b["roleRef"]["name"])
                        for b in find(objs, "RoleBinding") if b["roleRef"]["kind"] == "ClusterRole")
         f.check(not find(objs, "ClusterRoleBinding") and bound == sorted(
-                    (ns, "ClusterRole", f"{RELEASE}-{part}")
-                    for ns in ("it-ops", "service-desk") for part in ("controller", "dataplane")),
-                "watchNamespaces: RoleBindings in each watched namespace, no ClusterRoleBinding")
+                    (ns, "ClusterRole", f"{RELEASE}-controller")
+                    for ns in ("it-ops", "service-desk")),
+                "watchNamespaces: RoleBindings of the controller's ClusterRole in each watched "
+                "namespace, no ClusterRoleBinding")
 
     print("render (default values + publicUrl):")
     objs, err = install(chart, {"publicUrl": "https://mcp.example.com"})
@@ -442,9 +449,10 @@ def main() -> int:
         # RBAC: the chart's rules equal deploy/rbac.yaml's.
         rbac_file = root / "deploy" / "rbac.yaml"
         chart_rbac = rbac_by_subject(objs)
-        f.check(set(chart_rbac) == {("ClusterRole", "controller"), ("ClusterRole", "dataplane"),
-                                    ("Role", "controller")},
-                "RBAC: cluster roles for both parts, a namespaced Role for the controller")
+        f.check(set(chart_rbac) == {("ClusterRole", "controller"), ("Role", "controller"),
+                                    ("Role", "dataplane")},
+                "RBAC: a cluster role for the controller, namespaced Roles for both parts, "
+                "no cluster role for the data plane")
         if rbac_file.exists():
             plain = [d for d in yaml.safe_load_all(rbac_file.read_text()) if d]
             plain_rbac = rbac_by_subject(plain)

@@ -1,6 +1,6 @@
-//! Reconcile cost: the pure decision per resource, the data plane's registry rebuild, and
-//! the time for 1,000 resources to converge against an in-memory API server (the same
-//! HTTP requests a cluster would get, answered from maps).
+//! Reconcile cost: the pure decision per resource, the data plane's feed of runtime
+//! records, and the time for 1,000 resources to converge against an in-memory API server
+//! (the same HTTP requests a cluster would get, answered from maps).
 //!
 //! `cargo bench --bench reconcile` — one machine, one run: figures to compare between
 //! changes, not capacities.
@@ -15,16 +15,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use atomicwork_mcp::controller::metrics::ControllerMetrics;
-use atomicwork_mcp::controller::reconcile::{self, Observed, Settings, TokenPlan};
+use atomicwork_mcp::controller::reconcile::{self, Observed, RecordPlan, Settings, TokenPlan};
 use atomicwork_mcp::controller::{Context, reconcile as run_reconcile};
 use atomicwork_mcp::core::catalog::Catalog;
-use atomicwork_mcp::dataplane::feed::{self, FeedOptions};
+use atomicwork_mcp::dataplane::feed::Feed;
+use atomicwork_mcp::dataplane::registry::Registry;
 use atomicwork_mcp::k8s::crd::{AtomicworkMcpServer, AtomicworkMcpServerStatus};
 use futures::StreamExt;
 use http::{Method, Request, Response, StatusCode};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::client::Body;
+use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 const RESOURCES: usize = 1000;
@@ -44,6 +46,7 @@ fn main() {
 fn settings() -> Settings {
     Settings {
         public_url: "https://mcp.example.com".into(),
+        runtime_namespace: "bench-operator".into(),
         ..Settings::default()
     }
 }
@@ -99,60 +102,65 @@ fn pure(catalog: &Arc<Catalog>) {
                 server: s,
                 secrets: &secrets,
                 token_secret: None,
+                runtime_record: None,
             };
             reconcile::desired(&observed, catalog, &settings, now, &mint).expect("desired")
         })
         .collect();
     let first_cost = started.elapsed();
 
-    let settled: Vec<(AtomicworkMcpServer, K8sSecret)> = servers
+    let settled: Vec<(AtomicworkMcpServer, K8sSecret, K8sSecret)> = servers
         .iter()
         .zip(&first)
         .map(|(s, d)| {
             let TokenPlan::Apply(secret) = &d.token else {
                 panic!("first reconcile mints")
             };
+            let RecordPlan::Apply(record) = &d.runtime else {
+                panic!("first reconcile writes the runtime record")
+            };
             let mut s = s.clone();
             s.status = Some(d.status.clone());
-            (s, secret.as_ref().clone())
+            (s, secret.as_ref().clone(), record.as_ref().clone())
         })
         .collect();
     let rounds = 5;
     let started = Instant::now();
     for _ in 0..rounds {
-        for (s, t) in &settled {
+        for (s, t, r) in &settled {
             let observed = Observed {
                 server: s,
                 secrets: &secrets,
                 token_secret: Some(t),
+                runtime_record: Some(r),
             };
             let d = reconcile::desired(&observed, catalog, &settings, now, &mint).expect("desired");
-            assert!(!d.status_changed && d.token == TokenPlan::Unchanged);
+            assert!(
+                !d.status_changed
+                    && d.token == TokenPlan::Unchanged
+                    && d.runtime == RecordPlan::Unchanged
+            );
             std::hint::black_box(d);
         }
     }
     let steady_cost = started.elapsed();
 
-    let tokens: HashMap<(String, String), Arc<K8sSecret>> = settled
-        .iter()
-        .map(|(_, t)| {
-            let key = (NS.to_string(), t.metadata.name.clone().unwrap_or_default());
-            (key, Arc::new(t.clone()))
-        })
-        .collect();
-    let api = Arc::new(api_secret());
-    let lookup = |ns: &str, name: &str| match name {
-        "atomicwork-api" => Some(api.clone()),
-        _ => tokens.get(&(ns.to_string(), name.to_string())).cloned(),
-    };
-    let opts = FeedOptions {
-        catalog: catalog.clone(),
-        resolve: Default::default(),
-    };
+    // The data plane's feed: the first list of every record, then one record changed.
+    let registry = Arc::new(Registry::new());
+    let mut feed = Feed::new(registry.clone(), catalog.clone());
     let started = Instant::now();
-    let served = feed::entries(settled.iter().map(|(s, _)| s), &lookup, &opts, now);
-    let rebuild_cost = started.elapsed();
-    assert_eq!(served.len(), RESOURCES);
+    feed.apply(watcher::Event::Init);
+    for (_, _, record) in &settled {
+        feed.apply(watcher::Event::InitApply(record.clone()));
+    }
+    feed.apply(watcher::Event::InitDone);
+    let list_cost = started.elapsed();
+    assert_eq!(registry.len(), RESOURCES);
+    let started = Instant::now();
+    for (_, _, record) in settled.iter().take(100) {
+        feed.apply(watcher::Event::Apply(record.clone()));
+    }
+    let event_cost = started.elapsed();
 
     println!("pure reconcile, {RESOURCES} resources:");
     println!(
@@ -164,9 +172,13 @@ fn pure(catalog: &Arc<Catalog>) {
         per_resource(steady_cost, RESOURCES * rounds)
     );
     println!(
-        "data plane registry rebuild:     {:.1} ms for {RESOURCES} servers ({} per server)",
-        rebuild_cost.as_secs_f64() * 1e3,
-        per_resource(rebuild_cost, RESOURCES)
+        "data plane feed, first list:     {:.1} ms for {RESOURCES} records ({} per record)",
+        list_cost.as_secs_f64() * 1e3,
+        per_resource(list_cost, RESOURCES)
+    );
+    println!(
+        "data plane feed, one record:     {} per event with {RESOURCES} served",
+        per_resource(event_cost, 100)
     );
 }
 

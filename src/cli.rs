@@ -35,23 +35,30 @@ pub(crate) enum Command {
     /// Reconcile AtomicworkMcpServer resources into token Secrets and status
     /// (leader-elected; standby replicas wait for the lease).
     Controller(ControllerArgs),
-    /// Serve MCP for the AtomicworkMcpServer resources in the cluster (read-only access).
+    /// Serve MCP for the runtime records the controller writes (read-only access to
+    /// them alone).
     Dataplane(DataplaneArgs),
     /// The controller and the data plane in one process.
     Run(RunArgs),
 }
 
-/// Which namespaces the cluster commands watch.
+/// Where the cluster commands hand over runtime records.
 #[derive(Debug, Args)]
 pub(crate) struct ClusterArgs {
-    /// Namespaces to watch (comma-separated); every namespace when not given.
-    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
-    pub(crate) namespaces: Vec<String>,
+    /// The operator's own namespace: the controller writes one runtime record (a
+    /// labelled Secret) per server there, and the data plane reads them from there and
+    /// reads nothing else.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub(crate) runtime_namespace: String,
 }
 
 /// Flags of the controller role.
 #[derive(Debug, Args)]
 pub(crate) struct ControllerFlags {
+    /// Namespaces whose AtomicworkMcpServer resources the controller serves
+    /// (comma-separated); every namespace when not given.
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub(crate) namespaces: Vec<String>,
     /// Base URL MCP clients reach the data plane at, e.g. https://mcp.example.com;
     /// connector URLs are <public-url>/mcp/<token>.
     #[arg(long, env = "PUBLIC_URL")]
@@ -88,6 +95,11 @@ pub(crate) struct DataplaneFlags {
     /// Host header values accepted (comma-separated); any host when not given.
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub(crate) allowed_hosts: Vec<String>,
+    /// The data plane's own Service, in --runtime-namespace: each replica enforces
+    /// rate limit / (its ready endpoints), so the replicas together allow the configured
+    /// rate. Without it (or while none is ready) a replica enforces every limit in full.
+    #[arg(long, env = "SERVICE_NAME")]
+    pub(crate) service_name: Option<String>,
     #[command(flatten)]
     pub(crate) limits: LimitsArgs,
 }
@@ -458,12 +470,11 @@ fn cluster_command(
 ) -> anyhow::Result<ExitCode> {
     log.init();
     let catalog = std::sync::Arc::new(catalog.load()?);
-    let scope = crate::k8s::scope::Scope::from_list(cluster.namespaces.clone());
     let controller_opts = controller
-        .map(|flags| controller_options(flags, &scope))
+        .map(|flags| controller_options(flags, cluster))
         .transpose()?;
     let dataplane_opts = dataplane
-        .map(|(flags, public_url)| dataplane_options(flags, public_url, &scope))
+        .map(|(flags, public_url)| dataplane_options(flags, public_url, cluster))
         .transpose()?;
     runtime()?.block_on(crate::runtime::cluster(
         catalog,
@@ -482,14 +493,25 @@ fn check_public_url(url: &str) -> anyhow::Result<String> {
     Ok(url.trim().trim_end_matches('/').to_string())
 }
 
+/// A namespace name as given, checked.
+fn runtime_namespace(cluster: &ClusterArgs) -> anyhow::Result<String> {
+    let ns = cluster.runtime_namespace.trim();
+    if ns.is_empty() {
+        anyhow::bail!("--runtime-namespace must name a namespace");
+    }
+    Ok(ns.to_string())
+}
+
 fn controller_options(
     flags: &ControllerFlags,
-    scope: &crate::k8s::scope::Scope,
+    cluster: &ClusterArgs,
 ) -> anyhow::Result<(crate::runtime::ControllerOptions, std::net::SocketAddr)> {
+    let scope = crate::k8s::scope::Scope::from_list(flags.namespaces.clone());
     let settings = crate::controller::Settings {
         public_url: check_public_url(&flags.public_url)?,
         redact_status_url: flags.redact_status_url,
         resolve: Default::default(),
+        runtime_namespace: runtime_namespace(cluster)?,
     };
     let mut lease =
         crate::controller::lease::LeaseSettings::new(&flags.lease_namespace, &flags.lease_name);
@@ -501,7 +523,7 @@ fn controller_options(
         .map(str::to_string);
     let opts = crate::runtime::ControllerOptions {
         settings,
-        scope: scope.clone(),
+        scope,
         lease: Some(lease),
     };
     Ok((opts, flags.metrics_listen))
@@ -510,7 +532,7 @@ fn controller_options(
 fn dataplane_options(
     flags: &DataplaneFlags,
     public_url: Option<&str>,
-    scope: &crate::k8s::scope::Scope,
+    cluster: &ClusterArgs,
 ) -> anyhow::Result<(crate::runtime::DataplaneOptions, std::net::SocketAddr)> {
     let mut config = DataplaneConfig::default();
     if !flags.allowed_origins.is_empty() {
@@ -522,9 +544,14 @@ fn dataplane_options(
         config.allow_public_url(&check_public_url(url)?);
     }
     let opts = crate::runtime::DataplaneOptions {
-        scope: scope.clone(),
+        runtime_namespace: runtime_namespace(cluster)?,
+        service_name: flags
+            .service_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         config,
-        resolve: Default::default(),
     };
     Ok((opts, flags.listen))
 }
@@ -614,26 +641,50 @@ mod tests {
         assert_eq!(run.controller.metrics_listen.to_string(), "0.0.0.0:9090");
         assert_eq!(run.controller.lease_name, "atomicwork-mcp-controller");
         assert!(!run.controller.redact_status_url);
-        let (opts, _) =
-            controller_options(&run.controller, &crate::k8s::scope::Scope::All).expect("options");
+        let (opts, _) = controller_options(&run.controller, &run.cluster).expect("options");
         assert_eq!(opts.settings.public_url, "https://mcp.example.com");
+        assert_eq!(opts.scope, crate::k8s::scope::Scope::All);
 
-        let Command::Dataplane(dp) = parse(&[
-            "dataplane",
+        let Command::Controller(c) = parse(&[
+            "controller",
+            "--public-url",
+            "https://mcp.example.com",
             "--namespaces",
             "a, b,a",
-            "--allowed-hosts",
-            "mcp.example.com",
+            "--runtime-namespace",
+            "awmcp",
+        ]) else {
+            panic!("controller")
+        };
+        let (opts, _) = controller_options(&c.controller, &c.cluster).expect("options");
+        assert_eq!(
+            opts.scope,
+            crate::k8s::scope::Scope::Namespaces(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(opts.settings.runtime_namespace, "awmcp");
+
+        let Command::Dataplane(dp) = parse(&["dataplane", "--allowed-hosts", "mcp.example.com"])
+        else {
+            panic!("dataplane")
+        };
+        let (opts, _) = dataplane_options(&dp.dataplane, None, &dp.cluster).expect("options");
+        assert_eq!(opts.config.allowed_hosts, ["mcp.example.com"]);
+        assert_eq!(opts.service_name, None);
+        let Command::Dataplane(dp) = parse(&[
+            "dataplane",
+            "--service-name",
+            "atomicwork-mcp-dataplane",
+            "--runtime-namespace",
+            "awmcp",
         ]) else {
             panic!("dataplane")
         };
-        let scope = crate::k8s::scope::Scope::from_list(dp.cluster.namespaces.clone());
+        let (opts, _) = dataplane_options(&dp.dataplane, None, &dp.cluster).expect("options");
         assert_eq!(
-            scope,
-            crate::k8s::scope::Scope::Namespaces(vec!["a".into(), "b".into()])
+            opts.service_name.as_deref(),
+            Some("atomicwork-mcp-dataplane")
         );
-        let (opts, _) = dataplane_options(&dp.dataplane, None, &scope).expect("options");
-        assert_eq!(opts.config.allowed_hosts, ["mcp.example.com"]);
+        assert_eq!(opts.runtime_namespace, "awmcp");
     }
 
     #[test]
@@ -671,7 +722,7 @@ mod tests {
         else {
             panic!("controller")
         };
-        assert!(controller_options(&c.controller, &crate::k8s::scope::Scope::All).is_err());
+        assert!(controller_options(&c.controller, &c.cluster).is_err());
         let Command::Controller(c) = parse(&[
             "controller",
             "--public-url",
@@ -680,8 +731,7 @@ mod tests {
         ]) else {
             panic!("controller")
         };
-        let (opts, _) =
-            controller_options(&c.controller, &crate::k8s::scope::Scope::All).expect("options");
+        let (opts, _) = controller_options(&c.controller, &c.cluster).expect("options");
         assert_eq!(opts.settings.public_url, "https://mcp.example.com");
         assert!(opts.settings.redact_status_url);
     }
@@ -739,13 +789,12 @@ mod tests {
             let Command::Local(local) = parse(&with(&["local", "--manifests", "m"])) else {
                 panic!("local")
             };
-            let scope = crate::k8s::scope::Scope::All;
             vec![
-                dataplane_options(&dp.dataplane, None, &scope)
+                dataplane_options(&dp.dataplane, None, &dp.cluster)
                     .expect("options")
                     .0
                     .config,
-                dataplane_options(&run.dataplane, Some("https://m.example"), &scope)
+                dataplane_options(&run.dataplane, Some("https://m.example"), &run.cluster)
                     .expect("options")
                     .0
                     .config,

@@ -5,11 +5,14 @@
 //! - [`core`]: the tool catalog, the server as served, tokens, secret values, tool
 //!   results. No Kubernetes, no HTTP.
 //! - [`k8s`]: the resource, its schema checks, resolving it (and its Secrets) into a
-//!   served server, the token Secret's format, the watch scope.
+//!   served server, the token Secret's format, the runtime record's Secret, the watch
+//!   scope.
 //! - [`upstream`]: the Atomicwork REST client.
 //! - [`mcp`]: the protocol: JSON-RPC, revisions, methods, the tools/call flow.
-//! - [`controller`]: reconciles resources into token Secrets, status and Events.
-//! - [`dataplane`]: serves MCP over HTTP from a registry its cluster feed keeps current.
+//! - [`controller`]: reconciles resources into token Secrets, runtime records, status and
+//!   Events.
+//! - [`dataplane`]: serves MCP over HTTP from a registry its feed keeps current from the
+//!   runtime records in its own namespace, and nothing else.
 //! - [`local`]: the data plane fed from manifest files, with the optional sandbox tenant.
 //! - [`runtime`]: which roles run, the signals that stop them; [`cli`]: the commands.
 //!

@@ -16,10 +16,9 @@ use crate::controller::lease::{self, LeaseSettings};
 use crate::controller::metrics::ControllerMetrics;
 use crate::controller::{self, Context, Settings};
 use crate::core::catalog::Catalog;
-use crate::dataplane::feed::{self, FeedOptions};
+use crate::dataplane::feed;
 use crate::dataplane::registry::Registry;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
-use crate::k8s::resolve::ResolveOptions;
 use crate::k8s::scope::Scope;
 use crate::upstream::{Upstream, UpstreamOptions};
 
@@ -35,9 +34,13 @@ pub struct ControllerOptions {
 /// Settings of the data plane.
 #[derive(Debug, Clone)]
 pub struct DataplaneOptions {
-    pub scope: Scope,
+    /// The operator's own namespace: the only place the data plane reads from (the
+    /// runtime records there).
+    pub runtime_namespace: String,
+    /// The data plane's own Service, whose ready endpoints share the rate limits; `None`
+    /// enforces every limit in full.
+    pub service_name: Option<String>,
     pub config: DataplaneConfig,
-    pub resolve: ResolveOptions,
 }
 
 /// Runs the controller until `stop`: leader election, then reconciling while leading.
@@ -93,7 +96,8 @@ pub async fn controller(
     Ok(())
 }
 
-/// Runs the data plane on `listener` until `stop`, fed from the cluster.
+/// Runs the data plane on `listener` until `stop`, fed from the runtime records in its
+/// own namespace.
 pub async fn dataplane(
     client: Client,
     catalog: Arc<Catalog>,
@@ -104,17 +108,21 @@ pub async fn dataplane(
     let registry = Arc::new(Registry::new());
     let upstream = Upstream::new(UpstreamOptions::default()).context("building the HTTP client")?;
     let dp = Arc::new(Dataplane::new(registry.clone(), upstream, opts.config));
-    let feed_opts = FeedOptions {
-        catalog,
-        resolve: opts.resolve,
-    };
-    let scope = opts.scope.clone();
+    let replicas = tokio::spawn({
+        let (client, replicas, stop) = (client.clone(), registry.replicas().clone(), stop.clone());
+        let (namespace, service) = (opts.runtime_namespace.clone(), opts.service_name.clone());
+        async move {
+            dataplane::replicas::run(client, &namespace, service.as_deref(), replicas, stop).await;
+        }
+    });
+    let namespace = opts.runtime_namespace.clone();
     let feed_stop = stop.clone();
     let feed = tokio::spawn(async move {
-        feed::run(client, &scope, registry, feed_opts, feed_stop).await;
+        feed::run(client, &namespace, registry, catalog, feed_stop).await;
     });
     let served = dataplane::serve(listener, dp, async move { stop.cancelled().await }).await;
     feed.abort();
+    replicas.abort();
     served.context("serving MCP")
 }
 

@@ -1,7 +1,9 @@
-//! End to end against a real cluster: the controller and the data plane run in this
-//! process against the cluster KUBECONFIG names; every test works in a fresh namespace and
-//! calls tools through the connector URL in the resource's status, against the sandbox
-//! tenant. Every test is ignored by default (an unrun test never counts as passed); run
+//! End to end against a real cluster: the controller and two data-plane replicas run in
+//! this process against the cluster KUBECONFIG names; every test works in a fresh
+//! namespace for its servers and another as the operator's own, and calls tools through
+//! the connector URL in the resource's status, against the sandbox tenant. The data
+//! planes run as the data plane's ServiceAccount would (the client impersonates it), with
+//! only the permissions deploy/rbac.yaml gives it: its Role in the operator's namespace. Every test is ignored by default (an unrun test never counts as passed); run
 //! them with `AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored
 //! --test-threads=1`.
 //!
@@ -17,16 +19,19 @@ use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::dataplane::DataplaneConfig;
 use atomicwork_mcp::k8s::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
 use atomicwork_mcp::k8s::resolve::ResolveOptions;
+use atomicwork_mcp::k8s::runtime_record::RECORD_SELECTOR;
 use atomicwork_mcp::k8s::scope::Scope;
 use atomicwork_mcp::runtime::{self, ControllerOptions, DataplaneOptions};
 use atomicwork_mcp::sandbox::{self, Sandbox};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
-    Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+    Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, CustomResourceExt, ResourceExt};
@@ -38,6 +43,10 @@ const MANAGER: &str = "atomicwork-mcp-e2e";
 const TOOL: &str = "list_all_atomicwork_audit_logs";
 const WAIT: Duration = Duration::from_secs(60);
 const LEASE: &str = "atomicwork-mcp-e2e";
+/// The data plane's ServiceAccount, Role and RoleBinding, as deploy/rbac.yaml names them.
+const DATAPLANE: &str = "atomicwork-mcp-dataplane";
+/// How long a change to a server may take to reach every data-plane replica.
+const PROPAGATION: Duration = Duration::from_secs(2);
 
 /// Refuses to touch a cluster unless asked to: the tests create a CRD and namespaces in
 /// whatever cluster KUBECONFIG names.
@@ -49,11 +58,22 @@ fn require_cluster() {
     );
 }
 
-/// The operator running in-process against one fresh namespace.
+/// The operator running in-process against one fresh namespace for servers and one for
+/// the operator itself.
 struct Env {
     client: Client,
+    /// The servers' namespace.
     ns: String,
+    /// The operator's own namespace: runtime records, the data plane's Role.
+    opns: String,
+    /// The base URL of the first data plane, which connector URLs name.
     public_url: String,
+    /// The base URL of every data plane.
+    planes: Vec<String>,
+    /// A client acting as the data plane's ServiceAccount.
+    dataplane_client: Client,
+    /// The sandbox tenant every server calls.
+    upstream: String,
     catalog: Arc<Catalog>,
     stop: CancellationToken,
     controller: Option<(CancellationToken, JoinHandle<()>)>,
@@ -62,58 +82,78 @@ struct Env {
 
 impl Env {
     async fn start() -> Env {
+        let (upstream, _sandbox) = sandbox::spawn_local(Sandbox::seeded())
+            .await
+            .expect("sandbox");
+        Env::start_with(upstream).await
+    }
+
+    /// The operator with every server calling `upstream`.
+    async fn start_with(upstream: String) -> Env {
         require_cluster();
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = Client::try_default()
             .await
             .expect("a cluster from KUBECONFIG");
         install_crds(&client).await;
-        let ns = format!("awmcp-e2e-{}", suffix());
+        let id = suffix();
+        let ns = format!("awmcp-e2e-{id}");
+        let opns = format!("awmcp-e2e-{id}-op");
         let namespaces: Api<Namespace> = Api::all(client.clone());
-        let namespace: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": ns}})).expect("namespace");
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await
-            .expect("create the test namespace");
-
-        let (upstream, _sandbox) = sandbox::spawn_local(Sandbox::seeded())
-            .await
-            .expect("sandbox");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let public_url = format!("http://{}", listener.local_addr().expect("address"));
+        for name in [&ns, &opns] {
+            let namespace: Namespace =
+                serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
+            namespaces
+                .create(&PostParams::default(), &namespace)
+                .await
+                .expect("create a test namespace");
+        }
+        let dataplane_client = dataplane_identity(&client, &opns).await;
         let catalog = Arc::new(Catalog::builtin().expect("catalog"));
-        let stop = CancellationToken::new();
-        let mut config = DataplaneConfig::loopback();
-        config.allow_public_url(&public_url);
-        let opts = DataplaneOptions {
-            scope: Scope::Namespaces(vec![ns.clone()]),
-            config,
-            resolve: ResolveOptions {
-                base_url_override: Some(upstream),
-                notice: None,
-            },
-        };
-        tokio::spawn(runtime::dataplane(
-            client.clone(),
-            catalog.clone(),
-            opts,
-            listener,
-            stop.clone(),
-        ));
         let mut env = Env {
             client,
             ns,
-            public_url,
+            opns,
+            public_url: String::new(),
+            planes: Vec::new(),
+            dataplane_client,
+            upstream,
             catalog,
-            stop,
+            stop: CancellationToken::new(),
             controller: None,
             http: reqwest::Client::new(),
         };
+        env.public_url = env.spawn_dataplane().await;
+        env.spawn_dataplane().await;
         env.start_controller();
         env
+    }
+
+    /// One more data-plane replica, acting as the data plane's ServiceAccount; returns
+    /// its base URL.
+    async fn spawn_dataplane(&mut self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let mut config = DataplaneConfig::loopback();
+        config.allow_public_url(&base);
+        let opts = DataplaneOptions {
+            runtime_namespace: self.opns.clone(),
+            // No such Service here: the replica says so and enforces limits in full,
+            // after listing EndpointSlices with its own permissions.
+            service_name: Some(DATAPLANE.into()),
+            config,
+        };
+        tokio::spawn(runtime::dataplane(
+            self.dataplane_client.clone(),
+            self.catalog.clone(),
+            opts,
+            listener,
+            self.stop.clone(),
+        ));
+        self.planes.push(base.clone());
+        base
     }
 
     fn start_controller(&mut self) {
@@ -129,7 +169,11 @@ impl Env {
             settings: Settings {
                 public_url: self.public_url.clone(),
                 redact_status_url: false,
-                resolve: ResolveOptions::default(),
+                resolve: ResolveOptions {
+                    base_url_override: Some(self.upstream.clone()),
+                    notice: None,
+                },
+                runtime_namespace: self.opns.clone(),
             },
             scope: Scope::Namespaces(vec![self.ns.clone()]),
             lease: Some(lease),
@@ -184,7 +228,52 @@ impl Env {
             let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
         }
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let _ = namespaces.delete(&self.ns, &DeleteParams::default()).await;
+        for ns in [&self.ns, &self.opns] {
+            let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+        }
+    }
+
+    /// Stops the controller (releasing its lease), leaving the data planes running.
+    async fn stop_controller(&mut self) {
+        if let Some((stop, task)) = self.controller.take() {
+            stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+    }
+
+    /// `url` (a connector URL on the first data plane) on each data plane.
+    fn on_every_plane(&self, url: &str) -> Vec<String> {
+        let path = url.strip_prefix(&self.public_url).unwrap_or(url);
+        self.planes.iter().map(|p| format!("{p}{path}")).collect()
+    }
+
+    /// Waits until every data plane answers `url` with `status`; fails when one still
+    /// does not [`PROPAGATION`] after `since` (the moment the change was made). Returns
+    /// the last answer of each.
+    async fn every_plane_within(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        status: u16,
+        since: tokio::time::Instant,
+    ) -> Vec<Value> {
+        let mut answers = Vec::new();
+        for plane_url in self.on_every_plane(url) {
+            loop {
+                let (got, body) = self.call(&plane_url, bearer).await;
+                if got == status {
+                    answers.push(body);
+                    break;
+                }
+                assert!(
+                    since.elapsed() < PROPAGATION,
+                    "{plane_url} still answered {got}, not {status}, {:?} after the change: {body}",
+                    since.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        answers
     }
 
     fn servers(&self) -> Api<AtomicworkMcpServer> {
@@ -329,6 +418,24 @@ impl Env {
         String::from_utf8(bytes).ok()
     }
 
+    /// The name of the runtime record of `server`, read as the operator.
+    async fn record_name(&self, server: &str) -> String {
+        let records = Api::<Secret>::namespaced(self.client.clone(), &self.opns)
+            .list(&ListParams::default().labels(RECORD_SELECTOR))
+            .await
+            .expect("list runtime records");
+        records
+            .items
+            .iter()
+            .find(|r| {
+                r.annotations()
+                    .get("mcp.atomicwork.dev/server-name")
+                    .is_some_and(|n| n == server)
+            })
+            .map(|r| r.name_any())
+            .unwrap_or_else(|| panic!("no runtime record for {server}"))
+    }
+
     async fn event_reasons(&self, server: &str) -> Vec<String> {
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
         let list = events.list(&Default::default()).await.expect("list Events");
@@ -338,6 +445,66 @@ impl Env {
             .filter_map(|e| e.reason)
             .collect()
     }
+}
+
+/// Sets up the data plane's ServiceAccount, Role and RoleBinding in `opns` from
+/// deploy/rbac.yaml, and returns a client that impersonates that ServiceAccount.
+async fn dataplane_identity(admin: &Client, opns: &str) -> Client {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml");
+    let text = std::fs::read_to_string(path).expect("deploy/rbac.yaml");
+    let docs: Vec<Value> = atomicwork_mcp::local::manifest::documents(&text)
+        .iter()
+        .map(|d| serde_saphyr::from_str::<Value>(d).expect("YAML"))
+        .filter(|v| !v.is_null())
+        .collect();
+    let find = |kind: &str| {
+        let mut doc = docs
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == DATAPLANE)
+            .unwrap_or_else(|| panic!("{kind} {DATAPLANE} in deploy/rbac.yaml"))
+            .clone();
+        doc["metadata"]["namespace"] = json!(opns);
+        doc
+    };
+    let role = find("Role");
+    let mut binding = find("RoleBinding");
+    binding["subjects"][0]["namespace"] = json!(opns);
+    let account = find("ServiceAccount");
+    let params = PatchParams::apply(MANAGER).force();
+    Api::<ServiceAccount>::namespaced(admin.clone(), opns)
+        .patch(DATAPLANE, &params, &Patch::Apply(&account))
+        .await
+        .expect("the data plane's ServiceAccount");
+    Api::<Role>::namespaced(admin.clone(), opns)
+        .patch(DATAPLANE, &params, &Patch::Apply(&role))
+        .await
+        .expect("the data plane's Role");
+    Api::<RoleBinding>::namespaced(admin.clone(), opns)
+        .patch(DATAPLANE, &params, &Patch::Apply(&binding))
+        .await
+        .expect("the data plane's RoleBinding");
+    let mut config = kube::Config::infer().await.expect("KUBECONFIG");
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{opns}:{DATAPLANE}"));
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".into(),
+        format!("system:serviceaccounts:{opns}"),
+        "system:authenticated".into(),
+    ]);
+    let client = Client::try_from(config).expect("impersonating client");
+    // RBAC takes effect within moments; wait until the Role answers.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while Api::<Secret>::namespaced(client.clone(), opns)
+        .list(&ListParams::default())
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the data plane's Role never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client
 }
 
 /// Applies crds/ the way `kubectl apply -f crds/` does: every `.yaml`, `.yml` and `.json`
@@ -487,15 +654,28 @@ async fn rotation_stops_the_old_url_at_once() {
         .await;
     env.apply_server("ops", json!({}), json!({})).await;
     let old = env.wait_ready("ops").await;
+    env.every_plane_within(&old, None, 200, tokio::time::Instant::now())
+        .await;
+    let old_token = env.token("ops").await.expect("token Secret");
+    let since = tokio::time::Instant::now();
     env.apply_server("ops", annotation(ROTATE_ANNOTATION, "1"), json!({}))
         .await;
-    env.wait_status(&old, None, 404).await;
-    let new = env
-        .wait_for("ops", "a new URL", |s| url(s).is_some_and(|u| u != old))
+    // The old URL is refused by every replica at once; the new one is served.
+    env.every_plane_within(&old, None, 404, since).await;
+    let mut new_token = env.token("ops").await;
+    while new_token.as_deref() == Some(old_token.as_str()) {
+        assert!(since.elapsed() < PROPAGATION, "no new token in time");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        new_token = env.token("ops").await;
+    }
+    let new = format!("{}/mcp/{}", env.public_url, new_token.unwrap_or_default());
+    for body in env.every_plane_within(&new, None, 200, since).await {
+        assert!(is_tool_result(&body), "{body}");
+    }
+    let status = env
+        .wait_for("ops", "the new URL", |s| url(s).is_some_and(|u| u != old))
         .await;
-    let new = url(&new).unwrap_or_default();
-    let body = env.wait_status(&new, None, 200).await;
-    assert!(is_tool_result(&body), "{body}");
+    assert_eq!(url(&status), Some(new));
     assert!(
         env.event_reasons("ops")
             .await
@@ -515,6 +695,13 @@ async fn an_expired_url_answers_403_until_extending_expiry_mints_a_new_one() {
         .await;
     let old = env.wait_ready("ops").await;
     let token = env.token("ops").await.expect("token Secret");
+    env.every_plane_within(&old, None, 200, tokio::time::Instant::now())
+        .await;
+    // Every replica refuses from the instant of expiry.
+    let wait = Duration::try_from(at.duration_since(jiff::Timestamp::now())).unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    env.every_plane_within(&old, None, 403, tokio::time::Instant::now())
+        .await;
     let expired = tokio::time::timeout(Duration::from_secs(150), env.wait_for_long("ops"))
         .await
         .expect("Expired in time");
@@ -525,24 +712,28 @@ async fn an_expired_url_answers_403_until_extending_expiry_mints_a_new_one() {
         Some(token),
         "the token Secret is kept, so the URL can say it expired"
     );
-    // Past every rebuild of the data plane and reconcile: still 403 "expired".
+    // Past every reconcile: still 403 "expired", from every replica.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (status, body) = env.call(&old, None).await;
-    assert_eq!(status, 403, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("expired at")),
-        "{body}"
-    );
+    for body in env
+        .every_plane_within(&old, None, 403, tokio::time::Instant::now())
+        .await
+    {
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("expired at")),
+            "{body}"
+        );
+    }
 
     let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
     env.apply_server("ops", json!({}), json!({"expiresAt": later.to_string()}))
         .await;
     let new = env.wait_ready("ops").await;
     assert_ne!(new, old);
-    env.wait_status(&new, None, 200).await;
-    env.wait_status(&old, None, 404).await;
+    let now = tokio::time::Instant::now();
+    env.every_plane_within(&new, None, 200, now).await;
+    env.every_plane_within(&old, None, 404, now).await;
     assert!(
         env.event_reasons("ops")
             .await
@@ -581,10 +772,13 @@ async fn changed_client_tokens_reach_the_data_plane() {
     env.wait_status(&url, Some("client-token-one"), 200).await;
     let (status, _) = env.call(&url, None).await;
     assert_eq!(status, 401);
+    let since = tokio::time::Instant::now();
     env.apply_secret("mcp-clients", json!({"alice": "client-token-two"}))
         .await;
-    env.wait_status(&url, Some("client-token-one"), 401).await;
-    env.wait_status(&url, Some("client-token-two"), 200).await;
+    env.every_plane_within(&url, Some("client-token-one"), 401, since)
+        .await;
+    env.every_plane_within(&url, Some("client-token-two"), 200, since)
+        .await;
     env.finish().await;
 }
 
@@ -611,11 +805,32 @@ async fn deleting_the_server_stops_its_endpoint_and_cascades_to_the_token_secret
         ("AtomicworkMcpServer", Some(true))
     );
 
+    let record = Api::<Secret>::namespaced(env.client.clone(), &env.opns)
+        .list(&ListParams::default().labels(RECORD_SELECTOR))
+        .await
+        .expect("list runtime records");
+    assert_eq!(
+        record.items.len(),
+        1,
+        "one runtime record, in the operator's namespace"
+    );
+    env.every_plane_within(&url, None, 200, tokio::time::Instant::now())
+        .await;
+
+    let since = tokio::time::Instant::now();
     env.servers()
         .delete("ops", &DeleteParams::background())
         .await
         .expect("delete the server");
-    env.wait_status(&url, None, 404).await;
+    env.every_plane_within(&url, None, 404, since).await;
+    let records = Api::<Secret>::namespaced(env.client.clone(), &env.opns)
+        .list(&ListParams::default().labels(RECORD_SELECTOR))
+        .await
+        .expect("list runtime records");
+    assert!(
+        records.items.is_empty(),
+        "the runtime record went with its server"
+    );
 
     // Garbage collection (kube-controller-manager) removes the Secret; a test cluster
     // without it still stops the endpoint, as checked above.
@@ -625,6 +840,173 @@ async fn deleting_the_server_stops_its_endpoint_and_cascades_to_the_token_secret
     }
     if env.token("ops").await.is_some() {
         println!("note: the token Secret outlived its owner; is garbage collection running?");
+    }
+    env.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
+async fn suspending_and_resuming_reach_every_replica() {
+    let env = Env::start().await;
+    env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
+        .await;
+    env.apply_server("ops", json!({}), json!({})).await;
+    let url = env.wait_ready("ops").await;
+    env.every_plane_within(&url, None, 200, tokio::time::Instant::now())
+        .await;
+    let since = tokio::time::Instant::now();
+    env.apply_server("ops", json!({}), json!({"suspend": true}))
+        .await;
+    for body in env.every_plane_within(&url, None, 403, since).await {
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("suspended")),
+            "{body}"
+        );
+    }
+    let since = tokio::time::Instant::now();
+    env.apply_server("ops", json!({}), json!({"suspend": false}))
+        .await;
+    for body in env.every_plane_within(&url, None, 200, since).await {
+        assert!(is_tool_result(&body), "{body}");
+    }
+    env.finish().await;
+}
+
+/// The text of a tool result.
+fn result_text(body: &Value) -> String {
+    body["result"]["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
+async fn a_changed_api_key_reaches_every_replica() {
+    use wiremock::matchers::header;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // A tenant that answers each key with its own marker.
+    let tenant = MockServer::start().await;
+    for key in ["key-one", "key-two"] {
+        Mock::given(header("x-api-key", key))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"items": [], "marker": key})),
+            )
+            .mount(&tenant)
+            .await;
+    }
+    let env = Env::start_with(tenant.uri()).await;
+    env.apply_secret("atomicwork-api", json!({"apiKey": "key-one"}))
+        .await;
+    env.apply_server("ops", json!({}), json!({})).await;
+    let url = env.wait_ready("ops").await;
+    for body in env
+        .every_plane_within(&url, None, 200, tokio::time::Instant::now())
+        .await
+    {
+        assert!(result_text(&body).contains("key-one"), "{body}");
+    }
+    let since = tokio::time::Instant::now();
+    env.apply_secret("atomicwork-api", json!({"apiKey": "key-two"}))
+        .await;
+    for plane_url in env.on_every_plane(&url) {
+        loop {
+            let (status, body) = env.call(&plane_url, None).await;
+            if status == 200 && result_text(&body).contains("key-two") {
+                break;
+            }
+            assert!(
+                since.elapsed() < PROPAGATION,
+                "{plane_url} still used the old key {:?} after the change: {body}",
+                since.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    env.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a real cluster: run with AWMCP_E2E=1 KUBECONFIG=... cargo test --test e2e -- --ignored --test-threads=1"]
+async fn the_data_plane_reads_only_its_records_and_serves_without_the_controller() {
+    let mut env = Env::start().await;
+    env.apply_secret("atomicwork-api", json!({"apiKey": "sandbox-key"}))
+        .await;
+    env.apply_server("ops", json!({}), json!({})).await;
+    let url = env.wait_ready("ops").await;
+    env.every_plane_within(&url, None, 200, tokio::time::Instant::now())
+        .await;
+
+    // Its identity: the records and EndpointSlices of its own namespace, nothing else.
+    let dp = env.dataplane_client.clone();
+    Api::<Secret>::namespaced(dp.clone(), &env.opns)
+        .list(&ListParams::default().labels(RECORD_SELECTOR))
+        .await
+        .expect("its own namespace's records");
+    Api::<EndpointSlice>::namespaced(dp.clone(), &env.opns)
+        .list(&ListParams::default())
+        .await
+        .expect("its own namespace's EndpointSlices");
+    let forbidden = |result: Result<(), kube::Error>, what: &str| match result {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => panic!("{what}: expected 403, got {other:?}"),
+    };
+    let servers_ns: Api<Secret> = Api::namespaced(dp.clone(), &env.ns);
+    forbidden(
+        servers_ns.get("atomicwork-api").await.map(drop),
+        "reading a Secret in another namespace",
+    );
+    forbidden(
+        servers_ns.list(&ListParams::default()).await.map(drop),
+        "listing Secrets in another namespace",
+    );
+    forbidden(
+        Api::<Secret>::all(dp.clone())
+            .list(&ListParams::default())
+            .await
+            .map(drop),
+        "listing Secrets cluster-wide",
+    );
+    forbidden(
+        Api::<AtomicworkMcpServer>::namespaced(dp.clone(), &env.ns)
+            .list(&ListParams::default())
+            .await
+            .map(drop),
+        "listing AtomicworkMcpServers",
+    );
+    forbidden(
+        Api::<Secret>::namespaced(dp.clone(), &env.opns)
+            .get(&env.record_name("ops").await)
+            .await
+            .map(drop),
+        "getting a record by name (the data plane only lists and watches)",
+    );
+
+    // A replica that starts while the controller is down serves the records already
+    // there.
+    env.stop_controller().await;
+    let third = env.spawn_dataplane().await;
+    let path = url
+        .strip_prefix(&env.public_url)
+        .unwrap_or(&url)
+        .to_string();
+    let since = tokio::time::Instant::now();
+    loop {
+        let (status, body) = env.call(&format!("{third}{path}"), None).await;
+        if status == 200 {
+            assert!(is_tool_result(&body), "{body}");
+            break;
+        }
+        assert!(
+            since.elapsed() < WAIT,
+            "the new replica never served: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     env.finish().await;
 }

@@ -802,8 +802,8 @@ fn chart_rbac_rendered() -> Vec<Value> {
 
 #[test]
 fn chart_rbac_grants_what_the_design_needs() {
-    // Rendered as by default: ClusterRoles bound cluster-wide, the Lease Role in the
-    // release namespace. (Exact equality with deploy/rbac.yaml is checked below.)
+    // Rendered as by default: the controller's ClusterRole bound cluster-wide, its Lease
+    // and record Roles and the data plane's Role in the release namespace. (Exact equality with deploy/rbac.yaml is checked below.)
     let rbac = rbac_by_subject(&chart_rbac_rendered());
     let key = |k: &str, p: &str| (k.to_string(), p.to_string());
     let verbs = |part: &(String, String), group: &str, resource: &str| -> BTreeSet<String> {
@@ -843,14 +843,20 @@ fn chart_rbac_grants_what_the_design_needs() {
         &["list", "watch", "create", "patch", "delete"],
     );
     has(&controller, "events.k8s.io", "events", &["create"]);
-    let dataplane = key("ClusterRole", "dataplane");
+    // The data plane: a namespaced Role over the runtime records, and nothing
+    // cluster-wide.
+    assert!(
+        !rbac.contains_key(&key("ClusterRole", "dataplane")),
+        "the data plane has no ClusterRole"
+    );
+    let dataplane = key("Role", "dataplane");
+    has(&dataplane, "", "secrets", &["list", "watch"]);
     has(
         &dataplane,
-        "mcp.atomicwork.dev",
-        "atomicworkmcpservers",
+        "discovery.k8s.io",
+        "endpointslices",
         &["list", "watch"],
     );
-    has(&dataplane, "", "secrets", &["list", "watch"]);
     for (_, _, v, _) in &rbac[&dataplane] {
         assert!(
             v.iter()
@@ -861,6 +867,13 @@ fn chart_rbac_grants_what_the_design_needs() {
     }
     let lease = key("Role", "controller");
     has(&lease, "coordination.k8s.io", "leases", &["get", "create"]);
+    // The runtime records, in the release namespace.
+    has(
+        &lease,
+        "",
+        "secrets",
+        &["get", "list", "create", "patch", "delete"],
+    );
     let lease_verbs = verbs(&lease, "coordination.k8s.io", "leases");
     assert!(lease_verbs.contains("patch") || lease_verbs.contains("update"));
     assert_eq!(rbac.len(), 3, "{:?}", rbac.keys().collect::<Vec<_>>());

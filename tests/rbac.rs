@@ -1,12 +1,14 @@
 //! `deploy/rbac.yaml` grants exactly the calls the code makes: the lists kept next to
-//! the calls (`API_CALLS` in the controller, its apply step, the lease and the feed).
+//! the calls (`API_CALLS` in the controller, its apply step, its runtime records, the
+//! lease and the data plane's feed). The data plane gets a namespaced Role and no
+//! ClusterRole.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use atomicwork_mcp::controller::{self, lease};
-use atomicwork_mcp::dataplane::feed;
+use atomicwork_mcp::dataplane;
 use atomicwork_mcp::k8s::scope::ApiCall;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde_json::Value;
@@ -89,16 +91,46 @@ fn the_lease_role_grants_exactly_what_leader_election_calls() {
 }
 
 #[test]
-fn the_dataplane_cluster_role_is_read_only_and_exact() {
+fn the_controller_record_role_grants_exactly_what_it_calls_on_records() {
     let m = Manifests::load();
-    let role: ClusterRole = m.get("ClusterRole", "atomicwork-mcp-dataplane");
+    let role: Role = m.get("Role", "atomicwork-mcp-controller-records");
+    assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
+    assert_eq!(
+        granted(role.rules.as_deref().unwrap_or_default()),
+        used(&controller::record_api_calls())
+    );
+}
+
+#[test]
+fn the_dataplane_role_is_namespaced_read_only_and_exact() {
+    let m = Manifests::load();
+    let role: Role = m.get("Role", "atomicwork-mcp-dataplane");
+    assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
     let rules = granted(role.rules.as_deref().unwrap_or_default());
-    assert_eq!(rules, used(feed::API_CALLS));
+    assert_eq!(rules, used(&dataplane::api_calls()));
     assert!(
         rules
             .iter()
             .all(|(_, _, verb)| verb == "list" || verb == "watch")
     );
+    // Nothing cluster-wide: no ClusterRole of its own, and no ClusterRoleBinding names
+    // its ServiceAccount.
+    assert!(
+        !m.0.iter()
+            .any(|d| d["kind"] == "ClusterRole"
+                && d["metadata"]["name"] == "atomicwork-mcp-dataplane")
+    );
+    for d in m.0.iter().filter(|d| d["kind"] == "ClusterRoleBinding") {
+        let binding: ClusterRoleBinding = serde_json::from_value(d.clone()).unwrap();
+        assert!(
+            binding
+                .subjects
+                .iter()
+                .flatten()
+                .all(|s| s.name != "atomicwork-mcp-dataplane"),
+            "the data plane is bound to no ClusterRole"
+        );
+    }
 }
 
 #[test]
@@ -116,24 +148,40 @@ fn each_role_is_bound_to_its_own_service_account() {
         assert_eq!(s[0].namespace.as_deref(), Some(NAMESPACE));
         s[0].name.clone()
     };
-    for name in ["atomicwork-mcp-controller", "atomicwork-mcp-dataplane"] {
-        let binding: ClusterRoleBinding = m.get("ClusterRoleBinding", name);
+    let name = "atomicwork-mcp-controller";
+    let binding: ClusterRoleBinding = m.get("ClusterRoleBinding", name);
+    assert_eq!(
+        (
+            binding.role_ref.kind.as_str(),
+            binding.role_ref.name.as_str()
+        ),
+        ("ClusterRole", name)
+    );
+    assert_eq!(subject_of(&binding.subjects), name);
+    for (role, account) in [
+        (
+            "atomicwork-mcp-controller-lease",
+            "atomicwork-mcp-controller",
+        ),
+        (
+            "atomicwork-mcp-controller-records",
+            "atomicwork-mcp-controller",
+        ),
+        ("atomicwork-mcp-dataplane", "atomicwork-mcp-dataplane"),
+    ] {
+        let binding: RoleBinding = m.get("RoleBinding", role);
+        assert_eq!(binding.metadata.namespace.as_deref(), Some(NAMESPACE));
         assert_eq!(
             (
                 binding.role_ref.kind.as_str(),
                 binding.role_ref.name.as_str()
             ),
-            ("ClusterRole", name)
+            ("Role", role)
         );
-        assert_eq!(subject_of(&binding.subjects), name);
+        assert_eq!(subject_of(&binding.subjects), account);
     }
-    let binding: RoleBinding = m.get("RoleBinding", "atomicwork-mcp-controller-lease");
-    assert_eq!(binding.metadata.namespace.as_deref(), Some(NAMESPACE));
-    assert_eq!(binding.role_ref.name, "atomicwork-mcp-controller-lease");
-    assert_eq!(subject_of(&binding.subjects), "atomicwork-mcp-controller");
-    assert_eq!(
-        m.count("ClusterRole") + m.count("Role"),
-        3,
-        "no other roles"
-    );
+    assert_eq!(m.count("ClusterRole"), 1, "only the controller's");
+    assert_eq!(m.count("ClusterRoleBinding"), 1, "only the controller's");
+    assert_eq!(m.count("Role"), 3, "no other roles");
+    assert_eq!(m.count("RoleBinding"), 3, "no other bindings");
 }

@@ -11,13 +11,15 @@ use kube::{Api, Client, Resource};
 use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
 use crate::k8s::resolve::SecretData;
 
-use super::reconcile::{Desired, Observed, TokenPlan};
+use super::reconcile::{Desired, Observed, RecordPlan, TokenPlan};
 use super::{Context, Error, FIELD_MANAGER, Op};
+use crate::core::server::ServerId;
 use crate::core::token::token_secret_name;
 use crate::k8s::resolve::secret_data;
+use crate::k8s::runtime_record::record_secret_name;
 use crate::k8s::scope::ApiCall;
 
-/// The calls made here.
+/// The calls made here in the servers' namespaces.
 pub(crate) const API_CALLS: &[ApiCall] = &[
     ("", "secrets", "get"),
     // A server-side apply that creates the Secret is authorised as create as well.
@@ -30,12 +32,22 @@ pub(crate) const API_CALLS: &[ApiCall] = &[
     ("events.k8s.io", "events", "patch"),
 ];
 
+/// The calls made here on runtime records, in the operator's own namespace.
+pub(crate) const RECORD_API_CALLS: &[ApiCall] = &[
+    ("", "secrets", "get"),
+    ("", "secrets", "create"),
+    ("", "secrets", "patch"),
+    ("", "secrets", "delete"),
+];
+
 /// What was read for one server.
 #[derive(Debug, Default)]
 pub(crate) struct Fetched {
     /// Referenced Secrets by (namespace, name); absent ones are simply missing.
     pub(crate) secrets: BTreeMap<(String, String), SecretData>,
     pub(crate) token_secret: Option<K8sSecret>,
+    /// The server's runtime record in the operator's namespace.
+    pub(crate) runtime_record: Option<K8sSecret>,
 }
 
 impl Fetched {
@@ -45,6 +57,7 @@ impl Fetched {
             server,
             secrets: &self.secrets,
             token_secret: self.token_secret.as_ref(),
+            runtime_record: self.runtime_record.as_ref(),
         }
     }
 }
@@ -64,10 +77,12 @@ fn namespace_and_name(server: &AtomicworkMcpServer) -> Result<(&str, &str), Erro
     Ok((ns, name))
 }
 
-/// Reads the Secrets the server names and its token Secret.
+/// Reads the Secrets the server names, its token Secret and its runtime record (in
+/// `runtime_namespace`).
 pub(crate) async fn dereference(
     client: &Client,
     server: &AtomicworkMcpServer,
+    runtime_namespace: &str,
 ) -> Result<Fetched, Error> {
     let (ns, name) = namespace_and_name(server)?;
     let api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
@@ -89,6 +104,14 @@ pub(crate) async fn dereference(
     if is_object_name(&token_name) {
         fetched.token_secret = get(&api, &token_name).await?;
     }
+    let records: Api<K8sSecret> = Api::namespaced(client.clone(), runtime_namespace);
+    fetched.runtime_record = records
+        .get_opt(&record_secret_name(&ServerId::new(ns, name)))
+        .await
+        .map_err(|source| Error::Kube {
+            op: Op::GetRecord,
+            source,
+        })?;
     Ok(fetched)
 }
 
@@ -124,8 +147,9 @@ async fn get(api: &Api<K8sSecret>, name: &str) -> Result<Option<K8sSecret>, Erro
     })
 }
 
-/// Writes the desired state: the token Secret, then the status (only when it changed),
-/// then Events (best effort: a failed Event is logged, not retried).
+/// Writes the desired state: the token Secret, then the runtime record (so the data
+/// plane serves the token before the status announces its URL), then the status (only
+/// when it changed), then Events (best effort: a failed Event is logged, not retried).
 pub(crate) async fn apply(
     ctx: &Context,
     server: &AtomicworkMcpServer,
@@ -158,6 +182,22 @@ pub(crate) async fn apply(
             delete_secret(&secrets, &token_secret_name(name), uid).await?;
         }
     }
+    let records: Api<K8sSecret> =
+        Api::namespaced(ctx.client.clone(), &ctx.settings.runtime_namespace);
+    let record_name = record_secret_name(&ServerId::new(ns, name));
+    match &desired.runtime {
+        RecordPlan::Unchanged => {}
+        RecordPlan::Apply(secret) => {
+            records
+                .patch(&record_name, &params, &Patch::Apply(secret.as_ref()))
+                .await
+                .map_err(|source| Error::Kube {
+                    op: Op::ApplyRecord,
+                    source,
+                })?;
+        }
+        RecordPlan::Delete => delete_record(&records, &record_name, None).await?,
+    }
     if desired.status_changed {
         let servers: Api<AtomicworkMcpServer> = Api::namespaced(ctx.client.clone(), ns);
         let body = serde_json::json!({
@@ -185,13 +225,19 @@ fn log_changes(ns: &str, name: &str, desired: &Desired) {
         TokenPlan::Apply(_) => "applied",
         TokenPlan::Delete => "revoked",
     };
-    if token == "kept" && !desired.status_changed {
+    let record = match &desired.runtime {
+        RecordPlan::Unchanged => "kept",
+        RecordPlan::Apply(_) => "applied",
+        RecordPlan::Delete => "deleted",
+    };
+    if token == "kept" && record == "kept" && !desired.status_changed {
         return;
     }
     let ready = desired.status.condition("Ready");
     tracing::info!(
         server = %format!("{ns}/{name}"),
         token_secret = token,
+        runtime_record = record,
         ready = ready.map(|c| c.status.as_str()).unwrap_or("Unknown"),
         reason = ready.map(|c| c.reason.as_str()).unwrap_or(""),
         tools = desired.status.tool_count,
@@ -213,6 +259,29 @@ async fn delete_secret(api: &Api<K8sSecret>, name: &str, uid: Option<String>) ->
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
         Err(source) => Err(Error::Kube {
             op: Op::DeleteSecret,
+            source,
+        }),
+    }
+}
+
+/// Deletes a runtime record (the one with `uid`, when given); gone already is fine.
+pub(crate) async fn delete_record(
+    api: &Api<K8sSecret>,
+    name: &str,
+    uid: Option<String>,
+) -> Result<(), Error> {
+    let params = DeleteParams {
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        Err(source) => Err(Error::Kube {
+            op: Op::DeleteRecord,
             source,
         }),
     }

@@ -26,6 +26,8 @@ use super::{Context, Settings};
 use crate::k8s::scope::Scope;
 
 pub(crate) const NS: &str = "it-ops";
+/// The operator's own namespace, where runtime records go.
+pub(crate) const RUNTIME_NS: &str = "atomicwork-mcp";
 pub(crate) const PUBLIC_URL: &str = "https://mcp.example.com";
 pub(crate) const API_SECRET: &str = "atomicwork-api";
 pub(crate) const API_KEY: &str = "sk-test-key-123";
@@ -38,7 +40,13 @@ pub(crate) fn settings() -> Settings {
         public_url: PUBLIC_URL.into(),
         redact_status_url: false,
         resolve: Default::default(),
+        runtime_namespace: RUNTIME_NS.into(),
     }
+}
+
+/// The name of the runtime-record Secret of the test server `name`.
+pub(crate) fn record_name(name: &str) -> String {
+    crate::k8s::runtime_record::record_secret_name(&crate::core::server::ServerId::new(NS, name))
 }
 
 pub(crate) fn catalog() -> Arc<Catalog> {
@@ -280,7 +288,46 @@ impl ApiServer {
     }
 
     pub(crate) async fn get_secret(&mut self, name: &str, found: Option<&K8sSecret>) -> Seen {
-        let path = format!("/api/v1/namespaces/{NS}/secrets/{name}");
+        self.get_secret_in(NS, name, found).await
+    }
+
+    /// A read of the runtime record of the server `server`.
+    pub(crate) async fn get_record(&mut self, server: &str, found: Option<&K8sSecret>) -> Seen {
+        self.get_secret_in(RUNTIME_NS, &record_name(server), found)
+            .await
+    }
+
+    /// A server-side apply of the runtime record of `server`; answers with the applied
+    /// object.
+    pub(crate) async fn apply_record(&mut self, server: &str) -> Seen {
+        let path = format!(
+            "/api/v1/namespaces/{RUNTIME_NS}/secrets/{}",
+            record_name(server)
+        );
+        let seen = self
+            .expect(Method::PATCH, &path, StatusCode::OK, |body| body.clone())
+            .await;
+        assert_ssa(&seen);
+        seen
+    }
+
+    /// A deletion of the runtime record of `server`.
+    pub(crate) async fn delete_record(&mut self, server: &str) -> Seen {
+        let path = format!(
+            "/api/v1/namespaces/{RUNTIME_NS}/secrets/{}",
+            record_name(server)
+        );
+        self.expect(
+            Method::DELETE,
+            &path,
+            StatusCode::OK,
+            |_| json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200}),
+        )
+        .await
+    }
+
+    async fn get_secret_in(&mut self, ns: &str, name: &str, found: Option<&K8sSecret>) -> Seen {
+        let path = format!("/api/v1/namespaces/{ns}/secrets/{name}");
         match found {
             Some(secret) => {
                 let value = serde_json::to_value(secret).expect("secret JSON");
@@ -352,6 +399,21 @@ impl ApiServer {
     }
 }
 
+/// True when the object carries every `key=value` of the query's label selector.
+fn selected(object: &Value, query: &str) -> bool {
+    let Some(selector) = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("labelSelector="))
+    else {
+        return true;
+    };
+    let selector = percent_encoding::percent_decode_str(selector).decode_utf8_lossy();
+    selector.split(',').all(|term| match term.split_once('=') {
+        Some((k, v)) => object["metadata"]["labels"][k] == v,
+        None => false,
+    })
+}
+
 fn assert_ssa(seen: &Seen) {
     assert_eq!(seen.content_type, "application/apply-patch+yaml");
     assert!(
@@ -385,7 +447,9 @@ pub(crate) async fn finish<T>(scenario: tokio::task::JoinHandle<T>) -> T {
 /// An in-memory API server for the watch-driven loops: answers lists from its objects,
 /// holds every watch open, and serves Secret reads and writes from a map.
 pub(crate) struct FakeCluster {
-    pub(crate) servers: Vec<AtomicworkMcpServer>,
+    pub(crate) servers: std::sync::Mutex<Vec<AtomicworkMcpServer>>,
+    /// Open watches of the servers, answered by [`FakeCluster::delete_server`].
+    server_watches: std::sync::Mutex<Vec<mock::SendResponse<Response<Body>>>>,
     pub(crate) secrets: std::sync::Mutex<BTreeMap<String, Value>>,
     pub(crate) statuses: std::sync::Mutex<BTreeMap<String, Value>>,
     /// The leader-election Lease, once created.
@@ -405,7 +469,8 @@ impl FakeCluster {
         secrets: &[K8sSecret],
     ) -> (Client, Arc<FakeCluster>) {
         let cluster = Arc::new(FakeCluster {
-            servers,
+            servers: std::sync::Mutex::new(servers),
+            server_watches: Default::default(),
             secrets: std::sync::Mutex::new(
                 secrets
                     .iter()
@@ -436,6 +501,8 @@ impl FakeCluster {
                 if query.contains("watch=true") {
                     if parts.uri.path().ends_with("/leases") {
                         served.lease_watches.lock().expect("watches").push(send);
+                    } else if parts.uri.path().ends_with("/atomicworkmcpservers") {
+                        served.server_watches.lock().expect("watches").push(send);
                     } else {
                         watches.push(send);
                     }
@@ -443,7 +510,7 @@ impl FakeCluster {
                 }
                 let bytes = body.collect_bytes().await.unwrap_or_default();
                 let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let (status, reply) = served.answer(&parts.method, parts.uri.path(), body);
+                let (status, reply) = served.answer(&parts.method, parts.uri.path(), &query, body);
                 send.send_response(
                     Response::builder()
                         .status(status)
@@ -455,7 +522,7 @@ impl FakeCluster {
         (Client::new(service, "default"), cluster)
     }
 
-    fn answer(&self, method: &Method, path: &str, body: Value) -> (StatusCode, Value) {
+    fn answer(&self, method: &Method, path: &str, query: &str, body: Value) -> (StatusCode, Value) {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         if segments.contains(&"leases") {
             return self.answer_lease(method, &segments, body);
@@ -471,13 +538,24 @@ impl FakeCluster {
             (&Method::GET, [.., "atomicworkmcpservers"]) => (
                 StatusCode::OK,
                 json!({"apiVersion": "mcp.atomicwork.dev/v1alpha1", "kind": "AtomicworkMcpServerList",
-                    "metadata": {"resourceVersion": "10"}, "items": self.servers}),
+                    "metadata": {"resourceVersion": "10"}, "items": *self.servers.lock().expect("servers")}),
             ),
-            (&Method::GET, [.., "secrets"]) => (
-                StatusCode::OK,
-                json!({"apiVersion": "v1", "kind": "SecretList",
-                    "metadata": {"resourceVersion": "10"}, "items": secrets.values().collect::<Vec<_>>()}),
-            ),
+            (&Method::GET, [.., "secrets"]) => {
+                let ns = match segments.as_slice() {
+                    [.., "namespaces", ns, "secrets"] => Some(*ns),
+                    _ => None,
+                };
+                let items: Vec<&Value> = secrets
+                    .values()
+                    .filter(|s| ns.is_none_or(|ns| s["metadata"]["namespace"] == ns))
+                    .filter(|s| selected(s, query))
+                    .collect();
+                (
+                    StatusCode::OK,
+                    json!({"apiVersion": "v1", "kind": "SecretList",
+                        "metadata": {"resourceVersion": "10"}, "items": items}),
+                )
+            }
             (&Method::GET, [.., "secrets", name]) => match secrets.get(*name) {
                 Some(s) => (StatusCode::OK, s.clone()),
                 None => (StatusCode::NOT_FOUND, not_found("secrets", name)),
@@ -494,8 +572,8 @@ impl FakeCluster {
                 )
             }
             (&Method::PATCH, [.., "atomicworkmcpservers", name, "status"]) => {
-                let server = self
-                    .servers
+                let servers = self.servers.lock().expect("servers");
+                let server = servers
                     .iter()
                     .find(|s| s.metadata.name.as_deref() == Some(*name));
                 let mut object = serde_json::to_value(server).expect("server JSON");
@@ -592,6 +670,37 @@ impl FakeCluster {
                     .expect("response"),
             );
         }
+    }
+
+    /// Deletes the server `name`: later lists leave it out, and every open watch of the
+    /// servers gets the deletion.
+    pub fn delete_server(&self, name: &str) {
+        let deleted = {
+            let mut servers = self.servers.lock().expect("servers");
+            let index = servers
+                .iter()
+                .position(|s| s.metadata.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("no server {name} to delete"));
+            servers.remove(index)
+        };
+        let mut object = serde_json::to_value(&deleted).expect("server JSON");
+        object["metadata"]["resourceVersion"] = json!("11");
+        let event = json!({"type": "DELETED", "object": object});
+        let mut line = serde_json::to_vec(&event).expect("JSON");
+        line.push(b'\n');
+        for send in self.server_watches.lock().expect("watches").drain(..) {
+            send.send_response(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .body(Body::from(line.clone()))
+                    .expect("response"),
+            );
+        }
+    }
+
+    /// How many watches of the servers are open.
+    pub fn server_watch_count(&self) -> usize {
+        self.server_watches.lock().expect("watches").len()
     }
 
     /// True once something watches the Lease.

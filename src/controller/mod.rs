@@ -1,17 +1,20 @@
-//! The controller: turns `AtomicworkMcpServer` resources into token Secrets, status and
-//! Events. It never serves MCP; the data plane's cluster feed (`dataplane::feed`) reads
-//! what it writes.
+//! The controller: turns `AtomicworkMcpServer` resources into token Secrets, runtime
+//! records, status and Events. It never serves MCP; the data plane reads the runtime
+//! records it writes in the operator's own namespace, and nothing else.
 //!
 //! One reconcile runs the pipeline dereference → desire → apply: `apply::dereference`
-//! reads the Secrets a server names and its token Secret, [`reconcile::desired`] decides
-//! (pure, unit-tested), `apply::apply` writes with server-side apply. Only the holder of
-//! the leader lease ([`lease`]) runs controllers; `health` serves its admin port.
+//! reads the Secrets a server names, its token Secret and its runtime record,
+//! [`reconcile::desired`] decides (pure, unit-tested), `apply::apply` writes with
+//! server-side apply. `records` removes the records of servers that are gone. Only the
+//! holder of the leader lease ([`lease`]) runs controllers; `health` serves its admin
+//! port.
 
 pub(crate) mod apply;
 pub(crate) mod health;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;
+pub(crate) mod records;
 
 #[cfg(test)]
 mod fixtures;
@@ -26,6 +29,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -35,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::controller::metrics::ControllerMetrics;
 use crate::core::catalog::Catalog;
+use crate::core::server::ServerId;
 use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
 use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
 
@@ -51,10 +56,24 @@ pub(crate) const API_CALLS: &[ApiCall] = &[
     ("", "secrets", "watch"),
 ];
 
-/// Every permission the controller needs cluster-wide (the lease's are namespaced, in
-/// [`lease::API_CALLS`]).
+/// Every permission the controller needs in the servers' namespaces (cluster-wide, or in
+/// each watched namespace); the lease's are in [`lease::API_CALLS`] and the runtime
+/// records' in [`record_api_calls`], both in the operator's own namespace.
 pub fn controller_api_calls() -> Vec<ApiCall> {
     API_CALLS.iter().chain(apply::API_CALLS).copied().collect()
+}
+
+/// Every permission the controller needs on runtime records, in the operator's own
+/// namespace.
+pub fn record_api_calls() -> Vec<ApiCall> {
+    let mut calls: Vec<ApiCall> = apply::RECORD_API_CALLS
+        .iter()
+        .chain(records::API_CALLS)
+        .copied()
+        .collect();
+    calls.sort();
+    calls.dedup();
+    calls
 }
 
 /// Why a reconcile failed. Never carries a secret value.
@@ -78,6 +97,10 @@ pub enum Op {
     GetSecret,
     ApplySecret,
     DeleteSecret,
+    GetRecord,
+    ApplyRecord,
+    DeleteRecord,
+    ListRecords,
     ApplyStatus,
 }
 
@@ -87,6 +110,10 @@ impl std::fmt::Display for Op {
             Op::GetSecret => "reading a Secret",
             Op::ApplySecret => "applying the token Secret",
             Op::DeleteSecret => "deleting the token Secret",
+            Op::GetRecord => "reading the runtime record",
+            Op::ApplyRecord => "applying the runtime record",
+            Op::DeleteRecord => "deleting the runtime record",
+            Op::ListRecords => "listing the runtime records",
             Op::ApplyStatus => "applying the status",
         })
     }
@@ -100,6 +127,10 @@ impl Error {
                 Op::GetSecret => "get_secret",
                 Op::ApplySecret => "apply_secret",
                 Op::DeleteSecret => "delete_secret",
+                Op::GetRecord => "get_record",
+                Op::ApplyRecord => "apply_record",
+                Op::DeleteRecord => "delete_record",
+                Op::ListRecords => "list_records",
                 Op::ApplyStatus => "apply_status",
             },
             Error::Random(_) => "random",
@@ -218,7 +249,7 @@ async fn reconcile_once(
     if !ctx.is_leading() {
         return Ok(("skipped", Action::await_change()));
     }
-    let observed = apply::dereference(&ctx.client, server).await?;
+    let observed = apply::dereference(&ctx.client, server, &ctx.settings.runtime_namespace).await?;
     let desired = reconcile::desired(
         &observed.view(server),
         &ctx.catalog,
@@ -324,25 +355,66 @@ fn controller_for(
 }
 
 /// Runs the controllers for `scope` until `stop` is cancelled; in-flight reconciles finish.
+/// Alongside them, removes the runtime records of deleted servers (see [`records`]).
 pub(crate) async fn run(ctx: Arc<Context>, scope: &Scope, stop: CancellationToken) {
     let servers = scope.apis::<AtomicworkMcpServer>(&ctx.client);
     let secrets = scope.apis::<K8sSecret>(&ctx.client);
-    let streams = servers.into_iter().zip(secrets).map(|(servers, secrets)| {
-        let stop = stop.clone();
-        controller_for(servers, secrets)
-            .graceful_shutdown_on(async move { stop.cancelled().await })
-            .run(reconcile, error_policy, ctx.clone())
-            .boxed()
-    });
+    let side_tasks = CancellationToken::new();
+    let deletions: Vec<_> = scope
+        .apis::<PartialObjectMeta<AtomicworkMcpServer>>(&ctx.client)
+        .into_iter()
+        .map(|api| {
+            tokio::spawn(records::forget_deleted(
+                ctx.clone(),
+                api,
+                side_tasks.clone(),
+            ))
+        })
+        .collect();
+    let mut stores = Vec::new();
+    let streams: Vec<_> = servers
+        .into_iter()
+        .zip(secrets)
+        .map(|(servers, secrets)| {
+            let stop = stop.clone();
+            let controller = controller_for(servers, secrets);
+            stores.push(controller.store());
+            controller
+                .graceful_shutdown_on(async move { stop.cancelled().await })
+                .run(reconcile, error_policy, ctx.clone())
+                .boxed()
+        })
+        .collect();
+    let sweeper = tokio::spawn(records::sweep_while_running(
+        ctx.clone(),
+        stores,
+        side_tasks.clone(),
+    ));
     futures::stream::select_all(streams)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(server = %obj, "reconciled"),
-                Err(e) if routine(&e) => tracing::debug!(error = %e, "controller"),
-                Err(e) => tracing::warn!(error = %e, "controller"),
+        .for_each(|result| {
+            let ctx = ctx.clone();
+            async move {
+                match result {
+                    Ok((obj, _)) => tracing::debug!(server = %obj, "reconciled"),
+                    Err(e) => {
+                        if let kube::runtime::controller::Error::ObjectNotFound(gone) = &e {
+                            let ns = gone.namespace.clone().unwrap_or_default();
+                            records::forget(&ctx, &ServerId::new(ns, &gone.name)).await;
+                        }
+                        if routine(&e) {
+                            tracing::debug!(error = %e, "controller");
+                        } else {
+                            tracing::warn!(error = %e, "controller");
+                        }
+                    }
+                }
             }
         })
         .await;
+    side_tasks.cancel();
+    for task in deletions.into_iter().chain(std::iter::once(sweeper)) {
+        let _ = task.await;
+    }
 }
 
 /// True for controller errors that need no one's attention: a failed reconcile (already

@@ -1,6 +1,7 @@
 //! The pure half of a reconcile: from what was observed (the resource, the Secrets it
-//! names, its token Secret) to what should be (the token Secret, the status, Events and
-//! when to look again). No I/O, no clock, no randomness of its own, so every scenario is
+//! names, its token Secret and runtime record) to what should be (the token Secret, the
+//! runtime record the data plane serves from, the status, Events and when to look
+//! again). No I/O, no clock, no randomness of its own, so every scenario is
 //! a plain unit test.
 
 use std::collections::BTreeMap;
@@ -13,12 +14,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time
 use kube::Resource;
 
 use crate::core::catalog::Catalog;
+use crate::core::runtime_record::RuntimeRecord;
 use crate::core::secret::Secret;
+use crate::core::server::ServerView;
 use crate::core::token::{self, TOKEN_SECRET_SUFFIX, TokenRecord, token_secret_name};
 use crate::k8s::crd::{
     AtomicworkMcpServer, AtomicworkMcpServerStatus, ROTATE_ANNOTATION, SecretRef, rotation_of,
 };
 use crate::k8s::resolve::{self, Problem, Resolution, ResolveOptions, SecretLookup};
+use crate::k8s::runtime_record::{self, record_secret};
 use crate::k8s::token_secret::{
     TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of, token_expiry_of,
 };
@@ -43,6 +47,9 @@ pub struct Settings {
     /// Keep the connector URL out of `status.url` (it stays in the token Secret).
     pub redact_status_url: bool,
     pub resolve: ResolveOptions,
+    /// The operator's own namespace, where runtime records are written for the data
+    /// plane.
+    pub runtime_namespace: String,
 }
 
 /// What the controller read for one server.
@@ -52,6 +59,8 @@ pub struct Observed<'a> {
     pub secrets: &'a dyn SecretLookup,
     /// The server's token Secret, if it exists.
     pub token_secret: Option<&'a K8sSecret>,
+    /// The server's runtime-record Secret, if it exists.
+    pub runtime_record: Option<&'a K8sSecret>,
 }
 
 /// What should be done with the token Secret.
@@ -62,6 +71,17 @@ pub enum TokenPlan {
     /// Server-side apply this Secret.
     Apply(Box<K8sSecret>),
     /// Delete it: the token is revoked.
+    Delete,
+}
+
+/// What should be done with the server's runtime record (the data plane's copy).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordPlan {
+    /// It is as it should be (or there is none and should be none).
+    Unchanged,
+    /// Server-side apply this Secret.
+    Apply(Box<K8sSecret>),
+    /// Delete it: the server must not be served.
     Delete,
 }
 
@@ -78,6 +98,7 @@ pub(crate) struct Notice {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     pub token: TokenPlan,
+    pub runtime: RecordPlan,
     pub status: AtomicworkMcpServerStatus,
     /// False when the observed status already equals `status` (no write needed).
     pub status_changed: bool,
@@ -176,13 +197,96 @@ pub fn desired(
         &secret_name,
     );
     events.extend(ready_event(&previous, &status));
+    let served = match blocker {
+        Some(_) => None,
+        None => record.as_ref(),
+    };
+    let runtime = runtime_plan(
+        served_record(server, &res, served, now),
+        observed.runtime_record,
+        &settings.runtime_namespace,
+    );
     Ok(Desired {
         token,
+        runtime,
         status_changed: status != previous,
         status,
         events,
         requeue: requeue(res.expires_at, now),
     })
+}
+
+/// The runtime record the data plane should serve the server from, given the token it
+/// keeps: none while the resource is being deleted, without a token, or with a token
+/// minted under another rotate-token value; an expiry-only record once the token's
+/// expiry has passed (its URL answers 403 "expired", whatever else is wrong with the
+/// server); otherwise the resolved server, if it resolves.
+fn served_record(
+    server: &AtomicworkMcpServer,
+    res: &Resolution,
+    token: Option<&TokenRecord>,
+    now: Timestamp,
+) -> Option<RuntimeRecord> {
+    if server.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let token = token.filter(|t| t.rotation.as_deref() == server.rotation())?;
+    let generation = server.metadata.generation;
+    let digest = token.token.digest();
+    let until = token.valid_until(res.expires_at);
+    let view = match until {
+        Some(at) if now >= at => ServerView::expired(res.id.clone(), server.display_name(), at),
+        _ => {
+            let view = res.view.as_ref().ok()?;
+            return Some(RuntimeRecord {
+                expires_at: until,
+                ..RuntimeRecord::from_view(view, digest, generation)
+            });
+        }
+    };
+    Some(RuntimeRecord::from_view(&view, digest, generation))
+}
+
+/// How to bring the stored record Secret to `want`.
+fn runtime_plan(
+    want: Option<RuntimeRecord>,
+    have: Option<&K8sSecret>,
+    namespace: &str,
+) -> RecordPlan {
+    match (want, have) {
+        (None, None) => RecordPlan::Unchanged,
+        (None, Some(_)) => RecordPlan::Delete,
+        (Some(record), have) => {
+            let mut want = record_secret(&record, namespace);
+            if let Some(labels) = want.metadata.labels.as_mut() {
+                labels.insert(
+                    "app.kubernetes.io/managed-by".to_string(),
+                    MANAGED_BY.to_string(),
+                );
+                labels.insert("app.kubernetes.io/part-of".to_string(), PART_OF.to_string());
+            }
+            let current = have.filter(|h| {
+                runtime_record::record_of(h).is_ok_and(|r| r == record)
+                    && subset(&want.metadata.labels, &h.metadata.labels)
+                    && subset(&want.metadata.annotations, &h.metadata.annotations)
+                    && h.type_ == want.type_
+            });
+            match current {
+                Some(_) => RecordPlan::Unchanged,
+                None => RecordPlan::Apply(Box::new(want)),
+            }
+        }
+    }
+}
+
+/// True when `have` carries every key of `want` with the same value.
+fn subset(
+    want: &Option<BTreeMap<String, String>>,
+    have: &Option<BTreeMap<String, String>>,
+) -> bool {
+    want.iter()
+        .flatten()
+        .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
 }
 
 /// What the status is computed from.
@@ -320,12 +424,6 @@ fn label_value(name: &str) -> String {
 
 /// True when `have` already carries everything `want` sets.
 fn secret_matches(have: &K8sSecret, want: &K8sSecret) -> bool {
-    let subset = |want: &Option<BTreeMap<String, String>>,
-                  have: &Option<BTreeMap<String, String>>| {
-        want.iter()
-            .flatten()
-            .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
-    };
     let owners_ok = want.metadata.owner_references.iter().flatten().all(|w| {
         have.metadata
             .owner_references

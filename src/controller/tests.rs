@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::fixtures::*;
-use super::reconcile::{self, Desired, Observed, TokenPlan};
+use super::reconcile::{self, Desired, Observed, RecordPlan, TokenPlan};
 use super::{Context, Error, backoff, error_policy, reconcile as run_reconcile};
 use crate::k8s::crd::AtomicworkMcpServer;
 use crate::k8s::resolve::SecretData;
@@ -71,11 +71,23 @@ fn decide_with(
     token: Option<&K8sSecret>,
     settings: &reconcile::Settings,
 ) -> Desired {
+    decide_all(server, referenced, token, None, settings)
+}
+
+/// The pure reconcile at `now`, with the stored runtime record.
+fn decide_all(
+    server: &AtomicworkMcpServer,
+    referenced: &[K8sSecret],
+    token: Option<&K8sSecret>,
+    record: Option<&K8sSecret>,
+    settings: &reconcile::Settings,
+) -> Desired {
     let secrets = secrets_with(referenced);
     let observed = Observed {
         server,
         secrets: &secrets,
         token_secret: token,
+        runtime_record: record,
     };
     reconcile::desired(
         &observed,
@@ -85,6 +97,20 @@ fn decide_with(
         &fixed_mint,
     )
     .expect("desired state")
+}
+
+/// The runtime record a reconcile of `server` keeping `token` writes, as stored.
+fn stored_record(server: &AtomicworkMcpServer, token: &K8sSecret) -> K8sSecret {
+    match decide(server, &[api_secret()], Some(token)).runtime {
+        RecordPlan::Apply(secret) => *secret,
+        other => panic!("a served server has a runtime record: {other:?}"),
+    }
+}
+
+/// The runtime record in an applied Secret body.
+fn record_in(body: &Value) -> crate::core::runtime_record::RuntimeRecord {
+    let secret: K8sSecret = serde_json::from_value(body.clone()).expect("a Secret");
+    crate::k8s::runtime_record::record_of(&secret).expect("a readable record")
 }
 
 /// The server as it looks after a reconcile that kept `token`: status written.
@@ -129,15 +155,18 @@ async fn first_reconcile_mints_a_token_secret_and_writes_status() {
     let (ctx, mut api) = context();
     let server = server("change-ops");
     let s = server.clone();
-    let (result, (secret, status, events)) = reconcile_with(&server, ctx.clone(), async move {
-        api.get_secret(API_SECRET, Some(&api_secret())).await;
-        api.get_secret("change-ops-mcp-token", None).await;
-        let secret = api.apply_secret("change-ops-mcp-token").await;
-        let status = api.apply_status(&s).await;
-        let events = vec![api.event().await, api.event().await];
-        (secret, status, events)
-    })
-    .await;
+    let (result, (secret, record, status, events)) =
+        reconcile_with(&server, ctx.clone(), async move {
+            api.get_secret(API_SECRET, Some(&api_secret())).await;
+            api.get_secret("change-ops-mcp-token", None).await;
+            api.get_record("change-ops", None).await;
+            let secret = api.apply_secret("change-ops-mcp-token").await;
+            let record = api.apply_record("change-ops").await;
+            let status = api.apply_status(&s).await;
+            let events = vec![api.event().await, api.event().await];
+            (secret, record, status, events)
+        })
+        .await;
     assert!(result.is_ok(), "{result:?}");
 
     let token = decoded(&secret.body, "token");
@@ -185,6 +214,43 @@ async fn first_reconcile_mints_a_token_secret_and_writes_status() {
         "atomicwork-mcp-operator"
     );
     assert_no_secrets_in(&events, &[&token]);
+
+    // The runtime record: in the operator's namespace, labelled for the data plane,
+    // naming its server, holding what the data plane serves and only the token's digest.
+    let meta = &record.body["metadata"];
+    assert_eq!(meta["namespace"], RUNTIME_NS);
+    assert_eq!(meta["labels"]["mcp.atomicwork.dev/runtime-record"], "v1");
+    assert_eq!(
+        meta["labels"]["app.kubernetes.io/managed-by"],
+        "atomicwork-mcp-operator"
+    );
+    assert_eq!(
+        meta["annotations"]["mcp.atomicwork.dev/server-namespace"],
+        NS
+    );
+    assert_eq!(
+        meta["annotations"]["mcp.atomicwork.dev/server-name"],
+        "change-ops"
+    );
+    assert!(
+        meta.get("ownerReferences").is_none(),
+        "no owner across namespaces"
+    );
+    let served = record_in(&record.body);
+    assert_eq!(
+        served.token_digest,
+        crate::core::secret::TokenHash::of(&token)
+    );
+    assert_eq!(served.api_key.expose(), API_KEY);
+    assert_eq!(served.base_url, "https://acme.atomicwork.com");
+    assert_eq!(served.generation, Some(1));
+    assert_eq!(Value::from(served.tools.clone()), st["tools"]);
+    assert!(!served.suspended && served.expires_at.is_none());
+    let raw = String::from_utf8(served.to_json()).expect("UTF-8");
+    assert!(
+        !raw.contains(&token),
+        "the record never holds the URL token"
+    );
 }
 
 #[tokio::test]
@@ -193,9 +259,11 @@ async fn a_second_reconcile_writes_nothing() {
     let token = token_secret(&server, OLD_TOKEN, None);
     let server = settled(server, &token);
     let (ctx, mut api) = context();
+    let record = stored_record(&server, &token);
     let (result, mut api) = reconcile_with(&server, ctx, async move {
         api.get_secret(API_SECRET, Some(&api_secret())).await;
         api.get_secret("change-ops-mcp-token", Some(&token)).await;
+        api.get_record("change-ops", Some(&record)).await;
         api
     })
     .await;
@@ -211,6 +279,7 @@ async fn a_missing_api_key_secret_is_reported_and_no_token_is_minted() {
     let (result, (status, event)) = reconcile_with(&server, ctx, async move {
         api.get_secret(API_SECRET, None).await;
         api.get_secret("change-ops-mcp-token", None).await;
+        api.get_record("change-ops", None).await;
         (api.apply_status(&s).await, api.event().await)
     })
     .await;
@@ -245,6 +314,7 @@ async fn a_missing_key_is_reported() {
     let (result, (status, event)) = reconcile_with(&server, ctx, async move {
         api.get_secret(API_SECRET, Some(&wrong)).await;
         api.get_secret("change-ops-mcp-token", None).await;
+        api.get_record("change-ops", None).await;
         (api.apply_status(&s).await, api.event().await)
     })
     .await;
@@ -277,6 +347,7 @@ async fn a_filter_matching_no_tool_gets_no_url() {
     let (result, (status, _event)) = reconcile_with(&server, ctx, async move {
         api.get_secret(API_SECRET, Some(&api_secret())).await;
         api.get_secret("change-ops-mcp-token", None).await;
+        api.get_record("change-ops", None).await;
         (api.apply_status(&s).await, api.event().await)
     })
     .await;
@@ -317,21 +388,35 @@ async fn at_expiry_the_token_secret_is_kept_and_the_status_says_expired() {
     let server = server("change-ops").expires_in(-5);
     let token = kept_under_expiry(&server, OLD_TOKEN);
     let previous = settled(server.clone().expires_in(600), &token);
+    let before = stored_record(&previous, &token);
     let server = server.with_status_of(previous.status.as_ref().expect("status"));
     let (ctx, mut api) = context();
     let s = server.clone();
     let t = token.clone();
-    let (result, (status, events)) = reconcile_with(&server, ctx, async move {
+    let (result, (record, status, events)) = reconcile_with(&server, ctx, async move {
         api.get_secret(API_SECRET, Some(&api_secret())).await;
         api.get_secret("change-ops-mcp-token", Some(&t)).await;
-        // No write to the token Secret: its URL keeps answering 403 "expired".
+        api.get_record("change-ops", Some(&before)).await;
+        // No write to the token Secret: its URL keeps answering 403 "expired". Its
+        // runtime record becomes an expiry-only one: no tools, no API key.
+        let record = api.apply_record("change-ops").await;
         let status = api.apply_status(&s).await;
         let events = vec![api.event().await];
         api.assert_idle().await;
-        (status, events)
+        (record, status, events)
     })
     .await;
     assert!(result.is_ok(), "{result:?}");
+    let served = record_in(&record.body);
+    assert_eq!(
+        served.token_digest,
+        crate::core::secret::TokenHash::of(OLD_TOKEN)
+    );
+    assert_eq!(
+        served.expires_at.map(|t| t.to_string()),
+        server.spec.expires_at
+    );
+    assert!(served.tools.is_empty() && served.api_key.expose().is_empty());
     assert_eq!(condition(&status.body, "Expired")["status"], "True");
     assert_eq!(condition(&status.body, "Ready")["reason"], "Expired");
     assert!(status.body["status"].get("url").is_none());
@@ -348,20 +433,29 @@ async fn at_expiry_the_token_secret_is_kept_and_the_status_says_expired() {
 async fn a_new_rotate_annotation_value_mints_a_new_token() {
     let server = server("change-ops").rotated("1");
     let token = token_secret(&server, OLD_TOKEN, Some("1"));
-    let server = settled(server, &token).rotated("2");
+    let server = settled(server, &token);
+    let before = stored_record(&server, &token);
+    let server = server.rotated("2");
     let (ctx, mut api) = context();
     let s = server.clone();
-    let (result, (secret, status, events)) = reconcile_with(&server, ctx, async move {
+    let (result, (secret, record, status, events)) = reconcile_with(&server, ctx, async move {
         api.get_secret(API_SECRET, Some(&api_secret())).await;
         api.get_secret("change-ops-mcp-token", Some(&token)).await;
+        api.get_record("change-ops", Some(&before)).await;
         let secret = api.apply_secret("change-ops-mcp-token").await;
+        let record = api.apply_record("change-ops").await;
         let status = api.apply_status(&s).await;
-        (secret, status, vec![api.event().await])
+        (secret, record, status, vec![api.event().await])
     })
     .await;
     assert!(result.is_ok(), "{result:?}");
     let new_token = decoded(&secret.body, "token");
     assert_ne!(new_token, OLD_TOKEN);
+    assert_eq!(
+        record_in(&record.body).token_digest,
+        crate::core::secret::TokenHash::of(&new_token),
+        "the data plane serves the new token only"
+    );
     assert_eq!(
         secret.body["metadata"]["annotations"]["mcp.atomicwork.dev/rotate-token"],
         "2"
@@ -378,16 +472,24 @@ async fn a_new_rotate_annotation_value_mints_a_new_token() {
 async fn suspend_keeps_the_token_and_reports_suspended() {
     let server = server("change-ops");
     let token = token_secret(&server, OLD_TOKEN, None);
-    let server = settled(server, &token).suspended();
+    let server = settled(server, &token);
+    let before = stored_record(&server, &token);
+    let server = server.suspended();
     let (ctx, mut api) = context();
     let s = server.clone();
-    let (result, (status, event)) = reconcile_with(&server, ctx, async move {
+    let (result, (record, status, event)) = reconcile_with(&server, ctx, async move {
         api.get_secret(API_SECRET, Some(&api_secret())).await;
         api.get_secret("change-ops-mcp-token", Some(&token)).await;
-        (api.apply_status(&s).await, api.event().await)
+        api.get_record("change-ops", Some(&before)).await;
+        let record = api.apply_record("change-ops").await;
+        (record, api.apply_status(&s).await, api.event().await)
     })
     .await;
     assert!(result.is_ok(), "{result:?}");
+    assert!(
+        record_in(&record.body).suspended,
+        "the data plane answers 403"
+    );
     let ready = condition(&status.body, "Ready");
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "Suspended");
@@ -409,15 +511,24 @@ async fn client_token_auth_reads_the_client_token_secret() {
         api.get_secret(API_SECRET, Some(&api_secret())).await;
         api.get_secret(CLIENT_SECRET, Some(&clients)).await;
         api.get_secret("change-ops-mcp-token", None).await;
+        api.get_record("change-ops", None).await;
         api.apply_secret("change-ops-mcp-token").await;
+        let record = api.apply_record("change-ops").await;
         let status = api.apply_status(&s).await;
         let events = vec![api.event().await, api.event().await];
         assert_no_secrets_in(&events, &["bearer-one"]);
-        status
+        (status, record)
     })
     .await;
+    let (status, record) = status;
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(condition(&status.body, "Ready")["status"], "True");
+    let served = record_in(&record.body);
+    assert_eq!(
+        served.client_token_digests,
+        Some(vec![crate::core::secret::TokenHash::of("bearer-one")])
+    );
+    assert!(!record.body.to_string().contains("bearer-one"));
 }
 
 #[tokio::test]
@@ -429,6 +540,7 @@ async fn a_missing_client_token_secret_is_reported() {
         api.get_secret(API_SECRET, Some(&api_secret())).await;
         api.get_secret(CLIENT_SECRET, None).await;
         api.get_secret("change-ops-mcp-token", None).await;
+        api.get_record("change-ops", None).await;
         let status = api.apply_status(&s).await;
         api.event().await;
         status
@@ -502,9 +614,19 @@ fn the_desired_state_is_a_fixed_point() {
     let TokenPlan::Apply(secret) = &first.token else {
         panic!("first reconcile applies the token Secret")
     };
+    let RecordPlan::Apply(record) = &first.runtime else {
+        panic!("first reconcile applies the runtime record")
+    };
     let server = server.with_status_of(&first.status);
-    let second = decide(&server, &[api_secret()], Some(secret));
+    let second = decide_all(
+        &server,
+        &[api_secret()],
+        Some(secret),
+        Some(record),
+        &settings(),
+    );
     assert_eq!(second.token, TokenPlan::Unchanged);
+    assert_eq!(second.runtime, RecordPlan::Unchanged);
     assert!(!second.status_changed);
     assert!(second.events.is_empty());
     assert_eq!(second.status, first.status);
@@ -602,17 +724,21 @@ async fn rotating_an_expired_server_deletes_its_token_secret() {
         .annotations
         .get_or_insert_with(Default::default)
         .insert(crate::k8s::crd::ROTATE_ANNOTATION.into(), "1".into());
+    let before = stored_record(&server, &token);
     let server = server.rotated("2");
     let (ctx, mut api) = context();
     let s = server.clone();
     let (result, events) = reconcile_with(&server, ctx, async move {
         api.get_secret(API_SECRET, Some(&api_secret())).await;
         api.get_secret("change-ops-mcp-token", Some(&token)).await;
+        api.get_record("change-ops", Some(&before)).await;
         let deleted = api.delete_secret("change-ops-mcp-token").await;
         assert_eq!(
             deleted.body["preconditions"]["uid"],
             "uid-secret-change-ops-mcp-token"
         );
+        // The old URL goes (404) from every data-plane replica.
+        api.delete_record("change-ops").await;
         api.apply_status(&s).await;
         let events = vec![api.event().await, api.event().await];
         api.assert_idle().await;
@@ -623,6 +749,80 @@ async fn rotating_an_expired_server_deletes_its_token_secret() {
     let reasons: Vec<_> = events.iter().map(|e| e.body["reason"].clone()).collect();
     assert_eq!(reasons, ["TokenRevoked", "Expired"]);
     assert_no_secrets_in(&events, &[OLD_TOKEN]);
+}
+
+#[test]
+fn a_changed_api_key_is_projected_and_an_unchanged_one_is_not() {
+    let server = server("change-ops");
+    let token = token_secret(&server, OLD_TOKEN, None);
+    let record = stored_record(&server, &token);
+    let same = decide_all(
+        &server,
+        &[api_secret()],
+        Some(&token),
+        Some(&record),
+        &settings(),
+    );
+    assert_eq!(same.runtime, RecordPlan::Unchanged);
+    let rotated_key = secret(API_SECRET, &[("apiKey", "sk-rotated-key")]);
+    let changed = decide_all(
+        &server,
+        &[rotated_key],
+        Some(&token),
+        Some(&record),
+        &settings(),
+    );
+    let RecordPlan::Apply(secret) = &changed.runtime else {
+        panic!("a new API key is projected: {:?}", changed.runtime)
+    };
+    let served = crate::k8s::runtime_record::record_of(secret).expect("record");
+    assert_eq!(served.api_key.expose(), "sk-rotated-key");
+    assert_eq!(changed.token, TokenPlan::Unchanged, "the URL stays");
+}
+
+#[test]
+fn a_server_that_must_not_be_served_loses_its_record() {
+    let server = server("change-ops");
+    let token = token_secret(&server, OLD_TOKEN, None);
+    let record = stored_record(&server, &token);
+    let decide_with_record = |s: &AtomicworkMcpServer, referenced: &[K8sSecret]| {
+        decide_all(s, referenced, Some(&token), Some(&record), &settings()).runtime
+    };
+    let no_tools = server.clone().edit(|s| {
+        s.spec.tools = Some(crate::k8s::crd::ToolNameFilter {
+            allow: vec!["create_a_atomicwork_change_management_change".into()],
+            deny: vec![],
+        })
+    });
+    assert_eq!(
+        decide_with_record(&no_tools, &[api_secret()]),
+        RecordPlan::Delete
+    );
+    assert_eq!(
+        decide_with_record(&server, &[]),
+        RecordPlan::Delete,
+        "no API key"
+    );
+    let deleting = server.clone().edit(|s| {
+        s.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::now(),
+        ))
+    });
+    assert_eq!(
+        decide_with_record(&deleting, &[api_secret()]),
+        RecordPlan::Delete
+    );
+    // A rotation that waits (nothing servable to mint for) serves nothing meanwhile.
+    let pending = no_tools.clone().rotated("2");
+    assert_eq!(
+        decide_with_record(&pending, &[api_secret()]),
+        RecordPlan::Delete
+    );
+    // Without a record stored, nothing to do.
+    assert_eq!(
+        decide(&no_tools, &[api_secret()], Some(&token)).runtime,
+        RecordPlan::Unchanged
+    );
 }
 
 #[test]
@@ -710,155 +910,73 @@ fn a_broken_server_keeps_its_token_through_expiry() {
 }
 
 // ---------------------------------------------------------------------------------------
-// the data plane feed
+// what the data plane is handed: the runtime record
 
-mod feed {
+mod projection {
     use super::*;
-    use crate::dataplane::feed::{FeedOptions, entries};
+    use crate::core::runtime_record::RuntimeRecord;
+    use crate::core::secret::TokenHash;
+    use crate::core::server::Refusal;
 
-    fn opts() -> FeedOptions {
-        FeedOptions {
-            catalog: catalog(),
-            resolve: Default::default(),
+    /// The record a first look at `server` would write, with nothing stored yet but
+    /// `token`.
+    fn projected(
+        server: &AtomicworkMcpServer,
+        referenced: &[K8sSecret],
+        token: Option<&K8sSecret>,
+    ) -> Option<RuntimeRecord> {
+        match decide(server, referenced, token).runtime {
+            RecordPlan::Apply(secret) => {
+                Some(crate::k8s::runtime_record::record_of(&secret).expect("record"))
+            }
+            _ => None,
         }
     }
 
-    fn served(servers: &[AtomicworkMcpServer], secrets: &[K8sSecret]) -> Vec<String> {
-        let lookup = |ns: &str, name: &str| {
-            secrets
-                .iter()
-                .find(|s| {
-                    s.metadata.namespace.as_deref() == Some(ns)
-                        && s.metadata.name.as_deref() == Some(name)
-                })
-                .cloned()
-                .map(Arc::new)
-        };
-        entries(servers, &lookup, &opts(), Timestamp::now())
-            .into_iter()
-            .map(|(hash, view)| {
-                assert_eq!(hash, crate::core::secret::TokenHash::of(OLD_TOKEN));
-                view.id.to_string()
-            })
-            .collect()
-    }
-
     #[test]
-    fn serves_a_resolved_server_under_its_token() {
+    fn a_served_server_is_projected_under_the_token_it_keeps() {
         let s = server("a");
         let t = token_secret(&s, OLD_TOKEN, None);
-        assert_eq!(served(&[s], &[api_secret(), t]), ["it-ops/a"]);
+        let r = projected(&s, &[api_secret()], Some(&t)).expect("a record");
+        assert_eq!(r.token_digest, TokenHash::of(OLD_TOKEN));
+        assert_eq!(r.id().to_string(), "it-ops/a");
     }
 
     #[test]
-    fn does_not_serve_without_its_own_current_token_secret() {
+    fn a_token_secret_not_made_for_this_server_is_never_projected() {
         let s = server("a");
-        assert!(
-            served(std::slice::from_ref(&s), &[api_secret()]).is_empty(),
-            "no token Secret"
-        );
-
         let mut other = token_secret(&s, OLD_TOKEN, None);
         if let Some(o) = other.metadata.owner_references.as_mut() {
             o[0].uid = "uid-of-another".into();
         }
-        assert!(
-            served(std::slice::from_ref(&s), &[api_secret(), other]).is_empty(),
-            "not its own"
-        );
-
-        let pending = token_secret(&s, OLD_TOKEN, Some("1"));
-        let rotated = s.clone().rotated("2");
-        assert!(
-            served(&[rotated], &[api_secret(), pending]).is_empty(),
-            "rotation pending"
-        );
-
-        let t = token_secret(&s, OLD_TOKEN, None);
-        let deleting = s.clone().edit(|s| {
-            s.metadata.deletion_timestamp = Some(
-                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
-            )
-        });
-        assert!(
-            served(&[deleting], &[api_secret(), t.clone()]).is_empty(),
-            "being deleted"
-        );
-        assert!(
-            served(std::slice::from_ref(&s), std::slice::from_ref(&t)).is_empty(),
-            "no API key"
-        );
-    }
-
-    /// The views served for these servers, by token.
-    fn views(
-        servers: &[AtomicworkMcpServer],
-        secrets: &[K8sSecret],
-    ) -> Vec<crate::core::server::ServerView> {
-        let lookup = |ns: &str, name: &str| {
-            secrets
-                .iter()
-                .find(|s| {
-                    s.metadata.namespace.as_deref() == Some(ns)
-                        && s.metadata.name.as_deref() == Some(name)
-                })
-                .cloned()
-                .map(Arc::new)
-        };
-        entries(servers, &lookup, &opts(), Timestamp::now())
-            .into_iter()
-            .map(|(_, view)| view)
-            .collect()
+        let r = projected(&s, &[api_secret()], Some(&other)).expect("a new token's record");
+        assert_ne!(r.token_digest, TokenHash::of(OLD_TOKEN));
     }
 
     #[test]
-    fn an_expired_server_stays_registered_to_answer_403_expired() {
+    fn an_expired_server_keeps_an_expiry_only_record_to_answer_403() {
         let s = server("a").expires_in(-5);
         let t = super::kept_under_expiry(&s, OLD_TOKEN);
-        assert_eq!(
-            served(std::slice::from_ref(&s), &[api_secret(), t.clone()]),
-            ["it-ops/a"]
-        );
         // Whatever else is wrong with it (here: its API key Secret is gone).
-        let served_views = views(std::slice::from_ref(&s), std::slice::from_ref(&t));
-        assert_eq!(served_views.len(), 1);
-        let view = &served_views[0];
-        assert_eq!(
-            view.admit(Timestamp::now(), None),
-            Err(crate::core::server::Refusal::Expired)
-        );
-        assert!(view.tools.is_empty());
-        assert_eq!(
-            view.expires_at.map(|t| t.to_string()),
-            s.spec.expires_at,
-            "the refusal names the expiry"
-        );
+        let r = projected(&s, &[], Some(&t)).expect("an expiry-only record");
+        assert_eq!(r.token_digest, TokenHash::of(OLD_TOKEN));
+        assert!(r.tools.is_empty() && r.api_key.expose().is_empty());
+        assert_eq!(r.expires_at.map(|t| t.to_string()), s.spec.expires_at);
+        let (_, view, _) = r.to_entry(&catalog());
+        assert_eq!(view.admit(Timestamp::now(), None), Err(Refusal::Expired));
     }
 
     #[test]
     fn a_token_past_its_noted_expiry_is_never_served_again() {
-        // expiresAt moved into the future, but the controller has not minted the new
-        // token yet: the old one still only answers 403.
+        // expiresAt moved into the future, but nothing can be served to mint a new
+        // token for: the old one still only answers 403.
         let expired = server("a").expires_in(-5);
         let t = super::kept_under_expiry(&expired, OLD_TOKEN);
         let extended = expired.clone().expires_in(3600);
-        let served_views = views(&[extended], &[api_secret(), t]);
-        assert_eq!(served_views.len(), 1);
-        assert_eq!(
-            served_views[0].admit(Timestamp::now(), None),
-            Err(crate::core::server::Refusal::Expired)
-        );
-        assert_eq!(
-            served_views[0].expires_at.map(|t| t.to_string()),
-            expired.spec.expires_at
-        );
-    }
-
-    #[test]
-    fn a_suspended_server_stays_registered_to_answer_403() {
-        let s = server("a").suspended();
-        let t = token_secret(&s, OLD_TOKEN, None);
-        assert_eq!(served(&[s], &[api_secret(), t]), ["it-ops/a"]);
+        let r = projected(&extended, &[], Some(&t)).expect("an expiry-only record");
+        assert_eq!(r.token_digest, TokenHash::of(OLD_TOKEN));
+        assert_eq!(r.expires_at.map(|t| t.to_string()), expired.spec.expires_at);
+        assert!(r.tools.is_empty());
     }
 
     #[test]
@@ -992,27 +1110,67 @@ async fn the_controller_loop_reconciles_what_it_watches() {
     stop_and_join(&stop, task, Duration::from_secs(5), "the controller loop").await;
 }
 
+/// True when the cluster holds a Secret of this name.
+fn holds_secret(cluster: &FakeCluster, name: &str) -> bool {
+    cluster.secrets.lock().expect("secrets").contains_key(name)
+}
+
 #[tokio::test]
-async fn the_feed_serves_after_its_first_sync_and_stops_on_cancel() {
-    let s = server("change-ops");
-    let token = token_secret(&s, OLD_TOKEN, None);
-    let (client, _cluster) = FakeCluster::start(vec![s], &[api_secret(), token]);
-    let registry = Arc::new(crate::dataplane::registry::Registry::new());
-    let stop = CancellationToken::new();
-    let task = {
-        let (registry, stop) = (registry.clone(), stop.clone());
-        let opts = crate::dataplane::feed::FeedOptions {
-            catalog: catalog(),
-            resolve: Default::default(),
-        };
-        tokio::spawn(async move {
-            crate::dataplane::feed::run(client, &scope(), registry, opts, stop).await
-        })
-    };
-    eventually("the first sync", || registry.is_ready()).await;
-    let view = registry.lookup(OLD_TOKEN).expect("served under its token");
-    assert_eq!(view.id.to_string(), "it-ops/change-ops");
-    stop_and_join(&stop, task, Duration::from_secs(5), "the feed").await;
+async fn a_deleted_server_loses_its_runtime_record_at_once() {
+    let (client, cluster) = FakeCluster::start(vec![server("change-ops")], &[api_secret()]);
+    let (stop, task) = run_controllers(client);
+    let record = record_name("change-ops");
+    eventually("the runtime record", || holds_secret(&cluster, &record)).await;
+    // The controller's watch and the deletion watch.
+    eventually("both watches of the servers", || {
+        cluster.server_watch_count() >= 2
+    })
+    .await;
+    cluster.delete_server("change-ops");
+    eventually("the record's deletion", || !holds_secret(&cluster, &record)).await;
+    let seen = cluster.seen.lock().expect("log").clone();
+    assert!(
+        seen.iter().any(|r| r.starts_with(&format!(
+            "DELETE /api/v1/namespaces/{RUNTIME_NS}/secrets/{record}"
+        ))),
+        "{seen:#?}"
+    );
+    stop_and_join(&stop, task, Duration::from_secs(10), "the controller loop").await;
+}
+
+#[tokio::test]
+async fn records_of_servers_that_are_gone_are_swept_at_start() {
+    let kept = server("kept");
+    let gone = server("gone");
+    let kept_record = stored_record(&kept, &token_secret(&kept, OLD_TOKEN, None));
+    let gone_record = stored_record(&gone, &token_secret(&gone, OLD_TOKEN, None));
+    let mut unrelated = secret("unrelated", &[("x", "y")]);
+    unrelated.metadata.namespace = Some(RUNTIME_NS.into());
+    let (client, cluster) = FakeCluster::start(
+        vec![kept],
+        &[api_secret(), kept_record, gone_record, unrelated],
+    );
+    let (stop, task) = run_controllers(client);
+    eventually("the orphan's removal", || {
+        !holds_secret(&cluster, &record_name("gone"))
+    })
+    .await;
+    status_written("the kept server's status", &cluster, "kept").await;
+    stop_and_join(&stop, task, Duration::from_secs(10), "the controller loop").await;
+    assert!(holds_secret(&cluster, &record_name("kept")));
+    assert!(
+        holds_secret(&cluster, "unrelated"),
+        "only labelled records are swept"
+    );
+    let seen = cluster.seen.lock().expect("log").clone();
+    let deletes: Vec<&String> = seen.iter().filter(|r| r.starts_with("DELETE")).collect();
+    assert_eq!(deletes.len(), 1, "{deletes:#?}");
+    assert!(
+        seen.iter().any(|r| r
+            .starts_with(&format!("GET /api/v1/namespaces/{RUNTIME_NS}/secrets?"))
+            && r.contains("labelSelector=mcp.atomicwork.dev%2Fruntime-record%3Dv1")),
+        "the sweep lists labelled records in the operator's namespace: {seen:#?}"
+    );
 }
 
 mod leader {

@@ -1,9 +1,10 @@
 //! A server as the data plane serves it: its identity, its filtered tools, how it is
 //! reached upstream and who may use it. Built from a resource by `k8s::resolve` (in the
-//! cluster feed, the controller and local mode alike), kept by the data plane's registry
-//! and read on every request.
+//! controller and local mode alike; the cluster's data plane gets it from the runtime
+//! record), kept by the data plane's registry and read on every request.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -125,18 +126,65 @@ impl ServerView {
     }
 }
 
-/// A token bucket refilled continuously.
+/// How many replicas share every server's rate limit. Each replica enforces its share
+/// ([`share`]), so N replicas together allow the configured rate, not N times it. One
+/// until known.
+#[derive(Debug)]
+pub(crate) struct Replicas(AtomicU32);
+
+impl Default for Replicas {
+    fn default() -> Self {
+        Replicas(AtomicU32::new(1))
+    }
+}
+
+impl Replicas {
+    /// Sets the count; zero (none known) counts as one.
+    pub(crate) fn set(&self, replicas: usize) {
+        let n = u32::try_from(replicas).unwrap_or(u32::MAX).max(1);
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    /// The count, at least one.
+    pub(crate) fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed).max(1)
+    }
+}
+
+/// One replica's share of a rate limit shared by `replicas`: tokens added per second and
+/// the bucket's capacity. The rate is divided exactly; the burst too, but never below
+/// one call, so every replica can serve at least one call at a time.
+pub(crate) fn share(settings: RateLimitSettings, replicas: u32) -> (f64, f64) {
+    let n = f64::from(replicas.max(1));
+    let per_second = f64::from(settings.per_minute.max(1)) / 60.0 / n;
+    let capacity = (f64::from(settings.burst.max(1)) / n).max(1.0);
+    (per_second, capacity)
+}
+
+/// A token bucket refilled continuously, at this replica's share of the server's limit.
 #[derive(Debug)]
 pub(crate) struct TokenBucket {
     settings: RateLimitSettings,
+    /// Replicas sharing the limit; `None` for a bucket of its own.
+    replicas: Option<Arc<Replicas>>,
     state: Mutex<(f64, Instant)>,
 }
 
 impl TokenBucket {
+    /// A bucket enforcing the whole limit.
     pub(crate) fn new(settings: RateLimitSettings) -> Self {
         TokenBucket {
             settings,
+            replicas: None,
             state: Mutex::new((f64::from(settings.burst), Instant::now())),
+        }
+    }
+
+    /// A bucket enforcing its share of the limit among `replicas`, read on every call.
+    pub(crate) fn shared(settings: RateLimitSettings, replicas: Arc<Replicas>) -> Self {
+        TokenBucket {
+            replicas: Some(replicas),
+            ..TokenBucket::new(settings)
         }
     }
 
@@ -146,14 +194,15 @@ impl TokenBucket {
     }
 
     fn try_acquire_at(&self, now: Instant) -> Result<(), u64> {
-        let rate = f64::from(self.settings.per_minute.max(1)) / 60.0;
+        let replicas = self.replicas.as_ref().map_or(1, |r| r.get());
+        let (rate, capacity) = share(self.settings, replicas);
         let mut guard = match self.state.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         let (tokens, last) = &mut *guard;
         let elapsed = now.saturating_duration_since(*last).as_secs_f64();
-        *tokens = (*tokens + elapsed * rate).min(f64::from(self.settings.burst.max(1)));
+        *tokens = (*tokens + elapsed * rate).min(capacity);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -235,5 +284,51 @@ mod tests {
         assert!(b.try_acquire_at(t0).is_ok());
         assert_eq!(b.try_acquire_at(t0), Err(1));
         assert!(b.try_acquire_at(t0 + Duration::from_millis(1100)).is_ok());
+    }
+
+    #[test]
+    fn each_replica_enforces_its_share() {
+        let limit = RateLimitSettings {
+            per_minute: 120,
+            burst: 12,
+        };
+        assert_eq!(share(limit, 1), (2.0, 12.0));
+        assert_eq!(share(limit, 3), (2.0 / 3.0, 4.0));
+        assert_eq!(share(limit, 0), share(limit, 1), "none known counts as one");
+        // A burst smaller than the replica count still lets each replica serve a call.
+        assert_eq!(share(limit, 24), (2.0 / 24.0, 1.0));
+        // Rates that do not divide evenly are divided exactly, not rounded.
+        let odd = RateLimitSettings {
+            per_minute: 10,
+            burst: 1,
+        };
+        let (rate, _) = share(odd, 3);
+        assert!((rate * 60.0 * 3.0 - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_shared_bucket_follows_the_replica_count() {
+        let limit = RateLimitSettings {
+            per_minute: 60,
+            burst: 4,
+        };
+        let replicas = Arc::new(Replicas::default());
+        replicas.set(2);
+        let b = TokenBucket::shared(limit, replicas.clone());
+        let t0 = Instant::now();
+        // Half the burst, then a token every two seconds.
+        assert!(b.try_acquire_at(t0).is_ok());
+        assert!(b.try_acquire_at(t0).is_ok());
+        assert_eq!(b.try_acquire_at(t0), Err(2));
+        assert!(b.try_acquire_at(t0 + Duration::from_millis(2100)).is_ok());
+        // Alone again: the whole limit.
+        replicas.set(1);
+        let t1 = t0 + Duration::from_secs(60);
+        for _ in 0..4 {
+            assert!(b.try_acquire_at(t1).is_ok());
+        }
+        assert_eq!(b.try_acquire_at(t1), Err(1));
+        replicas.set(0);
+        assert_eq!(replicas.get(), 1);
     }
 }

@@ -1,253 +1,204 @@
-//! The data plane's cluster feed: watches the servers and Secrets (read-only), resolves
-//! every server with the same code as the controller and local mode, and keeps the
-//! registry current. A server is served only with the token from its own token Secret,
-//! so a deleted resource, a deleted token Secret or a pending rotation stops its endpoint
-//! at once, whatever the controller is doing. An expired server stays registered under
-//! its token and answers 403 "expired" for as long as the resource exists.
+//! The data plane's cluster feed: a watch of the runtime records in the data plane's own
+//! namespace (the Secrets labelled `mcp.atomicwork.dev/runtime-record=v1`, see
+//! [`crate::k8s::runtime_record`]) and nothing else: no resources, no other Secrets, no
+//! other namespace. The controller decides what is served; each record is one server.
+//!
+//! Each watch event changes one server in the registry (upsert or remove by the record's
+//! name); nothing is rebuilt. A list (at start, or after a watch gap) is applied in one
+//! step when complete, and removes the servers whose records it no longer finds. A record
+//! that cannot be read is logged and its server is not served (its previous entry, if
+//! any, is removed: a record the data plane cannot read may be a revocation); every other
+//! server is untouched. Expiry and suspension are
+//! checked on every request from the record's fields, so an expired record keeps its URL
+//! answering 403 "expired" and needs no rebuild at the instant it expires.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
-use jiff::Timestamp;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
-use kube::Client;
-use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use tokio::sync::Notify;
+use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
-use super::registry::Registry;
 use crate::core::catalog::Catalog;
 use crate::core::secret::TokenHash;
-use crate::core::server::ServerView;
-use crate::core::token::{TokenRecord, token_secret_name};
-use crate::k8s::crd::{AtomicworkMcpServer, GROUP, ROTATE_ANNOTATION};
-use crate::k8s::resolve::{self, ResolveOptions, SecretData, SecretLookup, secret_data};
-use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
-use crate::k8s::token_secret::{TOKEN_EXPIRES_ANNOTATION, is_controlled_by, record_of};
+use crate::core::server::{ServerId, ServerView};
+use crate::dataplane::registry::Registry;
+use crate::k8s::runtime_record::{RECORD_SELECTOR, record_of};
+use crate::k8s::scope::ApiCall;
 
-/// The calls the feed makes: watches only, of the same servers and Secrets the controller
-/// watches.
-pub const API_CALLS: &[ApiCall] = &[
-    (GROUP, "atomicworkmcpservers", "list"),
-    (GROUP, "atomicworkmcpservers", "watch"),
-    ("", "secrets", "list"),
-    ("", "secrets", "watch"),
-];
+/// The calls the feed makes, in the data plane's own namespace: a watch of the runtime
+/// records.
+pub const API_CALLS: &[ApiCall] = &[("", "secrets", "list"), ("", "secrets", "watch")];
 
-/// How long changes are gathered before the registry is rebuilt once for all of them.
-pub(crate) const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Rebuild this often anyway, so entries whose expiry passed become expiry-only entries.
-const RESYNC: Duration = Duration::from_secs(300);
-
-/// What the feed resolves with.
-#[derive(Debug, Clone)]
-pub struct FeedOptions {
-    pub catalog: Arc<Catalog>,
-    pub resolve: ResolveOptions,
-}
-
-/// Finds a Secret by namespace and name.
-pub(crate) type SecretSource<'a> = &'a dyn Fn(&str, &str) -> Option<Arc<K8sSecret>>;
-
-struct Lookup<'a>(SecretSource<'a>);
-
-impl SecretLookup for Lookup<'_> {
-    fn secret(&self, namespace: &str, name: &str) -> Option<SecretData> {
-        (self.0)(namespace, name).map(|s| secret_data(&s))
-    }
-}
-
-/// The registry entries for these servers at `now`: every server that has a current token
-/// in a token Secret it controls and either resolves, or has expired (then only to answer
-/// 403 "expired", whatever else is wrong with it).
-pub fn entries<'a>(
-    servers: impl IntoIterator<Item = &'a AtomicworkMcpServer>,
-    secrets: SecretSource<'_>,
-    opts: &FeedOptions,
-    now: Timestamp,
-) -> Vec<(TokenHash, ServerView)> {
-    let lookup = Lookup(secrets);
-    servers
-        .into_iter()
-        .filter(|s| s.metadata.deletion_timestamp.is_none())
-        .filter_map(|server| {
-            let record = current_record(server, secrets)?;
-            let res = resolve::resolve(server, &lookup, &opts.catalog, now, &opts.resolve);
-            let until = record.valid_until(res.expires_at);
-            let view = match until {
-                Some(at) if now >= at => ServerView::expired(res.id, server.display_name(), at),
-                _ => {
-                    let mut view = res.view.ok()?;
-                    view.expires_at = until;
-                    view
-                }
-            };
-            Some((record.token.digest(), view))
-        })
-        .collect()
-}
-
-/// The server's token record, unless its token Secret is missing, not its own, or minted
-/// under another rotate-token value (a rotation the controller has yet to apply).
-fn current_record(server: &AtomicworkMcpServer, secrets: SecretSource<'_>) -> Option<TokenRecord> {
-    let ns = server.metadata.namespace.as_deref()?;
-    let name = server.metadata.name.as_deref()?;
-    let secret = secrets(ns, &token_secret_name(name))?;
-    if !is_controlled_by(&secret, server) {
-        return None;
-    }
-    let record = record_of(&secret)?;
-    (record.rotation.as_deref() == server.rotation()).then_some(record)
-}
-
-/// The watched state: one store per watched namespace (one in all for `All`).
-struct Stores {
-    servers: Vec<Store<AtomicworkMcpServer>>,
-    secrets: Vec<Store<K8sSecret>>,
-}
-
-impl Stores {
-    fn secret(&self, ns: &str, name: &str) -> Option<Arc<K8sSecret>> {
-        let key = ObjectRef::new(name).within(ns);
-        self.secrets.iter().find_map(|s| s.get(&key))
-    }
-
-    fn servers(&self) -> Vec<Arc<AtomicworkMcpServer>> {
-        self.servers.iter().flat_map(|s| s.state()).collect()
-    }
-
-    async fn wait_until_ready(&self) -> bool {
-        let servers =
-            futures::future::try_join_all(self.servers.iter().map(|s| s.wait_until_ready()));
-        let secrets =
-            futures::future::try_join_all(self.secrets.iter().map(|s| s.wait_until_ready()));
-        servers.await.is_ok() && secrets.await.is_ok()
-    }
-}
-
-/// Keeps `registry` current until `stop` is cancelled; marks it ready after the first
-/// complete sync.
-pub(crate) async fn run(
-    client: Client,
-    scope: &Scope,
+/// Applies watch events of runtime-record Secrets to the registry, one server per event.
+pub struct Feed {
     registry: Arc<Registry>,
-    opts: FeedOptions,
-    stop: CancellationToken,
-) {
-    let changed = Arc::new(Notify::new());
-    let (stores, events) = watch(&client, scope);
-    let driver = tokio::spawn(drive(events, changed.clone(), stop.clone()));
-    tokio::select! {
-        _ = stop.cancelled() => {}
-        synced = stores.wait_until_ready() => {
-            if synced {
-                rebuild(&stores, &registry, &opts);
-                registry.mark_ready();
-                tracing::info!(servers = registry.len(), "cluster feed synced");
-                keep_current(&stores, &registry, &opts, &changed, &stop).await;
-            } else {
-                tracing::error!("the cluster feed stopped before its first sync; not ready");
+    catalog: Arc<Catalog>,
+    /// The server each record Secret (by name) is serving.
+    serving: HashMap<String, ServerId>,
+    /// The relist under way, if one is.
+    relist: Option<Relist>,
+}
+
+/// A change to one server of the registry.
+type Change = (ServerId, Option<(TokenHash, ServerView)>);
+
+/// What a relist has found so far: applied to the registry at once when it is complete,
+/// so a request sees the state before it or after it, and the list costs one copy of the
+/// registry rather than one per record.
+#[derive(Default)]
+struct Relist {
+    /// Record names listed.
+    seen: HashSet<String>,
+    changes: Vec<Change>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("serving", &self.serving.len())
+            .finish()
+    }
+}
+
+impl Feed {
+    /// A feed into `registry`, taking tools by name from `catalog`.
+    pub fn new(registry: Arc<Registry>, catalog: Arc<Catalog>) -> Self {
+        Feed {
+            registry,
+            catalog,
+            serving: HashMap::new(),
+            relist: None,
+        }
+    }
+
+    /// Applies one watch event. The registry is marked ready at the end of the first
+    /// complete list.
+    pub fn apply(&mut self, event: watcher::Event<K8sSecret>) {
+        match event {
+            watcher::Event::Init => self.relist = Some(Relist::default()),
+            watcher::Event::InitApply(secret) => {
+                if let (Some(relist), Some(name)) =
+                    (self.relist.as_mut(), secret.metadata.name.as_ref())
+                {
+                    relist.seen.insert(name.clone());
+                }
+                self.upsert(&secret);
+            }
+            watcher::Event::InitDone => {
+                if let Some(relist) = self.relist.take() {
+                    let gone: Vec<String> = self
+                        .serving
+                        .keys()
+                        .filter(|name| !relist.seen.contains(*name))
+                        .cloned()
+                        .collect();
+                    let mut changes = relist.changes;
+                    for name in gone {
+                        if let Some(id) = self.serving.remove(&name) {
+                            changes.push((id, None));
+                        }
+                    }
+                    self.registry.apply(changes);
+                }
+                if !self.registry.is_ready() {
+                    self.registry.mark_ready();
+                    tracing::info!(servers = self.registry.len(), "runtime records synced");
+                }
+            }
+            watcher::Event::Apply(secret) => self.upsert(&secret),
+            watcher::Event::Delete(secret) => {
+                if let Some(name) = secret.metadata.name.as_deref() {
+                    self.remove(name);
+                }
             }
         }
     }
-    driver.abort();
+
+    /// Serves the record `secret` carries, in place of what its name served before.
+    fn upsert(&mut self, secret: &K8sSecret) {
+        let Some(name) = secret.metadata.name.as_deref() else {
+            return;
+        };
+        let record = match record_of(secret) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(
+                    record = name,
+                    error = %e,
+                    "runtime record ignored: its server is not served until the controller rewrites it"
+                );
+                self.remove(name);
+                return;
+            }
+        };
+        let (digest, view, unknown) = record.to_entry(&self.catalog);
+        if !unknown.is_empty() {
+            tracing::warn!(
+                server = %view.id,
+                tools = %unknown.join(","),
+                "runtime record names tools this data plane's catalog lacks; they are not served"
+            );
+        }
+        let id = view.id.clone();
+        if let Some(before) = self.serving.insert(name.to_string(), id.clone())
+            && before != id
+        {
+            self.change((before, None));
+        }
+        tracing::debug!(server = %id, record = name, "runtime record applied");
+        self.change((id, Some((digest, view))));
+    }
+
+    /// Stops serving what the record `name` served.
+    fn remove(&mut self, name: &str) {
+        if let Some(id) = self.serving.remove(name) {
+            tracing::debug!(server = %id, record = name, "runtime record removed");
+            self.change((id, None));
+        }
+    }
+
+    /// Applies one change now, or with the rest of the relist under way.
+    fn change(&mut self, change: Change) {
+        match self.relist.as_mut() {
+            Some(relist) => relist.changes.push(change),
+            None => self.registry.apply([change]),
+        }
+    }
 }
 
-async fn keep_current(
-    stores: &Stores,
-    registry: &Registry,
-    opts: &FeedOptions,
-    changed: &Notify,
-    stop: &CancellationToken,
+/// Keeps `registry` current from the runtime records in `namespace` until `stop` is
+/// cancelled; the registry is ready after the first complete list.
+pub async fn run(
+    client: Client,
+    namespace: &str,
+    registry: Arc<Registry>,
+    catalog: Arc<Catalog>,
+    stop: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = changed.notified() => {}
-            _ = tokio::time::sleep(RESYNC) => {}
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(DEBOUNCE) => {}
-        }
-        rebuild(stores, registry, opts);
-    }
-}
-
-fn rebuild(stores: &Stores, registry: &Registry, opts: &FeedOptions) {
-    let servers = stores.servers();
-    let lookup = |ns: &str, name: &str| stores.secret(ns, name);
-    let next = entries(
-        servers.iter().map(Arc::as_ref),
-        &lookup,
-        opts,
-        Timestamp::now(),
-    );
-    tracing::debug!(
-        watched = servers.len(),
-        served = next.len(),
-        "registry rebuilt"
-    );
-    registry.replace_all(next);
-}
-
-type EventStream = futures::stream::BoxStream<'static, Result<(), watcher::Error>>;
-
-/// Starts one reflector per kind and namespace; returns the stores and their events.
-fn watch(client: &Client, scope: &Scope) -> (Stores, Vec<EventStream>) {
-    let mut stores = Stores {
-        servers: Vec::new(),
-        secrets: Vec::new(),
-    };
-    let mut events: Vec<EventStream> = Vec::new();
-    for api in scope.apis::<AtomicworkMcpServer>(client) {
-        let (reader, writer) = reflector::store();
-        stores.servers.push(reader);
-        let stream = watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .modify(|s: &mut AtomicworkMcpServer| s.metadata.managed_fields = None)
-            .reflect(writer)
-            .map_ok(|_| ());
-        events.push(stream.boxed());
-    }
-    for api in scope.apis::<K8sSecret>(client) {
-        let (reader, writer) = reflector::store();
-        stores.secrets.push(reader);
-        let config = watcher::Config::default()
-            .any_semantic()
-            .fields(SECRET_FIELD_SELECTOR);
-        let stream = watcher(api, config)
-            .default_backoff()
-            .modify(slim_secret)
-            .reflect(writer)
-            .map_ok(|_| ());
-        events.push(stream.boxed());
-    }
-    (stores, events)
-}
-
-/// Keeps in memory only what resolving needs.
-fn slim_secret(secret: &mut K8sSecret) {
-    secret.metadata.managed_fields = None;
-    if let Some(annotations) = secret.metadata.annotations.as_mut() {
-        annotations.retain(|k, _| k == ROTATE_ANNOTATION || k == TOKEN_EXPIRES_ANNOTATION);
-    }
-}
-
-/// Polls every watch; each event (or error, logged) wakes the rebuild loop.
-async fn drive(events: Vec<EventStream>, changed: Arc<Notify>, stop: CancellationToken) {
-    let mut merged = futures::stream::select_all(events);
+    let api: Api<K8sSecret> = Api::namespaced(client, namespace);
+    let config = watcher::Config::default()
+        .any_semantic()
+        .labels(RECORD_SELECTOR);
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(|s: &mut K8sSecret| s.metadata.managed_fields = None);
+    let mut events = std::pin::pin!(events);
+    let mut feed = Feed::new(registry, catalog);
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => return,
-            next = merged.next() => next,
+            next = events.next() => next,
         };
         match next {
-            Some(Ok(())) => changed.notify_one(),
-            Some(Err(e)) => tracing::warn!(error = %e, "watch failed; retrying"),
+            Some(Ok(event)) => feed.apply(event),
+            Some(Err(e)) => tracing::warn!(error = %e, "runtime record watch failed; retrying"),
             None => return,
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

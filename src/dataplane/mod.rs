@@ -8,6 +8,7 @@ pub(crate) mod connections;
 pub mod feed;
 pub(crate) mod metrics;
 pub mod registry;
+pub(crate) mod replicas;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -33,6 +34,16 @@ use crate::mcp::{self, CallGate, Reply, ServerIdentity, ToolRunner, code};
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::upstream::{CallOutcome, Upstream};
 pub(crate) use connections::ConnectionLimits;
+
+/// Every permission the data plane needs, all in its own namespace: it watches the
+/// runtime records and its own Service's EndpointSlices there, and reads nothing else.
+pub fn api_calls() -> Vec<crate::k8s::scope::ApiCall> {
+    feed::API_CALLS
+        .iter()
+        .chain(replicas::API_CALLS)
+        .copied()
+        .collect()
+}
 
 /// Largest request body by default: room for the file tools' base64 uploads.
 pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 40 * 1024 * 1024;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::core::secret::TokenHash;
-use crate::core::server::{ServerId, ServerView, TokenBucket};
+use crate::core::server::{Replicas, ServerId, ServerView, TokenBucket};
 
 #[derive(Default)]
 struct Snapshot {
@@ -24,6 +24,8 @@ pub struct Registry {
     snapshot: ArcSwap<Snapshot>,
     writer: Mutex<()>,
     ready: AtomicBool,
+    /// Replicas sharing every rate limit.
+    replicas: Arc<Replicas>,
 }
 
 impl fmt::Debug for Registry {
@@ -62,19 +64,42 @@ impl Registry {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// How many replicas share every rate limit (one unless told otherwise).
+    pub(crate) fn replicas(&self) -> &Arc<Replicas> {
+        &self.replicas
+    }
+
     /// Sets (or, with `None`, removes) one server; a new token replaces the old at once.
     pub fn upsert(&self, id: &ServerId, entry: Option<(TokenHash, ServerView)>) {
+        self.apply([(id.clone(), entry)]);
+    }
+
+    /// Sets or removes several servers at once, in order: one copy of the map for all of
+    /// them, and a request sees all of them or none.
+    pub fn apply(
+        &self,
+        changes: impl IntoIterator<Item = (ServerId, Option<(TokenHash, ServerView)>)>,
+    ) {
         let _guard = self.lock_writer();
         let current = self.snapshot.load_full();
         let mut next = Snapshot {
             by_token: current.by_token.clone(),
             by_id: current.by_id.clone(),
         };
-        let previous = next.by_id.remove(id).and_then(|h| next.by_token.remove(&h));
-        if let Some((hash, mut view)) = entry {
-            keep_limiter(&mut view, previous.as_deref());
-            next.by_id.insert(id.clone(), hash);
-            next.by_token.insert(hash, Arc::new(view));
+        for (id, entry) in changes {
+            let previous = next
+                .by_id
+                .remove(&id)
+                .and_then(|h| next.by_token.remove(&h));
+            if let Some((hash, mut view)) = entry {
+                keep_limiter(&mut view, previous.as_deref(), &self.replicas);
+                // A token another server had is that server's no longer.
+                if let Some(other) = next.by_token.get(&hash).map(|v| v.id.clone()) {
+                    next.by_id.remove(&other);
+                }
+                next.by_id.insert(id, hash);
+                next.by_token.insert(hash, Arc::new(view));
+            }
         }
         self.snapshot.store(Arc::new(next));
     }
@@ -89,7 +114,7 @@ impl Registry {
                 .by_id
                 .get(&view.id)
                 .and_then(|h| current.by_token.get(h));
-            keep_limiter(&mut view, previous.map(Arc::as_ref));
+            keep_limiter(&mut view, previous.map(Arc::as_ref), &self.replicas);
             if let Some(old) = next.by_id.insert(view.id.clone(), hash) {
                 next.by_token.remove(&old);
             }
@@ -106,13 +131,14 @@ impl Registry {
     }
 }
 
-/// A server's rate-limit state survives updates that leave its limit unchanged.
-fn keep_limiter(view: &mut ServerView, previous: Option<&ServerView>) {
+/// A server's rate-limit state survives updates that leave its limit unchanged. Each
+/// bucket enforces this replica's share of the limit.
+fn keep_limiter(view: &mut ServerView, previous: Option<&ServerView>, replicas: &Arc<Replicas>) {
     view.limiter = match (view.rate_limit, previous) {
         (None, _) => None,
         (Some(s), Some(old)) if old.rate_limit == Some(s) && old.limiter.is_some() => {
             old.limiter.clone()
         }
-        (Some(s), _) => Some(Arc::new(TokenBucket::new(s))),
+        (Some(s), _) => Some(Arc::new(TokenBucket::shared(s, replicas.clone()))),
     };
 }

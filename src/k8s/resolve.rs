@@ -1,6 +1,7 @@
 //! From an `AtomicworkMcpServer` and the Secrets it names to the server the data plane
-//! serves, or the reason it cannot be served. Pure: the controller, the cluster feed and
-//! local mode all call this, so a manifest means the same thing everywhere.
+//! serves, or the reason it cannot be served. Pure: the controller (which hands the result
+//! to the data plane as a runtime record) and local mode both call this, so a manifest
+//! means the same thing everywhere.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

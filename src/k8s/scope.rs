@@ -1,5 +1,5 @@
-//! What the controller and the cluster feed watch: the namespaces (a [`Scope`]), the
-//! Secrets worth transferring, and the permissions each caller lists next to its calls.
+//! What the controller watches: the namespaces (a [`Scope`]) and the Secrets worth
+//! transferring; and the permissions each caller lists next to its calls.
 
 use kube::{Api, Client, Resource};
 

@@ -1,5 +1,5 @@
-//! The token Secret as the controller writes it and the cluster feed reads it: which
-//! resource controls it, and the token record it holds.
+//! The token Secret as the controller writes and reads it: which resource controls it,
+//! and the token record it holds.
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
