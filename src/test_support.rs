@@ -1,7 +1,7 @@
 //! Helpers shared by the crate's unit tests.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use tracing::subscriber::DefaultGuard;
 
@@ -42,10 +42,16 @@ impl Captured {
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish();
+        // Other tests run in parallel threads; without a global subscriber a callsite
+        // one of them registers (or a cache rebuild another test triggers) at the wrong
+        // moment can cache "never" and hide events from this thread's subscriber. A
+        // global subscriber that is interested in everything and keeps nothing means no
+        // callsite is ever cached as "never"; events still go to this thread's default.
+        static GLOBAL: Once = Once::new();
+        GLOBAL.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        });
         let guard = tracing::subscriber::set_default(subscriber);
-        // Other tests run in parallel threads without a subscriber; a callsite they
-        // register at the same moment can cache "never" and hide events from this
-        // thread's subscriber. Recomputing the interest cache closes that window.
         tracing::callsite::rebuild_interest_cache();
         (captured, guard)
     }
