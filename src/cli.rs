@@ -512,6 +512,7 @@ fn controller_options(
         redact_status_url: flags.redact_status_url,
         resolve: Default::default(),
         runtime_namespace: runtime_namespace(cluster)?,
+        record_owner: None,
     };
     let mut lease =
         crate::controller::lease::LeaseSettings::new(&flags.lease_namespace, &flags.lease_name);

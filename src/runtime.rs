@@ -61,10 +61,20 @@ pub async fn controller(
             health::serve(listener, health, async move { stop.cancelled().await }).await
         })
     });
+    let mut settings = opts.settings;
+    // The records live beside the controller's Deployment: owned by it, an uninstall
+    // takes them (and the API keys they hold) away with it.
+    if let Some(lease_settings) = &opts.lease
+        && let Some(deployment) = lease_settings.owner_deployment.as_deref()
+        && lease_settings.namespace == settings.runtime_namespace
+    {
+        settings.record_owner =
+            lease::deployment_owner(&client, &lease_settings.namespace, deployment).await;
+    }
     let ctx = Arc::new(Context::new(
         client.clone(),
         catalog,
-        opts.settings,
+        settings,
         metrics.clone(),
     ));
     match &opts.lease {

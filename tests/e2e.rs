@@ -174,6 +174,7 @@ impl Env {
                     notice: None,
                 },
                 runtime_namespace: self.opns.clone(),
+                record_owner: None,
             },
             scope: Scope::Namespaces(vec![self.ns.clone()]),
             lease: Some(lease),

@@ -41,6 +41,7 @@ pub(crate) fn settings() -> Settings {
         redact_status_url: false,
         resolve: Default::default(),
         runtime_namespace: RUNTIME_NS.into(),
+        record_owner: None,
     }
 }
 

@@ -231,6 +231,23 @@ async fn ensure_owned_lease(client: &Client, settings: &LeaseSettings) -> bool {
     false
 }
 
+/// The owner reference of the Deployment `name` in `namespace`, for objects that should
+/// go when it goes. None (with a warning) when it cannot be read.
+pub(crate) async fn deployment_owner(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Option<OwnerReference> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    match deployments.get(name).await {
+        Ok(d) => owner_reference(&d),
+        Err(e) => {
+            tracing::warn!(namespace, deployment = name, error = %e, "cannot read the controller's Deployment; runtime records will outlive an uninstall");
+            None
+        }
+    }
+}
+
 /// One attempt of [`ensure_owned_lease`]: false when the Lease appeared meanwhile.
 async fn own_lease(
     leases: &Api<Lease>,

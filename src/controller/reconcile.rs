@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
 use kube::Resource;
 
 use crate::core::catalog::Catalog;
@@ -50,6 +50,10 @@ pub struct Settings {
     /// The operator's own namespace, where runtime records are written for the data
     /// plane.
     pub runtime_namespace: String,
+    /// The controller's own Deployment (in `runtime_namespace`), named as the owner of
+    /// every runtime record so that removing the operator removes the records, and the
+    /// API keys they hold, with it. None leaves the records unowned.
+    pub record_owner: Option<OwnerReference>,
 }
 
 /// What the controller read for one server.
@@ -205,6 +209,7 @@ pub fn desired(
         served_record(server, &res, served, now),
         observed.runtime_record,
         &settings.runtime_namespace,
+        settings.record_owner.as_ref(),
     );
     Ok(Desired {
         token,
@@ -247,11 +252,12 @@ fn served_record(
     Some(RuntimeRecord::from_view(&view, digest, generation))
 }
 
-/// How to bring the stored record Secret to `want`.
+/// How to bring the stored record Secret to `want`, owned by `owner` when given.
 fn runtime_plan(
     want: Option<RuntimeRecord>,
     have: Option<&K8sSecret>,
     namespace: &str,
+    owner: Option<&OwnerReference>,
 ) -> RecordPlan {
     match (want, have) {
         (None, None) => RecordPlan::Unchanged,
@@ -265,8 +271,16 @@ fn runtime_plan(
                 );
                 labels.insert("app.kubernetes.io/part-of".to_string(), PART_OF.to_string());
             }
+            want.metadata.owner_references = owner.map(|o| vec![o.clone()]);
             let current = have.filter(|h| {
                 runtime_record::record_of(h).is_ok_and(|r| r == record)
+                    && owner.is_none_or(|o| {
+                        h.metadata
+                            .owner_references
+                            .iter()
+                            .flatten()
+                            .any(|have| have.uid == o.uid)
+                    })
                     && subset(&want.metadata.labels, &h.metadata.labels)
                     && subset(&want.metadata.annotations, &h.metadata.annotations)
                     && h.type_ == want.type_

@@ -1381,3 +1381,51 @@ mod leader {
             .expect("clean stop");
     }
 }
+
+/// With the controller's Deployment known, every runtime record names it as its owner,
+/// so an uninstall removes the records and the API keys in them; a record stored
+/// without that owner is applied again to gain it, and one that has it is left alone.
+#[test]
+fn runtime_records_are_owned_by_the_controller_deployment() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    let owner = OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: "atomicwork-mcp-controller".into(),
+        uid: "0d9c4f0e-1b7a-4c55-9a55-6a2f2b1f8e11".into(),
+        controller: None,
+        block_owner_deletion: None,
+    };
+    let mut owned = settings();
+    owned.record_owner = Some(owner.clone());
+    let server = server("owned");
+    let token = token_secret(&server, OLD_TOKEN, None);
+    let unowned = stored_record(&server, &token);
+    assert_eq!(unowned.metadata.owner_references, None);
+    let applied = match decide_all(
+        &server,
+        &[api_secret()],
+        Some(&token),
+        Some(&unowned),
+        &owned,
+    )
+    .runtime
+    {
+        RecordPlan::Apply(secret) => *secret,
+        other => panic!("a record without its owner is applied again: {other:?}"),
+    };
+    assert_eq!(applied.metadata.owner_references, Some(vec![owner]));
+    let mut stored = applied.clone();
+    stored.metadata.uid = Some("record-uid".into());
+    assert_eq!(
+        decide_all(
+            &server,
+            &[api_secret()],
+            Some(&token),
+            Some(&stored),
+            &owned
+        )
+        .runtime,
+        RecordPlan::Unchanged
+    );
+}
