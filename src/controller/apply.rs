@@ -179,7 +179,7 @@ pub(crate) async fn apply(
                 .token_secret
                 .as_ref()
                 .and_then(|s| s.metadata.uid.clone());
-            delete_secret(&secrets, &token_secret_name(name), uid).await?;
+            delete_secret(&secrets, &token_secret_name(name), uid, Op::DeleteSecret).await?;
         }
     }
     let records: Api<K8sSecret> =
@@ -196,7 +196,7 @@ pub(crate) async fn apply(
                     source,
                 })?;
         }
-        RecordPlan::Delete => delete_record(&records, &record_name, None).await?,
+        RecordPlan::Delete => delete_secret(&records, &record_name, None, Op::DeleteRecord).await?,
     }
     if desired.status_changed {
         let servers: Api<AtomicworkMcpServer> = Api::namespaced(ctx.client.clone(), ns);
@@ -245,30 +245,13 @@ fn log_changes(ns: &str, name: &str, desired: &Desired) {
     );
 }
 
-/// Deletes the token Secret this reconcile saw (not a newer one); gone already is fine.
-async fn delete_secret(api: &Api<K8sSecret>, name: &str, uid: Option<String>) -> Result<(), Error> {
-    let params = DeleteParams {
-        preconditions: uid.map(|uid| Preconditions {
-            uid: Some(uid),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    match api.delete(name, &params).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
-        Err(source) => Err(Error::Kube {
-            op: Op::DeleteSecret,
-            source,
-        }),
-    }
-}
-
-/// Deletes a runtime record (the one with `uid`, when given); gone already is fine.
-pub(crate) async fn delete_record(
+/// Deletes the Secret `name` (only the one with `uid`, when given, not a newer one); gone
+/// already is fine. `op` names the step in a failure.
+pub(crate) async fn delete_secret(
     api: &Api<K8sSecret>,
     name: &str,
     uid: Option<String>,
+    op: Op,
 ) -> Result<(), Error> {
     let params = DeleteParams {
         preconditions: uid.map(|uid| Preconditions {
@@ -280,10 +263,7 @@ pub(crate) async fn delete_record(
     match api.delete(name, &params).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
-        Err(source) => Err(Error::Kube {
-            op: Op::DeleteRecord,
-            source,
-        }),
+        Err(source) => Err(Error::Kube { op, source }),
     }
 }
 

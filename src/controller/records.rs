@@ -25,7 +25,7 @@ use crate::k8s::runtime_record::{
 };
 use crate::k8s::scope::ApiCall;
 
-use super::apply::delete_record;
+use super::apply::delete_secret;
 use super::{Context, Error, Op};
 
 /// How often orphaned records are swept while leading.
@@ -42,7 +42,7 @@ pub(crate) async fn forget(ctx: &Context, server: &ServerId) {
     }
     let api = records(ctx);
     let name = record_secret_name(server);
-    match delete_record(&api, &name, None).await {
+    match delete_secret(&api, &name, None, Op::DeleteRecord).await {
         Ok(()) => tracing::debug!(server = %server, "runtime record of a deleted server removed"),
         Err(e) => tracing::warn!(
             server = %server,
@@ -87,7 +87,7 @@ pub(crate) async fn sweep(
         if kept || !ctx.is_leading() {
             continue;
         }
-        delete_record(&api, &name, secret.metadata.uid.clone()).await?;
+        delete_secret(&api, &name, secret.metadata.uid.clone(), Op::DeleteRecord).await?;
         removed += 1;
         match &source {
             Some(id) => {
