@@ -314,17 +314,8 @@ impl ApiServer {
 
     /// A deletion of the runtime record of `server`.
     pub(crate) async fn delete_record(&mut self, server: &str) -> Seen {
-        let path = format!(
-            "/api/v1/namespaces/{RUNTIME_NS}/secrets/{}",
-            record_name(server)
-        );
-        self.expect(
-            Method::DELETE,
-            &path,
-            StatusCode::OK,
-            |_| json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200}),
-        )
-        .await
+        self.delete_secret_in(RUNTIME_NS, &record_name(server))
+            .await
     }
 
     async fn get_secret_in(&mut self, ns: &str, name: &str, found: Option<&K8sSecret>) -> Seen {
@@ -354,8 +345,14 @@ impl ApiServer {
         seen
     }
 
+    /// A deletion of the token Secret `name`.
     pub(crate) async fn delete_secret(&mut self, name: &str) -> Seen {
-        let path = format!("/api/v1/namespaces/{NS}/secrets/{name}");
+        self.delete_secret_in(NS, name).await
+    }
+
+    /// A deletion of the Secret `ns/name`, answered with success.
+    async fn delete_secret_in(&mut self, ns: &str, name: &str) -> Seen {
+        let path = format!("/api/v1/namespaces/{ns}/secrets/{name}");
         self.expect(
             Method::DELETE,
             &path,

@@ -366,33 +366,6 @@ impl LocalProcess {
         state: &std::path::Path,
         stderr: std::process::Stdio,
     ) -> LocalProcess {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_atomicwork-mcp"))
-            .args(["local", "--listen", "127.0.0.1:0", "--poll-seconds", "0.2"])
-            .arg("--manifests")
-            .arg(manifests)
-            .arg("--state-dir")
-            .arg(state)
-            .stdout(std::process::Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start atomicwork-mcp local");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        LocalProcess {
-            child,
-            lines,
-            output: Vec::new(),
-            urls: BTreeMap::new(),
-        }
+        Self::spawn_args(manifests, state, stderr, &[], &[])
     }
 }
