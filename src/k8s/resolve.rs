@@ -120,14 +120,6 @@ impl Problem {
             Problem::NoToolsMatched => None,
         }
     }
-
-    /// True when the problem is with the referenced Secrets.
-    pub(crate) fn is_credentials(&self) -> bool {
-        matches!(
-            self,
-            Problem::SecretNotFound { .. } | Problem::SecretKeyMissing { .. }
-        )
-    }
 }
 
 /// The outcome of resolving one resource.
