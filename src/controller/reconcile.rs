@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
 use kube::Resource;
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::Catalog;
 use crate::core::runtime_record::RuntimeRecord;
 use crate::core::secret::Secret;
@@ -43,10 +44,10 @@ pub(crate) const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
 pub(crate) const RESYNC: Duration = Duration::from_secs(15 * 60);
 
 /// Deployment settings of the controller.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Base URL clients reach the data plane at, e.g. `https://mcp.example.com`.
-    pub public_url: String,
+    pub public_url: BaseUrl,
     /// Keep the connector URL out of `status.url` (it stays in the token Secret).
     pub redact_status_url: bool,
     pub resolve: ResolveOptions,

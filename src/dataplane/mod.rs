@@ -26,6 +26,7 @@ use futures::StreamExt as _;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::Tool;
 use crate::core::server::{Refusal, ServerView};
 use crate::dataplane::metrics::{CallLabels, Metrics, ToolLabels};
@@ -105,23 +106,15 @@ impl Default for ConnectionLimits {
 impl DataplaneConfig {
     /// Adds the origin and host of the public URL, so the deployment's own address is
     /// never refused.
-    pub fn allow_public_url(&mut self, public_url: &str) {
-        if let Ok(url) = reqwest::Url::parse(public_url) {
-            let origin = url.origin().ascii_serialization();
-            if origin != "null" && !self.allowed_origins.contains(&origin) {
-                self.allowed_origins.push(origin);
-            }
-            if !self.allowed_hosts.is_empty()
-                && let Some(host) = url.host_str()
-            {
-                let with_port = match url.port() {
-                    Some(p) => format!("{host}:{p}"),
-                    None => host.to_string(),
-                };
-                for h in [host.to_string(), with_port] {
-                    if !self.allowed_hosts.contains(&h) {
-                        self.allowed_hosts.push(h);
-                    }
+    pub fn allow_public_url(&mut self, public_url: &BaseUrl) {
+        let origin = public_url.origin().to_string();
+        if !self.allowed_origins.contains(&origin) {
+            self.allowed_origins.push(origin);
+        }
+        if !self.allowed_hosts.is_empty() {
+            for h in [public_url.host(), public_url.authority()] {
+                if !self.allowed_hosts.iter().any(|a| a == h) {
+                    self.allowed_hosts.push(h.to_string());
                 }
             }
         }
