@@ -103,6 +103,31 @@ impl<'a> Redactor<'a> {
         }
     }
 
+    /// Replaces the key in a text that may be JSON, whatever escapes spell it: first as
+    /// written (and as JSON writes it), then, when the text has `\u` or `\/` escapes and
+    /// is JSON, in the strings those escapes spell (the text is then written again).
+    /// True when anything was replaced. This is the one pass every tool result gets, so
+    /// the result is clean however it was built.
+    pub(crate) fn json_text(&self, text: &mut String) -> bool {
+        if self.key.is_none() {
+            return false;
+        }
+        let mut changed = false;
+        if let Cow::Owned(replaced) = self.text(text) {
+            *text = replaced;
+            changed = true;
+        }
+        if has_json_escape(text.as_bytes())
+            && let Ok(mut value) = serde_json::from_str::<Value>(text)
+            && self.value(&mut value)
+            && let Ok(written) = serde_json::to_string(&value)
+        {
+            *text = written;
+            changed = true;
+        }
+        changed
+    }
+
     /// For a text just cut to `max_chars` characters: a start of the key (in any of its
     /// forms) of at least [`MIN_REDACTED_KEY_LEN`] characters at its end is replaced by
     /// `[redacted]`, and the text stays within `max_chars`.
@@ -123,6 +148,12 @@ impl<'a> Redactor<'a> {
         }
         text.push_str(REDACTED);
     }
+}
+
+/// A `\u` or `\/` escape anywhere in `bytes`: JSON text that spells a string differently
+/// from how it reads.
+pub(crate) fn has_json_escape(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', bytes).any(|at| matches!(bytes.get(at + 1), Some(b'u' | b'/')))
 }
 
 /// The byte length of the longest start of `form`, at least [`MIN_REDACTED_KEY_LEN`]
@@ -170,6 +201,33 @@ mod tests {
         let written = serde_json::to_string(&json!({"k": key})).unwrap_or_default();
         assert!(r.found_in(written.as_bytes()), "{written}");
         assert!(!r.text(&written).contains("quoted"), "{}", r.text(&written));
+    }
+
+    /// The key spelled with `\u` escapes (as some servers write every non-ASCII or even
+    /// every character) is found in JSON text, and nothing else in the text changes.
+    #[test]
+    fn a_key_spelled_with_unicode_escapes_is_found_in_json_text() {
+        let r = Redactor::new(KEY);
+        let spelled: String = KEY
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        let mut text = format!(r#"{{"echo":"{spelled}","url":"a\/b","n":1}}"#);
+        assert!(
+            !r.found_in(text.as_bytes()),
+            "the plain search cannot see it"
+        );
+        assert!(r.json_text(&mut text));
+        assert_eq!(text, r#"{"echo":"[redacted]","n":1,"url":"a/b"}"#);
+        // Not JSON, or JSON without the key: left exactly as it was.
+        for plain in [
+            format!("{spelled} is not JSON"),
+            r#"{"url":"a\/b"}"#.to_string(),
+        ] {
+            let mut t = plain.clone();
+            assert!(!r.json_text(&mut t));
+            assert_eq!(t, plain);
+        }
     }
 
     #[test]
