@@ -106,26 +106,22 @@ impl<'a> Redactor<'a> {
     /// Replaces the key in a text that may be JSON, whatever escapes spell it: first as
     /// written (and as JSON writes it), then, when the text has `\u` or `\/` escapes and
     /// is JSON, in the strings those escapes spell (the text is then written again).
-    /// True when anything was replaced. This is the one pass every tool result gets, so
-    /// the result is clean however it was built.
-    pub(crate) fn json_text(&self, text: &mut String) -> bool {
-        if self.key.is_none() {
-            return false;
-        }
-        let mut changed = false;
-        if let Cow::Owned(replaced) = self.text(text) {
-            *text = replaced;
-            changed = true;
-        }
-        if has_json_escape(text.as_bytes())
-            && let Ok(mut value) = serde_json::from_str::<Value>(text)
+    /// `None` when nothing was replaced (nothing is copied then). This is the one pass
+    /// every tool result gets, so the result is clean however it was built.
+    pub(crate) fn json_text(&self, text: &str) -> Option<String> {
+        self.key?;
+        let plain = self.text(text);
+        if has_json_escape(plain.as_bytes())
+            && let Ok(mut value) = serde_json::from_str::<Value>(&plain)
             && self.value(&mut value)
             && let Ok(written) = serde_json::to_string(&value)
         {
-            *text = written;
-            changed = true;
+            return Some(written);
         }
-        changed
+        match plain {
+            Cow::Owned(replaced) => Some(replaced),
+            Cow::Borrowed(_) => None,
+        }
     }
 
     /// For a text just cut to `max_chars` characters: a start of the key (in any of its
@@ -212,21 +208,21 @@ mod tests {
             .chars()
             .map(|c| format!("\\u{:04x}", c as u32))
             .collect();
-        let mut text = format!(r#"{{"echo":"{spelled}","url":"a\/b","n":1}}"#);
+        let text = format!(r#"{{"echo":"{spelled}","url":"a\/b","n":1}}"#);
         assert!(
             !r.found_in(text.as_bytes()),
             "the plain search cannot see it"
         );
-        assert!(r.json_text(&mut text));
-        assert_eq!(text, r#"{"echo":"[redacted]","n":1,"url":"a/b"}"#);
+        assert_eq!(
+            r.json_text(&text).as_deref(),
+            Some(r#"{"echo":"[redacted]","n":1,"url":"a/b"}"#)
+        );
         // Not JSON, or JSON without the key: left exactly as it was.
         for plain in [
             format!("{spelled} is not JSON"),
             r#"{"url":"a\/b"}"#.to_string(),
         ] {
-            let mut t = plain.clone();
-            assert!(!r.json_text(&mut t));
-            assert_eq!(t, plain);
+            assert_eq!(r.json_text(&plain), None, "{plain}");
         }
     }
 

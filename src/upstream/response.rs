@@ -28,13 +28,13 @@ impl ToolResult {
     pub(super) fn redact(&mut self, secret: &str) {
         let redactor = Redactor::new(secret);
         for block in &mut self.content {
-            redactor.json_text(block);
-        }
-        if let Some(raw) = &self.structured {
-            let mut text = raw.get().to_string();
-            if redactor.json_text(&mut text) {
-                self.structured = RawValue::from_string(text).ok();
+            if let Some(clean) = redactor.json_text(block) {
+                *block = clean;
             }
+        }
+        let structured = self.structured.as_ref();
+        if let Some(clean) = structured.and_then(|raw| redactor.json_text(raw.get())) {
+            self.structured = RawValue::from_string(clean).ok();
         }
     }
 
