@@ -47,12 +47,30 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
 }
 
+/// What answers the requests of a connection.
+pub(crate) trait App: Clone + Send + Sync + 'static {
+    /// Answers one request.
+    fn call(&self, req: Request<Body>) -> impl Future<Output = Response<Body>> + Send + 'static;
+}
+
+impl App for Router {
+    fn call(&self, req: Request<Body>) -> impl Future<Output = Response<Body>> + Send + 'static {
+        let app = self.clone();
+        async move {
+            match app.oneshot(req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, closes
 /// every connection with no request in progress, lets every request in progress finish
 /// and returns once every connection is closed.
 pub(crate) async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl App,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -167,10 +185,10 @@ impl Activity {
 
     /// Serves one connection until it ends, its watchdog closes it, or the server shuts
     /// down and it has no request left; the slot is freed on return.
-    async fn serve(
+    async fn serve<A: App>(
         self: Arc<Self>,
         stream: TcpStream,
-        app: Router,
+        app: A,
         limits: ConnectionLimits,
         mut closing: watch::Receiver<()>,
         _slot: OwnedSemaphorePermit,
@@ -284,24 +302,21 @@ impl Drop for Sending {
 /// The router as a hyper service that tells the watchdog when each request is handled and
 /// when its answer has been written.
 #[derive(Clone)]
-struct Tracked {
-    app: Router,
+struct Tracked<A> {
+    app: A,
     activity: Arc<Activity>,
 }
 
-impl hyper::service::Service<Request<Incoming>> for Tracked {
+impl<A: App> hyper::service::Service<Request<Incoming>> for Tracked<A> {
     type Response = Response<TrackedBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let (handling, sending) = Handling::start(&self.activity);
-        let app = self.app.clone();
+        let answer = self.app.call(req.map(Body::new));
         Box::pin(async move {
-            let response = match app.oneshot(req.map(Body::new)).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
+            let response = answer.await;
             drop(handling);
             Ok(response.map(|body| TrackedBody {
                 body,

@@ -11,7 +11,9 @@ pub mod registry;
 pub(crate) mod replicas;
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
@@ -256,7 +258,57 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = dp.config.connections;
-    crate::dataplane::connections::serve(listener, router(dp), limits, shutdown).await
+    let front = Front {
+        router: router(dp.clone()),
+        dp,
+    };
+    crate::dataplane::connections::serve(listener, front, limits, shutdown).await
+}
+
+/// The data plane's requests: a POST to an MCP endpoint whose path needs no decoding goes
+/// straight to the endpoint, with the same host check, deadline and access log line the
+/// router's layers give; everything else goes through the router.
+#[derive(Clone)]
+struct Front {
+    dp: Arc<Dataplane>,
+    router: Router,
+}
+
+impl connections::App for Front {
+    fn call(&self, req: Request) -> impl Future<Output = Response> + Send + 'static {
+        let direct = (req.method() == Method::POST)
+            .then(|| plain_token(req.uri().path()))
+            .flatten()
+            .map(str::to_string);
+        let (dp, router) = (self.dp.clone(), self.router.clone());
+        async move {
+            match direct {
+                Some(token) => mcp_direct(dp, token, req).await,
+                None => connections::App::call(&router, req).await,
+            }
+        }
+    }
+}
+
+/// The token of an MCP endpoint path that the router would match with `MCP_ROUTE` and
+/// hand over unchanged: one non-empty segment after `/mcp/`, with nothing to decode.
+fn plain_token(path: &str) -> Option<&str> {
+    let token = path.strip_prefix("/mcp/")?;
+    (!token.is_empty() && !token.contains(['/', '%'])).then_some(token)
+}
+
+/// The MCP endpoint without the router: the layers of [`router`], in their order (access
+/// log, deadline, host check), written out.
+async fn mcp_direct(dp: Arc<Dataplane>, token: String, req: Request) -> Response {
+    let started = Instant::now();
+    let resp = if host_allowed(&dp, &req) {
+        let guard = started + dp.config.request_timeout + DEADLINE_GRACE;
+        mcp_answer(&dp, token, req, started, Some(guard)).await
+    } else {
+        host_refused()
+    };
+    log_request(&Method::POST, "/mcp/[token]", &resp, started);
+    resp
 }
 
 /// When a request started, so the MCP handler can stop at the request's deadline with an
@@ -274,12 +326,17 @@ async fn deadline(State(timeout): State<Duration>, mut req: Request, next: Next)
     req.extensions_mut().insert(Started(Instant::now()));
     match tokio::time::timeout(timeout + DEADLINE_GRACE, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => json_error(
-            StatusCode::GATEWAY_TIMEOUT,
-            code::REQUEST_TIMEOUT,
-            &mcp::timeout_message(timeout),
-        ),
+        Err(_) => deadline_passed(timeout),
     }
+}
+
+/// The deadline guard's answer.
+fn deadline_passed(timeout: Duration) -> Response {
+    json_error(
+        StatusCode::GATEWAY_TIMEOUT,
+        code::REQUEST_TIMEOUT,
+        &mcp::timeout_message(timeout),
+    )
 }
 
 async fn not_found() -> Response {
@@ -309,20 +366,28 @@ fn json_error(status: StatusCode, c: i64, message: &str) -> Response {
 }
 
 async fn host_check(State(dp): State<Arc<Dataplane>>, req: Request, next: Next) -> Response {
+    if !host_allowed(&dp, &req) {
+        return host_refused();
+    }
+    next.run(req).await
+}
+
+fn host_allowed(dp: &Dataplane, req: &Request) -> bool {
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or_default();
-    if !dp.config.host_allowed(host) {
-        return json_error(
-            StatusCode::FORBIDDEN,
-            code::FORBIDDEN_ORIGIN,
-            "Host header not allowed; add it to --allowed-hosts",
-        );
-    }
-    next.run(req).await
+    dp.config.host_allowed(host)
+}
+
+fn host_refused() -> Response {
+    json_error(
+        StatusCode::FORBIDDEN,
+        code::FORBIDDEN_ORIGIN,
+        "Host header not allowed; add it to --allowed-hosts",
+    )
 }
 
 /// The MCP endpoint. Everything that can refuse a request without its body (token,
@@ -334,9 +399,27 @@ async fn mcp_endpoint(
     Path(token): Path<String>,
     req: Request,
 ) -> Response {
+    let started = req
+        .extensions()
+        .get::<Started>()
+        .map_or_else(Instant::now, |s| s.0);
+    // The deadline layer around this handler bounds the body read.
+    mcp_answer(&dp, token, req, started, None).await
+}
+
+/// Answers a request to an MCP endpoint that arrived at `started`. `guard` is the
+/// deadline layer's limit when no such layer runs around this call: the body read is the
+/// only wait before the handler's own deadline, so it is bounded by it and answered as
+/// that layer would.
+async fn mcp_answer(
+    dp: &Dataplane,
+    token: String,
+    req: Request,
+    started: Instant,
+    guard: Option<Instant>,
+) -> Response {
     let (parts, body) = req.into_parts();
     let (method, headers) = (parts.method, parts.headers);
-    let started = parts.extensions.get::<Started>().map(|s| s.0);
     let Some(view) = dp.registry.lookup(&token) else {
         dp.metrics.request(None, Outcome::UnknownToken);
         return json_error(
@@ -377,9 +460,10 @@ async fn mcp_endpoint(
         dp.metrics.request(server, Outcome::UnsupportedMediaType);
         return resp;
     }
-    let body = match read_body(&dp.config, &headers, body).await {
+    let body = match read_body(&dp.config, &headers, body, guard).await {
         Ok(body) => body,
-        Err((resp, outcome)) => {
+        Err(BodyRefusal::Guard) => return deadline_passed(dp.config.request_timeout),
+        Err(BodyRefusal::Answer(resp, outcome)) => {
             dp.metrics.request(server, outcome);
             return resp;
         }
@@ -391,47 +475,72 @@ async fn mcp_endpoint(
             body: &body,
             identity: &dp.identity,
         },
-        dp.as_ref(),
-        dp.as_ref(),
+        dp,
+        dp,
     );
-    let started = started.unwrap_or_else(Instant::now);
     let timeout = dp.config.request_timeout;
     let mut reply = tokio::time::timeout_at((started + timeout).into(), handled)
         .await
         .unwrap_or_else(|_| mcp::timed_out(&body, timeout));
-    record(&dp, &view.id_label, &mut reply);
+    record(dp, &view.id_label, &mut reply);
     into_response(reply, &headers)
 }
 
-/// Reads a request body of at most `max_body_bytes` within the body-read timeout. A body
-/// announced larger than the limit is refused before any of it is read; every refusal
-/// closes the connection, since the rest of the body is never read.
+/// Why a body was not had.
+enum BodyRefusal {
+    /// The answer to give, and the outcome to count.
+    Answer(Response, Outcome),
+    /// The request's guard deadline passed first.
+    Guard,
+}
+
+/// Reads a request body of at most `max_body_bytes` within the body-read timeout (and
+/// before `guard`, when given). A body announced larger than the limit is refused before
+/// any of it is read; every refusal closes the connection, since the rest of the body is
+/// never read. A body that is already in (the usual case) is taken without setting a
+/// timer.
 async fn read_body(
     config: &DataplaneConfig,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Bytes, (Response, Outcome)> {
+    guard: Option<Instant>,
+) -> Result<Bytes, BodyRefusal> {
     let limit = config.max_body_bytes;
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
-        return Err(body_too_large(limit));
+        let (resp, outcome) = body_too_large(limit);
+        return Err(BodyRefusal::Answer(resp, outcome));
     }
     let timeout = config.connections.body_read_timeout;
-    match tokio::time::timeout(timeout, collect_body(body, limit)).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(BodyError::TooLarge)) => Err(body_too_large(limit)),
-        Ok(Err(BodyError::Unreadable)) => Err((
+    let mut collect = pin!(collect_body(body, limit));
+    let collected = match collect.as_mut().now_or_never() {
+        Some(done) => Ok(done),
+        None => {
+            let body_deadline = Instant::now() + timeout;
+            match guard.filter(|g| *g < body_deadline) {
+                Some(g) => match tokio::time::timeout_at(g.into(), collect).await {
+                    Ok(done) => Ok(done),
+                    Err(_) => return Err(BodyRefusal::Guard),
+                },
+                None => tokio::time::timeout_at(body_deadline.into(), collect).await,
+            }
+        }
+    };
+    let refusal = match collected {
+        Ok(Ok(bytes)) => return Ok(bytes),
+        Ok(Err(BodyError::TooLarge)) => body_too_large(limit),
+        Ok(Err(BodyError::Unreadable)) => (
             closing(json_error(
                 StatusCode::BAD_REQUEST,
                 code::INVALID_REQUEST,
                 "the request body could not be read",
             )),
             Outcome::BodyUnreadable,
-        )),
-        Err(_) => Err((
+        ),
+        Err(_) => (
             closing(json_error(
                 StatusCode::REQUEST_TIMEOUT,
                 code::INVALID_REQUEST,
@@ -441,8 +550,9 @@ async fn read_body(
                 ),
             )),
             Outcome::BodyTimeout,
-        )),
-    }
+        ),
+    };
+    Err(BodyRefusal::Answer(refusal.0, refusal.1))
 }
 
 /// Why a body could not be had.
@@ -644,6 +754,12 @@ async fn access_log(req: Request, next: Next) -> Response {
     let path = logged_path(&req);
     let started = Instant::now();
     let resp = next.run(req).await;
+    log_request(&method, &path, &resp, started);
+    resp
+}
+
+/// The access log line of one request.
+fn log_request(method: &Method, path: &str, resp: &Response, started: Instant) {
     tracing::info!(
         target: "atomicwork_mcp::access",
         method = %method,
@@ -652,7 +768,6 @@ async fn access_log(req: Request, next: Next) -> Response {
         latency_ms = started.elapsed().as_millis() as u64,
         "request"
     );
-    resp
 }
 
 /// The path as logged: the template of the route it matched, with `[token]` for the URL
