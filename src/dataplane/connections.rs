@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,6 +29,9 @@ use tower::ServiceExt as _;
 /// The largest connection cap accepted: far above what one process can serve, and low
 /// enough to count every slot back at shutdown.
 pub(crate) const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
+/// The watchdog looks at a connection at least this rarely, however short its timeouts.
+const MIN_LOOK_INTERVAL: Duration = Duration::from_millis(1);
 
 /// What one client connection may hold and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +132,10 @@ async fn accept(listener: &TcpListener) -> TcpStream {
 /// What a connection is doing, as its watchdog sees it.
 struct Activity {
     state: Mutex<State>,
-    /// Woken when a deadline may have moved earlier or appeared.
+    /// Set once the server shuts down: the watchdog then waits for the requests in
+    /// progress to end.
+    draining: AtomicBool,
+    /// Woken when a request ends while draining.
     changed: Notify,
 }
 
@@ -175,6 +182,7 @@ impl Activity {
                 idle_since: now,
                 last_io: now,
             }),
+            draining: AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -207,22 +215,34 @@ impl Activity {
         builder.http1().header_read_timeout(None);
         let mut conn = pin!(builder.serve_connection(io, service));
         let mut draining = false;
+        // Every deadline lies at least this long after the event that set it, so a
+        // watchdog that looks at least this often never misses one, and requests need
+        // not wake it: it sleeps until the deadline in force or for this long, whichever
+        // is sooner, and the timer is only reset when it fires.
+        let look_every = limits
+            .header_read_timeout
+            .min(limits.idle_timeout)
+            .max(MIN_LOOK_INTERVAL);
+        let mut timer = pin!(tokio::time::sleep_until(Instant::now()));
         loop {
-            let deadline = {
+            {
                 let state = self.state();
                 // Shutting down: a connection with no request in progress goes now,
                 // even halfway through a request's headers.
                 if draining && state.handling == 0 && state.sending == 0 {
                     return;
                 }
-                state.deadline(&limits)
-            };
-            let expired = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+                let now = Instant::now();
+                let wake = match state.deadline(&limits) {
+                    Some(at) if at <= now => {
+                        tracing::debug!("closing a connection: header, idle or write timeout");
+                        return;
+                    }
+                    Some(at) => at.min(now + look_every),
+                    None => now + look_every,
+                };
+                timer.as_mut().reset(wake);
+            }
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
@@ -230,19 +250,21 @@ impl Activity {
                     }
                     return;
                 }
-                () = expired => {
-                    let now = Instant::now();
-                    if self.state().deadline(&limits).is_some_and(|at| at <= now) {
-                        tracing::debug!("closing a connection: header, idle or write timeout");
-                        return;
-                    }
-                }
-                () = self.changed.notified() => {}
+                () = timer.as_mut() => {}
+                () = self.changed.notified(), if draining => {}
                 _ = closing.changed(), if !draining => {
                     draining = true;
+                    self.draining.store(true, Ordering::SeqCst);
                     conn.as_mut().graceful_shutdown();
                 }
             }
+        }
+    }
+
+    /// Wakes the watchdog when it waits for the connection's last request to end.
+    fn request_ended(&self) {
+        if self.draining.load(Ordering::SeqCst) {
+            self.changed.notify_one();
         }
     }
 
@@ -253,8 +275,6 @@ impl Activity {
         state.last_io = now;
         if state.handling == 0 && state.sending == 0 && state.head_since.is_none() {
             state.head_since = Some(now);
-            drop(state);
-            self.changed.notify_one();
         }
     }
 
@@ -280,7 +300,7 @@ impl Handling {
 impl Drop for Handling {
     fn drop(&mut self) {
         self.0.state().handling -= 1;
-        self.0.changed.notify_one();
+        self.0.request_ended();
     }
 }
 
@@ -295,7 +315,7 @@ impl Drop for Sending {
             state.idle_since = Instant::now();
         }
         drop(state);
-        self.0.changed.notify_one();
+        self.0.request_ended();
     }
 }
 
