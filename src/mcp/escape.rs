@@ -3,64 +3,69 @@
 //! cheap. Tests hold it to serde_json's output byte for byte.
 
 /// Appends `s` as a JSON string literal. Eight bytes are checked at a time for a quote, a
-/// backslash or a control character, so the long plain runs of a JSON text being wrapped
-/// are copied whole.
+/// backslash or a control character, and the checks name exactly the bytes to escape, so
+/// plain runs are copied whole and a word with escapes jumps from one to the next.
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    /// Non-zero when some byte of `word` equals `byte` (may also flag a byte after a hit,
-    /// which only sends that word to the slow path).
-    fn has(word: u64, byte: u8) -> u64 {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const LOWS: u64 = u64::from_le_bytes([0x7f; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    /// The high bit of each byte of `word` that equals `byte`, and of no other.
+    fn equal(word: u64, byte: u8) -> u64 {
         let x = word ^ (ONES * u64::from(byte));
-        x.wrapping_sub(ONES) & !x & HIGHS
+        !(((x & LOWS) + LOWS) | x) & HIGHS
     }
-    fn needs_escape(b: u8) -> bool {
-        b < 0x20 || b == b'"' || b == b'\\'
+    /// The high bit of each byte of `word` below 0x20, and of no other: adding 0x60 to
+    /// the low seven bits reaches the high bit from 0x20 up, and never carries further.
+    fn control(word: u64) -> u64 {
+        !((word & LOWS) + ONES * 0x60) & !word & HIGHS
     }
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    let (mut copied, mut i) = (0, 0);
-    while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let word = u64::from_ne_bytes(word);
-            // A control byte is one below 0x20: subtracting 0x20 sets its high bit (bytes
-            // of 0x80 and above are excluded by `!word`).
-            let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-            if control | has(word, b'"') | has(word, b'\\') == 0 {
-                i += 8;
-                continue;
-            }
-        }
-        let end = (i + 8).min(bytes.len());
-        for (j, &b) in bytes.iter().enumerate().take(end).skip(i) {
-            if !needs_escape(b) {
-                continue;
-            }
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let mut hits = control(word) | equal(word, b'"') | equal(word, b'\\');
+        while hits != 0 {
+            let j = i + (hits.trailing_zeros() / 8) as usize;
             out.extend_from_slice(&bytes[copied..j]);
-            match b {
-                b'"' => out.extend_from_slice(b"\\\""),
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                0x08 => out.extend_from_slice(b"\\b"),
-                0x0c => out.extend_from_slice(b"\\f"),
-                _ => {
-                    const HEX: &[u8; 16] = b"0123456789abcdef";
-                    out.extend_from_slice(b"\\u00");
-                    out.push(HEX[usize::from(b >> 4)]);
-                    out.push(HEX[usize::from(b & 0xf)]);
-                }
-            }
+            push_escape(out, bytes[j]);
+            copied = j + 1;
+            hits &= hits - 1;
+        }
+        i += 8;
+    }
+    for (j, &b) in bytes.iter().enumerate().skip(i) {
+        if b < 0x20 || b == b'"' || b == b'\\' {
+            out.extend_from_slice(&bytes[copied..j]);
+            push_escape(out, b);
             copied = j + 1;
         }
-        i = end;
     }
     out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
+}
+
+/// Appends the escape of one byte that needs one, as serde_json writes it.
+fn push_escape(out: &mut Vec<u8>, b: u8) {
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        }
+    }
 }
 
 #[cfg(test)]

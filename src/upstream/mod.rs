@@ -41,6 +41,13 @@ pub(crate) fn cap_text(text: &mut String, max_chars: usize) {
 use redact::Redactor;
 use response::{CallContext, Paging, TransportKind};
 
+/// The header that carries the API key.
+const X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+/// The header that names the workspace of a request.
+const X_WORKSPACE_ID: http::HeaderName = http::HeaderName::from_static("x-workspace-id");
+/// `Accept` and `Content-Type` of JSON requests.
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
 /// `User-Agent` of every upstream request.
 pub(crate) const USER_AGENT: &str = concat!("atomicwork-mcp-operator/", env!("CARGO_PKG_VERSION"));
 
@@ -276,15 +283,15 @@ impl Upstream {
             .client
             .request(reqwest_method(p.method), &p.url)
             .timeout(timeout)
-            .header("x-api-key", key.clone())
-            .header(ACCEPT, "application/json");
+            .header(X_API_KEY, key.clone())
+            .header(ACCEPT, APPLICATION_JSON);
         if let Some(ws) = &p.workspace {
-            rb = rb.header("x-workspace-id", ws.as_str());
+            rb = rb.header(X_WORKSPACE_ID, ws.as_str());
         }
         rb = match &p.body {
             PreparedBody::None => rb,
             PreparedBody::Json(v) => rb
-                .header(CONTENT_TYPE, "application/json")
+                .header(CONTENT_TYPE, APPLICATION_JSON)
                 .body(v.to_string()),
             PreparedBody::Multipart { fields, files } => match multipart::to_form(fields, files) {
                 Ok(form) => rb.multipart(form),

@@ -29,6 +29,14 @@ impl RateLimitInfo {
     /// Reads every supported style; `None` when the response carries no rate-limit
     /// information. `now` turns dates and epoch timestamps into seconds from now.
     pub(crate) fn from_headers(h: &HeaderMap, now: Timestamp) -> Option<Self> {
+        // Most answers carry none of these: one pass over the names they do carry.
+        let any = h.keys().any(|name| {
+            let name = name.as_str();
+            name.contains("ratelimit") || name == "retry-after"
+        });
+        if !any {
+            return None;
+        }
         let mut quota = Quota::default();
         if let Some(v) = header(h, "ratelimit") {
             quota.merge(parse_params(first_item(v)), now);
