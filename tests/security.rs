@@ -1148,3 +1148,49 @@ async fn over_long_arguments_and_names_get_short_errors_and_send_nothing() {
     );
     upstream.verify().await;
 }
+
+/// A body that stalls when the request deadline comes before the body-read timeout: the
+/// request is answered at the deadline (504, the deadline's JSON-RPC error), however the
+/// request reached the endpoint, and a POST whose token is percent-encoded in the path is
+/// served as the decoded token.
+#[tokio::test]
+async fn the_request_deadline_also_bounds_a_stalled_body() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (local, _) = local_in(
+        dir.path(),
+        &[("REQUEST_TIMEOUT_SECONDS", "1")],
+        &["--sandbox"],
+    )
+    .await;
+    let addr = local.addr();
+    let token = token_of(&local.url("it-ops/service-desk-readonly"));
+    let encoded: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#;
+    for path in [format!("/mcp/{token}"), format!("/mcp/{encoded}")] {
+        let whole = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{call}",
+            call.len()
+        );
+        let mut stream = send(&addr, &whole).await;
+        let (status, body) = read_response(&mut stream, BOUND)
+            .await
+            .unwrap_or_else(|| panic!("{path}: no answer"));
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body.contains(r#""id":7"#), "{path}: {body}");
+
+        let stalled = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        let started = std::time::Instant::now();
+        let mut stream = send(&addr, &stalled).await;
+        let (status, body) = read_response(&mut stream, BOUND)
+            .await
+            .unwrap_or_else(|| panic!("{path}: no answer to a stalled body"));
+        assert_eq!(status, 504, "{path}: {body}");
+        assert_eq!(rpc_error(&body)["code"], -31006, "{path}: {body}");
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "{path}: answered before the deadline"
+        );
+    }
+}

@@ -789,3 +789,28 @@ fn logged_path(req: &Request) -> Cow<'static, str> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a path the router would hand to the endpoint unchanged takes the direct way:
+    /// one non-empty segment after `/mcp/`, with nothing to percent-decode.
+    #[test]
+    fn only_plain_endpoint_paths_skip_the_router() {
+        assert_eq!(plain_token("/mcp/abc-DEF_123"), Some("abc-DEF_123"));
+        for path in [
+            "/mcp/",
+            "/mcp",
+            "/mcp/abc/",
+            "/mcp/abc/tools",
+            "/mcp/a%62c",
+            "/healthz",
+            "/metrics",
+            "/MCP/abc",
+            "//mcp/abc",
+        ] {
+            assert_eq!(plain_token(path), None, "{path}");
+        }
+    }
+}
