@@ -172,6 +172,7 @@ impl Env {
                 resolve: ResolveOptions {
                     base_url_override: Some(self.upstream.clone()),
                     notice: None,
+                    public_url: None,
                 },
                 runtime_namespace: self.opns.clone(),
                 record_owner: None,

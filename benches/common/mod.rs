@@ -76,6 +76,7 @@ pub fn resolve_at(
     let opts = ResolveOptions {
         base_url_override: Some(base_url.to_string()),
         notice: None,
+        public_url: None,
     };
     resolve::resolve(server, secrets, catalog, jiff::Timestamp::now(), &opts)
         .view

@@ -78,6 +78,7 @@ pub(crate) fn server(name: &str) -> AtomicworkMcpServer {
             api_token_secret_ref: None,
             dry_run: false,
             rate_limit: None,
+            auth: None,
             retry: None,
             max_result_chars: None,
             suspend: false,

@@ -142,7 +142,19 @@ pub fn desired(
         .name
         .as_deref()
         .ok_or(Error::Incomplete("metadata.name"))?;
-    let res = resolve::resolve(server, observed.secrets, catalog, now, &settings.resolve);
+    // OAuth servers' tokens name the connector URL, whose base is the public URL.
+    let with_public_url;
+    let opts = match settings.resolve.public_url {
+        Some(_) => &settings.resolve,
+        None => {
+            with_public_url = ResolveOptions {
+                public_url: Some(settings.public_url.clone()),
+                ..settings.resolve.clone()
+            };
+            &with_public_url
+        }
+    };
+    let res = resolve::resolve(server, observed.secrets, catalog, now, opts);
     let expired = res.expires_at.is_some_and(|at| now >= at);
     let rotation = server.rotation();
     let secret_name = token_secret_name(name);

@@ -5,6 +5,7 @@
 //! them (`tests/layout.rs` checks both).
 
 pub mod catalog;
+pub mod oauth;
 pub mod runtime_record;
 pub mod secret;
 pub mod server;

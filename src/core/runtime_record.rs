@@ -7,7 +7,10 @@
 //! The serialized form is JSON with camelCase fields, versioned by [`RECORD_FORMAT`]
 //! (stored beside the JSON, not in it). Within one format fields are only ever added,
 //! and a reader ignores fields it does not know; a change a reader must not ignore gets
-//! a new format, which an older reader refuses.
+//! a new format, which an older reader refuses. OAuth settings are such a change (a
+//! reader that ignored them would serve the server without asking for a token), so a
+//! record that has them is written as [`OAUTH_RECORD_FORMAT`]; every other record is
+//! still written, and read, as [`RECORD_FORMAT`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +19,15 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::core::catalog::{Catalog, ToolSet};
+use crate::core::oauth::{ClassScopes, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{Exposure, RateLimitSettings, RetryPolicy, ServerId, ServerView, Target};
 
 /// The format of the serialized record this code writes and reads.
 pub const RECORD_FORMAT: &str = "1";
+/// The format of a record with OAuth settings, which readers of [`RECORD_FORMAT`] alone
+/// refuse; this code writes and reads both.
+pub const OAUTH_RECORD_FORMAT: &str = "2";
 
 /// What the data plane needs to serve one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +84,80 @@ pub struct RuntimeRecord {
     /// required.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_digests")]
     pub client_token_digests: Option<Vec<TokenHash>>,
+    /// Present when every request needs an OAuth access token (format
+    /// [`OAUTH_RECORD_FORMAT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<RecordOAuth>,
+}
+
+/// [`OAuthSettings`] in the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordOAuth {
+    /// Issuer identifier, compared exactly with each token's `iss`.
+    pub issuer: String,
+    /// The audience tokens must carry when it is not the connector URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Base of the connector URL, as the controller publishes it.
+    pub public_url: String,
+    /// Scopes per tool class.
+    pub scopes: RecordScopes,
+    /// Claim naming the user.
+    pub user_claim: String,
+    /// Each user's rate limit, before it is shared between replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user_rate_limit: Option<RecordRateLimit>,
+}
+
+/// [`ClassScopes`] in the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordScopes {
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub write: Vec<String>,
+    #[serde(default)]
+    pub custom: Vec<String>,
+}
+
+impl RecordOAuth {
+    fn from_settings(o: &OAuthSettings) -> Self {
+        RecordOAuth {
+            issuer: o.issuer.clone(),
+            audience: o.audience.clone(),
+            public_url: o.public_url.clone(),
+            scopes: RecordScopes {
+                read: o.scopes.read.clone(),
+                write: o.scopes.write.clone(),
+                custom: o.scopes.custom.clone(),
+            },
+            user_claim: o.user_claim.clone(),
+            per_user_rate_limit: o.per_user.map(|r| RecordRateLimit {
+                requests_per_minute: r.per_minute,
+                burst: r.burst,
+            }),
+        }
+    }
+
+    fn to_settings(&self) -> OAuthSettings {
+        OAuthSettings {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            public_url: self.public_url.clone(),
+            scopes: ClassScopes {
+                read: self.scopes.read.clone(),
+                write: self.scopes.write.clone(),
+                custom: self.scopes.custom.clone(),
+            },
+            user_claim: self.user_claim.clone(),
+            per_user: self.per_user_rate_limit.map(|r| RateLimitSettings {
+                per_minute: r.requests_per_minute,
+                burst: r.burst,
+            }),
+        }
+    }
 }
 
 /// [`Exposure`] in the record.
@@ -108,7 +189,9 @@ pub struct RecordRetry {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// Written in a format this code does not read.
-    #[error("record format {found:?} is not the format this data plane reads ({RECORD_FORMAT:?})")]
+    #[error(
+        "record format {found:?} is not a format this data plane reads ({RECORD_FORMAT:?} or {OAUTH_RECORD_FORMAT:?})"
+    )]
     Format { found: String },
     /// Not valid JSON of a record. The message names the position, never the content.
     #[error("the record is not valid: {0}")]
@@ -148,6 +231,17 @@ impl RuntimeRecord {
             timeout_millis: target.timeout.map(millis),
             max_result_chars: u64::try_from(target.max_result_chars).unwrap_or(u64::MAX),
             client_token_digests: view.client_tokens.as_ref().map(|d| d.to_vec()),
+            oauth: view.oauth.as_deref().map(RecordOAuth::from_settings),
+        }
+    }
+
+    /// The format this record is written in: [`OAUTH_RECORD_FORMAT`] with OAuth
+    /// settings, else [`RECORD_FORMAT`].
+    pub fn format(&self) -> &'static str {
+        if self.oauth.is_some() {
+            OAUTH_RECORD_FORMAT
+        } else {
+            RECORD_FORMAT
         }
     }
 
@@ -201,11 +295,13 @@ impl RuntimeRecord {
                 burst: r.burst,
             }),
             limiter: None,
+            oauth: self.oauth.as_ref().map(|o| Arc::new(o.to_settings())),
+            user_limiter: None,
         };
         (self.token_digest, view, unknown)
     }
 
-    /// The serialized form (format [`RECORD_FORMAT`]).
+    /// The serialized form (in the format [`RuntimeRecord::format`] names).
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing plain fields and strings cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
@@ -213,7 +309,7 @@ impl RuntimeRecord {
 
     /// Reads a record written in `format`.
     pub fn from_json(format: &str, bytes: &[u8]) -> Result<Self, RecordError> {
-        if format.trim() != RECORD_FORMAT {
+        if !matches!(format.trim(), RECORD_FORMAT | OAUTH_RECORD_FORMAT) {
             return Err(RecordError::Format {
                 found: format.chars().take(16).collect(),
             });
@@ -365,6 +461,22 @@ mod tests {
                 burst: 20,
             }),
             limiter: None,
+            oauth: Some(Arc::new(OAuthSettings {
+                issuer: "https://idp.example.com/realms/it".into(),
+                audience: Some("api://atomicwork".into()),
+                public_url: "https://mcp.example.com".into(),
+                scopes: ClassScopes {
+                    read: vec!["aw.read".into()],
+                    write: vec!["aw.read".into(), "aw.write".into()],
+                    custom: Vec::new(),
+                },
+                user_claim: "email".into(),
+                per_user: Some(RateLimitSettings {
+                    per_minute: 30,
+                    burst: 5,
+                }),
+            })),
+            user_limiter: None,
         }
     }
 
@@ -375,7 +487,7 @@ mod tests {
     #[test]
     fn a_record_round_trips_through_its_serialized_form() {
         let r = record();
-        let back = RuntimeRecord::from_json(RECORD_FORMAT, &r.to_json()).expect("readable");
+        let back = RuntimeRecord::from_json(r.format(), &r.to_json()).expect("readable");
         assert_eq!(back, r);
         let minimal = RuntimeRecord {
             generation: None,
@@ -386,6 +498,7 @@ mod tests {
             retry: None,
             timeout_millis: None,
             client_token_digests: None,
+            oauth: None,
             ..r
         };
         let back = RuntimeRecord::from_json(RECORD_FORMAT, &minimal.to_json()).expect("readable");
@@ -472,6 +585,7 @@ mod tests {
                 "maxResultChars",
                 "name",
                 "namespace",
+                "oauth",
                 "rateLimit",
                 "retry",
                 "suspended",
@@ -487,6 +601,46 @@ mod tests {
         assert_eq!(value["retry"]["maxBackoffMillis"], 10_000);
         assert_eq!(value["timeoutMillis"], 45_000);
         assert_eq!(value["tokenDigest"].as_str().map(str::len), Some(64));
+        assert_eq!(
+            value["oauth"],
+            serde_json::json!({
+                "issuer": "https://idp.example.com/realms/it",
+                "audience": "api://atomicwork",
+                "publicUrl": "https://mcp.example.com",
+                "scopes": {"read": ["aw.read"], "write": ["aw.read", "aw.write"], "custom": []},
+                "userClaim": "email",
+                "perUserRateLimit": {"requestsPerMinute": 30, "burst": 5},
+            })
+        );
+    }
+
+    #[test]
+    fn oauth_settings_survive_the_trip_and_need_the_newer_format() {
+        let catalog = catalog();
+        let original = view(&catalog);
+        let r = record();
+        assert_eq!(r.format(), OAUTH_RECORD_FORMAT);
+        let back = RuntimeRecord::from_json(r.format(), &r.to_json()).expect("readable");
+        let (_, served, _) = back.to_entry(&catalog);
+        assert_eq!(served.oauth, original.oauth);
+        // Without OAuth a record keeps the first format, which older readers read.
+        let plain = RuntimeRecord {
+            oauth: None,
+            ..record()
+        };
+        assert_eq!(plain.format(), RECORD_FORMAT);
+        let (_, served, _) = plain.to_entry(&catalog);
+        assert!(served.oauth.is_none());
+    }
+
+    #[test]
+    fn a_record_written_before_oauth_still_reads() {
+        // The serialized form of a record as written before OAuth settings existed.
+        let old = br#"{"namespace":"it-ops","name":"a","displayName":"A","tokenDigest":"0000000000000000000000000000000000000000000000000000000000000000","baseUrl":"https://acme.atomicwork.com","apiKey":"k","tools":["list_all_atomicwork_assets"],"exposure":"all","suspended":false,"dryRun":false,"maxResultChars":150000}"#;
+        let r = RuntimeRecord::from_json(RECORD_FORMAT, old).expect("readable");
+        assert!(r.oauth.is_none());
+        assert_eq!(r.tools, ["list_all_atomicwork_assets"]);
+        assert!(r.to_entry(&catalog()).1.oauth.is_none());
     }
 
     #[test]
@@ -500,7 +654,7 @@ mod tests {
             record()
         );
         assert!(matches!(
-            RuntimeRecord::from_json("2", &bytes),
+            RuntimeRecord::from_json("3", &bytes),
             Err(RecordError::Format { .. })
         ));
     }

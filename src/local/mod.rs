@@ -452,7 +452,10 @@ pub(crate) async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Re
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let mut out = std::io::stdout();
-    let mut resolve = ResolveOptions::default();
+    let mut resolve = ResolveOptions {
+        public_url: Some(public_url.clone()),
+        ..ResolveOptions::default()
+    };
     if opts.sandbox {
         let (base, notice) = start_sandbox().await?;
         let _ = writeln!(out, "sandbox: {notice}");

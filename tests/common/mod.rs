@@ -58,6 +58,7 @@ pub fn view(catalog: &Catalog, yaml: &str, upstream: &str) -> ServerView {
     let opts = ResolveOptions {
         base_url_override: Some(upstream.to_string()),
         notice: None,
+        public_url: None,
     };
     resolve::resolve(&server, &secrets(), catalog, Timestamp::now(), &opts)
         .view
