@@ -1,0 +1,173 @@
+//! The OAuth 2.1 resource server's checks of an access token: the issuer's metadata
+//! (RFC 8414 or OpenID Connect discovery), its signing keys (JWKS, cached per issuer and
+//! fetched again only for a key it has not seen, never more often than a floor), the
+//! signature (asymmetric algorithms only, matched to the key's type), and the claims
+//! (`iss` exactly, `aud` containing the server's resource, `exp`/`nbf` with a small skew,
+//! the granted scopes and the user claim). A token that passed is remembered until it
+//! expires, under a digest of the token, so the same token is not verified twice.
+//!
+//! Nothing here writes a token into an error, a log line or a metric.
+
+mod cache;
+mod discovery;
+mod keys;
+mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::core::oauth::OAuthSettings;
+
+pub(crate) use cache::VerifiedCache;
+use keys::Issuers;
+
+/// Longest a metadata or JWKS request may take.
+pub(crate) const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shortest time between two fetches of one issuer's keys (or metadata).
+pub(crate) const DEFAULT_REFETCH_FLOOR: Duration = Duration::from_secs(30);
+/// Keys older than this are fetched again when next needed, so a key the issuer
+/// withdrew stops being accepted.
+pub(crate) const DEFAULT_KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
+/// Most verified tokens remembered at once.
+pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// Clock skew allowed on `exp` and `nbf`, in seconds.
+pub(crate) const LEEWAY_SECONDS: u64 = 60;
+/// Largest metadata or JWKS document read.
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// Settings of token verification.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Longest a metadata or JWKS request may take.
+    pub fetch_timeout: Duration,
+    /// Shortest time between two fetches for one issuer.
+    pub refetch_floor: Duration,
+    /// Age after which an issuer's keys are fetched again when next needed.
+    pub keys_max_age: Duration,
+    /// Most verified tokens remembered.
+    pub cache_capacity: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            refetch_floor: DEFAULT_REFETCH_FLOOR,
+            keys_max_age: DEFAULT_KEYS_MAX_AGE,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+        }
+    }
+}
+
+/// Why an access token is refused. None of them carries the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Not a signed JWT, or its header or claims cannot be read.
+    #[error("the access token is not a well-formed JWT")]
+    Malformed,
+    /// Signed with an algorithm outside the allow-list (`none`, HMAC, …) or one that does
+    /// not fit its key.
+    #[error("the access token's signing algorithm is not accepted")]
+    DisallowedAlg,
+    /// Signed with a key the issuer does not publish.
+    #[error("the access token is signed with a key the issuer does not publish")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the access token's signature does not verify")]
+    BadSignature,
+    /// Past its `exp`.
+    #[error("the access token has expired")]
+    Expired,
+    /// Before its `nbf`.
+    #[error("the access token is not valid yet")]
+    NotYetValid,
+    /// Its `iss` is not the server's issuer.
+    #[error("the access token was issued by another authorization server")]
+    WrongIssuer,
+    /// Its `aud` does not contain the server's resource.
+    #[error("the access token was issued for another resource")]
+    WrongAudience,
+    /// The issuer's metadata or keys could not be had, so nothing could be checked.
+    #[error("the authorization server could not be reached to check the access token")]
+    IssuerUnreachable,
+}
+
+impl AuthError {
+    /// A short label for metrics.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            AuthError::Malformed => "malformed",
+            AuthError::DisallowedAlg => "disallowed_alg",
+            AuthError::UnknownKey => "unknown_key",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::WrongIssuer => "wrong_issuer",
+            AuthError::WrongAudience => "wrong_audience",
+            AuthError::IssuerUnreachable => "issuer_unreachable",
+        }
+    }
+}
+
+/// What a verified access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Verified {
+    /// The scopes granted (`scope` or `scp`).
+    pub(crate) scopes: Vec<String>,
+    /// The value of the server's user claim, when present.
+    pub(crate) user: Option<Arc<str>>,
+    /// `exp`, in seconds since the Unix epoch.
+    pub(crate) expires_at: u64,
+}
+
+/// Verifies access tokens for every OAuth server of a data plane.
+#[derive(Debug)]
+pub struct Verifier {
+    issuers: Issuers,
+    verified: VerifiedCache,
+}
+
+impl Verifier {
+    /// A verifier fetching issuers' metadata and keys with its own HTTP client.
+    pub fn new(options: Options) -> Self {
+        Verifier {
+            issuers: Issuers::new(options),
+            verified: VerifiedCache::new(options.cache_capacity),
+        }
+    }
+
+    /// Checks `token` for a server with `settings` whose resource is `resource`.
+    pub(crate) async fn verify(
+        &self,
+        settings: &OAuthSettings,
+        resource: &str,
+        token: &str,
+    ) -> Result<Arc<Verified>, AuthError> {
+        let key = cache::key(&settings.issuer, resource, &settings.user_claim, token);
+        let now = token::now_seconds();
+        if let Some(hit) = self.verified.get(&key, now) {
+            return Ok(hit);
+        }
+        let header = token::header(token)?;
+        let signing_key = self
+            .issuers
+            .get(&settings.issuer)
+            .key(header.kid.as_deref(), header.alg)
+            .await?;
+        let verified = Arc::new(token::check(
+            token,
+            header.alg,
+            &signing_key,
+            &settings.issuer,
+            resource,
+            &settings.user_claim,
+        )?);
+        self.verified.insert(key, verified.clone(), now);
+        Ok(verified)
+    }
+
+    /// How many times keys (with the metadata, when needed) were fetched, per issuer.
+    pub fn key_fetches(&self, issuer: &str) -> u64 {
+        self.issuers.fetches(issuer)
+    }
+}
