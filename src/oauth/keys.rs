@@ -181,9 +181,13 @@ impl IssuerKeys {
         }
         let mut state = self.fetch.lock().await;
         // Another request may have fetched while this one waited.
+        let before = held;
         let held = self.current();
         if let Some(set) = held.as_deref() {
-            let just_fetched = state.last.is_some_and(|t| set.fetched >= t);
+            let just_fetched = match &before {
+                Some(old) => !std::ptr::eq(old.as_ref(), set),
+                None => true,
+            };
             if fresh(set) || just_fetched {
                 match set.lookup(kid, alg) {
                     Lookup::Found(k) => return Ok(k),
@@ -472,6 +476,272 @@ mod tests {
 
     fn kids(set: &KeySet) -> Vec<&str> {
         set.keys.iter().filter_map(|k| k.kid.as_deref()).collect()
+    }
+
+    use std::time::Duration;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn options(floor: Duration) -> Options {
+        Options {
+            refetch_floor: floor,
+            ..Options::default()
+        }
+    }
+
+    /// An issuer at `server` with `suffix` as its path, publishing its metadata at
+    /// `metadata_path` and `keys` at /jwks.
+    async fn publish(
+        server: &MockServer,
+        suffix: &str,
+        metadata_path: &str,
+        keys: Value,
+    ) -> String {
+        let issuer = format!("{}{suffix}", server.uri());
+        Mock::given(method("GET"))
+            .and(path(metadata_path))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"issuer": issuer, "jwks_uri": format!("{}/jwks", server.uri())}),
+            ))
+            .mount(server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/jwks"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(keys))
+            .mount(server)
+            .await;
+        issuer
+    }
+
+    fn rsa(kid: &str) -> Value {
+        serde_json::json!({"kty": "RSA", "kid": kid, "n": RSA_N, "e": "AQAB"})
+    }
+
+    async fn jwks_hits(server: &MockServer) -> usize {
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == "/jwks")
+            .count()
+    }
+
+    #[tokio::test]
+    async fn keys_are_discovered_once_and_refetched_only_for_an_unknown_key_past_the_floor() {
+        let server = MockServer::start().await;
+        // An issuer with a path whose RFC 8414 document is missing: the OpenID Connect
+        // one (path inserted) is used.
+        let issuer = publish(
+            &server,
+            "/realms/it",
+            "/.well-known/openid-configuration/realms/it",
+            serde_json::json!({"keys": [rsa("k1")]}),
+        )
+        .await;
+        let issuers = Issuers::new(options(Duration::from_millis(300)));
+        let keys = issuers.get(&issuer);
+        for _ in 0..50 {
+            assert!(keys.key(Some("k1"), Algorithm::RS256).await.is_ok());
+        }
+        assert_eq!(issuers.fetches(&issuer), 1);
+        assert_eq!(jwks_hits(&server).await, 1);
+        // An unknown key right after a fetch: refused without another fetch.
+        assert_eq!(
+            keys.key(Some("k2"), Algorithm::RS256).await.err(),
+            Some(AuthError::UnknownKey)
+        );
+        assert_eq!(jwks_hits(&server).await, 1);
+        // Past the floor, an unknown key is looked for once more.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(
+            keys.key(Some("k2"), Algorithm::RS256).await.err(),
+            Some(AuthError::UnknownKey)
+        );
+        assert_eq!(jwks_hits(&server).await, 2);
+        assert_eq!(
+            keys.key(Some("k2"), Algorithm::RS256).await.err(),
+            Some(AuthError::UnknownKey)
+        );
+        assert_eq!(jwks_hits(&server).await, 2);
+        // A known key still works, without a fetch; one that does not fit is refused.
+        assert!(keys.key(Some("k1"), Algorithm::PS256).await.is_ok());
+        assert_eq!(
+            keys.key(Some("k1"), Algorithm::ES256).await.err(),
+            Some(AuthError::DisallowedAlg)
+        );
+        assert_eq!(issuers.fetches(&issuer), 2);
+        assert_eq!(issuers.fetches("https://other.example.com"), 0);
+    }
+
+    #[tokio::test]
+    async fn requests_waiting_for_keys_share_one_fetch() {
+        let server = MockServer::start().await;
+        let issuer = publish(
+            &server,
+            "",
+            "/.well-known/oauth-authorization-server",
+            serde_json::json!({"keys": [rsa("k1")]}),
+        )
+        .await;
+        let issuers = Issuers::new(options(Duration::from_secs(30)));
+        let keys = issuers.get(&issuer);
+        let waiting: Vec<_> = (0..32)
+            .map(|_| {
+                let keys = keys.clone();
+                tokio::spawn(async move { keys.key(Some("k1"), Algorithm::RS256).await.is_ok() })
+            })
+            .collect();
+        for w in waiting {
+            assert!(w.await.expect("task"));
+        }
+        assert_eq!(jwks_hits(&server).await, 1);
+    }
+
+    #[tokio::test]
+    async fn rotation_is_picked_up_from_the_same_jwks_uri() {
+        let server = MockServer::start().await;
+        let issuer = format!("{}", server.uri());
+        Mock::given(method("GET"))
+            .and(path("/.well-known/oauth-authorization-server"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"issuer": issuer, "jwks_uri": format!("{}/jwks", server.uri())}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/jwks"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": [rsa("old")]})),
+            )
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/jwks"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": [rsa("new")]})),
+            )
+            .mount(&server)
+            .await;
+        let issuers = Issuers::new(options(Duration::ZERO));
+        let keys = issuers.get(&issuer);
+        assert!(keys.key(Some("old"), Algorithm::RS256).await.is_ok());
+        assert!(keys.key(Some("new"), Algorithm::RS256).await.is_ok());
+        assert_eq!(jwks_hits(&server).await, 2);
+        // The issuer withdrew the old key: it is no longer accepted.
+        assert_eq!(
+            keys.key(Some("old"), Algorithm::RS256).await.err(),
+            Some(AuthError::UnknownKey)
+        );
+        assert!(keys.key(Some("new"), Algorithm::RS256).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn old_keys_are_fetched_again_and_serve_while_the_issuer_is_down() {
+        let server = MockServer::start().await;
+        let issuer = publish(
+            &server,
+            "",
+            "/.well-known/oauth-authorization-server",
+            serde_json::json!({"keys": [rsa("k1")]}),
+        )
+        .await;
+        let issuers = Issuers::new(Options {
+            keys_max_age: Duration::from_millis(100),
+            ..options(Duration::ZERO)
+        });
+        let keys = issuers.get(&issuer);
+        assert!(keys.key(Some("k1"), Algorithm::RS256).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(keys.key(Some("k1"), Algorithm::RS256).await.is_ok());
+        assert_eq!(jwks_hits(&server).await, 2, "old keys are fetched again");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        server.reset().await;
+        assert!(
+            keys.key(Some("k1"), Algorithm::RS256).await.is_ok(),
+            "held keys serve while the issuer is down"
+        );
+        assert_eq!(
+            keys.key(Some("k9"), Algorithm::RS256).await.err(),
+            Some(AuthError::IssuerUnreachable)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_issuer_that_cannot_be_used_is_unreachable_and_not_hammered() {
+        let server = MockServer::start().await;
+        // The metadata names another issuer.
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"issuer": "https://evil.example.com", "jwks_uri": format!("{}/jwks", server.uri())}),
+            ))
+            .mount(&server)
+            .await;
+        let issuers = Issuers::new(options(Duration::from_secs(30)));
+        let keys = issuers.get(&server.uri());
+        for _ in 0..5 {
+            assert_eq!(
+                keys.key(Some("k1"), Algorithm::RS256).await.err(),
+                Some(AuthError::IssuerUnreachable)
+            );
+        }
+        let requests = server.received_requests().await.unwrap_or_default();
+        assert_eq!(
+            requests.len(),
+            2,
+            "both well-known URIs, once: {requests:?}"
+        );
+        assert_eq!(jwks_hits(&server).await, 0);
+        // Nothing listens here.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let down = issuers.get(&format!("http://{closed}"));
+        assert_eq!(
+            down.key(Some("k1"), Algorithm::RS256).await.err(),
+            Some(AuthError::IssuerUnreachable)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_or_oversized_jwks_is_no_keys() {
+        let server = MockServer::start().await;
+        let issuer = publish(
+            &server,
+            "",
+            "/.well-known/oauth-authorization-server",
+            serde_json::json!({"keys": [{"kty": "oct", "kid": "k1", "k": "c2VjcmV0"}]}),
+        )
+        .await;
+        let issuers = Issuers::new(options(Duration::ZERO));
+        assert_eq!(
+            issuers
+                .get(&issuer)
+                .key(Some("k1"), Algorithm::RS256)
+                .await
+                .err(),
+            Some(AuthError::IssuerUnreachable),
+            "an HMAC key is no signing key here"
+        );
+        let big = MockServer::start().await;
+        let issuer = publish(
+            &big,
+            "",
+            "/.well-known/oauth-authorization-server",
+            serde_json::json!({"keys": [rsa("k1")], "pad": "x".repeat(MAX_DOCUMENT_BYTES)}),
+        )
+        .await;
+        assert_eq!(
+            issuers
+                .get(&issuer)
+                .key(Some("k1"), Algorithm::RS256)
+                .await
+                .err(),
+            Some(AuthError::IssuerUnreachable)
+        );
     }
 
     #[test]
