@@ -182,6 +182,40 @@ impl OAuthSettings {
     pub(crate) fn scopes_supported(&self) -> Vec<&str> {
         self.scopes.needed(Classes::ALL)
     }
+
+    /// The `WWW-Authenticate` value of a 401: where the metadata is, the scopes of the
+    /// read class (what a client should ask for first), and with `error` the RFC 6750
+    /// `invalid_token` error and its description.
+    pub(crate) fn challenge(&self, metadata_url: &str, error: Option<&str>) -> String {
+        let mut out = format!("Bearer resource_metadata=\"{metadata_url}\"");
+        let scope = self.scopes.needed(Classes::of(MethodClass::Read)).join(" ");
+        if !scope.is_empty() {
+            out.push_str(&format!(", scope=\"{scope}\""));
+        }
+        if let Some(description) = error {
+            out.push_str(&format!(
+                ", error=\"invalid_token\", error_description=\"{}\"",
+                quoted(description)
+            ));
+        }
+        out
+    }
+
+    /// The `WWW-Authenticate` value of a 403 for a token that lacks scopes: every scope a
+    /// token needs for `classes`, in one challenge (RFC 6750 §3.1, step-up).
+    pub(crate) fn insufficient_scope(&self, metadata_url: &str, classes: Classes) -> String {
+        format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{metadata_url}\"",
+            self.scopes.needed(classes).join(" ")
+        )
+    }
+}
+
+/// Text fit for a quoted-string of a header: printable ASCII without `"` and `\`.
+fn quoted(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
+        .collect()
 }
 
 /// `https://host:port/a/b` as (`https://host:port`, `/a/b`).
@@ -323,6 +357,38 @@ mod tests {
         assert_eq!(
             s.scopes_supported(),
             ["atomicwork.read", "atomicwork.write"]
+        );
+    }
+
+    #[test]
+    fn challenges_name_the_metadata_and_the_scopes() {
+        let mut s = settings("https://mcp.example.com", None);
+        s.scopes = scopes(&["r1", "r2"], &["w"], &["w", "x"]);
+        let url = s.metadata_url("tok");
+        assert_eq!(
+            s.challenge(&url, None),
+            "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp/tok\", scope=\"r1 r2\""
+        );
+        assert_eq!(
+            s.challenge(&url, Some("the \"token\" has expired\\\n")),
+            format!(
+                "Bearer resource_metadata=\"{url}\", scope=\"r1 r2\", error=\"invalid_token\", error_description=\"the token has expired\""
+            )
+        );
+        assert_eq!(
+            s.insufficient_scope(
+                &url,
+                Classes::of(MethodClass::Read).with(MethodClass::Custom)
+            ),
+            format!(
+                "Bearer error=\"insufficient_scope\", scope=\"r1 r2 w x\", resource_metadata=\"{url}\""
+            )
+        );
+        // An empty read list needs no scope to ask for.
+        s.scopes.read.clear();
+        assert_eq!(
+            s.challenge(&url, None),
+            format!("Bearer resource_metadata=\"{url}\"")
         );
     }
 

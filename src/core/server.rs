@@ -319,6 +319,7 @@ impl UserBuckets {
     }
 
     /// How many users have a bucket now.
+    #[cfg(test)]
     pub(crate) fn tracked(&self) -> usize {
         match self.users.lock() {
             Ok(g) => g.len(),

@@ -270,8 +270,9 @@ pub struct OAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scopes: Option<OAuthScopes>,
 
-    /// The token claim the audit log records as the user of each call, e.g. `email` or
-    /// `preferred_username`. Defaults to `sub`.
+    /// The token claim that names the user: recorded in the audit log line of each call
+    /// and the key of `rateLimit.perUser`, e.g. `email` or `preferred_username`.
+    /// Defaults to `sub`, which is also used when a token lacks this claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub(crate) user_claim: Option<String>,

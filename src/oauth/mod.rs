@@ -93,18 +93,18 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// A short label for metrics.
+    /// The outcome label of a request refused for this reason, for metrics.
     pub(crate) fn label(self) -> &'static str {
         match self {
-            AuthError::Malformed => "malformed",
-            AuthError::DisallowedAlg => "disallowed_alg",
-            AuthError::UnknownKey => "unknown_key",
-            AuthError::BadSignature => "bad_signature",
-            AuthError::Expired => "expired",
-            AuthError::NotYetValid => "not_yet_valid",
-            AuthError::WrongIssuer => "wrong_issuer",
-            AuthError::WrongAudience => "wrong_audience",
-            AuthError::IssuerUnreachable => "issuer_unreachable",
+            AuthError::Malformed => "oauth_malformed",
+            AuthError::DisallowedAlg => "oauth_disallowed_alg",
+            AuthError::UnknownKey => "oauth_unknown_key",
+            AuthError::BadSignature => "oauth_bad_signature",
+            AuthError::Expired => "oauth_expired",
+            AuthError::NotYetValid => "oauth_not_yet_valid",
+            AuthError::WrongIssuer => "oauth_wrong_issuer",
+            AuthError::WrongAudience => "oauth_wrong_audience",
+            AuthError::IssuerUnreachable => "oauth_issuer_unreachable",
         }
     }
 }

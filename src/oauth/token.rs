@@ -124,7 +124,7 @@ pub(crate) fn check(
         .ok_or(AuthError::Malformed)?;
     Ok(Verified {
         scopes: scopes(&claims),
-        user: user(&claims, user_claim),
+        user: user(&claims, user_claim).or_else(|| user(&claims, "sub")),
         expires_at,
     })
 }
