@@ -2,6 +2,8 @@
 //! resolution as the controller, with a real upstream (the sandbox or a wiremock server).
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
