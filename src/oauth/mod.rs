@@ -171,3 +171,82 @@ impl Verifier {
         self.issuers.fetches(issuer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::oauth::{ClassScopes, OAuthSettings};
+
+    fn settings() -> OAuthSettings {
+        OAuthSettings {
+            // Nothing listens here: any key fetch would fail.
+            issuer: "https://127.0.0.1:1".into(),
+            audience: None,
+            public_url: "https://mcp.example.com".into(),
+            scopes: ClassScopes::default(),
+            user_claim: "sub".into(),
+            per_user: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_not_verified_again_until_it_expires() {
+        let v = Verifier::new(Options::default());
+        let s = settings();
+        let resource = s.resource("tok");
+        let remembered = Arc::new(Verified {
+            scopes: vec!["atomicwork.read".into()],
+            user: Some(Arc::from("alice")),
+            expires_at: token::now_seconds() + 60,
+        });
+        let key = cache::key(&s.issuer, &resource, &s.user_claim, "opaque");
+        v.verified
+            .insert(key, remembered.clone(), token::now_seconds());
+        assert_eq!(
+            v.verify(&s, &resource, "opaque").await,
+            Ok(remembered.clone())
+        );
+        // Not for another resource, issuer or user claim: those are checked afresh.
+        assert_eq!(
+            v.verify(&s, &s.resource("other"), "opaque").await,
+            Err(AuthError::Malformed)
+        );
+        let mut by_email = s.clone();
+        by_email.user_claim = "email".into();
+        assert_eq!(
+            v.verify(&by_email, &resource, "opaque").await,
+            Err(AuthError::Malformed)
+        );
+        // An expired entry is no longer used.
+        let old = Arc::new(Verified {
+            expires_at: token::now_seconds().saturating_sub(1),
+            ..(*remembered).clone()
+        });
+        v.verified.insert(key, old, 0);
+        assert_eq!(
+            v.verify(&s, &resource, "opaque").await,
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(v.key_fetches(&s.issuer), 0);
+    }
+
+    #[test]
+    fn labels_are_distinct_and_errors_never_carry_a_token() {
+        let all = [
+            AuthError::Malformed,
+            AuthError::DisallowedAlg,
+            AuthError::UnknownKey,
+            AuthError::BadSignature,
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::WrongIssuer,
+            AuthError::WrongAudience,
+            AuthError::IssuerUnreachable,
+        ];
+        let labels: std::collections::BTreeSet<&str> = all.iter().map(|e| e.label()).collect();
+        assert_eq!(labels.len(), all.len());
+        assert!(labels.iter().all(|l| l.starts_with("oauth_")));
+        // The type holds no data: there is nowhere a token could go.
+        assert_eq!(std::mem::size_of::<AuthError>(), 1);
+    }
+}
