@@ -848,3 +848,73 @@ async fn protected_resource_metadata_and_404s_elsewhere() {
     assert_eq!(status, 200);
     assert_eq!(header, None);
 }
+
+#[tokio::test]
+async fn local_mode_serves_oauth_with_a_loopback_issuer_and_refuses_conflicts() {
+    logs();
+    let oidc = Oidc::start().await;
+    let upstream = tenant(1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: atomicwork-api, namespace: it-ops}\nstringData: {apiKey: local-oauth-key}\n";
+    let server = |name: &str, more: &str| {
+        server_yaml(name, &oauth_spec(oidc.issuer(), more))
+            .replace("https://acme.atomicwork.com", &upstream.uri())
+    };
+    let text = format!(
+        "{secret}---\n{}---\n{}",
+        server("desk", ""),
+        server(
+            "conflict",
+            "  requireApiTokenAuth: true\n  apiTokenSecretRef: {name: atomicwork-api}\n"
+        )
+    );
+    std::fs::write(manifests.join("servers.yaml"), text).expect("write");
+    let mut local = common::LocalProcess::spawn_upstream(
+        &manifests,
+        &dir.path().join("state"),
+        std::process::Stdio::null(),
+    );
+    let urls = local.read_summary().await;
+    let url = local.url("it-ops/desk");
+    assert!(!urls.contains_key("it-ops/conflict"), "{urls:?}");
+    let refused = local
+        .output
+        .iter()
+        .find(|l| l.contains("it-ops/conflict"))
+        .expect("the conflict is listed");
+    assert!(
+        refused.contains("NOT SERVING")
+            && refused.contains("spec.auth.oauth and spec.requireApiTokenAuth"),
+        "{refused}"
+    );
+
+    // The 401 leads to the metadata, the metadata to the issuer.
+    let (status, header, _) = call(&url, None, WRITE_CALL).await;
+    assert_eq!(status, 401);
+    let base = format!("http://{}", local.addr());
+    let metadata = format!(
+        "{base}/.well-known/oauth-protected-resource{}",
+        url.strip_prefix(&base)
+            .expect("the printed URL is on the listen address")
+    );
+    assert!(
+        header
+            .expect("challenge")
+            .starts_with(&format!("Bearer resource_metadata=\"{metadata}\"")),
+    );
+    let doc: Value = reqwest::get(&metadata)
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(doc["resource"], url.as_str());
+    assert_eq!(doc["authorization_servers"], json!([oidc.issuer()]));
+    let token = oidc.authorization_code_pkce(&url, &[READ, WRITE]).await;
+    let (status, _, body) = call(&url, Some(&token), WRITE_CALL).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["isError"], false, "{body}");
+    let _ = local.child.kill().await;
+}
