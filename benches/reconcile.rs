@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use atomicwork_mcp::controller::metrics::ControllerMetrics;
 use atomicwork_mcp::controller::reconcile::{self, Observed, RecordPlan, Settings, TokenPlan};
 use atomicwork_mcp::controller::{Context, reconcile as run_reconcile};
+use atomicwork_mcp::core::base_url::BaseUrl;
 use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::dataplane::feed::Feed;
 use atomicwork_mcp::dataplane::registry::Registry;
@@ -45,9 +46,11 @@ fn main() {
 
 fn settings() -> Settings {
     Settings {
-        public_url: "https://mcp.example.com".into(),
+        public_url: BaseUrl::parse("https://mcp.example.com").expect("the bench's public URL"),
+        redact_status_url: false,
+        resolve: Default::default(),
         runtime_namespace: "bench-operator".into(),
-        ..Settings::default()
+        record_owner: None,
     }
 }
 

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::{Catalog, Tool, ToolFilter, filter};
 use crate::dataplane::{self, ConnectionLimits, DataplaneConfig};
 use crate::k8s::crd::AtomicworkMcpServer;
@@ -484,13 +485,10 @@ fn cluster_command(
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_public_url(url: &str) -> anyhow::Result<String> {
-    let parsed = reqwest::Url::parse(url.trim())
-        .with_context(|| format!("--public-url {url:?} is not a URL"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        anyhow::bail!("--public-url {url:?} must be an http(s) URL with a host");
-    }
-    Ok(url.trim().trim_end_matches('/').to_string())
+fn check_public_url(url: &str) -> anyhow::Result<BaseUrl> {
+    BaseUrl::parse(url).map_err(|e| {
+        anyhow::anyhow!("--public-url {url:?} {e}; use the URL clients reach the data plane at, e.g. https://mcp.example.com")
+    })
 }
 
 /// A namespace name as given, checked.

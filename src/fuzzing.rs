@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::{Catalog, Tool};
 use crate::core::secret::Secret;
 use crate::core::server::ServerView;
@@ -178,12 +179,12 @@ pub fn tool_arguments(data: &[u8]) {
     };
     let fx = fixture();
     let key = Secret::new("fuzz-api-key-0123456789");
-    let mut with_workspace = Target::new("https://fuzz.atomicwork.com", key.clone());
+    let Ok(base) = BaseUrl::parse("https://fuzz.atomicwork.com") else {
+        panic!("the fuzz base URL is a valid base URL");
+    };
+    let mut with_workspace = Target::new(base.clone(), key.clone());
     with_workspace.workspace_id = Some("7".into());
-    let targets = [
-        Target::new("https://fuzz.atomicwork.com/", key),
-        with_workspace,
-    ];
+    let targets = [Target::new(base, key), with_workspace];
     for tool in fx.catalog.tools() {
         let _ = tool.validate(&args);
         for target in &targets {

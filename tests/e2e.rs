@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use atomicwork_mcp::controller::Settings;
 use atomicwork_mcp::controller::lease::LeaseSettings;
+use atomicwork_mcp::core::base_url::BaseUrl;
 use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::dataplane::DataplaneConfig;
 use atomicwork_mcp::k8s::crd::{AtomicworkMcpServer, ROTATE_ANNOTATION};
@@ -137,7 +138,7 @@ impl Env {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let mut config = DataplaneConfig::loopback();
-        config.allow_public_url(&base);
+        config.allow_public_url(&BaseUrl::parse(&base).expect("the data plane's URL"));
         let opts = DataplaneOptions {
             runtime_namespace: self.opns.clone(),
             // No such Service here: the replica says so and enforces limits in full,
@@ -167,10 +168,12 @@ impl Env {
         let stop = self.stop.child_token();
         let opts = ControllerOptions {
             settings: Settings {
-                public_url: self.public_url.clone(),
+                public_url: BaseUrl::parse(&self.public_url).expect("the data plane's URL"),
                 redact_status_url: false,
                 resolve: ResolveOptions {
-                    base_url_override: Some(self.upstream.clone()),
+                    base_url_override: Some(
+                        BaseUrl::parse(&self.upstream).expect("the fake tenant's URL"),
+                    ),
                     notice: None,
                     public_url: None,
                 },

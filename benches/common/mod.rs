@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atomicwork_mcp::core::base_url::BaseUrl;
 use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::core::server::ServerView;
 use atomicwork_mcp::dataplane::registry::Registry;
@@ -74,7 +75,7 @@ pub fn resolve_at(
     base_url: &str,
 ) -> ServerView {
     let opts = ResolveOptions {
-        base_url_override: Some(base_url.to_string()),
+        base_url_override: Some(BaseUrl::parse(base_url).expect("a bench base URL")),
         notice: None,
         public_url: None,
     };

@@ -11,6 +11,7 @@ use kube::{Api, Client, Resource};
 use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
 use crate::k8s::resolve::SecretData;
 
+use super::conditions::Reason;
 use super::reconcile::{Desired, Observed, RecordPlan, TokenPlan};
 use super::{Context, Error, FIELD_MANAGER, Op};
 use crate::core::server::ServerId;
@@ -233,13 +234,12 @@ fn log_changes(ns: &str, name: &str, desired: &Desired) {
     if token == "kept" && record == "kept" && !desired.status_changed {
         return;
     }
-    let ready = desired.status.condition("Ready");
     tracing::info!(
         server = %format!("{ns}/{name}"),
         token_secret = token,
         runtime_record = record,
-        ready = ready.map(|c| c.status.as_str()).unwrap_or("Unknown"),
-        reason = ready.map(|c| c.reason.as_str()).unwrap_or(""),
+        ready = desired.ready.is_ready(),
+        reason = desired.ready.reason(),
         tools = desired.status.tool_count,
         "reconciled"
     );

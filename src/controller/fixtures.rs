@@ -37,7 +37,7 @@ pub(crate) const OLD_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 pub(crate) fn settings() -> Settings {
     Settings {
-        public_url: PUBLIC_URL.into(),
+        public_url: crate::core::base_url::BaseUrl::parse(PUBLIC_URL).expect("the test public URL"),
         redact_status_url: false,
         resolve: Default::default(),
         runtime_namespace: RUNTIME_NS.into(),

@@ -11,7 +11,32 @@ use crate::metrics::encode;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct OutcomeLabels {
-    pub(crate) outcome: String,
+    pub(crate) outcome: &'static str,
+}
+
+/// How one reconcile ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReconcileOutcome {
+    /// The server is Ready.
+    Ready,
+    /// The server was reconciled and is not Ready (its status says why).
+    NotReady,
+    /// The reconcile failed and is retried with backoff.
+    Error,
+    /// This replica does not hold the leader lease.
+    Skipped,
+}
+
+impl ReconcileOutcome {
+    /// The snake_case metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            ReconcileOutcome::Ready => "ready",
+            ReconcileOutcome::NotReady => "not_ready",
+            ReconcileOutcome::Error => "error",
+            ReconcileOutcome::Skipped => "skipped",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,10 +101,10 @@ impl ControllerMetrics {
         }
     }
 
-    pub(crate) fn reconciled(&self, outcome: &str) {
+    pub(crate) fn reconciled(&self, outcome: ReconcileOutcome) {
         self.reconciles
             .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_string(),
+                outcome: outcome.label(),
             })
             .inc();
     }

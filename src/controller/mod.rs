@@ -10,6 +10,7 @@
 //! port.
 
 pub(crate) mod apply;
+pub(crate) mod conditions;
 pub(crate) mod health;
 pub mod lease;
 pub mod metrics;
@@ -37,7 +38,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::metrics::ControllerMetrics;
+use crate::controller::metrics::{ControllerMetrics, ReconcileOutcome};
 use crate::core::catalog::Catalog;
 use crate::core::server::ServerId;
 use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
@@ -232,10 +233,10 @@ pub async fn reconcile(
     match &result {
         Ok((outcome, _)) => {
             ctx.reset_failures(&key(&server));
-            ctx.metrics.reconciled(outcome);
+            ctx.metrics.reconciled(*outcome);
         }
         Err(e) => {
-            ctx.metrics.reconciled("error");
+            ctx.metrics.reconciled(ReconcileOutcome::Error);
             ctx.metrics.failed(e.metric_label());
         }
     }
@@ -245,9 +246,9 @@ pub async fn reconcile(
 async fn reconcile_once(
     server: &AtomicworkMcpServer,
     ctx: &Context,
-) -> Result<(&'static str, Action), Error> {
+) -> Result<(ReconcileOutcome, Action), Error> {
     if !ctx.is_leading() {
-        return Ok(("skipped", Action::await_change()));
+        return Ok((ReconcileOutcome::Skipped, Action::await_change()));
     }
     let observed = apply::dereference(&ctx.client, server, &ctx.settings.runtime_namespace).await?;
     let desired = reconcile::desired(
@@ -258,14 +259,14 @@ async fn reconcile_once(
         &crate::core::secret::mint_token,
     )?;
     if !ctx.is_leading() {
-        return Ok(("skipped", Action::await_change()));
+        return Ok((ReconcileOutcome::Skipped, Action::await_change()));
     }
-    let ready = desired
-        .status
-        .condition("Ready")
-        .is_some_and(|c| c.status == "True");
     apply::apply(ctx, server, &observed, &desired).await?;
-    let outcome = if ready { "ready" } else { "not_ready" };
+    let outcome = if desired.ready.is_ready() {
+        ReconcileOutcome::Ready
+    } else {
+        ReconcileOutcome::NotReady
+    };
     Ok((outcome, Action::requeue(desired.requeue)))
 }
 

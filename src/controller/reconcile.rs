@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
 use kube::Resource;
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::Catalog;
 use crate::core::runtime_record::RuntimeRecord;
 use crate::core::secret::Secret;
@@ -28,6 +29,9 @@ use crate::k8s::token_secret::{
 };
 
 use super::Error;
+use super::conditions::{
+    ConditionType, CredentialsReason, ExpiryReason, ReadyReason, Reason, condition, kstatus,
+};
 
 /// `app.kubernetes.io/managed-by` value on every object the controller writes: the
 /// operator's name, as in its field manager.
@@ -40,10 +44,10 @@ pub(crate) const SERVER_LABEL: &str = "mcp.atomicwork.dev/server";
 pub(crate) const RESYNC: Duration = Duration::from_secs(15 * 60);
 
 /// Deployment settings of the controller.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Base URL clients reach the data plane at, e.g. `https://mcp.example.com`.
-    pub public_url: String,
+    pub public_url: BaseUrl,
     /// Keep the connector URL out of `status.url` (it stays in the token Secret).
     pub redact_status_url: bool,
     pub resolve: ResolveOptions,
@@ -106,6 +110,8 @@ pub struct Desired {
     pub status: AtomicworkMcpServerStatus,
     /// False when the observed status already equals `status` (no write needed).
     pub status_changed: bool,
+    /// Why the server is, or is not, Ready (the Ready condition's reason).
+    pub(crate) ready: ReadyReason,
     pub(crate) events: Vec<Notice>,
     pub(crate) requeue: Duration,
 }
@@ -203,7 +209,7 @@ pub fn desired(
         secret_name: &secret_name,
         expired,
     };
-    let status = status_of(server, &facts, settings, now);
+    let (status, ready, message) = status_of(server, &facts, settings, now);
     let previous = server.status.clone().unwrap_or_default();
     let mut events = token_events(
         existing.as_ref(),
@@ -212,7 +218,7 @@ pub fn desired(
         rotation,
         &secret_name,
     );
-    events.extend(ready_event(&previous, &status));
+    events.extend(ready_event(&previous, ready, &message));
     let served = match blocker {
         Some(_) => None,
         None => record.as_ref(),
@@ -228,6 +234,7 @@ pub fn desired(
         runtime,
         status_changed: status != previous,
         status,
+        ready,
         events,
         requeue: requeue(res.expires_at, now),
     })
@@ -330,19 +337,23 @@ fn status_of(
     facts: &Facts<'_>,
     settings: &Settings,
     now: Timestamp,
-) -> AtomicworkMcpServerStatus {
+) -> (AtomicworkMcpServerStatus, ReadyReason, String) {
     let res = facts.res;
-    let ready = ready_condition(
+    let (ready, message) = ready_state(
         &res.view,
         facts.blocker,
         res.tools.len(),
         settings,
         facts.secret_name,
     );
-    let stalled = stalled_condition(&ready);
-    let reconciling = reconciling_condition(&ready);
+    let [reconciling, stalled] = kstatus(ready, &message);
     let conditions = vec![
-        ready,
+        condition(
+            ConditionType::Ready,
+            Some(ready.is_ready()),
+            ready,
+            message.clone(),
+        ),
         credentials_condition(&res.view),
         expired_condition(res.expires_at, facts.expired),
         reconciling,
@@ -355,7 +366,7 @@ fn status_of(
         .unwrap_or_default();
     let generation = server.metadata.generation;
     let serving = res.view.is_ok() && facts.has_token && !settings.redact_status_url;
-    AtomicworkMcpServerStatus {
+    let status = AtomicworkMcpServerStatus {
         url: facts.url.filter(|_| serving).map(str::to_string),
         token_secret_ref: facts.has_token.then(|| SecretRef {
             name: facts.secret_name.to_string(),
@@ -365,7 +376,8 @@ fn status_of(
         expires_at: res.expires_at.map(|t| t.to_string()),
         observed_generation: generation,
         conditions: merge_conditions(previous, conditions, generation, now),
-    }
+    };
+    (status, ready, message)
 }
 
 fn judge(server: &AtomicworkMcpServer, secret: Option<&K8sSecret>) -> Stored {
@@ -465,53 +477,31 @@ fn secret_matches(have: &K8sSecret, want: &K8sSecret) -> bool {
         && owners_ok
 }
 
-/// A condition before its transition time and generation are filled in.
-fn cond(type_: &str, ok: Option<bool>, reason: &str, message: String) -> Condition {
-    Condition {
-        type_: type_.to_string(),
-        status: match ok {
-            Some(true) => "True",
-            Some(false) => "False",
-            None => "Unknown",
-        }
-        .to_string(),
-        reason: reason.to_string(),
-        message,
-        observed_generation: None,
-        last_transition_time: Time(Timestamp::UNIX_EPOCH),
-    }
-}
-
-fn ready_condition(
+/// Whether the server is Ready, and why, in words for the status.
+fn ready_state(
     view: &Result<crate::core::server::ServerView, Problem>,
     blocker: Option<&Blocker>,
     tools: usize,
     settings: &Settings,
     secret_name: &str,
-) -> Condition {
+) -> (ReadyReason, String) {
     match (blocker, view) {
-        (Some(Blocker::Foreign(name)), _) => cond(
-            "Ready",
-            Some(false),
-            "TokenSecretConflict",
+        (Some(Blocker::Foreign(name)), _) => (
+            ReadyReason::TokenSecretConflict,
             format!(
                 "Secret {name} exists but was not created for this server; delete or rename it so the controller can store the token there"
             ),
         ),
-        (Some(Blocker::NameTooLong), _) => cond(
-            "Ready",
-            Some(false),
-            "InvalidSpec",
+        (Some(Blocker::NameTooLong), _) => (
+            ReadyReason::InvalidSpec,
             format!(
                 "metadata.name is too long: the token Secret name must be at most 253 characters; use a name of at most {} characters",
                 253 - TOKEN_SECRET_SUFFIX.len()
             ),
         ),
-        (None, Err(problem)) => cond("Ready", Some(false), problem.reason(), problem.to_string()),
-        (None, Ok(view)) if view.suspended => cond(
-            "Ready",
-            Some(false),
-            "Suspended",
+        (None, Err(problem)) => (ReadyReason::of(problem), problem.to_string()),
+        (None, Ok(view)) if view.suspended => (
+            ReadyReason::Suspended,
             "spec.suspend is true: the endpoint refuses calls (HTTP 403) and keeps its token; set it to false to resume".into(),
         ),
         (None, Ok(_)) => {
@@ -520,100 +510,56 @@ fn ready_condition(
             } else {
                 "the connector URL is in status.url".to_string()
             };
-            cond("Ready", Some(true), "Serving", format!("serving {tools} tools; {where_}"))
+            (
+                ReadyReason::Serving,
+                format!("serving {tools} tools; {where_}"),
+            )
         }
     }
 }
 
-/// Reasons that need a person to change the resource before it can be served.
-const NEEDS_A_FIX: [&str; 3] = ["InvalidSpec", "NoToolsMatched", "TokenSecretConflict"];
-/// Reasons that resolve by themselves once a referenced Secret appears or is completed
-/// (GitOps tools often apply the Secret in the same sync, or a secrets operator later).
-const WAITING_FOR_SECRET: [&str; 2] = ["SecretNotFound", "SecretKeyMissing"];
-
-/// The `Reconciling` condition kstatus reads as "in progress": True while the server waits
-/// for a referenced Secret.
-fn reconciling_condition(ready: &Condition) -> Condition {
-    if ready.status == "False" && WAITING_FOR_SECRET.contains(&ready.reason.as_str()) {
-        cond(
-            "Reconciling",
-            Some(true),
-            &ready.reason,
-            format!("waiting for a Secret: {}", ready.message),
-        )
-    } else {
-        cond(
-            "Reconciling",
-            Some(false),
-            "Reconciled",
-            "the status describes the current spec".into(),
-        )
-    }
-}
-
-/// The `Stalled` condition that kstatus (and so Flux and `kubectl wait`-style tools) read:
-/// True when the controller cannot make progress without a change from the user.
-fn stalled_condition(ready: &Condition) -> Condition {
-    if ready.status == "False" && NEEDS_A_FIX.contains(&ready.reason.as_str()) {
-        cond(
-            "Stalled",
-            Some(true),
-            &ready.reason,
-            format!("waiting for a fix: {}", ready.message),
-        )
-    } else {
-        cond(
-            "Stalled",
-            Some(false),
-            "Progressing",
-            "nothing blocks the controller".into(),
-        )
-    }
-}
-
 fn credentials_condition(view: &Result<crate::core::server::ServerView, Problem>) -> Condition {
-    match view {
-        Err(p) if p.is_credentials() => cond(
-            "CredentialsResolved",
-            Some(false),
-            p.reason(),
-            p.to_string(),
-        ),
-        Err(Problem::InvalidSpec(_)) => cond(
-            "CredentialsResolved",
-            None,
-            "InvalidSpec",
-            "not checked until the spec is valid; see the Ready condition".into(),
-        ),
-        _ => cond(
-            "CredentialsResolved",
+    let reason = match view {
+        Err(Problem::SecretNotFound { .. }) => CredentialsReason::SecretNotFound,
+        Err(Problem::SecretKeyMissing { .. }) => CredentialsReason::SecretKeyMissing,
+        Err(Problem::InvalidSpec(_)) => CredentialsReason::InvalidSpec,
+        _ => CredentialsReason::Resolved,
+    };
+    let (ok, message) = match (reason, view) {
+        (CredentialsReason::Resolved, _) => (
             Some(true),
-            "Resolved",
             "the API key (and client tokens, when required) were read from their Secrets".into(),
         ),
-    }
+        (CredentialsReason::InvalidSpec, _) => (
+            None,
+            "not checked until the spec is valid; see the Ready condition".into(),
+        ),
+        (_, Err(p)) => (Some(false), p.to_string()),
+        (_, Ok(_)) => (Some(false), String::new()),
+    };
+    condition(ConditionType::CredentialsResolved, ok, reason, message)
 }
 
 fn expired_condition(expires_at: Option<Timestamp>, expired: bool) -> Condition {
     match expires_at {
-        Some(at) if expired => cond(
-            "Expired",
+        Some(at) if expired => condition(
+            ConditionType::Expired,
             Some(true),
-            "Expired",
+            ExpiryReason::Expired,
             format!(
                 "expired at {at}; the URL answers 403 (expired) while spec.expiresAt stays as it is; move spec.expiresAt into the future to mint a new token"
             ),
         ),
-        Some(at) => cond(
-            "Expired",
+        Some(at) => condition(
+            ConditionType::Expired,
             Some(false),
-            "NotExpired",
+            ExpiryReason::NotExpired,
             format!("the token stops working at {at}"),
         ),
-        None => cond(
-            "Expired",
+        None => condition(
+            ConditionType::Expired,
             Some(false),
-            "NoExpiry",
+            ExpiryReason::NoExpiry,
             "spec.expiresAt is not set".into(),
         ),
     }
@@ -685,37 +631,22 @@ fn token_events(
     }
 }
 
-/// Every reason the Ready condition gives; its Event carries the same reason.
-const READY_REASONS: [&str; 8] = [
-    "Serving",
-    "Suspended",
-    "NoToolsMatched",
-    "SecretNotFound",
-    "SecretKeyMissing",
-    "InvalidSpec",
-    "Expired",
-    "TokenSecretConflict",
-];
-
 /// An Event when Ready changes status or reason.
 fn ready_event(
     previous: &AtomicworkMcpServerStatus,
-    current: &AtomicworkMcpServerStatus,
+    ready: ReadyReason,
+    message: &str,
 ) -> Option<Notice> {
-    let now = current.condition("Ready")?;
-    let before = previous.condition("Ready");
-    if before.is_some_and(|b| b.status == now.status && b.reason == now.reason) {
+    let status = if ready.is_ready() { "True" } else { "False" };
+    let before = previous.condition(ConditionType::Ready.as_str());
+    if before.is_some_and(|b| b.status == status && b.reason == ready.reason()) {
         return None;
     }
-    let reason = READY_REASONS
-        .into_iter()
-        .find(|r| *r == now.reason)
-        .unwrap_or("NotReady");
     Some(Notice {
-        warning: !matches!(reason, "Serving" | "Suspended" | "Expired"),
-        reason,
+        warning: ready.is_warning(),
+        reason: ready.reason(),
         action: "Reconcile",
-        note: now.message.clone(),
+        note: message.to_string(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! clients, so every other part of the crate may depend on it and it depends on none of
 //! them (`tests/layout.rs` checks both).
 
+pub mod base_url;
 pub mod catalog;
 pub mod oauth;
 pub mod runtime_record;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::{Catalog, ToolSet};
 use crate::core::oauth::{ClassScopes, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
@@ -46,7 +47,7 @@ pub struct RuntimeRecord {
     #[serde(with = "hex_digest")]
     pub token_digest: TokenHash,
     /// Tenant base URL (catalog paths add `/api/v1`); empty for an expired server.
-    pub base_url: String,
+    pub base_url: BaseUrl,
     /// The Atomicwork API key; empty for an expired server.
     #[serde(with = "exposed")]
     pub api_key: Secret,
@@ -441,7 +442,8 @@ mod tests {
             tools: catalog.tool_set(&names),
             exposure: Exposure::Discovery,
             target: Target {
-                base_url: "https://acme.atomicwork.com".into(),
+                base_url: crate::core::base_url::BaseUrl::parse("https://acme.atomicwork.com")
+                    .expect("a test base URL"),
                 api_key: Secret::new("sk-live-key"),
                 workspace_id: Some("7".into()),
                 dry_run: true,
@@ -669,6 +671,24 @@ mod tests {
         assert!(!err.to_string().contains("sk-live-key"), "{err}");
         for bad in [&b"{"[..], b"[]", b"{\"namespace\": 1}"] {
             assert!(RuntimeRecord::from_json(RECORD_FORMAT, bad).is_err());
+        }
+    }
+
+    /// The base URL is checked where the record is read, by the same rules as the
+    /// manifest's, so the data plane never holds a URL it would have to re-check per call.
+    #[test]
+    fn a_record_with_an_unusable_base_url_is_refused() {
+        for bad in [
+            "ftp://acme.atomicwork.com",
+            "https://u:p@acme.atomicwork.com",
+            "acme",
+        ] {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(&record().to_json()).expect("JSON");
+            value["baseUrl"] = serde_json::json!(bad);
+            let bytes = serde_json::to_vec(&value).expect("JSON");
+            let err = RuntimeRecord::from_json(RECORD_FORMAT, &bytes).expect_err(bad);
+            assert!(matches!(err, RecordError::Invalid(_)), "{bad}: {err}");
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::ToolSet;
 use crate::core::oauth::{Classes, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
@@ -110,7 +111,7 @@ impl ServerView {
             display_name,
             tools: Arc::new(ToolSet::new(Vec::new())),
             exposure: Exposure::All,
-            target: Target::new(String::new(), Secret::new("")),
+            target: Target::new(BaseUrl::unreachable(), Secret::new("")),
             expires_at: Some(at),
             suspended: false,
             client_tokens: None,
@@ -332,7 +333,7 @@ impl UserBuckets {
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
     /// Tenant base URL, e.g. `https://acme.atomicwork.com` (catalog paths add `/api/v1`).
-    pub(crate) base_url: String,
+    pub(crate) base_url: BaseUrl,
     pub(crate) api_key: Secret,
     /// Default workspace, for `X-Workspace-Id` and `{workspace_id}` in paths.
     pub(crate) workspace_id: Option<String>,
@@ -351,9 +352,9 @@ pub(crate) struct Target {
 impl Target {
     /// A target with the defaults: no workspace, no dry run, no retries, default timeout
     /// and result cap, no notice.
-    pub(crate) fn new(base_url: impl Into<String>, api_key: Secret) -> Self {
+    pub(crate) fn new(base_url: BaseUrl, api_key: Secret) -> Self {
         Target {
-            base_url: base_url.into(),
+            base_url,
             api_key,
             workspace_id: None,
             dry_run: false,

@@ -5,6 +5,7 @@
 
 use jiff::Timestamp;
 
+use crate::core::base_url::BaseUrl;
 use crate::core::secret::Secret;
 
 /// Suffix of the Secret that holds a server's token: `<name>-mcp-token`.
@@ -121,12 +122,8 @@ pub(crate) fn next(
 }
 
 /// The connector URL for a token.
-pub(crate) fn connector_url(public_url: &str, token: &Secret) -> String {
-    format!(
-        "{}/mcp/{}",
-        public_url.trim_end_matches('/'),
-        token.expose()
-    )
+pub(crate) fn connector_url(public_url: &BaseUrl, token: &Secret) -> String {
+    format!("{public_url}/mcp/{}", token.expose())
 }
 
 #[cfg(test)]
@@ -229,7 +226,10 @@ mod tests {
     fn urls_join_cleanly() {
         let t = Secret::new("abc");
         assert_eq!(
-            connector_url("https://mcp.example.com/", &t),
+            connector_url(
+                &BaseUrl::parse("https://mcp.example.com/").expect("a test base URL"),
+                &t
+            ),
             "https://mcp.example.com/mcp/abc"
         );
     }

@@ -2,6 +2,7 @@
 //! content and an error flag. Written by the upstream client, the discovery meta-tools
 //! and the MCP layer's own refusals; read by the MCP layer when it writes the answer.
 
+#[cfg(any(test, feature = "fuzzing"))]
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -71,6 +72,7 @@ impl ToolResult {
     }
 
     /// The structured content as a JSON value.
+    #[cfg(test)]
     pub(crate) fn structured_value(&self) -> Option<Value> {
         self.structured
             .as_ref()

@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::mcp::Outcome;
 use crate::metrics::encode;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -90,11 +91,11 @@ impl Metrics {
     }
 
     /// Counts one request; `server` is `None` when the token matched no server.
-    pub(crate) fn request(&self, server: Option<&Arc<str>>, outcome: &'static str) {
+    pub(crate) fn request(&self, server: Option<&Arc<str>>, outcome: Outcome) {
         self.requests
             .get_or_create(&RequestLabels {
                 server: server.cloned(),
-                outcome,
+                outcome: outcome.label(),
             })
             .inc();
     }

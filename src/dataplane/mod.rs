@@ -27,11 +27,12 @@ use futures::StreamExt as _;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::Tool;
 use crate::core::server::{Caller, Refusal, ServerView};
 use crate::dataplane::metrics::{CallLabels, Metrics, ToolLabels};
 use crate::dataplane::registry::Registry;
-use crate::mcp::{self, CallGate, Reply, ServerIdentity, ToolRunner, code};
+use crate::mcp::{self, CallGate, Outcome, Reply, ServerIdentity, ToolRunner, code};
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::oauth::Verifier;
 use crate::upstream::{CallOutcome, Upstream};
@@ -111,23 +112,15 @@ impl Default for ConnectionLimits {
 impl DataplaneConfig {
     /// Adds the origin and host of the public URL, so the deployment's own address is
     /// never refused.
-    pub fn allow_public_url(&mut self, public_url: &str) {
-        if let Ok(url) = reqwest::Url::parse(public_url) {
-            let origin = url.origin().ascii_serialization();
-            if origin != "null" && !self.allowed_origins.contains(&origin) {
-                self.allowed_origins.push(origin);
-            }
-            if !self.allowed_hosts.is_empty()
-                && let Some(host) = url.host_str()
-            {
-                let with_port = match url.port() {
-                    Some(p) => format!("{host}:{p}"),
-                    None => host.to_string(),
-                };
-                for h in [host.to_string(), with_port] {
-                    if !self.allowed_hosts.contains(&h) {
-                        self.allowed_hosts.push(h);
-                    }
+    pub fn allow_public_url(&mut self, public_url: &BaseUrl) {
+        let origin = public_url.origin().to_string();
+        if !self.allowed_origins.contains(&origin) {
+            self.allowed_origins.push(origin);
+        }
+        if !self.allowed_hosts.is_empty() {
+            for h in [public_url.host(), public_url.authority()] {
+                if !self.allowed_hosts.iter().any(|a| a == h) {
+                    self.allowed_hosts.push(h.to_string());
                 }
             }
         }
@@ -362,7 +355,7 @@ async fn mcp_endpoint(
     let (method, headers) = (parts.method, parts.headers);
     let started = parts.extensions.get::<Started>().map(|s| s.0);
     let Some(view) = dp.registry.lookup(&token) else {
-        dp.metrics.request(None, "unknown_token");
+        dp.metrics.request(None, Outcome::UnknownToken);
         return json_error(
             StatusCode::NOT_FOUND,
             code::UNKNOWN_ENDPOINT,
@@ -373,7 +366,7 @@ async fn mcp_endpoint(
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin.to_str().is_ok_and(|o| dp.config.origin_allowed(o));
         if !allowed {
-            dp.metrics.request(server, "forbidden_origin");
+            dp.metrics.request(server, Outcome::ForbiddenOrigin);
             return json_error(
                 StatusCode::FORBIDDEN,
                 code::FORBIDDEN_ORIGIN,
@@ -382,7 +375,7 @@ async fn mcp_endpoint(
         }
     }
     if let Err(refusal) = view.admit(Timestamp::now(), bearer(&headers)) {
-        dp.metrics.request(server, refusal_label(refusal));
+        dp.metrics.request(server, refusal_outcome(refusal));
         return refusal_response(&view, refusal);
     }
     // An OAuth server's access token, checked before anything else is looked at.
@@ -398,7 +391,7 @@ async fn mcp_endpoint(
     };
     drop(token);
     if method != Method::POST {
-        dp.metrics.request(server, "method_not_allowed");
+        dp.metrics.request(server, Outcome::MethodNotAllowed);
         let mut resp = json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             code::INVALID_REQUEST,
@@ -409,7 +402,7 @@ async fn mcp_endpoint(
         return resp;
     }
     if let Some(resp) = check_content_type(&headers) {
-        dp.metrics.request(server, "unsupported_media_type");
+        dp.metrics.request(server, Outcome::UnsupportedMediaType);
         return resp;
     }
     let body = match read_body(&dp.config, &headers, body).await {
@@ -447,7 +440,7 @@ async fn read_body(
     config: &DataplaneConfig,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Bytes, (Response, &'static str)> {
+) -> Result<Bytes, (Response, Outcome)> {
     let limit = config.max_body_bytes;
     let announced = headers
         .get(header::CONTENT_LENGTH)
@@ -466,7 +459,7 @@ async fn read_body(
                 code::INVALID_REQUEST,
                 "the request body could not be read",
             )),
-            "body_unreadable",
+            Outcome::BodyUnreadable,
         )),
         Err(_) => Err((
             closing(json_error(
@@ -477,7 +470,7 @@ async fn read_body(
                     timeout.as_secs_f64()
                 ),
             )),
-            "body_timeout",
+            Outcome::BodyTimeout,
         )),
     }
 }
@@ -516,7 +509,7 @@ async fn collect_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
 }
 
 /// 413, as a JSON-RPC error naming the limit.
-fn body_too_large(limit: usize) -> (Response, &'static str) {
+fn body_too_large(limit: usize) -> (Response, Outcome) {
     let message = format!(
         "the request body is larger than this MCP server accepts ({limit} bytes, set by --max-body-bytes)"
     );
@@ -526,7 +519,7 @@ fn body_too_large(limit: usize) -> (Response, &'static str) {
             code::INVALID_REQUEST,
             &message,
         )),
-        "body_too_large",
+        Outcome::BodyTooLarge,
     )
 }
 
@@ -543,11 +536,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn refusal_label(r: Refusal) -> &'static str {
+fn refusal_outcome(r: Refusal) -> Outcome {
     match r {
-        Refusal::Expired => "expired",
-        Refusal::Suspended => "suspended",
-        Refusal::BearerMissing | Refusal::BearerInvalid => "unauthorized",
+        Refusal::Expired => Outcome::Expired,
+        Refusal::Suspended => Outcome::Suspended,
+        Refusal::BearerMissing | Refusal::BearerInvalid => Outcome::Unauthorized,
     }
 }
 
@@ -616,7 +609,7 @@ fn record(dp: &Dataplane, server: &Arc<str>, user: Option<&str>, reply: &mut Rep
     let labels = CallLabels {
         server: server.clone(),
         tool: call.tool,
-        outcome: call.outcome,
+        outcome: call.outcome.label(),
     };
     dp.metrics.tool_calls.get_or_create(&labels).inc();
     let tool = ToolLabels { tool: labels.tool };
@@ -630,7 +623,7 @@ fn record(dp: &Dataplane, server: &Arc<str>, user: Option<&str>, reply: &mut Rep
         target: "atomicwork_mcp::audit",
         server = %server,
         tool = %tool.tool,
-        outcome = call.outcome,
+        outcome = call.outcome.label(),
         upstream_status = call.upstream_status,
         upstream_latency_ms = call.upstream_latency.as_millis() as u64,
         attempts = call.attempts,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::{Catalog, ToolFilter, ToolSet, filter};
 use crate::core::oauth::{ClassScopes, DEFAULT_USER_CLAIM, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
@@ -53,7 +54,7 @@ impl SecretLookup for BTreeMap<(String, String), SecretData> {
 #[derive(Debug, Clone, Default)]
 pub struct ResolveOptions {
     /// Replaces every server's tenant URL (local mode's sandbox).
-    pub base_url_override: Option<String>,
+    pub base_url_override: Option<BaseUrl>,
     /// Added to every tool result (local mode's sandbox label).
     pub notice: Option<Arc<str>>,
     /// Base of the connector URLs (`<public_url>/mcp/<token>`), which OAuth servers
@@ -125,14 +126,6 @@ impl Problem {
             Problem::NoToolsMatched => None,
         }
     }
-
-    /// True when the problem is with the referenced Secrets.
-    pub(crate) fn is_credentials(&self) -> bool {
-        matches!(
-            self,
-            Problem::SecretNotFound { .. } | Problem::SecretKeyMissing { .. }
-        )
-    }
 }
 
 /// The outcome of resolving one resource.
@@ -197,7 +190,12 @@ fn build_view(
     check_lifetime(server, expires_at)?;
     let base_url = match &opts.base_url_override {
         Some(url) => url.clone(),
-        None => check_base_url(&spec.atomicwork.base_url)?,
+        None => BaseUrl::parse(&spec.atomicwork.base_url).map_err(|e| {
+            Problem::InvalidSpec(format!(
+                "spec.atomicwork.baseUrl {:?} {e}; use e.g. https://acme.atomicwork.com",
+                spec.atomicwork.base_url
+            ))
+        })?,
     };
     let rate_limit = spec.rate_limit.map(|r| RateLimitSettings {
         per_minute: r.requests_per_minute.max(1),
@@ -365,29 +363,6 @@ fn check_lifetime(
         )));
     }
     Ok(())
-}
-
-fn check_base_url(raw: &str) -> Result<String, Problem> {
-    let url = reqwest::Url::parse(raw.trim()).map_err(|e| {
-        Problem::InvalidSpec(format!(
-            "spec.atomicwork.baseUrl {raw:?} is not a URL ({e}); use e.g. https://acme.atomicwork.com"
-        ))
-    })?;
-    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err(Problem::InvalidSpec(format!(
-            "spec.atomicwork.baseUrl {raw:?} must be an http(s) URL with a host, e.g. https://acme.atomicwork.com"
-        )));
-    }
-    if url.query().is_some()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return Err(Problem::InvalidSpec(format!(
-            "spec.atomicwork.baseUrl {raw:?} must carry no query, fragment or credentials"
-        )));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 fn api_key(

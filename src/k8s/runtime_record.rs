@@ -147,7 +147,8 @@ mod tests {
             display_name: name.into(),
             generation: Some(1),
             token_digest: TokenHash::of("t"),
-            base_url: "https://acme.atomicwork.com".into(),
+            base_url: crate::core::base_url::BaseUrl::parse("https://acme.atomicwork.com")
+                .expect("a test base URL"),
             api_key: Secret::new("k"),
             workspace_id: None,
             tools: vec!["list_all_atomicwork_audit_logs".into()],

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::Catalog;
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{ServerId, ServerView};
@@ -193,7 +194,7 @@ enum Pass {
 struct Loader {
     catalog: Arc<Catalog>,
     manifests: PathBuf,
-    public_url: String,
+    public_url: BaseUrl,
     resolve: ResolveOptions,
     store: TokenStore,
     /// Reads one manifest file (replaced in tests to inject read failures).
@@ -206,7 +207,7 @@ impl Loader {
     fn new(
         catalog: Arc<Catalog>,
         manifests: PathBuf,
-        public_url: String,
+        public_url: BaseUrl,
         resolve: ResolveOptions,
         state_dir: &Path,
     ) -> anyhow::Result<Self> {
@@ -447,10 +448,13 @@ pub(crate) async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Re
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = opts
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = match &opts.public_url {
+        Some(url) => BaseUrl::parse(url).map_err(|e| {
+            anyhow::anyhow!("--public-url {url:?} {e}; use the URL clients reach this process at")
+        })?,
+        None => BaseUrl::parse(&format!("http://{addr}"))
+            .with_context(|| format!("the listen address {addr} does not make a URL"))?,
+    };
     let mut out = std::io::stdout();
     let mut resolve = ResolveOptions {
         public_url: Some(public_url.clone()),
@@ -515,19 +519,20 @@ pub(crate) async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Re
 /// Starts the built-in sandbox tenant for the life of the process: its base URL and the
 /// notice every result carries.
 #[cfg(feature = "sandbox")]
-async fn start_sandbox() -> anyhow::Result<(String, &'static str)> {
+async fn start_sandbox() -> anyhow::Result<(BaseUrl, &'static str)> {
     use crate::sandbox::{SANDBOX_NOTICE, Sandbox, spawn_local};
     // The tenant's task runs until the process ends; its handle is not needed.
     let (base, _task) = spawn_local(Sandbox::seeded())
         .await
         .context("starting the sandbox tenant")?;
+    let base = BaseUrl::parse(&base).context("the sandbox tenant's address")?;
     Ok((base, SANDBOX_NOTICE))
 }
 
 /// A binary built without the `sandbox` feature (the container image) has no tenant to
 /// start.
 #[cfg(not(feature = "sandbox"))]
-async fn start_sandbox() -> anyhow::Result<(String, &'static str)> {
+async fn start_sandbox() -> anyhow::Result<(BaseUrl, &'static str)> {
     anyhow::bail!(
         "--sandbox is not available: this binary was built without the sandbox feature (build with `cargo build`, whose default features include it)"
     )
@@ -640,7 +645,7 @@ mod tests {
         Loader::new(
             catalog,
             dir.join("manifests"),
-            "http://127.0.0.1:1".into(),
+            BaseUrl::parse("http://127.0.0.1:1").expect("a test base URL"),
             ResolveOptions::default(),
             &dir.join("state"),
         )

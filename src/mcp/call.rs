@@ -11,6 +11,7 @@ use super::eras::{Era, META_CLIENT_INFO, header_str};
 use super::escape::push_json_str;
 use super::handlers::Ctx;
 use super::jsonrpc::{CallRecord, Reply, code};
+use super::outcome::Outcome;
 use super::{CallGate, ToolRunner};
 use crate::core::catalog::meta_tools::{CALL_TOOL, GET_TOOL_SCHEMA};
 use crate::core::catalog::{Tool, ToolSet};
@@ -129,7 +130,7 @@ pub(super) async fn tools_call<R: ToolRunner, G: CallGate>(
         });
         let mut reply = finish_call(ctx, tool.name(), client, out);
         reply.status = StatusCode::TOO_MANY_REQUESTS;
-        reply.outcome = "rate_limited";
+        reply.outcome = Outcome::RateLimited;
         return reply;
     }
     let outcome = runner.run(view, &tool, args).await;
@@ -216,7 +217,7 @@ fn unknown_tool(ctx: &Ctx<'_, '_>, name: &str, discovery_mode: bool) -> Reply {
         format!("Unknown tool: {name}")
     };
     let mut reply = ctx.err(code::INVALID_PARAMS, &message, None);
-    reply.outcome = "unknown_tool";
+    reply.outcome = Outcome::UnknownTool;
     reply
 }
 
@@ -246,7 +247,7 @@ fn finish_call(
     out.result
         .cap_error_text(ctx.req.view.target.api_key.expose());
     let body = call_result_body(ctx, &out.result);
-    let mut reply = Reply::json(StatusCode::OK, body, out.class.label());
+    let mut reply = Reply::json(StatusCode::OK, body, Outcome::Call(out.class));
     if let Some(rl) = &out.rate_limit {
         for (name, value) in rl.headers() {
             if let Ok(v) = HeaderValue::from_str(&value) {
@@ -256,7 +257,7 @@ fn finish_call(
     }
     reply.call = Some(CallRecord {
         tool: tool.to_string(),
-        outcome: out.class.label(),
+        outcome: out.class,
         upstream_status: out.upstream_status,
         upstream_latency: out.upstream_latency,
         attempts: out.attempts,

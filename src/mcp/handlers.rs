@@ -11,6 +11,7 @@ use super::eras::{
 };
 use super::escape::push_json_str;
 use super::jsonrpc::{Reply, code};
+use super::outcome::Outcome;
 use super::{CallGate, Request, ToolRunner, call};
 use crate::core::server::{Exposure, ServerView};
 
@@ -25,7 +26,7 @@ impl Ctx<'_, '_> {
     /// Writes a result object, adding what the stateless revision requires: `resultType`
     /// and the server's `_meta`. Keys come out in the map's (sorted) order; `_meta` goes
     /// first, where sorting puts it before the lowercase keys of every result here.
-    pub(super) fn ok(&self, mut result: Map<String, Value>, outcome: &'static str) -> Reply {
+    pub(super) fn ok(&self, mut result: Map<String, Value>, outcome: Outcome) -> Reply {
         let stateless = self.era == Era::Stateless;
         if stateless {
             result
@@ -86,9 +87,9 @@ impl Ctx<'_, '_> {
             StatusCode::OK
         };
         let outcome = match c {
-            code::METHOD_NOT_FOUND => "method_not_found",
-            code::INVALID_PARAMS => "invalid_params",
-            _ => "error",
+            code::METHOD_NOT_FOUND => Outcome::MethodNotFound,
+            code::INVALID_PARAMS => Outcome::InvalidParams,
+            _ => Outcome::Error,
         };
         Reply::error(status, Some(self.id), c, message, data, outcome)
     }
@@ -145,7 +146,7 @@ pub(super) async fn dispatch<R: ToolRunner, G: CallGate>(
 ) -> Reply {
     match method {
         "initialize" => initialize(ctx, &params),
-        "ping" if ctx.era != Era::Stateless => ctx.ok(Map::new(), "ok"),
+        "ping" if ctx.era != Era::Stateless => ctx.ok(Map::new(), Outcome::Ok),
         "server/discover" => discover(ctx),
         "tools/list" => tools_list(ctx, &params),
         "tools/call" => call::tools_call(ctx, params, runner, gate).await,
@@ -177,7 +178,7 @@ fn initialize(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
     result.insert("capabilities".into(), ctx.capabilities());
     result.insert("serverInfo".into(), ctx.server_info());
     result.insert("instructions".into(), json!(ctx.instructions()));
-    ctx.ok(result, "ok")
+    ctx.ok(result, Outcome::Ok)
 }
 
 fn discover(ctx: &Ctx<'_, '_>) -> Reply {
@@ -188,7 +189,7 @@ fn discover(ctx: &Ctx<'_, '_>) -> Reply {
     result.insert("instructions".into(), json!(ctx.instructions()));
     result.insert("ttlMs".into(), json!(0));
     result.insert("cacheScope".into(), json!("private"));
-    ctx.ok(result, "ok")
+    ctx.ok(result, Outcome::Ok)
 }
 
 fn tools_list(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
@@ -215,7 +216,7 @@ fn tools_list(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
         ctx.push_meta(&mut body);
     }
     body.extend_from_slice(b"}}");
-    Reply::json(StatusCode::OK, body, "ok")
+    Reply::json(StatusCode::OK, body, Outcome::Ok)
 }
 
 #[cfg(test)]
@@ -289,7 +290,7 @@ mod tests {
                 r#"{{"jsonrpc":"2.0","id":"a-1","result":{}}}"#,
                 Value::Object(expected)
             );
-            let body = ctx.ok(result, "ok").body.expect("a body");
+            let body = ctx.ok(result, Outcome::Ok).body.expect("a body");
             assert_eq!(std::str::from_utf8(&body), Ok(expected.as_str()), "{era:?}");
 
             let meta = format!(

@@ -7,6 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::outcome::Outcome;
+use crate::upstream::OutcomeClass;
+
 /// JSON-RPC error codes used here.
 pub(crate) mod code {
     pub(crate) const PARSE_ERROR: i64 = -32700;
@@ -34,7 +37,7 @@ pub struct Reply {
     pub(crate) headers: HeaderMap,
     pub body: Option<Bytes>,
     /// What happened, for metrics and the access log.
-    pub(crate) outcome: &'static str,
+    pub(crate) outcome: Outcome,
     /// Set for `tools/call`: what the call did, for the audit log.
     pub(crate) call: Option<CallRecord>,
 }
@@ -43,7 +46,7 @@ pub struct Reply {
 #[derive(Debug, Clone)]
 pub(crate) struct CallRecord {
     pub(crate) tool: String,
-    pub(crate) outcome: &'static str,
+    pub(crate) outcome: OutcomeClass,
     pub(crate) upstream_status: Option<u16>,
     pub(crate) upstream_latency: std::time::Duration,
     pub(crate) attempts: u32,
@@ -51,7 +54,7 @@ pub(crate) struct CallRecord {
 }
 
 impl Reply {
-    pub(super) fn json(status: StatusCode, body: Vec<u8>, outcome: &'static str) -> Self {
+    pub(super) fn json(status: StatusCode, body: Vec<u8>, outcome: Outcome) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
@@ -72,7 +75,7 @@ impl Reply {
             status: StatusCode::ACCEPTED,
             headers: HeaderMap::new(),
             body: None,
-            outcome: "accepted",
+            outcome: Outcome::Accepted,
             call: None,
         }
     }
@@ -85,7 +88,7 @@ impl Reply {
             code::INVALID_REQUEST,
             message,
             None,
-            "invalid_request",
+            Outcome::InvalidRequest,
         )
     }
 
@@ -96,7 +99,7 @@ impl Reply {
         code: i64,
         message: &str,
         data: Option<Value>,
-        outcome: &'static str,
+        outcome: Outcome,
     ) -> Self {
         Reply::json(status, error_body(id, code, message, data), outcome)
     }
@@ -202,7 +205,7 @@ pub(crate) fn timed_out(body: &[u8], timeout: std::time::Duration) -> Reply {
         code::REQUEST_TIMEOUT,
         &timeout_message(timeout),
         None,
-        "timeout",
+        Outcome::Timeout,
     )
 }
 
@@ -234,10 +237,14 @@ pub(super) fn parse(body: &[u8]) -> Result<Message<'_>, Box<Reply>> {
             (
                 code::INVALID_REQUEST,
                 "not a JSON-RPC message",
-                "invalid_request",
+                Outcome::InvalidRequest,
             )
         } else {
-            (code::PARSE_ERROR, "body is not valid JSON", "parse_error")
+            (
+                code::PARSE_ERROR,
+                "body is not valid JSON",
+                Outcome::ParseError,
+            )
         };
         Box::new(Reply::error(
             StatusCode::BAD_REQUEST,

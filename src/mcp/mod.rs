@@ -9,6 +9,7 @@ mod eras;
 mod escape;
 mod handlers;
 mod jsonrpc;
+mod outcome;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use eras::{HEADER_PROTOCOL_VERSION, STATELESS_VERSION, header_str};
 use handlers::Ctx;
 use jsonrpc::{Message, is_null, is_valid_id};
 pub(crate) use jsonrpc::{Reply, code, error_body, timed_out, timeout_message};
+pub(crate) use outcome::Outcome;
 
 use crate::core::catalog::Tool;
 use crate::core::server::{Caller, ServerView};
@@ -115,14 +117,14 @@ pub async fn handle<R: ToolRunner, G: CallGate>(req: Request<'_>, runner: &R, ga
                 code::PARSE_ERROR,
                 "params are not valid JSON",
                 None,
-                "parse_error",
+                Outcome::ParseError,
             );
         }
     };
     let era = match eras::era(method, &params, req.headers) {
         Ok(era) => era,
         Err((status, c, message, data)) => {
-            return Reply::error(status, msg.id, c, &message, data, "protocol_error");
+            return Reply::error(status, msg.id, c, &message, data, Outcome::ProtocolError);
         }
     };
     let Some(id) = msg.id else {

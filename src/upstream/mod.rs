@@ -263,7 +263,7 @@ impl Upstream {
                 timeout,
                 redactor: Redactor::new(target.api_key.expose()),
             };
-            let mut outcome = finish(&ctx, attempt, &prepared.url);
+            let mut outcome = finish(&ctx, attempt, target.base_url.authority());
             outcome.attempts = attempts;
             outcome.upstream_latency = latency;
             return outcome;
@@ -386,12 +386,12 @@ fn backoff(attempt_no: u32, max: Duration) -> Duration {
 }
 
 /// Turns the last attempt into the call's outcome.
-fn finish(ctx: &CallContext<'_>, attempt: Attempt, url: &str) -> CallOutcome {
+fn finish(ctx: &CallContext<'_>, attempt: Attempt, host: &str) -> CallOutcome {
     match attempt {
         Attempt::NotSent(e) => not_sent(ctx.tool, &e),
         Attempt::Failed(e) => {
             let kind = classify(&e);
-            let result = response::transport_failure(ctx, kind, &host_of(url), &root_cause(&e));
+            let result = response::transport_failure(ctx, kind, host, &root_cause(&e));
             outcome(result, OutcomeClass::of_transport(kind), None, None)
         }
         Attempt::Answered {
@@ -408,8 +408,7 @@ fn finish(ctx: &CallContext<'_>, attempt: Attempt, url: &str) -> CallOutcome {
                     } else {
                         TransportKind::Protocol
                     };
-                    let result =
-                        response::transport_failure(ctx, kind, &host_of(url), &root_cause(&e));
+                    let result = response::transport_failure(ctx, kind, host, &root_cause(&e));
                     return outcome(result, OutcomeClass::of_transport(kind), Some(status), rate);
                 }
             };
@@ -449,13 +448,10 @@ fn local_failure(tool: &Tool, class: OutcomeClass, message: String) -> CallOutco
     outcome(ToolResult::error(text), class, None, None)
 }
 
+/// A request the arguments could not form: only the caller can fix it.
 fn not_sent(tool: &Tool, e: &BuildError) -> CallOutcome {
-    if e.is_argument_error() {
-        let message = format!("invalid arguments: {e}. Fix the arguments and call again.");
-        local_failure(tool, OutcomeClass::InvalidArguments, message)
-    } else {
-        local_failure(tool, OutcomeClass::Config, format!("{e}."))
-    }
+    let message = format!("invalid arguments: {e}. Fix the arguments and call again.");
+    local_failure(tool, OutcomeClass::InvalidArguments, message)
 }
 
 /// The request a write would send, with the API key redacted and file bytes left out.
@@ -539,19 +535,6 @@ async fn read_body(mut response: reqwest::Response) -> Result<Bytes, reqwest::Er
 
 fn header_text(h: &http::HeaderMap, name: http::HeaderName) -> &str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
-}
-
-fn host_of(url: &str) -> String {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            let host = u.host_str()?.to_string();
-            Some(match u.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host,
-            })
-        })
-        .unwrap_or_else(|| "the configured base URL".into())
 }
 
 fn classify(e: &reqwest::Error) -> TransportKind {

@@ -103,6 +103,27 @@ impl<'a> Redactor<'a> {
         }
     }
 
+    /// Replaces the key in a text that may be JSON, whatever escapes spell it: first as
+    /// written (and as JSON writes it), then, when the text has `\u` or `\/` escapes and
+    /// is JSON, in the strings those escapes spell (the text is then written again).
+    /// `None` when nothing was replaced (nothing is copied then). This is the one pass
+    /// every tool result gets, so the result is clean however it was built.
+    pub(crate) fn json_text(&self, text: &str) -> Option<String> {
+        self.key?;
+        let plain = self.text(text);
+        if has_json_escape(plain.as_bytes())
+            && let Ok(mut value) = serde_json::from_str::<Value>(&plain)
+            && self.value(&mut value)
+            && let Ok(written) = serde_json::to_string(&value)
+        {
+            return Some(written);
+        }
+        match plain {
+            Cow::Owned(replaced) => Some(replaced),
+            Cow::Borrowed(_) => None,
+        }
+    }
+
     /// For a text just cut to `max_chars` characters: a start of the key (in any of its
     /// forms) of at least [`MIN_REDACTED_KEY_LEN`] characters at its end is replaced by
     /// `[redacted]`, and the text stays within `max_chars`.
@@ -123,6 +144,12 @@ impl<'a> Redactor<'a> {
         }
         text.push_str(REDACTED);
     }
+}
+
+/// A `\u` or `\/` escape anywhere in `bytes`: JSON text that spells a string differently
+/// from how it reads.
+pub(crate) fn has_json_escape(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', bytes).any(|at| matches!(bytes.get(at + 1), Some(b'u' | b'/')))
 }
 
 /// The byte length of the longest start of `form`, at least [`MIN_REDACTED_KEY_LEN`]
@@ -170,6 +197,33 @@ mod tests {
         let written = serde_json::to_string(&json!({"k": key})).unwrap_or_default();
         assert!(r.found_in(written.as_bytes()), "{written}");
         assert!(!r.text(&written).contains("quoted"), "{}", r.text(&written));
+    }
+
+    /// The key spelled with `\u` escapes (as some servers write every non-ASCII or even
+    /// every character) is found in JSON text, and nothing else in the text changes.
+    #[test]
+    fn a_key_spelled_with_unicode_escapes_is_found_in_json_text() {
+        let r = Redactor::new(KEY);
+        let spelled: String = KEY
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        let text = format!(r#"{{"echo":"{spelled}","url":"a\/b","n":1}}"#);
+        assert!(
+            !r.found_in(text.as_bytes()),
+            "the plain search cannot see it"
+        );
+        assert_eq!(
+            r.json_text(&text).as_deref(),
+            Some(r#"{"echo":"[redacted]","n":1,"url":"a/b"}"#)
+        );
+        // Not JSON, or JSON without the key: left exactly as it was.
+        for plain in [
+            format!("{spelled} is not JSON"),
+            r#"{"url":"a\/b"}"#.to_string(),
+        ] {
+            assert_eq!(r.json_text(&plain), None, "{plain}");
+        }
     }
 
     #[test]

@@ -78,18 +78,6 @@ pub(crate) enum BuildError {
         total: usize,
         limit: usize,
     },
-    #[error(
-        "the server's Atomicwork base URL is not usable ({reason}); the operator must fix spec.atomicwork.baseUrl"
-    )]
-    BaseUrl { reason: String },
-}
-
-impl BuildError {
-    /// True when the caller can fix the problem by changing the arguments; false when only
-    /// the operator can (server configuration).
-    pub(crate) fn is_argument_error(&self) -> bool {
-        !matches!(self, BuildError::BaseUrl { .. })
-    }
 }
 
 /// The request a tool call becomes, before any credential is attached.
@@ -127,7 +115,7 @@ pub(crate) fn build_request(
     args: &Map<String, Value>,
     target: &Target,
 ) -> Result<PreparedRequest, BuildError> {
-    let base = base_url(&target.base_url)?;
+    let base = target.base_url.as_str();
     let workspace = workspace(args, target)?;
     let path = build_path(tool, args, workspace.as_deref())?;
     let query = build_query(tool, args)?;
@@ -151,30 +139,6 @@ pub(crate) fn build_request(
         workspace,
         body,
     })
-}
-
-/// The base URL without a trailing slash, after checking it can carry a path.
-fn base_url(raw: &str) -> Result<&str, BuildError> {
-    let bad = |reason: &str| {
-        Err(BuildError::BaseUrl {
-            reason: reason.to_string(),
-        })
-    };
-    let trimmed = raw.trim().trim_end_matches('/');
-    let parsed = match reqwest::Url::parse(trimmed) {
-        Ok(u) => u,
-        Err(e) => return bad(&format!("{e}")),
-    };
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return bad("it must start with https:// or http://");
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return bad("it has no host");
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() || !parsed.username().is_empty() {
-        return bad("it must not carry a query, a fragment or credentials");
-    }
-    Ok(trimmed)
 }
 
 /// The workspace for `X-Workspace-Id`: the call's `workspace_id` argument (wherever the

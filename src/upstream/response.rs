@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::ratelimit::RateLimitInfo;
-use super::redact::Redactor;
+use super::redact::{Redactor, has_json_escape};
 use crate::core::catalog::{HttpMethod, Tool};
 use crate::core::tool_result::ToolResult;
 
@@ -22,21 +22,19 @@ const MAYBE_APPLIED: &str = " The change may or may not have been applied: check
 /// Redaction and capping of tool results: they need the API key, which only the upstream
 /// side knows.
 impl ToolResult {
-    /// Replaces every occurrence of `secret` in text and structured content.
+    /// Replaces every occurrence of `secret` in text and structured content, however it
+    /// is spelled there (as sent, JSON-escaped or behind `\u` escapes), so the result is
+    /// clean whichever path built it.
     pub(super) fn redact(&mut self, secret: &str) {
         let redactor = Redactor::new(secret);
         for block in &mut self.content {
-            redactor.string(block);
+            if let Some(clean) = redactor.json_text(block) {
+                *block = clean;
+            }
         }
-        // The structured text holds the secret as written in JSON: answers with `\u` or
-        // `\/` escapes are normalised before they get here (see `passthrough`).
-        let found = self
-            .structured
-            .as_ref()
-            .is_some_and(|raw| redactor.found_in(raw.get().as_bytes()));
-        if found && let Some(mut v) = self.structured_value() {
-            redactor.value(&mut v);
-            self.structured = serde_json::value::to_raw_value(&v).ok();
+        let structured = self.structured.as_ref();
+        if let Some(clean) = structured.and_then(|raw| redactor.json_text(raw.get())) {
+            self.structured = RawValue::from_string(clean).ok();
         }
     }
 
@@ -201,7 +199,7 @@ enum Passthrough {
 /// spell; so do answers that echo the API key, which is redacted in the tree's strings.
 fn passthrough(body: &[u8], ctx: &CallContext<'_>) -> Passthrough {
     let max_chars = ctx.max_chars;
-    if has_normalised_escape(body) || ctx.redactor.found_in(body) {
+    if has_json_escape(body) || ctx.redactor.found_in(body) {
         return Passthrough::NeedsTree;
     }
     let Ok(raw) = serde_json::from_slice::<&RawValue>(body) else {
@@ -225,11 +223,6 @@ fn passthrough(body: &[u8], ctx: &CallContext<'_>) -> Passthrough {
 /// exceed the cap).
 fn fits(text: &str, max_chars: usize) -> bool {
     text.len() <= max_chars || text.chars().count() <= max_chars
-}
-
-/// A `\u` or `\/` escape anywhere in the body.
-fn has_normalised_escape(body: &[u8]) -> bool {
-    memchr::memchr_iter(b'\\', body).any(|at| matches!(body.get(at + 1), Some(b'u' | b'/')))
 }
 
 fn is_json_whitespace(b: u8) -> bool {

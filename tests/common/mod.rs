@@ -7,6 +7,7 @@ pub mod oidc;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use atomicwork_mcp::core::base_url::BaseUrl;
 use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::core::secret::TokenHash;
 use atomicwork_mcp::core::server::{ServerId, ServerView};
@@ -58,7 +59,7 @@ pub fn secrets() -> BTreeMap<(String, String), SecretData> {
 pub fn view(catalog: &Catalog, yaml: &str, upstream: &str) -> ServerView {
     let server: AtomicworkMcpServer = serde_saphyr::from_str(yaml).expect("manifest parses");
     let opts = ResolveOptions {
-        base_url_override: Some(upstream.to_string()),
+        base_url_override: Some(BaseUrl::parse(upstream).expect("a test base URL")),
         notice: None,
         public_url: None,
     };

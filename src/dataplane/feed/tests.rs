@@ -31,7 +31,8 @@ fn record(name: &str, token: &str) -> RuntimeRecord {
         display_name: name.into(),
         generation: Some(1),
         token_digest: TokenHash::of(token),
-        base_url: "https://acme.atomicwork.com".into(),
+        base_url: crate::core::base_url::BaseUrl::parse("https://acme.atomicwork.com")
+            .expect("a test base URL"),
         api_key: Secret::new("sk-key"),
         workspace_id: None,
         tools: vec![TOOL.into()],

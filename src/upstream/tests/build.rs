@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::{args, custom_tool, file_arg, target, tool};
+use crate::core::base_url::BaseUrl;
 use crate::upstream::{BuildError, PreparedBody, UpstreamOptions, build_request, multipart};
 
 const BASE: &str = "https://acme.atomicwork.com";
@@ -80,7 +81,6 @@ fn ids_with_a_slash_are_refused() {
                 value: id.into()
             }
         );
-        assert!(err.is_argument_error());
         assert!(err.to_string().contains("\"/\""), "{err}");
     }
 }
@@ -110,7 +110,6 @@ fn over_long_path_and_query_values_are_refused_naming_the_argument_and_limit() {
     ] {
         let err = build_request(&get, &args(a), &target(BASE)).expect_err("too long");
         let text = err.to_string();
-        assert!(err.is_argument_error(), "{text}");
         assert!(text.contains(&format!("`{name}`")), "{text}");
         assert!(text.contains(&limit.to_string()), "{text}");
         assert!(text.len() < 400, "the value is not quoted: {text}");
@@ -137,7 +136,6 @@ fn a_url_over_the_limit_is_refused() {
     let a = json!({"entity_type": "SERVICE_REQUEST", "service_item_ids": ids});
     let err = build_request(&t, &args(a), &target(BASE)).expect_err("URL too long");
     let text = err.to_string();
-    assert!(err.is_argument_error(), "{text}");
     assert!(text.contains(&MAX_URL_BYTES.to_string()), "{text}");
     let few = json!({"entity_type": "SERVICE_REQUEST", "service_item_ids": [100_000, 100_001]});
     assert!(build_request(&t, &args(few), &target(BASE)).is_ok());
@@ -385,7 +383,7 @@ fn base_url_with_trailing_slash_and_prefix() {
     )
     .expect("builds");
     assert_eq!(p.url, "https://acme.atomicwork.com/api/v1/views/REQUEST");
-    t.base_url = "http://gateway.local/atomicwork/".into();
+    t.base_url = BaseUrl::parse("http://gateway.local/atomicwork/").expect("base URL");
     let p = build_request(
         &tool("list_all_atomicwork_request_views"),
         &args(json!({})),
@@ -396,22 +394,6 @@ fn base_url_with_trailing_slash_and_prefix() {
         p.url,
         "http://gateway.local/atomicwork/api/v1/views/REQUEST"
     );
-    for bad in [
-        "acme.atomicwork.com",
-        "ftp://acme",
-        "https://acme.atomicwork.com/?x=1",
-        "",
-    ] {
-        t.base_url = bad.into();
-        let err = build_request(
-            &tool("list_all_atomicwork_request_views"),
-            &args(json!({})),
-            &t,
-        )
-        .expect_err("bad base url");
-        assert!(!err.is_argument_error(), "{bad}: {err}");
-        assert!(err.to_string().contains("spec.atomicwork.baseUrl"), "{err}");
-    }
 }
 
 #[test]

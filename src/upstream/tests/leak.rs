@@ -91,7 +91,10 @@ async fn api_key_never_leaks_into_results_debug_or_logs() {
         (
             get,
             json!({"id": "x"}),
-            with(&|t| t.base_url = closed.clone()),
+            with(&|t| {
+                t.base_url =
+                    crate::core::base_url::BaseUrl::parse(&closed).expect("a test base URL")
+            }),
             OutcomeClass::Connect,
         ),
         (

@@ -54,7 +54,8 @@ pub(super) fn args(v: Value) -> Map<String, Value> {
 }
 
 pub(super) fn target(base_url: &str) -> Target {
-    let mut t = Target::new(base_url, Secret::new(KEY));
+    let base = crate::core::base_url::BaseUrl::parse(base_url).expect("a test base URL");
+    let mut t = Target::new(base, Secret::new(KEY));
     t.workspace_id = Some("7".into());
     t
 }

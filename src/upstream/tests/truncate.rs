@@ -149,3 +149,28 @@ fn redaction_covers_text_structured_values_and_keys() {
         Some(json!({"headers": {"x-api-key": "[redacted]"}, "[redacted]": ["a[redacted]b"]}))
     );
 }
+
+/// A result built by any path (here by hand, as a discovery or sandbox answer might be)
+/// comes out clean even when the key is spelled with `\u` escapes in its JSON text: the
+/// final pass does not rely on an earlier one having normalised the escapes.
+#[test]
+fn redaction_sees_through_unicode_escapes_in_text_and_structured_content() {
+    let secret = "awk-live-0123456789";
+    let spelled: String = secret
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let text = format!(r#"{{"headers":{{"x-api-key":"{spelled}"}}}}"#);
+    let mut r = ToolResult {
+        content: vec![text.clone()],
+        structured: serde_json::value::RawValue::from_string(text).ok(),
+        is_error: false,
+    };
+    r.redact(secret);
+    let want = json!({"headers": {"x-api-key": "[redacted]"}});
+    assert_eq!(r.structured_value(), Some(want.clone()));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.content[0]).ok(),
+        Some(want)
+    );
+}
