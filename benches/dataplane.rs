@@ -32,6 +32,7 @@ mod oidc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use atomicwork_mcp::core::base_url::BaseUrl;
 use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::dataplane::DataplaneConfig;
 use atomicwork_mcp::dataplane::registry::Registry;
@@ -457,9 +458,9 @@ fn resolve_oauth(
     upstream_url: &str,
 ) -> atomicwork_mcp::core::server::ServerView {
     let opts = atomicwork_mcp::k8s::resolve::ResolveOptions {
-        base_url_override: Some(upstream_url.to_string()),
+        base_url_override: Some(BaseUrl::parse(upstream_url).expect("the bench upstream")),
         notice: None,
-        public_url: Some(public_url.to_string()),
+        public_url: Some(BaseUrl::parse(public_url).expect("the bench data plane")),
     };
     let manifest = server(
         "bench",

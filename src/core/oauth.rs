@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use crate::core::base_url::BaseUrl;
 use crate::core::catalog::MethodClass;
 use crate::core::server::RateLimitSettings;
 
@@ -17,6 +18,56 @@ pub(crate) const DEFAULT_WRITE_SCOPE: &str = "atomicwork.write";
 pub(crate) const DEFAULT_USER_CLAIM: &str = "sub";
 /// Path of RFC 9728 protected resource metadata, before the resource's own path.
 pub(crate) const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// Why an access token is refused. None of them carries the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Not a signed JWT, or its header or claims cannot be read.
+    #[error("the access token is not a well-formed JWT")]
+    Malformed,
+    /// Signed with an algorithm outside the allow-list (`none`, HMAC, …) or one that does
+    /// not fit its key.
+    #[error("the access token's signing algorithm is not accepted")]
+    DisallowedAlg,
+    /// Signed with a key the issuer does not publish.
+    #[error("the access token is signed with a key the issuer does not publish")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the access token's signature does not verify")]
+    BadSignature,
+    /// Past its `exp`.
+    #[error("the access token has expired")]
+    Expired,
+    /// Before its `nbf`.
+    #[error("the access token is not valid yet")]
+    NotYetValid,
+    /// Its `iss` is not the server's issuer.
+    #[error("the access token was issued by another authorization server")]
+    WrongIssuer,
+    /// Its `aud` does not contain the server's resource.
+    #[error("the access token was issued for another resource")]
+    WrongAudience,
+    /// The issuer's metadata or keys could not be had, so nothing could be checked.
+    #[error("the authorization server could not be reached to check the access token")]
+    IssuerUnreachable,
+}
+
+impl AuthError {
+    /// The outcome label of a request refused for this reason, for metrics.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            AuthError::Malformed => "oauth_malformed",
+            AuthError::DisallowedAlg => "oauth_disallowed_alg",
+            AuthError::UnknownKey => "oauth_unknown_key",
+            AuthError::BadSignature => "oauth_bad_signature",
+            AuthError::Expired => "oauth_expired",
+            AuthError::NotYetValid => "oauth_not_yet_valid",
+            AuthError::WrongIssuer => "oauth_wrong_issuer",
+            AuthError::WrongAudience => "oauth_wrong_audience",
+            AuthError::IssuerUnreachable => "oauth_issuer_unreachable",
+        }
+    }
+}
 
 /// A set of tool classes (read, write, custom).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -150,9 +201,8 @@ pub struct OAuthSettings {
     pub(crate) issuer: String,
     /// The audience tokens must carry when it is not the connector URL.
     pub(crate) audience: Option<String>,
-    /// Base of the server's connector URL (`<public_url>/mcp/<token>`), without a
-    /// trailing slash.
-    pub(crate) public_url: String,
+    /// Base of the server's connector URL (`<public_url>/mcp/<token>`).
+    pub(crate) public_url: BaseUrl,
     /// Scopes per tool class.
     pub(crate) scopes: ClassScopes,
     /// Claim naming the user in the audit log and the per-user rate limit.
@@ -174,7 +224,12 @@ impl OAuthSettings {
     /// Where the server's protected resource metadata is: the well-known path inserted
     /// between the connector URL's origin and its path (RFC 9728 §3.1).
     pub(crate) fn metadata_url(&self, url_token: &str) -> String {
-        let (origin, path) = split_origin(&self.public_url);
+        let origin = self.public_url.origin();
+        let path = self
+            .public_url
+            .as_str()
+            .strip_prefix(origin)
+            .unwrap_or_default();
         format!("{origin}{METADATA_PATH}{path}/mcp/{url_token}")
     }
 
@@ -216,15 +271,6 @@ fn quoted(text: &str) -> String {
     text.chars()
         .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
         .collect()
-}
-
-/// `https://host:port/a/b` as (`https://host:port`, `/a/b`).
-fn split_origin(url: &str) -> (&str, &str) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => url.split_at(after_scheme + i),
-        None => (url, ""),
-    }
 }
 
 /// The issuer as a URL this server may fetch metadata from: `https`, or `http` on a
@@ -333,7 +379,7 @@ mod tests {
         OAuthSettings {
             issuer: "https://idp.example.com".into(),
             audience: audience.map(str::to_string),
-            public_url: public_url.into(),
+            public_url: BaseUrl::parse(public_url).expect("a test URL"),
             scopes: ClassScopes::default(),
             user_claim: DEFAULT_USER_CLAIM.into(),
             per_user: None,

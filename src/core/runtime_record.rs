@@ -101,7 +101,7 @@ pub struct RecordOAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
     /// Base of the connector URL, as the controller publishes it.
-    pub public_url: String,
+    pub public_url: BaseUrl,
     /// Scopes per tool class.
     pub scopes: RecordScopes,
     /// Claim naming the user.
@@ -466,7 +466,7 @@ mod tests {
             oauth: Some(Arc::new(OAuthSettings {
                 issuer: "https://idp.example.com/realms/it".into(),
                 audience: Some("api://atomicwork".into()),
-                public_url: "https://mcp.example.com".into(),
+                public_url: BaseUrl::parse("https://mcp.example.com").expect("a test URL"),
                 scopes: ClassScopes {
                     read: vec!["aw.read".into()],
                     write: vec!["aw.read".into(), "aw.write".into()],

@@ -14,7 +14,7 @@ use super::{Dataplane, bearer, json_error};
 use crate::core::catalog::MethodClass;
 use crate::core::oauth::{Classes, OAuthSettings};
 use crate::core::server::{Caller, ServerView};
-use crate::mcp::code;
+use crate::mcp::{Outcome, code};
 use crate::oauth::AuthError;
 
 /// The route of a server's protected resource metadata: the well-known path inserted
@@ -32,7 +32,7 @@ pub(crate) async fn authenticate(
     oauth: &OAuthSettings,
     url_token: &str,
     headers: &HeaderMap,
-) -> Result<Caller, (Response, &'static str)> {
+) -> Result<Caller, (Response, Outcome)> {
     let metadata_url = oauth.metadata_url(url_token);
     let Some(token) = bearer(headers).filter(|t| !t.is_empty()) else {
         return Err((
@@ -42,7 +42,7 @@ pub(crate) async fn authenticate(
                 None,
                 "this MCP server needs an OAuth access token: Authorization: Bearer <token>",
             ),
-            "oauth_missing",
+            Outcome::TokenMissing,
         ));
     };
     let resource = oauth.resource(url_token);
@@ -58,13 +58,13 @@ pub(crate) async fn authenticate(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_UNREACHABLE),
             );
-            return Err((resp, AuthError::IssuerUnreachable.label()));
+            return Err((resp, Outcome::TokenRefused(AuthError::IssuerUnreachable)));
         }
         Err(e) => {
             let message = e.to_string();
             return Err((
                 unauthorized(oauth, &metadata_url, Some(&message), &message),
-                e.label(),
+                Outcome::TokenRefused(e),
             ));
         }
     };
@@ -88,7 +88,7 @@ pub(crate) async fn authenticate(
         if let Ok(v) = HeaderValue::from_str(&oauth.insufficient_scope(&metadata_url, first)) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
-        return Err((resp, "insufficient_scope"));
+        return Err((resp, Outcome::InsufficientScope));
     }
     Ok(Caller {
         classes,
@@ -119,15 +119,16 @@ pub(crate) async fn protected_resource(
     Path(token): Path<String>,
 ) -> Response {
     let Some(view) = dp.registry.lookup(&token) else {
-        dp.metrics.request(None, "unknown_token");
+        dp.metrics.request(None, Outcome::UnknownToken);
         return super::not_found().await;
     };
     let Some(oauth) = view.oauth.as_deref() else {
-        dp.metrics.request(Some(&view.id_label), "not_found");
+        dp.metrics
+            .request(Some(&view.id_label), Outcome::NoResourceMetadata);
         return super::not_found().await;
     };
     dp.metrics
-        .request(Some(&view.id_label), "resource_metadata");
+        .request(Some(&view.id_label), Outcome::ResourceMetadata);
     let document = json!({
         "resource": oauth.resource(&token),
         "authorization_servers": [oauth.issuer],

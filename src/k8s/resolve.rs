@@ -60,7 +60,7 @@ pub struct ResolveOptions {
     /// Base of the connector URLs (`<public_url>/mcp/<token>`), which OAuth servers
     /// need: by default their tokens must be issued for that URL. The controller and
     /// local mode set it.
-    pub public_url: Option<String>,
+    pub public_url: Option<BaseUrl>,
 }
 
 /// Why a server is not served. Each maps to a condition reason and a message saying what
@@ -268,12 +268,7 @@ fn oauth_settings(
     spec: &crate::k8s::crd::AtomicworkMcpServerSpec,
     opts: &ResolveOptions,
 ) -> Result<OAuthSettings, Problem> {
-    let public_url = opts
-        .public_url
-        .as_deref()
-        .map(|u| u.trim().trim_end_matches('/'))
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| {
+    let public_url = opts.public_url.clone().ok_or_else(|| {
             Problem::InvalidSpec(
                 "spec.auth.oauth needs the connector URL's base, and this deployment has no public URL; set --public-url".into(),
             )
@@ -299,7 +294,7 @@ fn oauth_settings(
             .map(str::trim)
             .filter(|a| !a.is_empty())
             .map(str::to_string),
-        public_url: public_url.to_string(),
+        public_url,
         scopes: ClassScopes {
             read: list(scopes.read, defaults.read),
             write: list(scopes.write, defaults.write),
@@ -454,7 +449,7 @@ mod tests {
         );
         let catalog = Catalog::builtin().expect("catalog");
         let opts = ResolveOptions {
-            public_url: public_url.map(str::to_string),
+            public_url: public_url.map(|u| BaseUrl::parse(u).expect("a test URL")),
             ..ResolveOptions::default()
         };
         resolve(&server, &secrets, &catalog, Timestamp::now(), &opts).view

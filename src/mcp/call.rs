@@ -112,7 +112,7 @@ pub(super) async fn tools_call<R: ToolRunner, G: CallGate>(
         });
         let mut reply = finish_call(ctx, tool.name(), client, out);
         reply.status = StatusCode::TOO_MANY_REQUESTS;
-        reply.outcome = "rate_limited_user";
+        reply.outcome = Outcome::UserRateLimited;
         return reply;
     }
     if let Err(wait) = gate.admit_call(view) {
@@ -192,14 +192,14 @@ fn insufficient_scope(
         code::INSUFFICIENT_SCOPE,
         &message,
         None,
-        "insufficient_scope",
+        Outcome::InsufficientScope,
     );
     if let Ok(v) = HeaderValue::from_str(&oauth.insufficient_scope(&caller.metadata_url, wanted)) {
         reply.headers.insert(http::header::WWW_AUTHENTICATE, v);
     }
     reply.call = Some(CallRecord {
         tool: tool.to_string(),
-        outcome: "insufficient_scope",
+        outcome: OutcomeClass::InsufficientScope,
         upstream_status: None,
         upstream_latency: std::time::Duration::ZERO,
         attempts: 0,

@@ -539,7 +539,7 @@ mod tests {
             serde_json::json!({"keys": [rsa("k1")]}),
         )
         .await;
-        let issuers = Issuers::new(options(Duration::from_millis(300)));
+        let issuers = Issuers::new(options(Duration::from_secs(1)));
         let keys = issuers.get(&issuer);
         for _ in 0..50 {
             assert!(keys.key(Some("k1"), Algorithm::RS256).await.is_ok());
@@ -553,7 +553,7 @@ mod tests {
         );
         assert_eq!(jwks_hits(&server).await, 1);
         // Past the floor, an unknown key is looked for once more.
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(
             keys.key(Some("k2"), Algorithm::RS256).await.err(),
             Some(AuthError::UnknownKey)

@@ -16,6 +16,7 @@ mod token;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::core::oauth::AuthError;
 use crate::core::oauth::OAuthSettings;
 
 pub(crate) use cache::VerifiedCache;
@@ -55,56 +56,6 @@ impl Default for Options {
             refetch_floor: DEFAULT_REFETCH_FLOOR,
             keys_max_age: DEFAULT_KEYS_MAX_AGE,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
-        }
-    }
-}
-
-/// Why an access token is refused. None of them carries the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// Not a signed JWT, or its header or claims cannot be read.
-    #[error("the access token is not a well-formed JWT")]
-    Malformed,
-    /// Signed with an algorithm outside the allow-list (`none`, HMAC, …) or one that does
-    /// not fit its key.
-    #[error("the access token's signing algorithm is not accepted")]
-    DisallowedAlg,
-    /// Signed with a key the issuer does not publish.
-    #[error("the access token is signed with a key the issuer does not publish")]
-    UnknownKey,
-    /// The signature does not verify.
-    #[error("the access token's signature does not verify")]
-    BadSignature,
-    /// Past its `exp`.
-    #[error("the access token has expired")]
-    Expired,
-    /// Before its `nbf`.
-    #[error("the access token is not valid yet")]
-    NotYetValid,
-    /// Its `iss` is not the server's issuer.
-    #[error("the access token was issued by another authorization server")]
-    WrongIssuer,
-    /// Its `aud` does not contain the server's resource.
-    #[error("the access token was issued for another resource")]
-    WrongAudience,
-    /// The issuer's metadata or keys could not be had, so nothing could be checked.
-    #[error("the authorization server could not be reached to check the access token")]
-    IssuerUnreachable,
-}
-
-impl AuthError {
-    /// The outcome label of a request refused for this reason, for metrics.
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            AuthError::Malformed => "oauth_malformed",
-            AuthError::DisallowedAlg => "oauth_disallowed_alg",
-            AuthError::UnknownKey => "oauth_unknown_key",
-            AuthError::BadSignature => "oauth_bad_signature",
-            AuthError::Expired => "oauth_expired",
-            AuthError::NotYetValid => "oauth_not_yet_valid",
-            AuthError::WrongIssuer => "oauth_wrong_issuer",
-            AuthError::WrongAudience => "oauth_wrong_audience",
-            AuthError::IssuerUnreachable => "oauth_issuer_unreachable",
         }
     }
 }
@@ -182,7 +133,8 @@ mod tests {
             // Nothing listens here: any key fetch would fail.
             issuer: "https://127.0.0.1:1".into(),
             audience: None,
-            public_url: "https://mcp.example.com".into(),
+            public_url: crate::core::base_url::BaseUrl::parse("https://mcp.example.com")
+                .expect("a test URL"),
             scopes: ClassScopes::default(),
             user_claim: "sub".into(),
             per_user: None,

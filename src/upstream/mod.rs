@@ -97,6 +97,8 @@ pub(crate) enum OutcomeClass {
     InvalidArguments,
     /// The server's own settings (base URL, API key) are unusable; nothing was sent.
     Config,
+    /// The caller's OAuth token lacks the scopes the tool needs; nothing was sent.
+    InsufficientScope,
     RateLimited,
     /// Any other 4xx.
     ClientError,
@@ -117,6 +119,7 @@ impl OutcomeClass {
             OutcomeClass::DryRun => "dry_run",
             OutcomeClass::InvalidArguments => "invalid_arguments",
             OutcomeClass::Config => "config",
+            OutcomeClass::InsufficientScope => "insufficient_scope",
             OutcomeClass::RateLimited => "rate_limited",
             OutcomeClass::ClientError => "client_error",
             OutcomeClass::ServerError => "server_error",
