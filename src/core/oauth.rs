@@ -81,6 +81,7 @@ impl Classes {
     /// How many different sets there are.
     pub(crate) const COUNT: usize = 8;
 
+    /// The bit standing for `class`.
     fn bit(class: MethodClass) -> u8 {
         match class {
             MethodClass::Read => 0b001,
@@ -109,6 +110,7 @@ impl Classes {
         Classes(self.0 & other.0)
     }
 
+    /// True when `class` is in the set.
     pub(crate) fn contains(self, class: MethodClass) -> bool {
         self.0 & Self::bit(class) != 0
     }
@@ -118,6 +120,7 @@ impl Classes {
         self.0 & other.0 == other.0
     }
 
+    /// True when the set holds no class.
     pub(crate) fn is_empty(self) -> bool {
         self.0 == 0
     }

@@ -115,15 +115,19 @@ pub struct RecordOAuth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordScopes {
+    /// Scopes needed for read tools.
     #[serde(default)]
     pub read: Vec<String>,
+    /// Scopes needed for write tools.
     #[serde(default)]
     pub write: Vec<String>,
+    /// Scopes needed for custom tools.
     #[serde(default)]
     pub custom: Vec<String>,
 }
 
 impl RecordOAuth {
+    /// The settings as the record holds them.
     fn from_settings(o: &OAuthSettings) -> Self {
         RecordOAuth {
             issuer: o.issuer.clone(),
@@ -142,6 +146,7 @@ impl RecordOAuth {
         }
     }
 
+    /// The settings the record holds.
     fn to_settings(&self) -> OAuthSettings {
         OAuthSettings {
             issuer: self.issuer.clone(),

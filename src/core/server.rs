@@ -288,6 +288,7 @@ impl UserBuckets {
         self.try_acquire_at(user, Instant::now())
     }
 
+    /// [`UserBuckets::try_acquire`] at `now`.
     fn try_acquire_at(&self, user: &str, now: Instant) -> Result<(), u64> {
         let (rate, capacity) = share(self.settings, self.replicas.get());
         let mut users = match self.users.lock() {

@@ -37,6 +37,7 @@ impl VerifiedCache {
         }
     }
 
+    /// The entries, even after a panic elsewhere held the lock.
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Verified>>> {
         match self.entries.lock() {
             Ok(g) => g,

@@ -36,6 +36,7 @@ enum Family {
 }
 
 impl Family {
+    /// True when a key of this family verifies `alg`.
     fn fits(self, alg: Algorithm) -> bool {
         matches!(
             (self, alg),
@@ -62,6 +63,7 @@ struct KeySet {
 
 /// What a key set holds for a token's header.
 enum Lookup {
+    /// The key to verify with.
     Found(DecodingKey),
     /// The named key is there but does not fit the algorithm.
     Unfit,
@@ -70,6 +72,7 @@ enum Lookup {
 }
 
 impl KeySet {
+    /// The key of the set for a token naming `kid` (if any) and signed with `alg`.
     fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup {
         let fits = |k: &Key| k.family.fits(alg) && k.alg.as_deref().is_none_or(|a| a == name(alg));
         match kid {
@@ -99,8 +102,11 @@ impl KeySet {
 /// Why keys could not be had.
 #[derive(Debug)]
 enum FetchError {
+    /// A request failed or was answered with an error status.
     Http(String),
+    /// No metadata document was usable.
     Metadata(BadMetadata),
+    /// The JWKS held no usable signing key.
     NoKeys,
 }
 
@@ -143,6 +149,7 @@ impl std::fmt::Debug for IssuerKeys {
 }
 
 impl IssuerKeys {
+    /// The keys held now, if any.
     fn current(&self) -> Option<Arc<KeySet>> {
         match self.keys.read() {
             Ok(g) => g.clone(),
@@ -150,6 +157,7 @@ impl IssuerKeys {
         }
     }
 
+    /// Holds `set` from now on.
     fn store(&self, set: Arc<KeySet>) {
         match self.keys.write() {
             Ok(mut g) => *g = Some(set),
@@ -344,6 +352,8 @@ fn parse_jwks(body: &[u8]) -> Vec<Key> {
     items.iter().filter_map(usable_key).collect()
 }
 
+/// One JWK as a usable signing key: an asymmetric key for signatures whose parameters
+/// read; `None` for any other.
 fn usable_key(raw: &Value) -> Option<Key> {
     let fields = raw.as_object()?;
     if fields.get("use").is_some_and(|u| u != "sig") {
@@ -394,6 +404,7 @@ pub(crate) struct Issuers {
 }
 
 impl Issuers {
+    /// No issuer yet; keys are fetched with one HTTP client bounded by `options`.
     pub(crate) fn new(options: Options) -> Self {
         let http = reqwest::Client::builder()
             .user_agent(concat!("atomicwork-mcp/", env!("CARGO_PKG_VERSION")))
@@ -409,6 +420,7 @@ impl Issuers {
         }
     }
 
+    /// The issuers known so far.
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<IssuerKeys>>> {
         match self.by_issuer.lock() {
             Ok(g) => g,
@@ -601,7 +613,7 @@ mod tests {
     #[tokio::test]
     async fn rotation_is_picked_up_from_the_same_jwks_uri() {
         let server = MockServer::start().await;
-        let issuer = format!("{}", server.uri());
+        let issuer = server.uri();
         Mock::given(method("GET"))
             .and(path("/.well-known/oauth-authorization-server"))
             .respond_with(ResponseTemplate::new(200).set_body_json(
