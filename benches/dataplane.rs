@@ -116,8 +116,8 @@ async fn bare_proxy(upstream_url: String) -> String {
 enum Call {
     Get(Arc<str>),
     Post(Arc<str>, &'static str),
-    /// A POST with `Authorization: Bearer <token>`.
-    PostBearer(Arc<str>, &'static str, Arc<str>),
+    /// A POST with this `Authorization` header value (`Bearer <token>`).
+    PostBearer(Arc<str>, &'static str, reqwest::header::HeaderValue),
 }
 
 impl Call {
@@ -129,11 +129,11 @@ impl Call {
                 .header("content-type", "application/json")
                 .header("mcp-protocol-version", "2025-11-25")
                 .body(*body),
-            Call::PostBearer(url, body, token) => c
+            Call::PostBearer(url, body, authorization) => c
                 .post(url.as_ref())
                 .header("content-type", "application/json")
                 .header("mcp-protocol-version", "2025-11-25")
-                .header("authorization", format!("Bearer {token}"))
+                .header("authorization", authorization.clone())
                 .body(*body),
         }
     }
@@ -433,9 +433,10 @@ async fn run() {
     }
 }
 
-/// A real authorization server and an access token from it for `resource`, or `None`
+/// A real authorization server and an `Authorization` value with an access token from it
+/// for `resource`, or `None`
 /// (said why) when Node.js is not there to run it.
-async fn oauth_server(resource: &str) -> Option<(oidc::Oidc, Arc<str>)> {
+async fn oauth_server(resource: &str) -> Option<(oidc::Oidc, reqwest::header::HeaderValue)> {
     let node = std::process::Command::new("node").arg("--version").output();
     if !node.is_ok_and(|o| o.status.success()) {
         println!("tools/call, OAuth: left out: Node.js is needed to run the authorization server");
@@ -445,7 +446,9 @@ async fn oauth_server(resource: &str) -> Option<(oidc::Oidc, Arc<str>)> {
     let token = oidc
         .client_credentials_with_ttl(resource, &["atomicwork.read"], 3600)
         .await;
-    Some((oidc, token.into()))
+    let authorization =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value");
+    Some((oidc, authorization))
 }
 
 /// The bench's OAuth server trusting `issuer`, resolved as the controller resolves it: its

@@ -224,6 +224,14 @@ impl OAuthSettings {
         }
     }
 
+    /// [`OAuthSettings::resource`] in pieces that, joined, make it: no string is made.
+    pub(crate) fn resource_parts<'a>(&'a self, url_token: &'a str) -> [&'a str; 3] {
+        match &self.audience {
+            Some(audience) => [audience, "", ""],
+            None => [self.public_url.as_str(), "/mcp/", url_token],
+        }
+    }
+
     /// Where the server's protected resource metadata is: the well-known path inserted
     /// between the connector URL's origin and its path (RFC 9728 §3.1).
     pub(crate) fn metadata_url(&self, url_token: &str) -> String {
@@ -393,12 +401,14 @@ mod tests {
     fn the_resource_is_the_connector_url_unless_an_audience_is_set() {
         let s = settings("https://mcp.example.com", None);
         assert_eq!(s.resource("tok"), "https://mcp.example.com/mcp/tok");
+        assert_eq!(s.resource_parts("tok").concat(), s.resource("tok"));
         assert_eq!(
             s.metadata_url("tok"),
             "https://mcp.example.com/.well-known/oauth-protected-resource/mcp/tok"
         );
         let s = settings("https://example.com:8443/gateway", Some("api://atomicwork"));
         assert_eq!(s.resource("tok"), "api://atomicwork");
+        assert_eq!(s.resource_parts("tok").concat(), "api://atomicwork");
         assert_eq!(
             s.metadata_url("tok"),
             "https://example.com:8443/.well-known/oauth-protected-resource/gateway/mcp/tok"

@@ -82,13 +82,14 @@ pub struct ServerView {
 
 /// Who sent a request to an OAuth server, as its verified access token says.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub struct Caller<'a> {
     /// The tool classes the token's scopes allow.
     pub(crate) classes: Classes,
     /// The value of the server's user claim, when the token has it.
     pub(crate) user: Option<Arc<str>>,
-    /// The server's protected resource metadata URL, for challenges.
-    pub(crate) metadata_url: String,
+    /// The URL token the request came in on, from which a challenge's metadata URL is
+    /// made when one is needed.
+    pub(crate) url_token: &'a str,
 }
 
 /// Why a request to a known server is refused.
@@ -124,7 +125,7 @@ impl ServerView {
 
     /// The tools a caller may see and call: all of them without OAuth, else those of the
     /// classes the caller's token allows (a set computed once per class combination).
-    pub(crate) fn tools_for(&self, caller: Option<&Caller>) -> &Arc<ToolSet> {
+    pub(crate) fn tools_for(&self, caller: Option<&Caller<'_>>) -> &Arc<ToolSet> {
         match caller {
             Some(c) if !c.classes.covers(self.tools.classes()) => self.tools.only(c.classes),
             _ => &self.tools,

@@ -26,27 +26,25 @@ const RETRY_AFTER_UNREACHABLE: &str = "5";
 
 /// Checks the access token of a request to an OAuth server reached through `url_token`.
 /// The error is the answer to send and the outcome to count.
-pub(crate) async fn authenticate(
+pub(crate) async fn authenticate<'a>(
     dp: &Dataplane,
     view: &ServerView,
     oauth: &OAuthSettings,
-    url_token: &str,
+    url_token: &'a str,
     headers: &HeaderMap,
-) -> Result<Caller, (Response, Outcome)> {
-    let metadata_url = oauth.metadata_url(url_token);
+) -> Result<Caller<'a>, (Response, Outcome)> {
     let Some(token) = bearer(headers).filter(|t| !t.is_empty()) else {
         return Err((
             unauthorized(
                 oauth,
-                &metadata_url,
+                &oauth.metadata_url(url_token),
                 None,
                 "this MCP server needs an OAuth access token: Authorization: Bearer <token>",
             ),
             Outcome::TokenMissing,
         ));
     };
-    let resource = oauth.resource(url_token);
-    let verified = match dp.verifier.verify(oauth, &resource, token).await {
+    let verified = match dp.verifier.verify(oauth, url_token, token).await {
         Ok(v) => v,
         Err(AuthError::IssuerUnreachable) => {
             let mut resp = json_error(
@@ -63,7 +61,12 @@ pub(crate) async fn authenticate(
         Err(e) => {
             let message = e.to_string();
             return Err((
-                unauthorized(oauth, &metadata_url, Some(&message), &message),
+                unauthorized(
+                    oauth,
+                    &oauth.metadata_url(url_token),
+                    Some(&message),
+                    &message,
+                ),
                 Outcome::TokenRefused(e),
             ));
         }
@@ -85,6 +88,7 @@ pub(crate) async fn authenticate(
                 "the access token's scopes allow none of this server's tools; sign in again granting {scopes:?}"
             ),
         );
+        let metadata_url = oauth.metadata_url(url_token);
         if let Ok(v) = HeaderValue::from_str(&oauth.insufficient_scope(&metadata_url, first)) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
@@ -93,7 +97,7 @@ pub(crate) async fn authenticate(
     Ok(Caller {
         classes,
         user: verified.user.clone(),
-        metadata_url,
+        url_token,
     })
 }
 

@@ -389,7 +389,6 @@ async fn mcp_endpoint(
         },
         None => None,
     };
-    drop(token);
     if method != Method::POST {
         dp.metrics.request(server, Outcome::MethodNotAllowed);
         let mut resp = json_error(

@@ -194,7 +194,8 @@ fn insufficient_scope(
         None,
         Outcome::InsufficientScope,
     );
-    if let Ok(v) = HeaderValue::from_str(&oauth.insufficient_scope(&caller.metadata_url, wanted)) {
+    let metadata_url = oauth.metadata_url(caller.url_token);
+    if let Ok(v) = HeaderValue::from_str(&oauth.insufficient_scope(&metadata_url, wanted)) {
         reply.headers.insert(http::header::WWW_AUTHENTICATE, v);
     }
     reply.call = Some(CallRecord {

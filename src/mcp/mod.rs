@@ -59,7 +59,7 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     pub identity: &'a ServerIdentity,
     /// For an OAuth server: who is calling and which tool classes they may use.
-    pub caller: Option<&'a Caller>,
+    pub caller: Option<&'a Caller<'a>>,
 }
 
 /// Rate limiting for tool calls, checked after the request is understood.

@@ -10,12 +10,20 @@ use sha2::{Digest, Sha256};
 
 use super::Verified;
 
-/// The digest a verified token is remembered under. Fields are length-prefixed, so no
-/// two different inputs run together into the same bytes.
-pub(crate) fn key(issuer: &str, resource: &str, user_claim: &str, token: &str) -> [u8; 32] {
+/// The digest a verified token is remembered under: of the issuer, the resource (given
+/// in pieces that, joined, make it), the user claim and the token. Each is
+/// length-prefixed, so no two different inputs run together into the same bytes.
+pub(crate) fn key(issuer: &str, resource: [&str; 3], user_claim: &str, token: &str) -> [u8; 32] {
     let mut h = Sha256::new();
-    for part in [issuer, resource, user_claim, token] {
-        h.update((part.len() as u64).to_be_bytes());
+    let field = |h: &mut Sha256, len: usize| h.update((len as u64).to_be_bytes());
+    field(&mut h, issuer.len());
+    h.update(issuer.as_bytes());
+    field(&mut h, resource.iter().map(|p| p.len()).sum());
+    for part in resource {
+        h.update(part.as_bytes());
+    }
+    for part in [user_claim, token] {
+        field(&mut h, part.len());
         h.update(part.as_bytes());
     }
     h.finalize().into()
@@ -100,20 +108,28 @@ mod tests {
 
     #[test]
     fn keys_differ_by_every_part() {
-        let base = key("i", "r", "sub", "t");
-        assert_ne!(base, key("i", "r", "sub", "u"));
-        assert_ne!(base, key("i", "r2", "sub", "t"));
-        assert_ne!(base, key("j", "r", "sub", "t"));
-        assert_ne!(base, key("i", "r", "email", "t"));
+        let base = key("i", ["r", "", ""], "sub", "t");
+        assert_ne!(base, key("i", ["r", "", ""], "sub", "u"));
+        assert_ne!(base, key("i", ["r2", "", ""], "sub", "t"));
+        assert_ne!(base, key("j", ["r", "", ""], "sub", "t"));
+        assert_ne!(base, key("i", ["r", "", ""], "email", "t"));
         // Moving a character across a boundary gives another key.
-        assert_ne!(key("ab", "c", "sub", "t"), key("a", "bc", "sub", "t"));
-        assert_eq!(base, key("i", "r", "sub", "t"));
+        assert_ne!(
+            key("ab", ["c", "", ""], "sub", "t"),
+            key("a", ["bc", "", ""], "sub", "t")
+        );
+        // The same resource in other pieces is the same key.
+        assert_eq!(
+            key("i", ["https://a/mcp/t", "", ""], "sub", "x"),
+            key("i", ["https://a", "/mcp/", "t"], "sub", "x")
+        );
+        assert_eq!(base, key("i", ["r", "", ""], "sub", "t"));
     }
 
     #[test]
     fn entries_last_until_exp() {
         let c = VerifiedCache::new(10);
-        let k = key("i", "r", "sub", "t");
+        let k = key("i", ["r", "", ""], "sub", "t");
         c.insert(k, verified(100), 50);
         assert!(c.get(&k, 99).is_some());
         assert!(c.get(&k, 100).is_none());
@@ -124,16 +140,24 @@ mod tests {
     fn the_cache_stays_bounded() {
         let c = VerifiedCache::new(8);
         for i in 0..8u64 {
-            c.insert(key("i", "r", "sub", &i.to_string()), verified(10 + i), 0);
+            c.insert(
+                key("i", ["r", "", ""], "sub", &i.to_string()),
+                verified(10 + i),
+                0,
+            );
         }
         assert_eq!(c.len(), 8);
         // Expired ones go first.
-        c.insert(key("i", "r", "sub", "new"), verified(100), 13);
+        c.insert(key("i", ["r", "", ""], "sub", "new"), verified(100), 13);
         assert_eq!(c.len(), 5);
         for i in 100..200u64 {
-            c.insert(key("i", "r", "sub", &i.to_string()), verified(1000), 13);
+            c.insert(
+                key("i", ["r", "", ""], "sub", &i.to_string()),
+                verified(1000),
+                13,
+            );
             assert!(c.len() <= 8);
         }
-        assert!(c.get(&key("i", "r", "sub", "199"), 13).is_some());
+        assert!(c.get(&key("i", ["r", "", ""], "sub", "199"), 13).is_some());
     }
 }

@@ -87,14 +87,20 @@ impl Verifier {
         }
     }
 
-    /// Checks `token` for a server with `settings` whose resource is `resource`.
+    /// Checks `token` for a server with `settings` reached through `url_token` (whose
+    /// connector URL is the resource, unless the settings name an audience).
     pub(crate) async fn verify(
         &self,
         settings: &OAuthSettings,
-        resource: &str,
+        url_token: &str,
         token: &str,
     ) -> Result<Arc<Verified>, AuthError> {
-        let key = cache::key(&settings.issuer, resource, &settings.user_claim, token);
+        let key = cache::key(
+            &settings.issuer,
+            settings.resource_parts(url_token),
+            &settings.user_claim,
+            token,
+        );
         let now = token::now_seconds();
         if let Some(hit) = self.verified.get(&key, now) {
             return Ok(hit);
@@ -110,7 +116,7 @@ impl Verifier {
             header.alg,
             &signing_key,
             &settings.issuer,
-            resource,
+            &settings.resource(url_token),
             &settings.user_claim,
         )?);
         self.verified.insert(key, verified.clone(), now);
@@ -145,28 +151,24 @@ mod tests {
     async fn a_remembered_token_is_not_verified_again_until_it_expires() {
         let v = Verifier::new(Options::default());
         let s = settings();
-        let resource = s.resource("tok");
         let remembered = Arc::new(Verified {
             scopes: vec!["atomicwork.read".into()],
             user: Some(Arc::from("alice")),
             expires_at: token::now_seconds() + 60,
         });
-        let key = cache::key(&s.issuer, &resource, &s.user_claim, "opaque");
+        let key = cache::key(&s.issuer, s.resource_parts("tok"), &s.user_claim, "opaque");
         v.verified
             .insert(key, remembered.clone(), token::now_seconds());
-        assert_eq!(
-            v.verify(&s, &resource, "opaque").await,
-            Ok(remembered.clone())
-        );
+        assert_eq!(v.verify(&s, "tok", "opaque").await, Ok(remembered.clone()));
         // Not for another resource, issuer or user claim: those are checked afresh.
         assert_eq!(
-            v.verify(&s, &s.resource("other"), "opaque").await,
+            v.verify(&s, "other", "opaque").await,
             Err(AuthError::Malformed)
         );
         let mut by_email = s.clone();
         by_email.user_claim = "email".into();
         assert_eq!(
-            v.verify(&by_email, &resource, "opaque").await,
+            v.verify(&by_email, "tok", "opaque").await,
             Err(AuthError::Malformed)
         );
         // An expired entry is no longer used.
@@ -176,7 +178,7 @@ mod tests {
         });
         v.verified.insert(key, old, 0);
         assert_eq!(
-            v.verify(&s, &resource, "opaque").await,
+            v.verify(&s, "tok", "opaque").await,
             Err(AuthError::Malformed)
         );
         assert_eq!(v.key_fetches(&s.issuer), 0);
