@@ -106,6 +106,7 @@ fn pure(catalog: &Arc<Catalog>) {
                 secrets: &secrets,
                 token_secret: None,
                 runtime_record: None,
+                issuer: None,
             };
             reconcile::desired(&observed, catalog, &settings, now, &mint).expect("desired")
         })

@@ -43,6 +43,7 @@ use crate::core::catalog::Catalog;
 use crate::core::server::ServerId;
 use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
 use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
+use crate::oauth::IssuerChecker;
 
 pub use reconcile::Settings;
 
@@ -152,6 +153,8 @@ pub struct Context {
     leading: AtomicBool,
     /// Consecutive failures per server, for the error backoff; reset on success.
     failures: Mutex<HashMap<(String, String), u32>>,
+    /// Checks the OAuth authorization servers that servers name, for `AuthReady`.
+    pub(crate) issuers: IssuerChecker,
 }
 
 impl std::fmt::Debug for Context {
@@ -181,6 +184,7 @@ impl Context {
             settings,
             leading: AtomicBool::new(true),
             failures: Mutex::new(HashMap::new()),
+            issuers: IssuerChecker::default(),
         }
     }
 
@@ -250,7 +254,13 @@ async fn reconcile_once(
     if !ctx.is_leading() {
         return Ok((ReconcileOutcome::Skipped, Action::await_change()));
     }
-    let observed = apply::dereference(&ctx.client, server, &ctx.settings.runtime_namespace).await?;
+    let observed = apply::dereference(
+        &ctx.client,
+        server,
+        &ctx.settings.runtime_namespace,
+        &ctx.issuers,
+    )
+    .await?;
     let desired = reconcile::desired(
         &observed.view(server),
         &ctx.catalog,
