@@ -82,6 +82,7 @@ fn serve(plane: &Plane, token: &str, name: &str, spec: &str, upstream: &str) -> 
         base_url_override: Some(BaseUrl::parse(upstream).expect("the tenant's URL")),
         notice: None,
         public_url: Some(BaseUrl::parse(&plane.base).expect("the plane's URL")),
+        confirm_key: None,
     };
     let view = resolve::resolve(&server, &secrets(), &plane.catalog, Timestamp::now(), &opts)
         .view

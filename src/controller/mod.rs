@@ -11,6 +11,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod conditions;
+pub mod confirm_key;
 pub(crate) mod health;
 pub mod lease;
 pub mod metrics;
@@ -65,12 +66,13 @@ pub fn controller_api_calls() -> Vec<ApiCall> {
     API_CALLS.iter().chain(apply::API_CALLS).copied().collect()
 }
 
-/// Every permission the controller needs on runtime records, in the operator's own
-/// namespace.
+/// Every permission the controller needs in the operator's own namespace: its runtime
+/// records and the approval key.
 pub fn record_api_calls() -> Vec<ApiCall> {
     let mut calls: Vec<ApiCall> = apply::RECORD_API_CALLS
         .iter()
         .chain(records::API_CALLS)
+        .chain(confirm_key::API_CALLS)
         .copied()
         .collect();
     calls.sort();

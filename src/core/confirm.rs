@@ -251,15 +251,53 @@ mod tests {
         let ttl = Duration::from_secs(300);
         let state = seal(&key, SERVER, "delete_a_request", "digest-1", 1_000);
         assert_eq!(
-            open(&key, &state, SERVER, "delete_a_request", "digest-1", 1_200, ttl),
+            open(
+                &key,
+                &state,
+                SERVER,
+                "delete_a_request",
+                "digest-1",
+                1_200,
+                ttl
+            ),
             Ok(())
         );
         let cases = [
-            ("it-ops/other", "delete_a_request", "digest-1", 1_200, StateError::OtherServer),
-            (SERVER, "update_a_request", "digest-1", 1_200, StateError::OtherTool),
-            (SERVER, "delete_a_request", "digest-2", 1_200, StateError::ChangedArguments),
-            (SERVER, "delete_a_request", "digest-1", 1_301, StateError::Expired),
-            (SERVER, "delete_a_request", "digest-1", 100, StateError::Expired),
+            (
+                "it-ops/other",
+                "delete_a_request",
+                "digest-1",
+                1_200,
+                StateError::OtherServer,
+            ),
+            (
+                SERVER,
+                "update_a_request",
+                "digest-1",
+                1_200,
+                StateError::OtherTool,
+            ),
+            (
+                SERVER,
+                "delete_a_request",
+                "digest-2",
+                1_200,
+                StateError::ChangedArguments,
+            ),
+            (
+                SERVER,
+                "delete_a_request",
+                "digest-1",
+                1_301,
+                StateError::Expired,
+            ),
+            (
+                SERVER,
+                "delete_a_request",
+                "digest-1",
+                100,
+                StateError::Expired,
+            ),
         ];
         for (server, tool, args, now, want) in cases {
             assert_eq!(

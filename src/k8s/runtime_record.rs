@@ -162,6 +162,7 @@ mod tests {
             max_result_chars: 1000,
             client_token_digests: None,
             oauth: None,
+            confirm: None,
         }
     }
 
