@@ -716,7 +716,7 @@ mod tests {
             record()
         );
         assert!(matches!(
-            RuntimeRecord::from_json("3", &bytes),
+            RuntimeRecord::from_json("4", &bytes),
             Err(RecordError::Format { .. })
         ));
     }
