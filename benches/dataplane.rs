@@ -22,7 +22,12 @@
 //! - `tools/call, baseline`: the same through another build of the binary, when
 //!   `AWMCP_BENCH_BASELINE_BIN` names one, so a change is measured against the old build
 //!   in one run. `AWMCP_BENCH_BIN` replaces the binary under test (by default the one
-//!   this bench was built with).
+//!   this bench was built with);
+//! - `tools/call, OAuth`: the same call to a server with `auth.oauth` (on the binary under
+//!   test), every request carrying the same access token, minted by a real authorization
+//!   server (`oidc-provider`, as the tests run it; needs Node.js, else this way is left
+//!   out). The data plane checks the JWT on each call: its signature once, then from the
+//!   cache of verified tokens until it expires.
 //!
 //! Throughput and CPU time come from 32 closed-loop clients. Latency is measured at fixed
 //! offered loads (a quarter and a half of the data plane's saturated rate, 32 paced
@@ -34,6 +39,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../tests/common/oidc.rs"]
+#[allow(dead_code)]
+mod oidc;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -60,6 +68,7 @@ const SINGLE_CLIENT_REQUESTS: usize = 1_000;
 /// Servers in the manifest of the `tools/list` scaling case (plus the bench's own).
 const MANY_SERVERS: usize = 10_000;
 const TOKEN: &str = "bench-token-0123456789abcdef0123456789abcdef";
+const OAUTH_TOKEN: &str = "bench-oauth-0123456789abcdef0123456789abcdef";
 const API_KEY: &str = "bench-key";
 const CALL_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
 const LIST_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
@@ -230,8 +239,9 @@ fn start_dataplane(bin: &Path, manifests: &Path, state_dir: &Path) -> Proc {
 }
 
 /// The manifest: the API key Secret, the bench's server (its URL token fixed by a token
-/// Secret) and `extra` more servers with varied filters, all calling `upstream_url`.
-fn manifest(upstream_url: &str, extra: usize) -> String {
+/// Secret), with an `issuer` the OAuth server trusting it, and `extra` more servers with
+/// varied filters, all calling `upstream_url`.
+fn manifest(upstream_url: &str, issuer: Option<&str>, extra: usize) -> String {
     let mut out = format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: key, namespace: bench}}\nstringData: {{apiKey: {API_KEY}}}\n\
          ---\napiVersion: v1\nkind: Secret\nmetadata: {{name: bench-mcp-token, namespace: bench}}\nstringData: {{token: {TOKEN}}}\n"
@@ -242,6 +252,16 @@ fn manifest(upstream_url: &str, extra: usize) -> String {
         ));
     };
     server(&mut out, "bench", "");
+    if let Some(issuer) = issuer {
+        out.push_str(&format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: bench-oauth-mcp-token, namespace: bench}}\nstringData: {{token: {OAUTH_TOKEN}}}\n"
+        ));
+        server(
+            &mut out,
+            "bench-oauth",
+            &format!("  auth:\n    oauth:\n      issuer: {issuer}\n"),
+        );
+    }
     let filters = [
         "  methods: [read]\n",
         "  tags: [changes]\n",
@@ -302,6 +322,12 @@ impl Call {
                 HeaderValue::from_static("2025-11-25"),
             )],
         }
+    }
+
+    /// The call with this extra header.
+    fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     fn request(&self, c: &reqwest::Client) -> reqwest::RequestBuilder {
@@ -432,10 +458,15 @@ fn or_dash(v: Option<f64>, decimals: usize) -> String {
 async fn run() {
     let upstream_url = upstream().await;
     let dir = tempfile::tempdir().expect("temporary directory");
+    let oidc = oauth_server().await;
     let one = dir.path().join("one.yaml");
-    std::fs::write(&one, manifest(&upstream_url, 0)).expect("manifest");
+    let issuer = oidc.as_ref().map(oidc::Oidc::issuer);
+    std::fs::write(&one, manifest(&upstream_url, issuer, 0)).expect("manifest");
+    // The baseline may predate OAuth servers: it is given the bench's server alone.
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(&plain, manifest(&upstream_url, None, 0)).expect("manifest");
     let many = dir.path().join("many.yaml");
-    std::fs::write(&many, manifest(&upstream_url, MANY_SERVERS)).expect("manifest");
+    std::fs::write(&many, manifest(&upstream_url, None, MANY_SERVERS)).expect("manifest");
 
     let bin: PathBuf = std::env::var_os(BIN_ENV)
         .map(PathBuf::from)
@@ -445,7 +476,7 @@ async fn run() {
     let dp = start_dataplane(&bin, &one, &dir.path().join("state"));
     let baseline = baseline_bin
         .as_ref()
-        .map(|b| start_dataplane(b, &one, &dir.path().join("state-baseline")));
+        .map(|b| start_dataplane(b, &plain, &dir.path().join("state-baseline")));
 
     let mcp = |p: &Proc| format!("{}/mcp/{TOKEN}", p.base);
     let mut ways = vec![
@@ -465,17 +496,37 @@ async fn run() {
             pid: Some(dp.pid()),
         },
     ];
-    if let Some(b) = &baseline {
+    const DIRECT: usize = 0;
+    const BARE: usize = 1;
+    const DATA_PLANE: usize = 2;
+    let baseline_way = baseline.as_ref().map(|b| {
         ways.push(Way {
             label: "tools/call via baseline".into(),
             call: Call::post(mcp(b), CALL_BODY),
             pid: Some(b.pid()),
         });
-    }
-    const DIRECT: usize = 0;
-    const BARE: usize = 1;
-    const DATA_PLANE: usize = 2;
-    const BASELINE: usize = 3;
+        ways.len() - 1
+    });
+    // The access token is for the server's connector URL, which local mode bases on the
+    // address it listens on.
+    let oauth_url = format!("{}/mcp/{OAUTH_TOKEN}", dp.base);
+    let oauth_way = match &oidc {
+        Some(oidc) => {
+            let token = oidc
+                .client_credentials_with_ttl(&oauth_url, &["atomicwork.read"], 3600)
+                .await;
+            let authorization =
+                HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value");
+            ways.push(Way {
+                label: "tools/call, OAuth (same JWT)".into(),
+                call: Call::post(oauth_url, CALL_BODY)
+                    .with_header(HeaderName::from_static("authorization"), authorization),
+                pid: Some(dp.pid()),
+            });
+            Some(ways.len() - 1)
+        }
+        None => None,
+    };
 
     // Throughput and CPU time at saturation, interleaved rounds.
     let mut rates = vec![Vec::new(); ways.len()];
@@ -614,7 +665,8 @@ async fn run() {
             d / b
         );
     }
-    if let (Some(d), Some(old), Some(path)) = (dp_cpu, cpu_us(BASELINE), &baseline_bin) {
+    if let (Some(d), Some(old), Some(path)) = (dp_cpu, baseline_way.and_then(cpu_us), &baseline_bin)
+    {
         println!(
             "CPU per tools/call of the baseline ({}): {old:.1} us; data plane / baseline: {:.2}x",
             path.display(),
@@ -645,4 +697,34 @@ async fn run() {
         "tools/list p50 with 10,001 servers / with 1 server: {:.2}x",
         list_many.pct(0.5).as_secs_f64() / list_one.pct(0.5).as_secs_f64()
     );
+    match oauth_way {
+        Some(o) => {
+            println!(
+                "tools/call throughput, OAuth (validated JWT) / URL token: {:.2}x (median of {ROUNDS} rounds)",
+                median(
+                    (0..ROUNDS)
+                        .map(|r| rates[o][r] / rates[DATA_PLANE][r])
+                        .collect()
+                )
+            );
+            for (l, offered) in loads.iter().enumerate() {
+                println!(
+                    "OAuth tools/call latency over URL-token tools/call at {offered:.0} req/s: p50 {:+.3} ms, p99 {:+.3} ms",
+                    ms(paced[l][o].pct(0.5)) - ms(paced[l][DATA_PLANE].pct(0.5)),
+                    ms(paced[l][o].pct(0.99)) - ms(paced[l][DATA_PLANE].pct(0.99))
+                );
+            }
+        }
+        None => println!("tools/call, OAuth: not measured (no authorization server; see above)"),
+    }
+}
+
+/// A real authorization server, or `None` (said why) when Node.js is not there to run it.
+async fn oauth_server() -> Option<oidc::Oidc> {
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        println!("tools/call, OAuth: left out: Node.js is needed to run the authorization server");
+        return None;
+    }
+    Some(oidc::Oidc::start().await)
 }

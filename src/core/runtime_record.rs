@@ -7,7 +7,12 @@
 //! The serialized form is JSON with camelCase fields, versioned by [`RECORD_FORMAT`]
 //! (stored beside the JSON, not in it). Within one format fields are only ever added,
 //! and a reader ignores fields it does not know; a change a reader must not ignore gets
-//! a new format, which an older reader refuses.
+//! a new format, which an older reader refuses. OAuth settings are such a change (a
+//! reader that ignored them would serve the server without asking for a token), so a
+//! record that has them is written as [`OAUTH_RECORD_FORMAT`]; so is an approval policy
+//! (a reader that ignored it would run destructive calls without asking), as
+//! [`CONFIRM_RECORD_FORMAT`]. Every other record is still written, and read, as
+//! [`RECORD_FORMAT`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +22,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::base_url::BaseUrl;
 use crate::core::catalog::{Catalog, ToolSet};
+use crate::core::confirm::{ConfirmPolicy, ConfirmTools, LegacyClients};
+use crate::core::oauth::{ClassScopes, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{Exposure, RateLimitSettings, RetryPolicy, ServerId, ServerView, Target};
 
 /// The format of the serialized record this code writes and reads.
 pub const RECORD_FORMAT: &str = "1";
+/// The format of a record with OAuth settings, which readers of [`RECORD_FORMAT`] alone
+/// refuse; this code writes and reads both.
+pub const OAUTH_RECORD_FORMAT: &str = "2";
+/// The format of a record with an approval policy (with or without OAuth settings),
+/// which readers of the earlier formats refuse.
+pub const CONFIRM_RECORD_FORMAT: &str = "3";
 
 /// What the data plane needs to serve one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +91,114 @@ pub struct RuntimeRecord {
     /// required.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_digests")]
     pub client_token_digests: Option<Vec<TokenHash>>,
+    /// Present when every request needs an OAuth access token (format
+    /// [`OAUTH_RECORD_FORMAT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<RecordOAuth>,
+    /// Present when some calls need a person's approval (format
+    /// [`CONFIRM_RECORD_FORMAT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<RecordConfirm>,
+}
+
+/// [`ConfirmPolicy`] in the record, with the server's own sealing key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordConfirm {
+    /// Which calls need approval.
+    pub tools: ConfirmTools,
+    /// What clients that cannot ask a person get.
+    pub legacy_clients: LegacyClients,
+    /// Seconds an approval request stays valid.
+    pub ttl_seconds: u64,
+    /// The server's sealing key (base64url).
+    #[serde(with = "exposed")]
+    pub key: Secret,
+}
+
+impl std::fmt::Debug for RecordConfirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordConfirm")
+            .field("tools", &self.tools)
+            .field("legacy_clients", &self.legacy_clients)
+            .field("ttl_seconds", &self.ttl_seconds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`OAuthSettings`] in the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordOAuth {
+    /// Issuer identifier, compared exactly with each token's `iss`.
+    pub issuer: String,
+    /// The audience tokens must carry when it is not the connector URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Base of the connector URL, as the controller publishes it.
+    pub public_url: BaseUrl,
+    /// Scopes per tool class.
+    pub scopes: RecordScopes,
+    /// Claim naming the user.
+    pub user_claim: String,
+    /// Each user's rate limit, before it is shared between replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user_rate_limit: Option<RecordRateLimit>,
+}
+
+/// [`ClassScopes`] in the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordScopes {
+    /// Scopes needed for read tools.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Scopes needed for write tools.
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Scopes needed for custom tools.
+    #[serde(default)]
+    pub custom: Vec<String>,
+}
+
+impl RecordOAuth {
+    /// The settings as the record holds them.
+    fn from_settings(o: &OAuthSettings) -> Self {
+        RecordOAuth {
+            issuer: o.issuer.clone(),
+            audience: o.audience.clone(),
+            public_url: o.public_url.clone(),
+            scopes: RecordScopes {
+                read: o.scopes.read.clone(),
+                write: o.scopes.write.clone(),
+                custom: o.scopes.custom.clone(),
+            },
+            user_claim: o.user_claim.clone(),
+            per_user_rate_limit: o.per_user.map(|r| RecordRateLimit {
+                requests_per_minute: r.per_minute,
+                burst: r.burst,
+            }),
+        }
+    }
+
+    /// The settings the record holds.
+    fn to_settings(&self) -> OAuthSettings {
+        OAuthSettings {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            public_url: self.public_url.clone(),
+            scopes: ClassScopes {
+                read: self.scopes.read.clone(),
+                write: self.scopes.write.clone(),
+                custom: self.scopes.custom.clone(),
+            },
+            user_claim: self.user_claim.clone(),
+            per_user: self.per_user_rate_limit.map(|r| RateLimitSettings {
+                per_minute: r.requests_per_minute,
+                burst: r.burst,
+            }),
+        }
+    }
 }
 
 /// [`Exposure`] in the record.
@@ -109,7 +230,9 @@ pub struct RecordRetry {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// Written in a format this code does not read.
-    #[error("record format {found:?} is not the format this data plane reads ({RECORD_FORMAT:?})")]
+    #[error(
+        "record format {found:?} is not a format this data plane reads ({RECORD_FORMAT:?}, {OAUTH_RECORD_FORMAT:?} or {CONFIRM_RECORD_FORMAT:?})"
+    )]
     Format { found: String },
     /// Not valid JSON of a record. The message names the position, never the content.
     #[error("the record is not valid: {0}")]
@@ -149,6 +272,25 @@ impl RuntimeRecord {
             timeout_millis: target.timeout.map(millis),
             max_result_chars: u64::try_from(target.max_result_chars).unwrap_or(u64::MAX),
             client_token_digests: view.client_tokens.as_ref().map(|d| d.to_vec()),
+            oauth: view.oauth.as_deref().map(RecordOAuth::from_settings),
+            confirm: view.confirm.as_deref().map(|c| RecordConfirm {
+                tools: c.tools,
+                legacy_clients: c.legacy_clients,
+                ttl_seconds: c.ttl.as_secs(),
+                key: c.key.clone(),
+            }),
+        }
+    }
+
+    /// The format this record is written in: [`OAUTH_RECORD_FORMAT`] with OAuth
+    /// settings, else [`RECORD_FORMAT`].
+    pub fn format(&self) -> &'static str {
+        if self.confirm.is_some() {
+            CONFIRM_RECORD_FORMAT
+        } else if self.oauth.is_some() {
+            OAUTH_RECORD_FORMAT
+        } else {
+            RECORD_FORMAT
         }
     }
 
@@ -202,11 +344,21 @@ impl RuntimeRecord {
                 burst: r.burst,
             }),
             limiter: None,
+            confirm: self.confirm.as_ref().map(|c| {
+                Arc::new(ConfirmPolicy {
+                    tools: c.tools,
+                    legacy_clients: c.legacy_clients,
+                    ttl: Duration::from_secs(c.ttl_seconds),
+                    key: c.key.clone(),
+                })
+            }),
+            oauth: self.oauth.as_ref().map(|o| Arc::new(o.to_settings())),
+            user_limiter: None,
         };
         (self.token_digest, view, unknown)
     }
 
-    /// The serialized form (format [`RECORD_FORMAT`]).
+    /// The serialized form (in the format [`RuntimeRecord::format`] names).
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing plain fields and strings cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
@@ -214,7 +366,10 @@ impl RuntimeRecord {
 
     /// Reads a record written in `format`.
     pub fn from_json(format: &str, bytes: &[u8]) -> Result<Self, RecordError> {
-        if format.trim() != RECORD_FORMAT {
+        if !matches!(
+            format.trim(),
+            RECORD_FORMAT | OAUTH_RECORD_FORMAT | CONFIRM_RECORD_FORMAT
+        ) {
             return Err(RecordError::Format {
                 found: format.chars().take(16).collect(),
             });
@@ -367,6 +522,23 @@ mod tests {
                 burst: 20,
             }),
             limiter: None,
+            confirm: None,
+            oauth: Some(Arc::new(OAuthSettings {
+                issuer: "https://idp.example.com/realms/it".into(),
+                audience: Some("api://atomicwork".into()),
+                public_url: BaseUrl::parse("https://mcp.example.com").expect("a test URL"),
+                scopes: ClassScopes {
+                    read: vec!["aw.read".into()],
+                    write: vec!["aw.read".into(), "aw.write".into()],
+                    custom: Vec::new(),
+                },
+                user_claim: "email".into(),
+                per_user: Some(RateLimitSettings {
+                    per_minute: 30,
+                    burst: 5,
+                }),
+            })),
+            user_limiter: None,
         }
     }
 
@@ -377,7 +549,7 @@ mod tests {
     #[test]
     fn a_record_round_trips_through_its_serialized_form() {
         let r = record();
-        let back = RuntimeRecord::from_json(RECORD_FORMAT, &r.to_json()).expect("readable");
+        let back = RuntimeRecord::from_json(r.format(), &r.to_json()).expect("readable");
         assert_eq!(back, r);
         let minimal = RuntimeRecord {
             generation: None,
@@ -388,6 +560,7 @@ mod tests {
             retry: None,
             timeout_millis: None,
             client_token_digests: None,
+            oauth: None,
             ..r
         };
         let back = RuntimeRecord::from_json(RECORD_FORMAT, &minimal.to_json()).expect("readable");
@@ -474,6 +647,7 @@ mod tests {
                 "maxResultChars",
                 "name",
                 "namespace",
+                "oauth",
                 "rateLimit",
                 "retry",
                 "suspended",
@@ -489,6 +663,46 @@ mod tests {
         assert_eq!(value["retry"]["maxBackoffMillis"], 10_000);
         assert_eq!(value["timeoutMillis"], 45_000);
         assert_eq!(value["tokenDigest"].as_str().map(str::len), Some(64));
+        assert_eq!(
+            value["oauth"],
+            serde_json::json!({
+                "issuer": "https://idp.example.com/realms/it",
+                "audience": "api://atomicwork",
+                "publicUrl": "https://mcp.example.com",
+                "scopes": {"read": ["aw.read"], "write": ["aw.read", "aw.write"], "custom": []},
+                "userClaim": "email",
+                "perUserRateLimit": {"requestsPerMinute": 30, "burst": 5},
+            })
+        );
+    }
+
+    #[test]
+    fn oauth_settings_survive_the_trip_and_need_the_newer_format() {
+        let catalog = catalog();
+        let original = view(&catalog);
+        let r = record();
+        assert_eq!(r.format(), OAUTH_RECORD_FORMAT);
+        let back = RuntimeRecord::from_json(r.format(), &r.to_json()).expect("readable");
+        let (_, served, _) = back.to_entry(&catalog);
+        assert_eq!(served.oauth, original.oauth);
+        // Without OAuth a record keeps the first format, which older readers read.
+        let plain = RuntimeRecord {
+            oauth: None,
+            ..record()
+        };
+        assert_eq!(plain.format(), RECORD_FORMAT);
+        let (_, served, _) = plain.to_entry(&catalog);
+        assert!(served.oauth.is_none());
+    }
+
+    #[test]
+    fn a_record_written_before_oauth_still_reads() {
+        // The serialized form of a record as written before OAuth settings existed.
+        let old = br#"{"namespace":"it-ops","name":"a","displayName":"A","tokenDigest":"0000000000000000000000000000000000000000000000000000000000000000","baseUrl":"https://acme.atomicwork.com","apiKey":"k","tools":["list_all_atomicwork_assets"],"exposure":"all","suspended":false,"dryRun":false,"maxResultChars":150000}"#;
+        let r = RuntimeRecord::from_json(RECORD_FORMAT, old).expect("readable");
+        assert!(r.oauth.is_none());
+        assert_eq!(r.tools, ["list_all_atomicwork_assets"]);
+        assert!(r.to_entry(&catalog()).1.oauth.is_none());
     }
 
     #[test]
@@ -502,7 +716,7 @@ mod tests {
             record()
         );
         assert!(matches!(
-            RuntimeRecord::from_json("2", &bytes),
+            RuntimeRecord::from_json("4", &bytes),
             Err(RecordError::Format { .. })
         ));
     }

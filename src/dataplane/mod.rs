@@ -4,6 +4,7 @@
 //! mode feeds it from manifest files instead). Stateless; every replica serves every
 //! server.
 
+mod auth;
 pub(crate) mod connections;
 pub mod feed;
 pub(crate) mod metrics;
@@ -30,11 +31,12 @@ use serde_json::{Map, Value};
 
 use crate::core::base_url::BaseUrl;
 use crate::core::catalog::Tool;
-use crate::core::server::{Refusal, ServerView};
+use crate::core::server::{Caller, Refusal, ServerView};
 use crate::dataplane::metrics::{CallLabels, Metrics, ToolLabels};
 use crate::dataplane::registry::Registry;
 use crate::mcp::{self, CallGate, Outcome, Reply, ServerIdentity, ToolRunner, code};
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
+use crate::oauth::Verifier;
 use crate::upstream::{CallOutcome, Upstream};
 pub(crate) use connections::ConnectionLimits;
 
@@ -80,6 +82,9 @@ pub struct DataplaneConfig {
     pub request_timeout: Duration,
     /// Connection limits and timeouts below the requests.
     pub connections: ConnectionLimits,
+    /// How OAuth servers' access tokens are checked (fetch timeout, refetch floor,
+    /// cache size).
+    pub oauth: crate::oauth::Options,
 }
 
 impl Default for DataplaneConfig {
@@ -90,6 +95,7 @@ impl Default for DataplaneConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connections: ConnectionLimits::default(),
+            oauth: crate::oauth::Options::default(),
         }
     }
 }
@@ -185,6 +191,8 @@ pub struct Dataplane {
     pub metrics: Metrics,
     pub(crate) config: DataplaneConfig,
     pub(crate) identity: ServerIdentity,
+    /// Checks OAuth servers' access tokens.
+    pub verifier: Verifier,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -201,6 +209,7 @@ impl Dataplane {
             registry,
             upstream,
             metrics: Metrics::new(),
+            verifier: Verifier::new(config.oauth),
             config,
             identity: ServerIdentity::default(),
         }
@@ -225,6 +234,13 @@ impl CallGate for Dataplane {
             None => Ok(()),
         }
     }
+
+    fn admit_user_call(&self, view: &ServerView, user: &str) -> Result<(), u64> {
+        match &view.user_limiter {
+            Some(buckets) => buckets.try_acquire(user),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The MCP endpoint's route.
@@ -240,6 +256,7 @@ pub(crate) fn router(dp: Arc<Dataplane>) -> Router {
         .route(MCP_ROUTE, any(mcp_endpoint))
         .route(BELOW_MCP_ROUTES[0], any(not_found))
         .route(BELOW_MCP_ROUTES[1], any(not_found))
+        .route(auth::METADATA_ROUTE, get(auth::protected_resource))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -408,9 +425,9 @@ async fn mcp_endpoint(
 }
 
 /// Answers a request to an MCP endpoint that arrived at `started`. `guard` is the
-/// deadline layer's limit when no such layer runs around this call: the body read is the
-/// only wait before the handler's own deadline, so it is bounded by it and answered as
-/// that layer would.
+/// deadline layer's limit when no such layer runs around this call: the waits before the
+/// handler's own deadline (an OAuth check, the body read) are bounded by it and answered
+/// as that layer would.
 async fn mcp_answer(
     dp: &Dataplane,
     token: String,
@@ -428,7 +445,6 @@ async fn mcp_answer(
             "unknown or revoked MCP endpoint; get the current URL from the resource status",
         );
     };
-    drop(token);
     let server = Some(&view.id_label);
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin.to_str().is_ok_and(|o| dp.config.origin_allowed(o));
@@ -445,6 +461,30 @@ async fn mcp_answer(
         dp.metrics.request(server, refusal_outcome(refusal));
         return refusal_response(&view, refusal);
     }
+    // An OAuth server's access token, checked before anything else is looked at.
+    let caller: Option<Caller> = match view.oauth.as_deref() {
+        Some(oauth) => {
+            let mut checked = pin!(auth::authenticate(dp, &view, oauth, &token, &headers));
+            let checked = match (checked.as_mut().now_or_never(), guard) {
+                (Some(done), _) => done,
+                // A check that has to wait (for the issuer's keys) is bounded like the
+                // body read.
+                (None, Some(g)) => match tokio::time::timeout_at(g.into(), checked).await {
+                    Ok(done) => done,
+                    Err(_) => return deadline_passed(dp.config.request_timeout),
+                },
+                (None, None) => checked.await,
+            };
+            match checked {
+                Ok(caller) => Some(caller),
+                Err((resp, outcome)) => {
+                    dp.metrics.request(server, outcome);
+                    return resp;
+                }
+            }
+        }
+        None => None,
+    };
     if method != Method::POST {
         dp.metrics.request(server, Outcome::MethodNotAllowed);
         let mut resp = json_error(
@@ -474,6 +514,7 @@ async fn mcp_answer(
             headers: &headers,
             body: &body,
             identity: &dp.identity,
+            caller: caller.as_ref(),
         },
         dp,
         dp,
@@ -482,7 +523,8 @@ async fn mcp_answer(
     let mut reply = tokio::time::timeout_at((started + timeout).into(), handled)
         .await
         .unwrap_or_else(|_| mcp::timed_out(&body, timeout));
-    record(dp, &view.id_label, &mut reply);
+    let user = caller.as_ref().and_then(|c| c.user.as_deref());
+    record(dp, &view.id_label, user, &mut reply);
     into_response(reply, &headers)
 }
 
@@ -679,8 +721,9 @@ fn check_content_type(headers: &HeaderMap) -> Option<Response> {
 }
 
 /// Counts the request and, for a tool call, takes its record for the call metrics and the
-/// audit log; the tool name moves from the record to the labels without a copy.
-fn record(dp: &Dataplane, server: &Arc<str>, reply: &mut Reply) {
+/// audit log (which names the OAuth caller's user; metrics never do); the tool name moves
+/// from the record to the labels without a copy.
+fn record(dp: &Dataplane, server: &Arc<str>, user: Option<&str>, reply: &mut Reply) {
     dp.metrics.request(Some(server), reply.outcome);
     let Some(call) = reply.call.take() else {
         return;
@@ -707,6 +750,7 @@ fn record(dp: &Dataplane, server: &Arc<str>, reply: &mut Reply) {
         upstream_latency_ms = call.upstream_latency.as_millis() as u64,
         attempts = call.attempts,
         client = call.client.as_deref().unwrap_or(""),
+        user = user.unwrap_or(""),
         "tool call"
     );
 }
@@ -780,6 +824,9 @@ fn logged_path(req: &Request) -> Cow<'static, str> {
         .map(MatchedPath::as_str)
     {
         Some(MCP_ROUTE) => Cow::Borrowed("/mcp/[token]"),
+        Some(auth::METADATA_ROUTE) => {
+            Cow::Borrowed("/.well-known/oauth-protected-resource/mcp/[token]")
+        }
         Some(route) if BELOW_MCP_ROUTES.contains(&route) => Cow::Borrowed("/mcp/[token]/[…]"),
         // The other routes are fixed paths.
         Some(route) => Cow::Owned(route.to_string()),
