@@ -124,7 +124,7 @@ spec:
         server.spec.atomicwork.api_key_secret_ref.key, "apiKey",
         "key defaults"
     );
-    assert_eq!(server.spec.tool_exposure, ToolExposure::Discovery);
+    assert_eq!(server.spec.tool_exposure, Some(ToolExposure::Discovery));
     assert_eq!(server.spec.rate_limit.map(|r| r.burst), Some(Some(20)));
     let again: AtomicworkMcpServer =
         serde_saphyr::from_str(&serde_saphyr::to_string(&server).expect("serialises"))

@@ -1164,7 +1164,7 @@ fn examples_cover_the_common_cases() {
         "{file}: the placeholder expiresAt should stay in the future for years"
     );
     find("discovery-mode server", &|s| {
-        s.spec.tool_exposure == atomicwork_mcp::k8s::crd::ToolExposure::Discovery
+        s.spec.tool_exposure == Some(atomicwork_mcp::k8s::crd::ToolExposure::Discovery)
     });
     find("API-token-auth server", &|s| {
         s.spec.require_api_token_auth && s.spec.api_token_secret_ref.is_some()

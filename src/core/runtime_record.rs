@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::core::base_url::BaseUrl;
-use crate::core::catalog::{Catalog, ToolSet};
+use crate::core::catalog::{Catalog, ToolSet, ToolSetKind};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{Exposure, RateLimitSettings, RetryPolicy, ServerId, ServerView, Target};
 
@@ -50,6 +50,9 @@ pub struct RuntimeRecord {
     /// Names of the tools served, after every filter.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// The built-in set `tools` name tools of; absent for the curated set.
+    #[serde(default, skip_serializing_if = "ToolSetKind::is_curated")]
+    pub tool_set: ToolSetKind,
     /// How tools are listed.
     #[serde(default)]
     pub exposure: RecordExposure,
@@ -131,6 +134,7 @@ impl RuntimeRecord {
             api_key: target.api_key.clone(),
             workspace_id: target.workspace_id.clone(),
             tools: view.tools.names(),
+            tool_set: view.tools.kind(),
             exposure: match view.exposure {
                 Exposure::All => RecordExposure::All,
                 Exposure::Discovery => RecordExposure::Discovery,
@@ -161,11 +165,11 @@ impl RuntimeRecord {
     /// from `catalog` by name. Names the catalog does not know are left out (and
     /// returned, so the caller can say so).
     pub fn to_entry(&self, catalog: &Catalog) -> (TokenHash, ServerView, Vec<String>) {
-        let tools: Arc<ToolSet> = catalog.tool_set(&self.tools);
+        let tools: Arc<ToolSet> = catalog.tool_set_of(self.tool_set, &self.tools);
         let unknown: Vec<String> = self
             .tools
             .iter()
-            .filter(|n| catalog.get(n).is_none())
+            .filter(|n| catalog.get_in(self.tool_set, n).is_none())
             .cloned()
             .collect();
         let id = self.id();

@@ -42,6 +42,12 @@ pub struct AtomicworkMcpServerSpec {
     /// The Atomicwork tenant and the credentials used to call it.
     pub atomicwork: AtomicworkConnection,
 
+    /// Which built-in tool set the filters below pick from: `curated` (the default: 37
+    /// hand-written tools for everyday ITSM work) or `complete` (one tool per operation
+    /// of Atomicwork's published API, about 130). methods, tags and tools apply to either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_set: Option<ToolSetName>,
+
     /// Which tool methods to expose: `read` (list and get), `write` (create, update,
     /// delete), `custom` (any other method, e.g. partial_update) or an exact method name.
     /// Omitted or empty: every method. Combined with `tags` by AND.
@@ -60,9 +66,10 @@ pub struct AtomicworkMcpServerSpec {
 
     /// `all` lists every tool with its full schema; `discovery` lists only search_tools,
     /// get_tool_schema and call_tool, which reach the same filtered set on demand and keep
-    /// the client's context small.
-    #[serde(default)]
-    pub tool_exposure: ToolExposure,
+    /// the client's context small. When unset: `all`, except a `complete` server that
+    /// would list more than 60 tools, which uses `discovery`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_exposure: Option<ToolExposure>,
 
     /// RFC 3339 instant after which the endpoint answers every request with 403
     /// (expired) for as long as the resource keeps this value. Must be at least 60
@@ -164,6 +171,17 @@ pub(crate) struct ToolNameFilter {
     /// Tools never exposed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) deny: Vec<String>,
+}
+
+/// The built-in tool sets.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolSetName {
+    /// The hand-written tools for everyday ITSM work.
+    #[default]
+    Curated,
+    /// One tool per operation of Atomicwork's published API.
+    Complete,
 }
 
 /// How tools are presented to the client.

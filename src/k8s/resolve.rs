@@ -11,11 +11,15 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
 use crate::core::base_url::BaseUrl;
-use crate::core::catalog::{Catalog, ToolFilter, ToolSet, filter};
+use crate::core::catalog::{Catalog, ToolFilter, ToolSet, ToolSetKind, filter};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
 use crate::core::server::{Exposure, RateLimitSettings, ServerId, ServerView};
-use crate::k8s::crd::{AtomicworkMcpServer, ToolExposure};
+use crate::k8s::crd::{AtomicworkMcpServer, ToolExposure, ToolSetName};
+
+/// A `complete` server without `toolExposure` lists its tools in discovery exposure when
+/// it would list more than this many.
+pub(crate) const COMPLETE_DISCOVERY_ABOVE: usize = 60;
 
 /// Shortest lifetime a server may be created with.
 pub(crate) const MIN_LIFETIME: Duration = Duration::from_secs(60);
@@ -157,7 +161,7 @@ pub fn resolve(
         .as_ref()
         .map(|tools| tools.iter().map(|t| t.name().to_string()).collect())
         .unwrap_or_default();
-    let tools = catalog.tool_set(&names);
+    let tools = catalog.tool_set_of(tool_set(server), &names);
     let view = filtered.and_then(|_| {
         let expires_at = expires_at.clone()?;
         build_view(server, &id, &tools, expires_at, secrets, now, opts)
@@ -215,10 +219,7 @@ fn build_view(
         id_label: id.to_string().into(),
         display_name: server.display_name(),
         tools: tools.clone(),
-        exposure: match spec.tool_exposure {
-            ToolExposure::All => Exposure::All,
-            ToolExposure::Discovery => Exposure::Discovery,
-        },
+        exposure: exposure(server, tools.len()),
         target: Target {
             base_url,
             api_key,
@@ -250,11 +251,36 @@ fn build_view(
     })
 }
 
-/// The resource's `methods`, `tags` and `tools` as a catalog filter.
+/// The built-in tool set the resource draws from.
+pub(crate) fn tool_set(server: &AtomicworkMcpServer) -> ToolSetKind {
+    match server.spec.tool_set.unwrap_or_default() {
+        ToolSetName::Curated => ToolSetKind::Curated,
+        ToolSetName::Complete => ToolSetKind::Complete,
+    }
+}
+
+/// How the resource's `tool_count` tools are listed: `toolExposure` when set; else
+/// discovery for a `complete` server with more than [`COMPLETE_DISCOVERY_ABOVE`] tools,
+/// and every tool otherwise.
+pub(crate) fn exposure(server: &AtomicworkMcpServer, tool_count: usize) -> Exposure {
+    match server.spec.tool_exposure {
+        Some(ToolExposure::All) => Exposure::All,
+        Some(ToolExposure::Discovery) => Exposure::Discovery,
+        None if tool_set(server) == ToolSetKind::Complete
+            && tool_count > COMPLETE_DISCOVERY_ABOVE =>
+        {
+            Exposure::Discovery
+        }
+        None => Exposure::All,
+    }
+}
+
+/// The resource's `toolSet`, `methods`, `tags` and `tools` as a catalog filter.
 pub fn tool_filter(server: &AtomicworkMcpServer) -> ToolFilter {
     let spec = &server.spec;
     let names = spec.tools.clone().unwrap_or_default();
     ToolFilter {
+        set: tool_set(server),
         methods: spec.methods.clone(),
         tags: spec.tags.clone(),
         allow: names.allow,

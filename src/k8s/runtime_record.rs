@@ -152,6 +152,7 @@ mod tests {
             api_key: Secret::new("k"),
             workspace_id: None,
             tools: vec!["list_all_atomicwork_audit_logs".into()],
+            tool_set: Default::default(),
             exposure: Default::default(),
             expires_at: None,
             suspended: false,

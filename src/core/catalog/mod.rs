@@ -8,6 +8,7 @@
 
 mod arguments;
 mod filter;
+pub mod generate;
 pub mod meta_tools;
 mod schema;
 
@@ -26,6 +27,39 @@ use serde_json::{Map, Value};
 
 /// The built-in catalog source.
 const BUILTIN: &str = include_str!("atomicwork.yaml");
+
+/// Which of the built-in tool sets a server draws its tools from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolSetKind {
+    /// The hand-written catalog (`atomicwork.yaml`).
+    #[default]
+    Curated,
+    /// One tool per operation of Atomicwork's published API, generated from it
+    /// (`complete/tools.json`).
+    Complete,
+}
+
+impl ToolSetKind {
+    /// The name used in manifests and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolSetKind::Curated => "curated",
+            ToolSetKind::Complete => "complete",
+        }
+    }
+
+    /// Whether this is the default set (so records and manifests can leave it out).
+    pub fn is_curated(&self) -> bool {
+        *self == ToolSetKind::Curated
+    }
+}
+
+impl fmt::Display for ToolSetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Name of the argument that selects the Atomicwork workspace for a call.
 pub(crate) const WORKSPACE_ARG: &str = "workspace_id";
@@ -343,6 +377,15 @@ pub(crate) enum MethodClass {
 }
 
 impl MethodClass {
+    /// The bucket's name in `spec.methods`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            MethodClass::Read => "read",
+            MethodClass::Write => "write",
+            MethodClass::Custom => "custom",
+        }
+    }
+
     pub(crate) fn of(method: &str) -> Self {
         match method {
             "list" | "get" => MethodClass::Read,
@@ -352,25 +395,51 @@ impl MethodClass {
     }
 }
 
-/// The whole catalog: tools by name, in a stable order, plus interned tool sets.
-pub struct Catalog {
+/// The tools of one tool set, by name, in a stable order.
+#[derive(Default)]
+struct Section {
     tools: Vec<Arc<Tool>>,
     by_name: HashMap<String, usize>,
-    sets: Mutex<HashMap<Vec<usize>, std::sync::Weak<ToolSet>>>,
+}
+
+impl Section {
+    /// Builds a section from tool sources, checking each one.
+    fn build(sources: Vec<ToolSource>) -> Result<Self, CatalogError> {
+        let mut tools = Vec::with_capacity(sources.len());
+        let mut by_name = HashMap::new();
+        for source in sources {
+            let name = source.name.clone();
+            let tool = schema::build_tool(source)?;
+            if by_name.insert(name.clone(), tools.len()).is_some() {
+                return Err(CatalogError::invalid(&name, "name", "appears twice"));
+            }
+            tools.push(Arc::new(tool));
+        }
+        Ok(Section { tools, by_name })
+    }
+}
+
+/// The whole catalog: the curated and the complete tool set, each by name in a stable
+/// order, plus interned tool sets.
+pub struct Catalog {
+    curated: Section,
+    complete: Section,
+    sets: Mutex<HashMap<(ToolSetKind, Vec<usize>), std::sync::Weak<ToolSet>>>,
 }
 
 impl fmt::Debug for Catalog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Catalog")
-            .field("tools", &self.tools.len())
+            .field("tools", &self.curated.tools.len())
+            .field("complete", &self.complete.tools.len())
             .finish()
     }
 }
 
 impl Catalog {
-    /// The compiled-in catalog.
+    /// The compiled-in catalog: both tool sets.
     pub fn builtin() -> Result<Self, CatalogError> {
-        Self::from_sources(parse_file(BUILTIN, "built-in")?)
+        Self::with_sets(parse_file(BUILTIN, "built-in")?, parse_complete()?)
     }
 
     /// The built-in catalog with an override file applied.
@@ -383,98 +452,140 @@ impl Catalog {
         Self::with_overrides(&text, &name)
     }
 
-    /// The built-in catalog with override YAML applied.
+    /// The built-in catalog with override YAML applied. A patch changes the tool of its
+    /// name in whichever set has it; a tool no set has joins both.
     pub fn with_overrides(yaml: &str, source_name: &str) -> Result<Self, CatalogError> {
-        let mut sources = parse_file(BUILTIN, "built-in")?;
+        let mut curated = parse_file(BUILTIN, "built-in")?;
+        let mut complete = parse_complete()?;
         let overrides: OverrideFile =
             serde_saphyr::from_str(yaml).map_err(|e| CatalogError::Parse {
                 source_name: source_name.to_string(),
                 message: e.to_string(),
             })?;
         for patch in overrides.tools {
-            apply_patch(&mut sources, patch)?;
+            let in_curated = curated.iter().any(|t| t.name == patch.name);
+            let in_complete = complete.iter().any(|t| t.name == patch.name);
+            if in_complete || !in_curated {
+                apply_patch(&mut complete, patch.clone())?;
+            }
+            if in_curated || !in_complete {
+                apply_patch(&mut curated, patch)?;
+            }
         }
-        Self::from_sources(sources)
+        Self::with_sets(curated, complete)
     }
 
-    /// Builds a catalog from tool sources, checking each one.
+    /// Builds a catalog whose curated set is these tool sources (and whose complete set
+    /// is empty), checking each one.
+    #[cfg(test)]
     pub(crate) fn from_sources(sources: Vec<ToolSource>) -> Result<Self, CatalogError> {
-        let mut tools = Vec::with_capacity(sources.len());
-        let mut by_name = HashMap::new();
-        for source in sources {
-            let name = source.name.clone();
-            let tool = schema::build_tool(source)?;
-            if by_name.insert(name.clone(), tools.len()).is_some() {
-                return Err(CatalogError::invalid(&name, "name", "appears twice"));
-            }
-            tools.push(Arc::new(tool));
-        }
+        Self::with_sets(sources, Vec::new())
+    }
+
+    /// Builds a catalog from the sources of both sets.
+    fn with_sets(
+        curated: Vec<ToolSource>,
+        complete: Vec<ToolSource>,
+    ) -> Result<Self, CatalogError> {
         Ok(Catalog {
-            tools,
-            by_name,
+            curated: Section::build(curated)?,
+            complete: Section::build(complete)?,
             sets: Mutex::new(HashMap::new()),
         })
     }
 
+    fn section(&self, kind: ToolSetKind) -> &Section {
+        match kind {
+            ToolSetKind::Curated => &self.curated,
+            ToolSetKind::Complete => &self.complete,
+        }
+    }
+
+    /// The curated set's tools.
     pub fn tools(&self) -> &[Arc<Tool>] {
-        &self.tools
+        &self.curated.tools
     }
 
+    /// The tools of one set, in name order for the complete set and file order for the
+    /// curated one.
+    pub fn tools_of(&self, kind: ToolSetKind) -> &[Arc<Tool>] {
+        &self.section(kind).tools
+    }
+
+    /// A tool of the curated set.
     pub fn get(&self, name: &str) -> Option<&Arc<Tool>> {
-        self.by_name.get(name).map(|&i| &self.tools[i])
+        self.get_in(ToolSetKind::Curated, name)
     }
 
+    /// A tool of one set.
+    pub fn get_in(&self, kind: ToolSetKind, name: &str) -> Option<&Arc<Tool>> {
+        let section = self.section(kind);
+        section.by_name.get(name).map(|&i| &section.tools[i])
+    }
+
+    /// Number of tools in the curated set.
     pub fn len(&self) -> usize {
-        self.tools.len()
+        self.curated.tools.len()
     }
 
+    /// Whether the curated set is empty.
     pub fn is_empty(&self) -> bool {
-        self.tools.is_empty()
+        self.curated.tools.is_empty()
     }
 
-    /// Every method name used by a tool, sorted.
-    pub(crate) fn methods(&self) -> BTreeSet<&str> {
-        self.tools
+    /// Every method name used by a tool of the set, sorted.
+    pub(crate) fn methods(&self, kind: ToolSetKind) -> BTreeSet<&str> {
+        self.tools_of(kind)
             .iter()
             .map(|t| t.source.method.as_str())
             .collect()
     }
 
-    /// Every tag used by a tool, sorted.
-    pub(crate) fn tags(&self) -> BTreeSet<&str> {
-        self.tools
+    /// Every tag used by a tool of the set, sorted.
+    pub(crate) fn tags(&self, kind: ToolSetKind) -> BTreeSet<&str> {
+        self.tools_of(kind)
             .iter()
             .flat_map(|t| t.source.tags.iter().map(String::as_str))
             .collect()
     }
 
-    /// The shared [`ToolSet`] for these tool names. Servers with the same filter result
-    /// share one set, so its listing is serialised once however many servers use it.
+    /// The shared [`ToolSet`] of the curated set for these tool names.
     pub fn tool_set(&self, names: &[String]) -> Arc<ToolSet> {
+        self.tool_set_of(ToolSetKind::Curated, names)
+    }
+
+    /// The shared [`ToolSet`] of set `kind` for these tool names. Servers with the same
+    /// filter result share one set, so its listing is serialised once however many
+    /// servers use it.
+    pub fn tool_set_of(&self, kind: ToolSetKind, names: &[String]) -> Arc<ToolSet> {
+        let section = self.section(kind);
         let mut indexes: Vec<usize> = names
             .iter()
-            .filter_map(|n| self.by_name.get(n).copied())
+            .filter_map(|n| section.by_name.get(n).copied())
             .collect();
-        indexes.sort_by(|a, b| self.tools[*a].name().cmp(self.tools[*b].name()));
+        indexes.sort_by(|a, b| section.tools[*a].name().cmp(section.tools[*b].name()));
         indexes.dedup();
         let mut sets = match self.sets.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(set) = sets.get(&indexes).and_then(std::sync::Weak::upgrade) {
+        let key = (kind, indexes);
+        if let Some(set) = sets.get(&key).and_then(std::sync::Weak::upgrade) {
             return set;
         }
         sets.retain(|_, weak| weak.strong_count() > 0);
-        let set = Arc::new(ToolSet::new(
-            indexes.iter().map(|&i| self.tools[i].clone()).collect(),
+        let set = Arc::new(ToolSet::of(
+            kind,
+            key.1.iter().map(|&i| section.tools[i].clone()).collect(),
         ));
-        sets.insert(indexes, Arc::downgrade(&set));
+        sets.insert(key, Arc::downgrade(&set));
         set
     }
 }
 
 /// A server's filtered tools, in name order, with its `tools/list` array serialised once.
 pub struct ToolSet {
+    kind: ToolSetKind,
     tools: Vec<Arc<Tool>>,
     listing: Box<RawValue>,
     discovery: std::sync::OnceLock<Box<RawValue>>,
@@ -489,7 +600,13 @@ impl fmt::Debug for ToolSet {
 }
 
 impl ToolSet {
+    /// A curated-set tool set of these tools.
     pub(crate) fn new(tools: Vec<Arc<Tool>>) -> Self {
+        Self::of(ToolSetKind::Curated, tools)
+    }
+
+    /// A tool set of these tools, drawn from set `kind`.
+    pub(crate) fn of(kind: ToolSetKind, tools: Vec<Arc<Tool>>) -> Self {
         let mut json = String::from("[");
         for (i, tool) in tools.iter().enumerate() {
             if i > 0 {
@@ -500,6 +617,7 @@ impl ToolSet {
         json.push(']');
         let listing = RawValue::from_string(json).unwrap_or_else(|_| empty_array());
         ToolSet {
+            kind,
             tools,
             listing,
             discovery: std::sync::OnceLock::new(),
@@ -508,6 +626,11 @@ impl ToolSet {
 
     pub(crate) fn tools(&self) -> &[Arc<Tool>] {
         &self.tools
+    }
+
+    /// The built-in set the tools come from.
+    pub fn kind(&self) -> ToolSetKind {
+        self.kind
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Tool>> {
@@ -545,6 +668,16 @@ impl ToolSet {
 
 fn empty_array() -> Box<RawValue> {
     RawValue::from_string("[]".to_string()).unwrap_or_else(|_| unreachable!("[] is valid JSON"))
+}
+
+/// The complete set's committed catalog data.
+fn parse_complete() -> Result<Vec<ToolSource>, CatalogError> {
+    let file: CatalogFile =
+        serde_json::from_str(generate::TOOLS_JSON).map_err(|e| CatalogError::Parse {
+            source_name: "complete".to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(file.tools)
 }
 
 fn parse_file(text: &str, source_name: &str) -> Result<Vec<ToolSource>, CatalogError> {

@@ -36,6 +36,7 @@ fn record(name: &str, token: &str) -> RuntimeRecord {
         api_key: Secret::new("sk-key"),
         workspace_id: None,
         tools: vec![TOOL.into()],
+        tool_set: Default::default(),
         exposure: Default::default(),
         expires_at: None,
         suspended: false,
