@@ -557,3 +557,72 @@ fn arguments_are_built_for_every_tool_and_an_invalid_one_is_refused() {
         "{missing:?}"
     );
 }
+
+#[tokio::test]
+async fn local_mode_serves_a_complete_server_in_discovery_exposure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    std::fs::write(
+        manifests.join("server.yaml"),
+        common::server_yaml("everything", "  toolSet: complete\n  methods: [read]\n")
+            + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: atomicwork-api, namespace: it-ops}\nstringData: {apiKey: k}\n",
+    )
+    .expect("write");
+    let mut local = common::LocalProcess::spawn(
+        &manifests,
+        &dir.path().join("state"),
+        std::process::Stdio::null(),
+        &[],
+    );
+    local.read_summary().await;
+    let client = connect(&local.url("it-ops/everything"), "2025-11-25", None)
+        .await
+        .expect("connect");
+    let listed = client.list_all_tools().await.expect("tools/list");
+    let names: Vec<&str> = listed.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["search_tools", "get_tool_schema", "call_tool"]);
+    // A tool only the complete set has, found and called through the meta-tools.
+    let found = client
+        .call_tool(
+            CallToolRequestParams::new("search_tools")
+                .with_arguments(args(json!({"query": "business hour configurations"}))),
+        )
+        .await
+        .expect("search");
+    assert!(
+        text_of(&found).contains("list_all_atomicwork_business_hour_configs"),
+        "{}",
+        text_of(&found)
+    );
+    let called = client
+        .call_tool(
+            CallToolRequestParams::new("call_tool").with_arguments(args(json!({
+                "tool_name": "list_all_atomicwork_business_hour_configs",
+                "arguments": {}
+            }))),
+        )
+        .await
+        .expect("call_tool");
+    assert_ne!(called.is_error, Some(true), "{}", text_of(&called));
+    let answer: Value = common::texts(&called)
+        .iter()
+        .find_map(|t| serde_json::from_str(t).ok())
+        .unwrap_or_else(|| panic!("a JSON answer: {}", text_of(&called)));
+    assert!(
+        answer["data"].as_array().is_some_and(|d| !d.is_empty()),
+        "{answer}"
+    );
+    // The read-only filter holds: a write tool of the complete set is out of reach.
+    let blocked = client
+        .call_tool(
+            CallToolRequestParams::new("call_tool").with_arguments(args(json!({
+                "tool_name": "create_a_atomicwork_tag",
+                "arguments": {"name": "x"}
+            }))),
+        )
+        .await
+        .expect("tool error");
+    assert_eq!(blocked.is_error, Some(true));
+    let _ = client.cancel().await;
+}

@@ -399,6 +399,53 @@ mod tests {
     }
 
     #[test]
+    fn a_complete_set_server_keeps_its_set_through_the_record() {
+        let catalog = catalog();
+        let names = vec![
+            "list_all_atomicwork_tags".to_string(),
+            // In both sets, under the same name.
+            "list_all_atomicwork_audit_logs".to_string(),
+        ];
+        let view = ServerView {
+            tools: catalog.tool_set_of(ToolSetKind::Complete, &names),
+            ..view(&catalog)
+        };
+        let record = RuntimeRecord::from_view(&view, TokenHash::of(URL_TOKEN), None);
+        assert_eq!(record.tool_set, ToolSetKind::Complete);
+        let json: serde_json::Value = serde_json::from_slice(&record.to_json()).expect("json");
+        assert_eq!(json["toolSet"], "complete");
+        let back = RuntimeRecord::from_json(RECORD_FORMAT, &record.to_json()).expect("readable");
+        let (_, served, unknown) = back.to_entry(&catalog);
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(served.tools.kind(), ToolSetKind::Complete);
+        let tags = served
+            .tools
+            .get("list_all_atomicwork_tags")
+            .expect("served");
+        assert!(std::sync::Arc::ptr_eq(
+            tags,
+            catalog
+                .get_in(ToolSetKind::Complete, "list_all_atomicwork_tags")
+                .expect("in the complete set")
+        ));
+        // A curated record leaves the field out, so older readers see nothing new, and a
+        // record without it is curated.
+        let curated: serde_json::Value =
+            serde_json::from_slice(&record_curated().to_json()).expect("json");
+        assert!(curated.get("toolSet").is_none(), "{curated}");
+        // A complete-set name in a curated record is unknown, and reported.
+        let mut wrong = back.clone();
+        wrong.tool_set = ToolSetKind::Curated;
+        let (_, served, unknown) = wrong.to_entry(&catalog);
+        assert_eq!(unknown, ["list_all_atomicwork_tags"]);
+        assert_eq!(served.tools.names(), ["list_all_atomicwork_audit_logs"]);
+    }
+
+    fn record_curated() -> RuntimeRecord {
+        record()
+    }
+
+    #[test]
     fn a_view_survives_the_trip_through_a_record() {
         let catalog = catalog();
         let original = view(&catalog);

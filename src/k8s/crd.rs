@@ -173,7 +173,9 @@ pub(crate) struct ToolNameFilter {
     pub(crate) deny: Vec<String>,
 }
 
-/// The built-in tool sets.
+/// Which built-in tool set the filters pick from: `curated` (the default: 37 hand-written
+/// tools for everyday ITSM work) or `complete` (one tool per operation of Atomicwork's
+/// published API, about 130). methods, tags and tools apply to either.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ToolSetName {
@@ -184,7 +186,10 @@ pub enum ToolSetName {
     Complete,
 }
 
-/// How tools are presented to the client.
+/// `all` lists every tool with its full schema; `discovery` lists only search_tools,
+/// get_tool_schema and call_tool, which reach the same filtered set on demand and keep the
+/// client's context small. When unset: `all`, except a `complete` server that would list
+/// more than 60 tools, which uses `discovery`.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ToolExposure {

@@ -434,6 +434,76 @@ mod tests {
     }
 
     #[test]
+    fn the_tool_set_decides_which_tools_the_filters_pick_from() {
+        let curated = resolved("").expect("curated");
+        assert_eq!(curated.tools.kind(), ToolSetKind::Curated);
+        assert_eq!(curated.tools.len(), 37);
+        let complete = resolved("  toolSet: complete\n").expect("complete");
+        assert_eq!(complete.tools.kind(), ToolSetKind::Complete);
+        assert!(complete.tools.len() > 100, "{}", complete.tools.len());
+        // methods and tags apply the same way.
+        let read_tags = resolved("  toolSet: complete\n  methods: [read]\n  tags: [tags]\n")
+            .expect("read tags");
+        assert_eq!(
+            read_tags.tools.names(),
+            [
+                "get_single_atomicwork_tag_by_id",
+                "list_all_atomicwork_tags"
+            ]
+        );
+        // allow and deny name tools of the chosen set: a tool of the complete set alone is
+        // unknown to a curated server, and the other way round.
+        let problem = resolved("  tools: {allow: [list_all_atomicwork_tags]}\n")
+            .expect_err("not a curated tool");
+        assert_eq!(problem.field(), Some("spec.tools.allow"), "{problem}");
+        let problem =
+            resolved("  toolSet: complete\n  tools: {deny: [create_a_atomicwork_attachment]}\n")
+                .expect_err("not a complete tool");
+        assert_eq!(problem.field(), Some("spec.tools.deny"), "{problem}");
+        assert!(problem.to_string().contains("complete"), "{problem}");
+        let bad = "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {name: s, namespace: n}\nspec:\n  atomicwork:\n    baseUrl: https://acme.atomicwork.com\n    apiKeySecretRef: {name: api}\n  toolSet: everything\n";
+        let err = serde_saphyr::from_str::<AtomicworkMcpServer>(bad).expect_err("unknown set");
+        assert!(err.to_string().contains("everything"), "{err}");
+    }
+
+    #[test]
+    fn an_unset_exposure_is_discovery_only_for_a_large_complete_server() {
+        let exposure = |spec: &str| resolved(spec).expect(spec).exposure;
+        assert_eq!(exposure(""), Exposure::All);
+        assert_eq!(exposure("  toolSet: curated\n"), Exposure::All);
+        assert_eq!(exposure("  toolSet: complete\n"), Exposure::Discovery);
+        assert_eq!(
+            exposure("  toolSet: complete\n  toolExposure: all\n"),
+            Exposure::All
+        );
+        assert_eq!(
+            exposure("  toolSet: complete\n  tags: [tags]\n"),
+            Exposure::All,
+            "five tools: listed in full"
+        );
+        assert_eq!(
+            exposure("  toolSet: complete\n  tags: [tags]\n  toolExposure: discovery\n"),
+            Exposure::Discovery
+        );
+        assert_eq!(exposure("  toolExposure: discovery\n"), Exposure::Discovery);
+        // Exactly at the threshold the server still lists every tool; one more and it
+        // switches.
+        let at = resolved("  toolSet: complete\n").expect("complete");
+        let names: Vec<String> = at.tools.names();
+        let allow = |n: usize| {
+            format!(
+                "  toolSet: complete\n  tools:\n    allow: [{}]\n",
+                names[..n].join(", ")
+            )
+        };
+        assert_eq!(exposure(&allow(COMPLETE_DISCOVERY_ABOVE)), Exposure::All);
+        assert_eq!(
+            exposure(&allow(COMPLETE_DISCOVERY_ABOVE + 1)),
+            Exposure::Discovery
+        );
+    }
+
+    #[test]
     fn problems_name_their_field() {
         let p = Problem::InvalidSpec("spec.methods: unknown method \"reed\"".into());
         assert_eq!(p.field(), Some("spec.methods"));

@@ -342,8 +342,27 @@ fn store(db: &mut Db, collection: &str, rec: Obj) {
     }
 }
 
-/// The complete set's operations the sandbox matches (for tests and the docs).
 #[cfg(test)]
-pub(super) fn route_count() -> usize {
-    routes().len()
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_complete_operation_has_a_route_and_the_most_specific_one_wins() {
+        let catalog = Catalog::builtin().expect("catalog");
+        assert_eq!(
+            routes().len(),
+            catalog.tools_of(ToolSetKind::Complete).len()
+        );
+        // `/requests/list` is a literal path, not a request called "list".
+        let list = route_for(&Method::POST, "/api/v1/requests/list").expect("a route");
+        assert_eq!(list.kind, "list");
+        assert_eq!(list.resource, "requests");
+        let get = route_for(&Method::GET, "/api/v1/requests/ITREQ-1").expect("a route");
+        assert_eq!(get.kind, "get");
+        assert!(get.addresses_record());
+        assert!(route_for(&Method::GET, "/api/v1/nothing/here").is_none());
+        assert!(route_for(&Method::DELETE, "/api/v1/workspaces").is_none());
+        assert_eq!(resource_of("list_all_atomicwork_iga_grants"), "iga_grants");
+        assert_eq!(resource_of("delete_a_atomicwork_tag_by_id"), "tag");
+    }
 }

@@ -148,7 +148,9 @@ fn routes() -> Router<Sandbox> {
         .route("/api/v1/assets/list", post(assets::list))
         .route(
             "/api/v1/assets/{id}",
-            get(assets::get_one).put(assets::replace),
+            get(assets::get_one)
+                .put(assets::replace)
+                .delete(assets::remove),
         )
         .route("/api/v1/requests", post(requests::create))
         .route("/api/v1/requests/create", post(requests::create))

@@ -421,10 +421,10 @@ pub(crate) struct OperationCuration {
     /// Values filled in for absent query arguments (the argument becomes optional).
     #[serde(default)]
     defaults: Map<String, Value>,
-    /// Query parameters left out because a body field of the same name carries the
-    /// same value (one argument cannot be both).
+    /// Query parameters that take the value of the body field of the same name (one
+    /// argument cannot be both; it is sent in both places).
     #[serde(default)]
-    skip_query: Vec<String>,
+    shared_query: Vec<String>,
     #[serde(default)]
     annotations: Option<AnnotationOverrides>,
 }
@@ -596,7 +596,7 @@ fn tool_source(
     }
     let mut page_default = false;
     for p in op.params.iter().filter(|p| p.location == "query") {
-        if cur.skip_query.contains(&p.name) {
+        if cur.shared_query.contains(&p.name) {
             continue;
         }
         let mut schema = shape(&p.schema, 0);
@@ -621,13 +621,13 @@ fn tool_source(
             operators: None,
         });
     }
-    if let Some(unused) = cur.skip_query.iter().find(|k| {
+    if let Some(unused) = cur.shared_query.iter().find(|k| {
         !op.params
             .iter()
             .any(|p| &p.name == *k && p.location == "query")
     }) {
         return Err(format!(
-            "skipQuery names {unused:?}, which is not a query parameter"
+            "sharedQuery names {unused:?}, which is not a query parameter"
         ));
     }
     if let Some(unused) = cur.defaults.keys().find(|k| {
@@ -765,6 +765,7 @@ fn tool_source(
         annotations: cur.annotations.unwrap_or_default(),
         required_one_of: Vec::new(),
         additional_body,
+        query_also: cur.shared_query.clone(),
         params,
     })
 }

@@ -222,6 +222,10 @@ pub struct ToolSource {
     pub(crate) required_one_of: Vec<Vec<String>>,
     #[serde(default)]
     pub(crate) additional_body: bool,
+    /// Body arguments whose value is also sent as a query parameter of the same name
+    /// (the API names one value in both places).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) query_also: Vec<String>,
     #[serde(default)]
     pub(crate) params: Vec<ParamDef>,
 }
@@ -742,6 +746,7 @@ fn apply_patch(sources: &mut Vec<ToolSource>, patch: ToolPatch) -> Result<(), Ca
         annotations: patch.annotations.unwrap_or_default(),
         required_one_of: patch.required_one_of.unwrap_or_default(),
         additional_body: patch.additional_body.unwrap_or(false),
+        query_also: Vec::new(),
         params: patch.params.unwrap_or_default(),
         name: patch.name,
     });

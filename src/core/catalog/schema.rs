@@ -142,6 +142,18 @@ fn check(t: &ToolSource) -> Result<(), CatalogError> {
             );
         }
     }
+    for name in &t.query_also {
+        if !t
+            .params
+            .iter()
+            .any(|p| &p.name == name && p.location == Location::Body)
+        {
+            return bad(
+                "queryAlso",
+                format!("names {name:?}, which is not a body parameter"),
+            );
+        }
+    }
     if t.body == BodyEncoding::None && t.params.iter().any(|p| p.location == Location::Body) {
         return bad("body", "is none but some parameters have `in: body`".into());
     }
