@@ -93,7 +93,17 @@ fn field_descriptions_come_from_doc_comments() {
         "{text}"
     );
     let exposure = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["toolExposure"];
-    assert_eq!(exposure["default"], "all");
+    // No default: unset means `all`, except for a complete server of more than 60 tools.
+    assert_eq!(exposure["default"], serde_json::Value::Null);
+    let text = exposure["description"].as_str().expect("description");
+    assert!(text.contains("complete") && text.contains("60"), "{text}");
+    let set = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["toolSet"];
+    assert_eq!(set["enum"], serde_json::json!(["curated", "complete"]));
+    let text = set["description"].as_str().expect("description");
+    assert!(
+        text.contains("curated") && text.contains("published API"),
+        "{text}"
+    );
 }
 
 #[test]

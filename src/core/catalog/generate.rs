@@ -402,8 +402,10 @@ pub(crate) struct OperationCuration {
     name: String,
     /// `list`, `get`, `create`, `update`, `delete` or a custom method name.
     method: String,
+    /// The tool's title (required unless the curated set has the tool).
     #[serde(default)]
     title: Option<String>,
+    /// When to use the tool (required unless the curated set has the tool).
     #[serde(default)]
     description: Option<String>,
     /// Tags added to those mapped from the published ones.
@@ -425,6 +427,7 @@ pub(crate) struct OperationCuration {
     /// argument cannot be both; it is sent in both places).
     #[serde(default)]
     shared_query: Vec<String>,
+    /// MCP hints that differ from those the method implies.
     #[serde(default)]
     annotations: Option<AnnotationOverrides>,
 }
@@ -491,7 +494,7 @@ fn suggested_name(op: &Operation) -> String {
         .trim_start_matches("/api/v1/")
         .split('/')
         .filter(|s| !s.starts_with('{'))
-        .map(|s| snake(s))
+        .map(snake)
         .collect();
     let resource = segments.join("_");
     let last_is_id = op.path.ends_with('}');

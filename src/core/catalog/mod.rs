@@ -402,7 +402,9 @@ impl MethodClass {
 /// The tools of one tool set, by name, in a stable order.
 #[derive(Default)]
 struct Section {
+    /// The tools, in the order of their source.
     tools: Vec<Arc<Tool>>,
+    /// Index into `tools` by tool name.
     by_name: HashMap<String, usize>,
 }
 
@@ -428,8 +430,12 @@ impl Section {
 pub struct Catalog {
     curated: Section,
     complete: Section,
-    sets: Mutex<HashMap<(ToolSetKind, Vec<usize>), std::sync::Weak<ToolSet>>>,
+    sets: Mutex<HashMap<SetKey, std::sync::Weak<ToolSet>>>,
 }
+
+/// A tool set's key among the interned ones: the set it draws from and its tools'
+/// indexes there.
+type SetKey = (ToolSetKind, Vec<usize>);
 
 impl fmt::Debug for Catalog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
