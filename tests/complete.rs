@@ -626,3 +626,160 @@ async fn local_mode_serves_a_complete_server_in_discovery_exposure() {
     assert_eq!(blocked.is_error, Some(true));
     let _ = client.cancel().await;
 }
+
+const SHAPED: &str = "  toolOverrides:\n    list_all_atomicwork_requests_search:\n      name: find_tickets\n      title: Find tickets\n      description: Finds tickets in the IT workspace.\n      defaults: {per_page: 50}\n      fixed: {workspace_id: 3, filter_name: open}\n";
+
+#[tokio::test]
+async fn overrides_rename_tools_fill_defaults_and_pin_fixed_arguments() {
+    let upstream = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [], "total_count": 0})),
+        )
+        .mount(&upstream)
+        .await;
+    let plane = Plane::start(DataplaneConfig::default()).await;
+    let url = plane.serve("tok-shaped-000001", "shaped", SHAPED, &upstream.uri());
+    let client = connect(&url, "2025-11-25", None).await.expect("connect");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(names.contains(&"find_tickets"), "{names:?}");
+    assert!(
+        !names.contains(&"list_all_atomicwork_requests_search"),
+        "{names:?}"
+    );
+    let shown = tools
+        .iter()
+        .find(|t| t.name == "find_tickets")
+        .expect("listed");
+    assert_eq!(shown.title.as_deref(), Some("Find tickets"));
+    let props = shown
+        .input_schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .expect("props");
+    assert!(!props.contains_key("workspace_id") && !props.contains_key("filter_name"));
+    assert_eq!(props["per_page"]["default"], 50);
+
+    let call = |arguments: Value| {
+        let client = &client;
+        async move {
+            client
+                .call_tool(
+                    CallToolRequestParams::new("find_tickets").with_arguments(args(arguments)),
+                )
+                .await
+        }
+    };
+    // Omitted: the default and the fixed values are sent.
+    let result = call(json!({})).await.expect("call");
+    assert_ne!(result.is_error, Some(true), "{}", text_of(&result));
+    // The caller tries to change the fixed arguments and gives its own page size.
+    let result = call(json!({"workspace_id": 9, "filter_name": "all", "per_page": 5}))
+        .await
+        .expect("call");
+    assert_ne!(result.is_error, Some(true), "{}", text_of(&result));
+    let received = upstream.received_requests().await.expect("recording");
+    assert_eq!(received.len(), 2);
+    let query = |i: usize| {
+        let mut q: Vec<(String, String)> = received[i]
+            .url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        q.sort();
+        q
+    };
+    for (i, per_page) in [(0, "50"), (1, "5")] {
+        assert_eq!(received[i].url.path(), "/api/v1/workspaces/3/requests/list");
+        assert_eq!(
+            received[i]
+                .headers
+                .get("x-workspace-id")
+                .and_then(|v| v.to_str().ok()),
+            Some("3")
+        );
+        assert_eq!(
+            query(i),
+            [
+                ("filter_name".to_string(), "open".to_string()),
+                ("page".to_string(), "1".to_string()),
+                ("per_page".to_string(), per_page.to_string()),
+            ]
+        );
+    }
+    // The catalog name is unknown to clients of this server.
+    let err = client
+        .call_tool(CallToolRequestParams::new(
+            "list_all_atomicwork_requests_search",
+        ))
+        .await
+        .expect_err("the old name is unknown");
+    assert!(format!("{err:?}").contains("Unknown tool"), "{err:?}");
+    assert_eq!(upstream.received_requests().await.map(|r| r.len()), Some(2));
+    let _ = client.cancel().await;
+
+    // Discovery exposure reaches the shaped tool by its new name only, with the same rules.
+    let spec = format!("{SHAPED}  toolExposure: discovery\n");
+    let url = plane.serve("tok-shaped-000002", "shaped-d", &spec, &upstream.uri());
+    let client = connect(&url, "2025-11-25", None).await.expect("connect");
+    let found = client
+        .call_tool(
+            CallToolRequestParams::new("search_tools")
+                .with_arguments(args(json!({"query": "find tickets"}))),
+        )
+        .await
+        .expect("search");
+    assert!(
+        text_of(&found).contains("find_tickets"),
+        "{}",
+        text_of(&found)
+    );
+    let old = client
+        .call_tool(
+            CallToolRequestParams::new("call_tool").with_arguments(args(json!({
+                "tool_name": "list_all_atomicwork_requests_search", "arguments": {}
+            }))),
+        )
+        .await
+        .expect("tool error");
+    assert_eq!(old.is_error, Some(true));
+    let new = client
+        .call_tool(
+            CallToolRequestParams::new("call_tool").with_arguments(args(json!({
+                "tool_name": "find_tickets", "arguments": {"workspace_id": 8}
+            }))),
+        )
+        .await
+        .expect("call_tool");
+    assert_ne!(new.is_error, Some(true), "{}", text_of(&new));
+    let received = upstream.received_requests().await.expect("recording");
+    assert_eq!(received.len(), 3);
+    assert_eq!(received[2].url.path(), "/api/v1/workspaces/3/requests/list");
+    let _ = client.cancel().await;
+}
+
+#[test]
+fn a_bad_override_is_refused_naming_the_field() {
+    let catalog = Catalog::builtin().expect("catalog");
+    let yaml = common::server_yaml(
+        "bad",
+        "  toolOverrides:\n    list_all_atomicwork_requests_search:\n      fixed: {per_page: 1000}\n",
+    );
+    let server: atomicwork_mcp::k8s::crd::AtomicworkMcpServer =
+        serde_saphyr::from_str(&yaml).expect("manifest parses");
+    let res = atomicwork_mcp::k8s::resolve::resolve(
+        &server,
+        &common::secrets(),
+        &catalog,
+        jiff::Timestamp::now(),
+        &Default::default(),
+    );
+    let problem = res.view.expect_err("per_page 1000 does not fit");
+    assert!(
+        problem
+            .to_string()
+            .starts_with("spec.toolOverrides.list_all_atomicwork_requests_search.fixed.per_page:"),
+        "{problem}"
+    );
+}

@@ -172,6 +172,12 @@ fn every_example_server_deserializes_and_resolves_its_filters() {
             let tools = atomicwork_mcp::core::catalog::filter(&catalog, &f)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             assert!(!tools.is_empty(), "{}: no tools", file.display());
+            // Tool overrides apply too.
+            let names: Vec<String> = tools.iter().map(|t| t.name().to_string()).collect();
+            let overrides = atomicwork_mcp::k8s::resolve::tool_overrides_of(&server);
+            catalog
+                .shaped_tool_set(f.set, &names, &overrides)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             servers += 1;
         }
     }

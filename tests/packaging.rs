@@ -1170,6 +1170,12 @@ fn examples_cover_the_common_cases() {
         s.spec.require_api_token_auth && s.spec.api_token_secret_ref.is_some()
     });
     find("dry-run server", &|s| s.spec.dry_run);
+    find("server with tool overrides", &|s| {
+        s.spec
+            .tool_overrides
+            .as_ref()
+            .is_some_and(|o| o.values().any(|t| t.fixed.is_some()))
+    });
     find("complete-set server", &|s| {
         s.spec.tool_set == Some(atomicwork_mcp::k8s::crd::ToolSetName::Complete)
     });

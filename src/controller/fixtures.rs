@@ -74,6 +74,7 @@ pub(crate) fn server(name: &str) -> AtomicworkMcpServer {
             tools: None,
             tool_exposure: Some(ToolExposure::All),
             tool_set: None,
+            tool_overrides: None,
             expires_at: None,
             require_api_token_auth: false,
             api_token_secret_ref: None,

@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::core::base_url::BaseUrl;
-use crate::core::catalog::{Catalog, ToolSet, ToolSetKind};
+use crate::core::catalog::{Catalog, ToolOverrides, ToolSet, ToolSetKind};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{Exposure, RateLimitSettings, RetryPolicy, ServerId, ServerView, Target};
 
@@ -53,6 +53,9 @@ pub struct RuntimeRecord {
     /// The built-in set `tools` name tools of; absent for the curated set.
     #[serde(default, skip_serializing_if = "ToolSetKind::is_curated")]
     pub tool_set: ToolSetKind,
+    /// How the server shows some of `tools` (`spec.toolOverrides`), by catalog name.
+    #[serde(default, skip_serializing_if = "ToolOverrides::is_empty")]
+    pub tool_overrides: ToolOverrides,
     /// How tools are listed.
     #[serde(default)]
     pub exposure: RecordExposure,
@@ -133,8 +136,9 @@ impl RuntimeRecord {
             base_url: target.base_url.clone(),
             api_key: target.api_key.clone(),
             workspace_id: target.workspace_id.clone(),
-            tools: view.tools.names(),
+            tools: view.tools.catalog_names(),
             tool_set: view.tools.kind(),
+            tool_overrides: view.tools.overrides().clone(),
             exposure: match view.exposure {
                 Exposure::All => RecordExposure::All,
                 Exposure::Discovery => RecordExposure::Discovery,
@@ -165,13 +169,23 @@ impl RuntimeRecord {
     /// from `catalog` by name. Names the catalog does not know are left out (and
     /// returned, so the caller can say so).
     pub fn to_entry(&self, catalog: &Catalog) -> (TokenHash, ServerView, Vec<String>) {
-        let tools: Arc<ToolSet> = catalog.tool_set_of(self.tool_set, &self.tools);
-        let unknown: Vec<String> = self
+        let mut unknown: Vec<String> = self
             .tools
             .iter()
             .filter(|n| catalog.get_in(self.tool_set, n).is_none())
             .cloned()
             .collect();
+        // Overrides that no longer apply (the catalog changed under the record) leave
+        // the server without tools rather than serve them unshaped: a fixed argument
+        // must never become the caller's to choose.
+        let tools: Arc<ToolSet> =
+            match catalog.shaped_tool_set(self.tool_set, &self.tools, &self.tool_overrides) {
+                Ok(set) => set,
+                Err(e) => {
+                    unknown.push(format!("toolOverrides ({e})"));
+                    catalog.tool_set_of(self.tool_set, &[])
+                }
+            };
         let id = self.id();
         let view = ServerView {
             id_label: id.to_string().into(),
@@ -439,6 +453,39 @@ mod tests {
         let (_, served, unknown) = wrong.to_entry(&catalog);
         assert_eq!(unknown, ["list_all_atomicwork_tags"]);
         assert_eq!(served.tools.names(), ["list_all_atomicwork_audit_logs"]);
+    }
+
+    #[test]
+    fn overrides_travel_in_the_record_and_shape_the_served_tools_again() {
+        let catalog = catalog();
+        let overrides: ToolOverrides = serde_json::from_value(serde_json::json!({
+            "list_all_atomicwork_audit_logs": {"name": "audit_trail", "fixed": {"per_page": 10}}
+        }))
+        .expect("overrides");
+        let names = vec!["list_all_atomicwork_audit_logs".to_string()];
+        let tools = catalog
+            .shaped_tool_set(ToolSetKind::Curated, &names, &overrides)
+            .expect("shaped");
+        let view = ServerView {
+            tools,
+            ..view(&catalog)
+        };
+        let record = RuntimeRecord::from_view(&view, TokenHash::of(URL_TOKEN), None);
+        assert_eq!(record.tools, names, "the record lists catalog names");
+        assert_eq!(record.tool_overrides, overrides);
+        let back = RuntimeRecord::from_json(RECORD_FORMAT, &record.to_json()).expect("readable");
+        let (_, served, unknown) = back.to_entry(&catalog);
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(served.tools.names(), ["audit_trail"]);
+        // Overrides that no longer fit leave the server without tools, never unshaped.
+        let mut stale = back.clone();
+        stale.tool_overrides = serde_json::from_value(serde_json::json!({
+            "list_all_atomicwork_audit_logs": {"fixed": {"gone": 1}}
+        }))
+        .expect("overrides");
+        let (_, served, unknown) = stale.to_entry(&catalog);
+        assert!(served.tools.is_empty());
+        assert!(unknown[0].contains("toolOverrides"), "{unknown:?}");
     }
 
     fn record_curated() -> RuntimeRecord {

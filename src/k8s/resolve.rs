@@ -11,7 +11,9 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
 use crate::core::base_url::BaseUrl;
-use crate::core::catalog::{Catalog, ToolFilter, ToolSet, ToolSetKind, filter};
+use crate::core::catalog::{
+    Catalog, ToolFilter, ToolOverride, ToolOverrides, ToolSet, ToolSetKind, filter,
+};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
 use crate::core::server::{Exposure, RateLimitSettings, ServerId, ServerView};
@@ -113,7 +115,9 @@ impl Problem {
         match self {
             Problem::InvalidSpec(message) => {
                 let end = message
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '[' | ']')))
+                    .find(|c: char| {
+                        !(c.is_ascii_alphanumeric() || matches!(c, '.' | '[' | ']' | '_' | '-'))
+                    })
                     .unwrap_or(message.len());
                 let path = message[..end].trim_end_matches('.');
                 path.starts_with("spec").then_some(path)
@@ -161,8 +165,16 @@ pub fn resolve(
         .as_ref()
         .map(|tools| tools.iter().map(|t| t.name().to_string()).collect())
         .unwrap_or_default();
-    let tools = catalog.tool_set_of(tool_set(server), &names);
+    let shaped = catalog.shaped_tool_set(tool_set(server), &names, &tool_overrides_of(server));
+    let (tools, shaping) = match shaped {
+        Ok(set) => (set, Ok(())),
+        Err(e) => (
+            catalog.tool_set_of(tool_set(server), &names),
+            Err(Problem::InvalidSpec(e.to_string())),
+        ),
+    };
     let view = filtered.and_then(|_| {
+        shaping?;
         let expires_at = expires_at.clone()?;
         build_view(server, &id, &tools, expires_at, secrets, now, opts)
     });
@@ -249,6 +261,41 @@ fn build_view(
         rate_limit,
         limiter: None,
     })
+}
+
+/// The resource's `toolOverrides` in the catalog's terms.
+pub fn tool_overrides_of(server: &AtomicworkMcpServer) -> ToolOverrides {
+    let Some(specs) = &server.spec.tool_overrides else {
+        return ToolOverrides::new();
+    };
+    specs
+        .iter()
+        .map(|(tool, o)| {
+            let annotations = o
+                .annotations
+                .map(|a| crate::core::catalog::AnnotationOverrides {
+                    read_only_hint: a.read_only_hint,
+                    destructive_hint: a.destructive_hint,
+                    idempotent_hint: a.idempotent_hint,
+                    open_world_hint: a.open_world_hint,
+                });
+            let values = |m: &Option<BTreeMap<String, serde_json::Value>>| {
+                m.iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            };
+            let shaped = ToolOverride {
+                name: o.name.clone(),
+                title: o.title.clone(),
+                description: o.description.clone(),
+                annotations,
+                defaults: values(&o.defaults),
+                fixed: values(&o.fixed),
+            };
+            (tool.clone(), shaped)
+        })
+        .collect()
 }
 
 /// The built-in tool set the resource draws from.
@@ -501,6 +548,41 @@ mod tests {
             exposure(&allow(COMPLETE_DISCOVERY_ABOVE + 1)),
             Exposure::Discovery
         );
+    }
+
+    #[test]
+    fn tool_overrides_shape_the_served_tools_and_errors_name_the_field() {
+        let view = resolved(
+            "  toolSet: complete\n  tags: [tags]\n  toolOverrides:\n    list_all_atomicwork_tags:\n      name: list_labels\n      description: Lists the labels of the service desk.\n      defaults: {per_page: 50}\n      fixed: {context_type: REQUEST}\n      annotations: {openWorldHint: true}\n",
+        )
+        .expect("resolves");
+        assert!(view.tools.get("list_labels").is_some());
+        assert!(view.tools.get("list_all_atomicwork_tags").is_none());
+        let tool = view.tools.get("list_labels").expect("renamed");
+        assert!(tool.annotations.open_world_hint);
+        assert!(
+            tool.input_schema["properties"]
+                .get("context_type")
+                .is_none()
+        );
+        for (spec, field) in [
+            (
+                "  toolOverrides:\n    list_all_atomicwork_tags: {title: Labels}\n",
+                "spec.toolOverrides.list_all_atomicwork_tags",
+            ),
+            (
+                "  toolOverrides:\n    list_all_atomicwork_audit_logs: {name: 'no spaces'}\n",
+                "spec.toolOverrides.list_all_atomicwork_audit_logs.name",
+            ),
+            (
+                "  toolOverrides:\n    list_all_atomicwork_audit_logs: {fixed: {per_page: 0}}\n",
+                "spec.toolOverrides.list_all_atomicwork_audit_logs.fixed.per_page",
+            ),
+        ] {
+            let problem = resolved(spec).expect_err(spec);
+            assert_eq!(problem.reason(), "InvalidSpec", "{problem}");
+            assert_eq!(problem.field(), Some(field), "{problem}");
+        }
     }
 
     #[test]

@@ -153,6 +153,7 @@ mod tests {
             workspace_id: None,
             tools: vec!["list_all_atomicwork_audit_logs".into()],
             tool_set: Default::default(),
+            tool_overrides: Default::default(),
             exposure: Default::default(),
             expires_at: None,
             suspended: false,

@@ -10,11 +10,13 @@ mod arguments;
 mod filter;
 pub mod generate;
 pub mod meta_tools;
+mod overrides;
 mod schema;
 
 pub(crate) use arguments::invalid_arguments_text;
 pub(crate) use arguments::problem_text;
 pub use filter::{FilterError, ToolFilter, filter};
+pub use overrides::{OverrideError, ToolOverride, ToolOverrides};
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -281,7 +283,11 @@ pub struct Tool {
     pub input_schema: Value,
     /// The tool's `tools/list` entry, serialised once.
     pub(crate) listing: Box<RawValue>,
-    validator: jsonschema::Validator,
+    /// Checks arguments against the full input schema (fixed arguments included).
+    validator: Arc<jsonschema::Validator>,
+    /// For a tool a server shapes (`spec.toolOverrides`): its catalog name and what it
+    /// does to the arguments of a call.
+    shaping: Option<Arc<overrides::Shaping>>,
 }
 
 impl fmt::Debug for Tool {
@@ -304,6 +310,21 @@ impl Tool {
 
     pub fn is_read(&self) -> bool {
         self.method_class() == MethodClass::Read
+    }
+
+    /// Fills the arguments a server's override gives defaults for and sets its fixed
+    /// ones; nothing for a tool no override shapes.
+    pub fn shape_args(&self, args: &mut Map<String, Value>) {
+        if let Some(shaping) = &self.shaping {
+            shaping.apply(args);
+        }
+    }
+
+    /// The tool's name in the catalog (the name clients see may be an override's).
+    pub fn catalog_name(&self) -> &str {
+        self.shaping
+            .as_ref()
+            .map_or(self.name(), |s| s.catalog_name.as_str())
     }
 
     pub fn param(&self, name: &str) -> Option<&ParamDef> {
@@ -559,6 +580,21 @@ impl Catalog {
             .collect()
     }
 
+    /// The tool set of set `kind` for these tool names, shaped by a server's
+    /// `toolOverrides`. Without overrides it is the shared set of [`Catalog::tool_set_of`].
+    pub fn shaped_tool_set(
+        &self,
+        kind: ToolSetKind,
+        names: &[String],
+        overrides: &ToolOverrides,
+    ) -> Result<Arc<ToolSet>, OverrideError> {
+        let plain = self.tool_set_of(kind, names);
+        if overrides.is_empty() {
+            return Ok(plain);
+        }
+        overrides::shaped_set(kind, plain.tools.clone(), overrides).map(Arc::new)
+    }
+
     /// The shared [`ToolSet`] of the curated set for these tool names.
     pub fn tool_set(&self, names: &[String]) -> Arc<ToolSet> {
         self.tool_set_of(ToolSetKind::Curated, names)
@@ -597,6 +633,8 @@ impl Catalog {
 pub struct ToolSet {
     kind: ToolSetKind,
     tools: Vec<Arc<Tool>>,
+    /// The server overrides the tools were shaped by (empty for a shared set).
+    overrides: ToolOverrides,
     listing: Box<RawValue>,
     discovery: std::sync::OnceLock<Box<RawValue>>,
 }
@@ -629,6 +667,7 @@ impl ToolSet {
         ToolSet {
             kind,
             tools,
+            overrides: ToolOverrides::new(),
             listing,
             discovery: std::sync::OnceLock::new(),
         }
@@ -650,8 +689,25 @@ impl ToolSet {
             .map(|i| &self.tools[i])
     }
 
+    /// The names clients see, sorted.
     pub(crate) fn names(&self) -> Vec<String> {
         self.tools.iter().map(|t| t.name().to_string()).collect()
+    }
+
+    /// The tools' catalog names, sorted: what a runtime record lists.
+    pub(crate) fn catalog_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tools
+            .iter()
+            .map(|t| t.catalog_name().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The overrides the tools were shaped by.
+    pub(crate) fn overrides(&self) -> &ToolOverrides {
+        &self.overrides
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -37,6 +37,7 @@ fn record(name: &str, token: &str) -> RuntimeRecord {
         workspace_id: None,
         tools: vec![TOOL.into()],
         tool_set: Default::default(),
+        tool_overrides: Default::default(),
         exposure: Default::default(),
         expires_at: None,
         suspended: false,
