@@ -11,7 +11,12 @@
 //!   bytes back — the floor for any HTTP proxy on this stack;
 //! - `tools/call`: the client calls the data plane, which checks the token, parses and
 //!   validates the JSON-RPC request, builds the Atomicwork request, calls the upstream and
-//!   wraps the answer as an MCP result.
+//!   wraps the answer as an MCP result;
+//! - `tools/call, OAuth`: the same call to a server with `auth.oauth`, every request
+//!   carrying the same access token, minted by a real authorization server
+//!   (`oidc-provider`, as the tests run it; needs Node.js, else this way is left out). The
+//!   data plane checks the JWT on each call: its signature once, then from the cache of
+//!   verified tokens until it expires.
 //!
 //! Throughput is measured with 32 closed-loop clients. Latency is measured at fixed offered
 //! loads (a quarter and a half of the data plane's saturated rate, 32 paced clients) and
@@ -20,10 +25,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../tests/common/oidc.rs"]
+#[allow(dead_code)]
+mod oidc;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use atomicwork_mcp::core::base_url::BaseUrl;
 use atomicwork_mcp::core::catalog::Catalog;
 use atomicwork_mcp::dataplane::DataplaneConfig;
 use atomicwork_mcp::dataplane::registry::Registry;
@@ -43,6 +52,7 @@ const PACED_PER_CLIENT: usize = 100;
 const LOAD_SHARES: [f64; 2] = [0.25, 0.5];
 const SINGLE_CLIENT_REQUESTS: usize = 1_000;
 const TOKEN: &str = "bench-token-0123456789abcdef0123456789abcdef";
+const OAUTH_TOKEN: &str = "bench-oauth-0123456789abcdef0123456789abcdef";
 const CALL_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_all_atomicwork_workspaces","arguments":{}}}"#;
 const LIST_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 
@@ -106,6 +116,8 @@ async fn bare_proxy(upstream_url: String) -> String {
 enum Call {
     Get(Arc<str>),
     Post(Arc<str>, &'static str),
+    /// A POST with this `Authorization` header value (`Bearer <token>`).
+    PostBearer(Arc<str>, &'static str, reqwest::header::HeaderValue),
 }
 
 impl Call {
@@ -116,6 +128,12 @@ impl Call {
                 .post(url.as_ref())
                 .header("content-type", "application/json")
                 .header("mcp-protocol-version", "2025-11-25")
+                .body(*body),
+            Call::PostBearer(url, body, authorization) => c
+                .post(url.as_ref())
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2025-11-25")
+                .header("authorization", authorization.clone())
                 .body(*body),
         }
     }
@@ -226,8 +244,22 @@ async fn run() {
     registry.mark_ready();
     let (base, _) = start_dataplane(registry.clone(), DataplaneConfig::default()).await;
     let mcp_url: Arc<str> = format!("{base}/mcp/{TOKEN}").into();
+    // The OAuth server's connector URL is based on the data plane's address, as the
+    // controller bases it on its public URL.
+    let oauth_url: Arc<str> = format!("{base}/mcp/{OAUTH_TOKEN}").into();
+    let authorization = oauth_server(&oauth_url).await;
+    if let Some((oidc, _)) = &authorization {
+        let view = resolve_oauth(oidc.issuer(), &base, &secrets, &catalog, &upstream_url);
+        registry.upsert(
+            &view.id.clone(),
+            Some((
+                atomicwork_mcp::core::secret::TokenHash::of(OAUTH_TOKEN),
+                view,
+            )),
+        );
+    }
 
-    let ways = [
+    let mut ways = vec![
         (
             "direct upstream GET",
             Call::Get(format!("{upstream_url}/api/v1/workspaces?page=1").into()),
@@ -241,6 +273,12 @@ async fn run() {
             Call::Post(mcp_url.clone(), CALL_BODY),
         ),
     ];
+    if let Some((_, token)) = &authorization {
+        ways.push((
+            "tools/call, OAuth (same JWT)",
+            Call::PostBearer(oauth_url.clone(), CALL_BODY, token.clone()),
+        ));
+    }
 
     // Throughput at saturation, interleaved rounds.
     let mut rates = vec![Vec::new(); ways.len()];
@@ -253,6 +291,8 @@ async fn run() {
         }
     }
     let ratio = |i: usize| median((0..ROUNDS).map(|r| rates[i][r] / rates[0][r]).collect());
+    let oauth_ratio =
+        (ways.len() > 3).then(|| median((0..ROUNDS).map(|r| rates[3][r] / rates[2][r]).collect()));
     let call_rate = median(rates[2].clone());
 
     // Latency at fixed offered loads every way can carry, and with one client.
@@ -376,4 +416,68 @@ async fn run() {
         "tools/list p50 with 10,001 servers / with 1 server: {:.2}x",
         list_many.pct(0.5).as_secs_f64() / list_one.pct(0.5).as_secs_f64()
     );
+    match oauth_ratio {
+        Some(r) => {
+            println!(
+                "tools/call throughput, OAuth (validated JWT) / URL token: {r:.2}x (median of {ROUNDS} rounds)"
+            );
+            for (l, offered) in loads.iter().enumerate() {
+                println!(
+                    "OAuth tools/call latency over URL-token tools/call at {offered:.0} req/s: p50 {:+.3} ms, p99 {:+.3} ms",
+                    ms(paced[l][3].pct(0.5)) - ms(paced[l][2].pct(0.5)),
+                    ms(paced[l][3].pct(0.99)) - ms(paced[l][2].pct(0.99))
+                );
+            }
+        }
+        None => println!("tools/call, OAuth: not measured (no authorization server; see above)"),
+    }
+}
+
+/// A real authorization server and an `Authorization` value with an access token from it
+/// for `resource`, or `None`
+/// (said why) when Node.js is not there to run it.
+async fn oauth_server(resource: &str) -> Option<(oidc::Oidc, reqwest::header::HeaderValue)> {
+    let node = std::process::Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        println!("tools/call, OAuth: left out: Node.js is needed to run the authorization server");
+        return None;
+    }
+    let oidc = oidc::Oidc::start().await;
+    let token = oidc
+        .client_credentials_with_ttl(resource, &["atomicwork.read"], 3600)
+        .await;
+    let authorization =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value");
+    Some((oidc, authorization))
+}
+
+/// The bench's OAuth server trusting `issuer`, resolved as the controller resolves it: its
+/// connector URL based on `public_url`, its tenant URL replaced by `upstream_url`.
+fn resolve_oauth(
+    issuer: &str,
+    public_url: &str,
+    secrets: &dyn atomicwork_mcp::k8s::resolve::SecretLookup,
+    catalog: &Catalog,
+    upstream_url: &str,
+) -> atomicwork_mcp::core::server::ServerView {
+    let opts = atomicwork_mcp::k8s::resolve::ResolveOptions {
+        base_url_override: Some(BaseUrl::parse(upstream_url).expect("the bench upstream")),
+        notice: None,
+        public_url: Some(BaseUrl::parse(public_url).expect("the bench data plane")),
+        confirm_key: None,
+    };
+    let manifest = server(
+        "bench",
+        "bench-oauth",
+        &format!("  auth:\n    oauth:\n      issuer: {issuer}\n"),
+    );
+    atomicwork_mcp::k8s::resolve::resolve(
+        &manifest,
+        secrets,
+        catalog,
+        jiff::Timestamp::now(),
+        &opts,
+    )
+    .view
+    .expect("the OAuth server resolves")
 }

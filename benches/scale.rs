@@ -292,6 +292,7 @@ fn time_tools_list(registry: &Registry, token: &str) -> Duration {
             headers: &headers,
             body,
             identity: &identity,
+            caller: None,
         };
         let reply = futures::executor::block_on(mcp::handle(request, &NoCalls, &NoCalls));
         black_box(reply.body);

@@ -145,6 +145,7 @@ pub fn mcp_message(data: &[u8]) {
             headers: &headers,
             body,
             identity: &fx.identity,
+            caller: None,
         };
         let reply = futures::executor::block_on(mcp::handle(request, &CannedRunner, &OpenGate));
         check_reply(&reply);

@@ -9,6 +9,8 @@
 //!   scope.
 //! - [`upstream`]: the Atomicwork REST client.
 //! - [`mcp`]: the protocol: JSON-RPC, revisions, methods, the tools/call flow.
+//! - [`oauth`]: checking OAuth access tokens: issuer discovery, signing keys, signatures
+//!   and claims, verified tokens remembered until they expire.
 //! - [`controller`]: reconciles resources into token Secrets, runtime records, status and
 //!   Events.
 //! - [`dataplane`]: serves MCP over HTTP from a registry its feed keeps current from the
@@ -28,6 +30,7 @@ pub mod k8s;
 pub mod local;
 pub mod mcp;
 pub(crate) mod metrics;
+pub mod oauth;
 pub mod runtime;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

@@ -51,9 +51,28 @@ fn crd_is_structural_and_needs_no_new_api_server_features() {
         assert!(columns.contains(&c), "printer column {c}");
     }
     let yaml = atomicwork_mcp::cli::crd_yaml().expect("crd yaml");
-    // CEL rules and selectable fields need API servers newer than 1.24.
-    assert!(!yaml.contains("x-kubernetes-validations"));
+    // Selectable fields need API servers newer than 1.24. CEL rules are kept only on the
+    // spec, where an API server without them (1.24, feature gate off) drops them and the
+    // controller applies the same checks: exactly two, both about `auth.oauth`.
     assert!(!yaml.contains("selectableFields"));
+    assert_eq!(yaml.matches("x-kubernetes-validations").count(), 1);
+    let rules = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| s.properties.as_ref())
+        .and_then(|p| p.get("spec"))
+        .and_then(|s| s.x_kubernetes_validations.clone())
+        .unwrap_or_default();
+    assert_eq!(rules.len(), 2);
+    for rule in &rules {
+        assert!(rule.rule.contains("self.auth.oauth"), "{}", rule.rule);
+        assert!(
+            rule.message
+                .as_deref()
+                .is_some_and(|m| m.contains("spec.auth.oauth"))
+        );
+    }
     // Structural: every object schema says its type.
     let schema = serde_json::to_value(&version.schema).expect("schema json");
     check_typed(&schema["openAPIV3Schema"], "openAPIV3Schema");

@@ -175,6 +175,8 @@ impl Env {
                         BaseUrl::parse(&self.upstream).expect("the fake tenant's URL"),
                     ),
                     notice: None,
+                    public_url: None,
+                    confirm_key: None,
                 },
                 runtime_namespace: self.opns.clone(),
                 record_owner: None,

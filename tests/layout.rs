@@ -17,8 +17,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("upstream", &["core"]),
     ("sandbox", &["core"]),
     ("mcp", &["core", "upstream"]),
-    ("controller", &["core", "k8s", "metrics"]),
-    ("dataplane", &["core", "k8s", "mcp", "upstream", "metrics"]),
+    ("oauth", &["core"]),
+    ("controller", &["core", "k8s", "oauth", "metrics"]),
+    (
+        "dataplane",
+        &["core", "k8s", "mcp", "oauth", "upstream", "metrics"],
+    ),
     (
         "local",
         &["core", "k8s", "upstream", "dataplane", "runtime", "sandbox"],

@@ -6,6 +6,8 @@
 
 pub mod base_url;
 pub mod catalog;
+pub mod confirm;
+pub mod oauth;
 pub mod runtime_record;
 pub mod secret;
 pub mod server;

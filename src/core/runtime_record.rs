@@ -7,7 +7,14 @@
 //! The serialized form is JSON with camelCase fields, versioned by [`RECORD_FORMAT`]
 //! (stored beside the JSON, not in it). Within one format fields are only ever added,
 //! and a reader ignores fields it does not know; a change a reader must not ignore gets
-//! a new format, which an older reader refuses.
+//! a new format, which an older reader refuses. OAuth settings are such a change (a
+//! reader that ignored them would serve the server without asking for a token), so a
+//! record that has them is written as [`OAUTH_RECORD_FORMAT`]; so is an approval policy
+//! (a reader that ignored it would run destructive calls without asking), as
+//! [`CONFIRM_RECORD_FORMAT`]; and so are tools taken from the complete set or shaped by
+//! `toolOverrides` (a reader that ignored the overrides would let callers choose the
+//! arguments a server fixes), as [`TOOLS_RECORD_FORMAT`]. Every other record is still
+//! written, and read, as [`RECORD_FORMAT`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +24,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::base_url::BaseUrl;
 use crate::core::catalog::{Catalog, ToolOverrides, ToolSet, ToolSetKind};
+use crate::core::confirm::{ConfirmPolicy, ConfirmTools, LegacyClients};
+use crate::core::oauth::{ClassScopes, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{Exposure, RateLimitSettings, RetryPolicy, ServerId, ServerView, Target};
 
 /// The format of the serialized record this code writes and reads.
 pub const RECORD_FORMAT: &str = "1";
+/// The format of a record with OAuth settings, which readers of [`RECORD_FORMAT`] alone
+/// refuse; this code writes and reads both.
+pub const OAUTH_RECORD_FORMAT: &str = "2";
+/// The format of a record with an approval policy (with or without OAuth settings),
+/// which readers of the earlier formats refuse.
+pub const CONFIRM_RECORD_FORMAT: &str = "3";
+/// The format of a record whose tools come from the complete set or are shaped by tool
+/// overrides (with or without the settings of the earlier formats), which readers of
+/// the earlier formats refuse.
+pub const TOOLS_RECORD_FORMAT: &str = "4";
 
 /// What the data plane needs to serve one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +103,114 @@ pub struct RuntimeRecord {
     /// required.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_digests")]
     pub client_token_digests: Option<Vec<TokenHash>>,
+    /// Present when every request needs an OAuth access token (format
+    /// [`OAUTH_RECORD_FORMAT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<RecordOAuth>,
+    /// Present when some calls need a person's approval (format
+    /// [`CONFIRM_RECORD_FORMAT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<RecordConfirm>,
+}
+
+/// [`ConfirmPolicy`] in the record, with the server's own sealing key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordConfirm {
+    /// Which calls need approval.
+    pub tools: ConfirmTools,
+    /// What clients that cannot ask a person get.
+    pub legacy_clients: LegacyClients,
+    /// Seconds an approval request stays valid.
+    pub ttl_seconds: u64,
+    /// The server's sealing key (base64url).
+    #[serde(with = "exposed")]
+    pub key: Secret,
+}
+
+impl std::fmt::Debug for RecordConfirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordConfirm")
+            .field("tools", &self.tools)
+            .field("legacy_clients", &self.legacy_clients)
+            .field("ttl_seconds", &self.ttl_seconds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`OAuthSettings`] in the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordOAuth {
+    /// Issuer identifier, compared exactly with each token's `iss`.
+    pub issuer: String,
+    /// The audience tokens must carry when it is not the connector URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Base of the connector URL, as the controller publishes it.
+    pub public_url: BaseUrl,
+    /// Scopes per tool class.
+    pub scopes: RecordScopes,
+    /// Claim naming the user.
+    pub user_claim: String,
+    /// Each user's rate limit, before it is shared between replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user_rate_limit: Option<RecordRateLimit>,
+}
+
+/// [`ClassScopes`] in the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordScopes {
+    /// Scopes needed for read tools.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Scopes needed for write tools.
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Scopes needed for custom tools.
+    #[serde(default)]
+    pub custom: Vec<String>,
+}
+
+impl RecordOAuth {
+    /// The settings as the record holds them.
+    fn from_settings(o: &OAuthSettings) -> Self {
+        RecordOAuth {
+            issuer: o.issuer.clone(),
+            audience: o.audience.clone(),
+            public_url: o.public_url.clone(),
+            scopes: RecordScopes {
+                read: o.scopes.read.clone(),
+                write: o.scopes.write.clone(),
+                custom: o.scopes.custom.clone(),
+            },
+            user_claim: o.user_claim.clone(),
+            per_user_rate_limit: o.per_user.map(|r| RecordRateLimit {
+                requests_per_minute: r.per_minute,
+                burst: r.burst,
+            }),
+        }
+    }
+
+    /// The settings the record holds.
+    fn to_settings(&self) -> OAuthSettings {
+        OAuthSettings {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            public_url: self.public_url.clone(),
+            scopes: ClassScopes {
+                read: self.scopes.read.clone(),
+                write: self.scopes.write.clone(),
+                custom: self.scopes.custom.clone(),
+            },
+            user_claim: self.user_claim.clone(),
+            per_user: self.per_user_rate_limit.map(|r| RateLimitSettings {
+                per_minute: r.requests_per_minute,
+                burst: r.burst,
+            }),
+        }
+    }
 }
 
 /// [`Exposure`] in the record.
@@ -115,7 +242,9 @@ pub struct RecordRetry {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// Written in a format this code does not read.
-    #[error("record format {found:?} is not the format this data plane reads ({RECORD_FORMAT:?})")]
+    #[error(
+        "record format {found:?} is not a format this data plane reads ({RECORD_FORMAT:?}, {OAUTH_RECORD_FORMAT:?}, {CONFIRM_RECORD_FORMAT:?} or {TOOLS_RECORD_FORMAT:?})"
+    )]
     Format { found: String },
     /// Not valid JSON of a record. The message names the position, never the content.
     #[error("the record is not valid: {0}")]
@@ -157,6 +286,28 @@ impl RuntimeRecord {
             timeout_millis: target.timeout.map(millis),
             max_result_chars: u64::try_from(target.max_result_chars).unwrap_or(u64::MAX),
             client_token_digests: view.client_tokens.as_ref().map(|d| d.to_vec()),
+            oauth: view.oauth.as_deref().map(RecordOAuth::from_settings),
+            confirm: view.confirm.as_deref().map(|c| RecordConfirm {
+                tools: c.tools,
+                legacy_clients: c.legacy_clients,
+                ttl_seconds: c.ttl.as_secs(),
+                key: c.key.clone(),
+            }),
+        }
+    }
+
+    /// The format this record is written in: [`TOOLS_RECORD_FORMAT`] for complete-set or
+    /// shaped tools, else [`CONFIRM_RECORD_FORMAT`] with an approval policy, else
+    /// [`OAUTH_RECORD_FORMAT`] with OAuth settings, else [`RECORD_FORMAT`].
+    pub fn format(&self) -> &'static str {
+        if !self.tool_set.is_curated() || !self.tool_overrides.is_empty() {
+            TOOLS_RECORD_FORMAT
+        } else if self.confirm.is_some() {
+            CONFIRM_RECORD_FORMAT
+        } else if self.oauth.is_some() {
+            OAUTH_RECORD_FORMAT
+        } else {
+            RECORD_FORMAT
         }
     }
 
@@ -220,11 +371,21 @@ impl RuntimeRecord {
                 burst: r.burst,
             }),
             limiter: None,
+            confirm: self.confirm.as_ref().map(|c| {
+                Arc::new(ConfirmPolicy {
+                    tools: c.tools,
+                    legacy_clients: c.legacy_clients,
+                    ttl: Duration::from_secs(c.ttl_seconds),
+                    key: c.key.clone(),
+                })
+            }),
+            oauth: self.oauth.as_ref().map(|o| Arc::new(o.to_settings())),
+            user_limiter: None,
         };
         (self.token_digest, view, unknown)
     }
 
-    /// The serialized form (format [`RECORD_FORMAT`]).
+    /// The serialized form (in the format [`RuntimeRecord::format`] names).
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing plain fields and strings cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
@@ -232,7 +393,10 @@ impl RuntimeRecord {
 
     /// Reads a record written in `format`.
     pub fn from_json(format: &str, bytes: &[u8]) -> Result<Self, RecordError> {
-        if format.trim() != RECORD_FORMAT {
+        if !matches!(
+            format.trim(),
+            RECORD_FORMAT | OAUTH_RECORD_FORMAT | CONFIRM_RECORD_FORMAT | TOOLS_RECORD_FORMAT
+        ) {
             return Err(RecordError::Format {
                 found: format.chars().take(16).collect(),
             });
@@ -385,6 +549,23 @@ mod tests {
                 burst: 20,
             }),
             limiter: None,
+            confirm: None,
+            oauth: Some(Arc::new(OAuthSettings {
+                issuer: "https://idp.example.com/realms/it".into(),
+                audience: Some("api://atomicwork".into()),
+                public_url: BaseUrl::parse("https://mcp.example.com").expect("a test URL"),
+                scopes: ClassScopes {
+                    read: vec!["aw.read".into()],
+                    write: vec!["aw.read".into(), "aw.write".into()],
+                    custom: Vec::new(),
+                },
+                user_claim: "email".into(),
+                per_user: Some(RateLimitSettings {
+                    per_minute: 30,
+                    burst: 5,
+                }),
+            })),
+            user_limiter: None,
         }
     }
 
@@ -395,7 +576,7 @@ mod tests {
     #[test]
     fn a_record_round_trips_through_its_serialized_form() {
         let r = record();
-        let back = RuntimeRecord::from_json(RECORD_FORMAT, &r.to_json()).expect("readable");
+        let back = RuntimeRecord::from_json(r.format(), &r.to_json()).expect("readable");
         assert_eq!(back, r);
         let minimal = RuntimeRecord {
             generation: None,
@@ -406,6 +587,7 @@ mod tests {
             retry: None,
             timeout_millis: None,
             client_token_digests: None,
+            oauth: None,
             ..r
         };
         let back = RuntimeRecord::from_json(RECORD_FORMAT, &minimal.to_json()).expect("readable");
@@ -426,9 +608,14 @@ mod tests {
         };
         let record = RuntimeRecord::from_view(&view, TokenHash::of(URL_TOKEN), None);
         assert_eq!(record.tool_set, ToolSetKind::Complete);
+        assert_eq!(
+            record.format(),
+            TOOLS_RECORD_FORMAT,
+            "a reader of the earlier formats must not serve curated tools instead"
+        );
         let json: serde_json::Value = serde_json::from_slice(&record.to_json()).expect("json");
         assert_eq!(json["toolSet"], "complete");
-        let back = RuntimeRecord::from_json(RECORD_FORMAT, &record.to_json()).expect("readable");
+        let back = RuntimeRecord::from_json(record.format(), &record.to_json()).expect("readable");
         let (_, served, unknown) = back.to_entry(&catalog);
         assert!(unknown.is_empty(), "{unknown:?}");
         assert_eq!(served.tools.kind(), ToolSetKind::Complete);
@@ -472,8 +659,13 @@ mod tests {
         };
         let record = RuntimeRecord::from_view(&view, TokenHash::of(URL_TOKEN), None);
         assert_eq!(record.tools, names, "the record lists catalog names");
+        assert_eq!(
+            record.format(),
+            TOOLS_RECORD_FORMAT,
+            "a reader that ignored the overrides would let callers pick fixed arguments"
+        );
         assert_eq!(record.tool_overrides, overrides);
-        let back = RuntimeRecord::from_json(RECORD_FORMAT, &record.to_json()).expect("readable");
+        let back = RuntimeRecord::from_json(record.format(), &record.to_json()).expect("readable");
         let (_, served, unknown) = back.to_entry(&catalog);
         assert!(unknown.is_empty(), "{unknown:?}");
         assert_eq!(served.tools.names(), ["audit_trail"]);
@@ -572,6 +764,7 @@ mod tests {
                 "maxResultChars",
                 "name",
                 "namespace",
+                "oauth",
                 "rateLimit",
                 "retry",
                 "suspended",
@@ -587,6 +780,46 @@ mod tests {
         assert_eq!(value["retry"]["maxBackoffMillis"], 10_000);
         assert_eq!(value["timeoutMillis"], 45_000);
         assert_eq!(value["tokenDigest"].as_str().map(str::len), Some(64));
+        assert_eq!(
+            value["oauth"],
+            serde_json::json!({
+                "issuer": "https://idp.example.com/realms/it",
+                "audience": "api://atomicwork",
+                "publicUrl": "https://mcp.example.com",
+                "scopes": {"read": ["aw.read"], "write": ["aw.read", "aw.write"], "custom": []},
+                "userClaim": "email",
+                "perUserRateLimit": {"requestsPerMinute": 30, "burst": 5},
+            })
+        );
+    }
+
+    #[test]
+    fn oauth_settings_survive_the_trip_and_need_the_newer_format() {
+        let catalog = catalog();
+        let original = view(&catalog);
+        let r = record();
+        assert_eq!(r.format(), OAUTH_RECORD_FORMAT);
+        let back = RuntimeRecord::from_json(r.format(), &r.to_json()).expect("readable");
+        let (_, served, _) = back.to_entry(&catalog);
+        assert_eq!(served.oauth, original.oauth);
+        // Without OAuth a record keeps the first format, which older readers read.
+        let plain = RuntimeRecord {
+            oauth: None,
+            ..record()
+        };
+        assert_eq!(plain.format(), RECORD_FORMAT);
+        let (_, served, _) = plain.to_entry(&catalog);
+        assert!(served.oauth.is_none());
+    }
+
+    #[test]
+    fn a_record_written_before_oauth_still_reads() {
+        // The serialized form of a record as written before OAuth settings existed.
+        let old = br#"{"namespace":"it-ops","name":"a","displayName":"A","tokenDigest":"0000000000000000000000000000000000000000000000000000000000000000","baseUrl":"https://acme.atomicwork.com","apiKey":"k","tools":["list_all_atomicwork_assets"],"exposure":"all","suspended":false,"dryRun":false,"maxResultChars":150000}"#;
+        let r = RuntimeRecord::from_json(RECORD_FORMAT, old).expect("readable");
+        assert!(r.oauth.is_none());
+        assert_eq!(r.tools, ["list_all_atomicwork_assets"]);
+        assert!(r.to_entry(&catalog()).1.oauth.is_none());
     }
 
     #[test]
@@ -600,7 +833,7 @@ mod tests {
             record()
         );
         assert!(matches!(
-            RuntimeRecord::from_json("2", &bytes),
+            RuntimeRecord::from_json("5", &bytes),
             Err(RecordError::Format { .. })
         ));
     }

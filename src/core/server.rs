@@ -12,6 +12,8 @@ use jiff::Timestamp;
 
 use crate::core::base_url::BaseUrl;
 use crate::core::catalog::ToolSet;
+use crate::core::confirm::ConfirmPolicy;
+use crate::core::oauth::{Classes, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
 
 /// Default cap on the characters of one tool result.
@@ -72,6 +74,26 @@ pub struct ServerView {
     pub(crate) rate_limit: Option<RateLimitSettings>,
     /// Kept across updates of the same server with the same settings.
     pub(crate) limiter: Option<Arc<TokenBucket>>,
+    /// Which calls need a person's approval, with the key approval requests are sealed
+    /// with; `None` when none does.
+    pub(crate) confirm: Option<Arc<ConfirmPolicy>>,
+    /// `Some` when every request needs an OAuth access token.
+    pub(crate) oauth: Option<Arc<OAuthSettings>>,
+    /// Each user's bucket, when the OAuth settings have a per-user limit; kept across
+    /// updates with the same limit, like `limiter`.
+    pub(crate) user_limiter: Option<Arc<UserBuckets>>,
+}
+
+/// Who sent a request to an OAuth server, as its verified access token says.
+#[derive(Debug, Clone)]
+pub struct Caller<'a> {
+    /// The tool classes the token's scopes allow.
+    pub(crate) classes: Classes,
+    /// The value of the server's user claim, when the token has it.
+    pub(crate) user: Option<Arc<str>>,
+    /// The URL token the request came in on, from which a challenge's metadata URL is
+    /// made when one is needed.
+    pub(crate) url_token: &'a str,
 }
 
 /// Why a request to a known server is refused.
@@ -100,6 +122,18 @@ impl ServerView {
             client_tokens: None,
             rate_limit: None,
             limiter: None,
+            confirm: None,
+            oauth: None,
+            user_limiter: None,
+        }
+    }
+
+    /// The tools a caller may see and call: all of them without OAuth, else those of the
+    /// classes the caller's token allows (a set computed once per class combination).
+    pub(crate) fn tools_for(&self, caller: Option<&Caller<'_>>) -> &Arc<ToolSet> {
+        match caller {
+            Some(c) if !c.classes.covers(self.tools.classes()) => self.tools.only(c.classes),
+            _ => &self.tools,
         }
     }
 
@@ -201,15 +235,103 @@ impl TokenBucket {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let (tokens, last) = &mut *guard;
-        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
-        *tokens = (*tokens + elapsed * rate).min(capacity);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        take(&mut guard, rate, capacity, now)
+    }
+}
+
+/// Refills a bucket's `(tokens, last refill)` at `rate` per second up to `capacity`, then
+/// takes one token or says in how many seconds one will be there.
+fn take(state: &mut (f64, Instant), rate: f64, capacity: f64, now: Instant) -> Result<(), u64> {
+    let (tokens, last) = state;
+    let elapsed = now.saturating_duration_since(*last).as_secs_f64();
+    *tokens = (*tokens + elapsed * rate).min(capacity);
+    *last = now;
+    if *tokens >= 1.0 {
+        *tokens -= 1.0;
+        Ok(())
+    } else {
+        Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+    }
+}
+
+/// Most users whose buckets are kept per server. A user forgotten when the map is full
+/// starts again with a full bucket.
+pub(crate) const MAX_TRACKED_USERS: usize = 10_000;
+
+/// A token bucket per user, each at this replica's share of the per-user limit. The map
+/// is bounded: a bucket that has refilled completely is the same as a new one and is
+/// dropped first; past that, the users seen longest ago are forgotten.
+#[derive(Debug)]
+pub(crate) struct UserBuckets {
+    settings: RateLimitSettings,
+    replicas: Arc<Replicas>,
+    capacity: usize,
+    users: Mutex<std::collections::HashMap<Box<str>, (f64, Instant)>>,
+}
+
+impl UserBuckets {
+    /// Buckets of `settings`, shared among `replicas`, for at most `capacity` users.
+    pub(crate) fn new(
+        settings: RateLimitSettings,
+        replicas: Arc<Replicas>,
+        capacity: usize,
+    ) -> Self {
+        UserBuckets {
+            settings,
+            replicas,
+            capacity: capacity.max(1),
+            users: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The limit every user's bucket enforces.
+    pub(crate) fn settings(&self) -> RateLimitSettings {
+        self.settings
+    }
+
+    /// Takes one token from `user`'s bucket, or says in how many seconds one will be there.
+    pub(crate) fn try_acquire(&self, user: &str) -> Result<(), u64> {
+        self.try_acquire_at(user, Instant::now())
+    }
+
+    /// [`UserBuckets::try_acquire`] at `now`.
+    fn try_acquire_at(&self, user: &str, now: Instant) -> Result<(), u64> {
+        let (rate, capacity) = share(self.settings, self.replicas.get());
+        let mut users = match self.users.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(state) = users.get_mut(user) {
+            return take(state, rate, capacity, now);
+        }
+        if users.len() >= self.capacity {
+            // Full buckets carry nothing a new one would not.
+            users.retain(|_, (tokens, last)| {
+                *tokens + now.saturating_duration_since(*last).as_secs_f64() * rate < capacity
+            });
+        }
+        if users.len() >= self.capacity {
+            let mut seen: Vec<Instant> = users.values().map(|(_, last)| *last).collect();
+            let keep = self.capacity / 2;
+            seen.sort_unstable();
+            let cutoff = seen[seen.len() - keep.min(seen.len())..]
+                .first()
+                .copied()
+                .unwrap_or(now);
+            users.retain(|_, (_, last)| *last >= cutoff);
+        }
+        let mut state = (capacity, now);
+        let result = take(&mut state, rate, capacity, now);
+        users.insert(user.into(), state);
+        result
+    }
+
+    /// How many users have a bucket now.
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
+        match self.users.lock() {
+            Ok(g) => g.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
         }
     }
 }
@@ -305,6 +427,60 @@ mod tests {
         };
         let (rate, _) = share(odd, 3);
         assert!((rate * 60.0 * 3.0 - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn each_user_has_a_bucket_of_their_own() {
+        let limit = RateLimitSettings {
+            per_minute: 60,
+            burst: 2,
+        };
+        let b = UserBuckets::new(limit, Arc::new(Replicas::default()), 100);
+        let t0 = Instant::now();
+        assert!(b.try_acquire_at("alice", t0).is_ok());
+        assert!(b.try_acquire_at("alice", t0).is_ok());
+        assert_eq!(b.try_acquire_at("alice", t0), Err(1));
+        // Another user is not affected.
+        assert!(b.try_acquire_at("bob", t0).is_ok());
+        assert!(
+            b.try_acquire_at("alice", t0 + Duration::from_millis(1100))
+                .is_ok()
+        );
+        assert_eq!(b.tracked(), 2);
+    }
+
+    #[test]
+    fn user_buckets_stay_bounded_and_forget_idle_users_first() {
+        let limit = RateLimitSettings {
+            per_minute: 60,
+            burst: 1,
+        };
+        let replicas = Arc::new(Replicas::default());
+        let b = UserBuckets::new(limit, replicas, 4);
+        let t0 = Instant::now();
+        for u in ["a", "b", "c", "d"] {
+            assert!(b.try_acquire_at(u, t0).is_ok());
+        }
+        assert_eq!(b.tracked(), 4);
+        // Two seconds on, every bucket has refilled: they are dropped, not counted.
+        let t1 = t0 + Duration::from_secs(2);
+        assert!(b.try_acquire_at("e", t1).is_ok());
+        assert_eq!(b.tracked(), 1);
+        // All busy: the users seen longest ago are forgotten, the recent ones kept.
+        for (i, u) in ["f", "g", "h"].into_iter().enumerate() {
+            assert!(
+                b.try_acquire_at(u, t1 + Duration::from_millis(10 * i as u64))
+                    .is_ok()
+            );
+        }
+        let t2 = t1 + Duration::from_millis(100);
+        assert!(b.try_acquire_at("i", t2).is_ok());
+        assert!(b.tracked() <= 4, "{}", b.tracked());
+        assert_eq!(
+            b.try_acquire_at("h", t2),
+            Err(1),
+            "the most recent user keeps their empty bucket"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! mode feeds it from manifest files instead). Stateless; every replica serves every
 //! server.
 
+mod auth;
 pub(crate) mod connections;
 pub mod feed;
 pub(crate) mod metrics;
@@ -28,11 +29,12 @@ use serde_json::{Map, Value};
 
 use crate::core::base_url::BaseUrl;
 use crate::core::catalog::Tool;
-use crate::core::server::{Refusal, ServerView};
+use crate::core::server::{Caller, Refusal, ServerView};
 use crate::dataplane::metrics::{CallLabels, Metrics, ToolLabels};
 use crate::dataplane::registry::Registry;
 use crate::mcp::{self, CallGate, Outcome, Reply, ServerIdentity, ToolRunner, code};
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
+use crate::oauth::Verifier;
 use crate::upstream::{CallOutcome, Upstream};
 pub(crate) use connections::ConnectionLimits;
 
@@ -78,6 +80,9 @@ pub struct DataplaneConfig {
     pub request_timeout: Duration,
     /// Connection limits and timeouts below the requests.
     pub connections: ConnectionLimits,
+    /// How OAuth servers' access tokens are checked (fetch timeout, refetch floor,
+    /// cache size).
+    pub oauth: crate::oauth::Options,
 }
 
 impl Default for DataplaneConfig {
@@ -88,6 +93,7 @@ impl Default for DataplaneConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connections: ConnectionLimits::default(),
+            oauth: crate::oauth::Options::default(),
         }
     }
 }
@@ -183,6 +189,8 @@ pub struct Dataplane {
     pub metrics: Metrics,
     pub(crate) config: DataplaneConfig,
     pub(crate) identity: ServerIdentity,
+    /// Checks OAuth servers' access tokens.
+    pub verifier: Verifier,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -199,6 +207,7 @@ impl Dataplane {
             registry,
             upstream,
             metrics: Metrics::new(),
+            verifier: Verifier::new(config.oauth),
             config,
             identity: ServerIdentity::default(),
         }
@@ -223,6 +232,13 @@ impl CallGate for Dataplane {
             None => Ok(()),
         }
     }
+
+    fn admit_user_call(&self, view: &ServerView, user: &str) -> Result<(), u64> {
+        match &view.user_limiter {
+            Some(buckets) => buckets.try_acquire(user),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The MCP endpoint's route.
@@ -238,6 +254,7 @@ pub(crate) fn router(dp: Arc<Dataplane>) -> Router {
         .route(MCP_ROUTE, any(mcp_endpoint))
         .route(BELOW_MCP_ROUTES[0], any(not_found))
         .route(BELOW_MCP_ROUTES[1], any(not_found))
+        .route(auth::METADATA_ROUTE, get(auth::protected_resource))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -345,7 +362,6 @@ async fn mcp_endpoint(
             "unknown or revoked MCP endpoint; get the current URL from the resource status",
         );
     };
-    drop(token);
     let server = Some(&view.id_label);
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin.to_str().is_ok_and(|o| dp.config.origin_allowed(o));
@@ -362,6 +378,17 @@ async fn mcp_endpoint(
         dp.metrics.request(server, refusal_outcome(refusal));
         return refusal_response(&view, refusal);
     }
+    // An OAuth server's access token, checked before anything else is looked at.
+    let caller: Option<Caller> = match view.oauth.as_deref() {
+        Some(oauth) => match auth::authenticate(&dp, &view, oauth, &token, &headers).await {
+            Ok(caller) => Some(caller),
+            Err((resp, outcome)) => {
+                dp.metrics.request(server, outcome);
+                return resp;
+            }
+        },
+        None => None,
+    };
     if method != Method::POST {
         dp.metrics.request(server, Outcome::MethodNotAllowed);
         let mut resp = json_error(
@@ -390,6 +417,7 @@ async fn mcp_endpoint(
             headers: &headers,
             body: &body,
             identity: &dp.identity,
+            caller: caller.as_ref(),
         },
         dp.as_ref(),
         dp.as_ref(),
@@ -399,7 +427,8 @@ async fn mcp_endpoint(
     let mut reply = tokio::time::timeout_at((started + timeout).into(), handled)
         .await
         .unwrap_or_else(|_| mcp::timed_out(&body, timeout));
-    record(&dp, &view.id_label, &mut reply);
+    let user = caller.as_ref().and_then(|c| c.user.as_deref());
+    record(&dp, &view.id_label, user, &mut reply);
     into_response(reply, &headers)
 }
 
@@ -569,8 +598,9 @@ fn check_content_type(headers: &HeaderMap) -> Option<Response> {
 }
 
 /// Counts the request and, for a tool call, takes its record for the call metrics and the
-/// audit log; the tool name moves from the record to the labels without a copy.
-fn record(dp: &Dataplane, server: &Arc<str>, reply: &mut Reply) {
+/// audit log (which names the OAuth caller's user; metrics never do); the tool name moves
+/// from the record to the labels without a copy.
+fn record(dp: &Dataplane, server: &Arc<str>, user: Option<&str>, reply: &mut Reply) {
     dp.metrics.request(Some(server), reply.outcome);
     let Some(call) = reply.call.take() else {
         return;
@@ -597,6 +627,7 @@ fn record(dp: &Dataplane, server: &Arc<str>, reply: &mut Reply) {
         upstream_latency_ms = call.upstream_latency.as_millis() as u64,
         attempts = call.attempts,
         client = call.client.as_deref().unwrap_or(""),
+        user = user.unwrap_or(""),
         "tool call"
     );
 }
@@ -665,6 +696,9 @@ fn logged_path(req: &Request) -> Cow<'static, str> {
         .map(MatchedPath::as_str)
     {
         Some(MCP_ROUTE) => Cow::Borrowed("/mcp/[token]"),
+        Some(auth::METADATA_ROUTE) => {
+            Cow::Borrowed("/.well-known/oauth-protected-resource/mcp/[token]")
+        }
         Some(route) if BELOW_MCP_ROUTES.contains(&route) => Cow::Borrowed("/mcp/[token]/[…]"),
         // The other routes are fixed paths.
         Some(route) => Cow::Owned(route.to_string()),

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::core::secret::TokenHash;
-use crate::core::server::{Replicas, ServerId, ServerView, TokenBucket};
+use crate::core::server::{
+    MAX_TRACKED_USERS, Replicas, ServerId, ServerView, TokenBucket, UserBuckets,
+};
 
 #[derive(Default)]
 struct Snapshot {
@@ -131,8 +133,8 @@ impl Registry {
     }
 }
 
-/// A server's rate-limit state survives updates that leave its limit unchanged. Each
-/// bucket enforces this replica's share of the limit.
+/// A server's rate-limit state (its bucket and its users' buckets) survives updates that
+/// leave the limit unchanged. Each bucket enforces this replica's share of the limit.
 fn keep_limiter(view: &mut ServerView, previous: Option<&ServerView>, replicas: &Arc<Replicas>) {
     view.limiter = match (view.rate_limit, previous) {
         (None, _) => None,
@@ -140,5 +142,15 @@ fn keep_limiter(view: &mut ServerView, previous: Option<&ServerView>, replicas: 
             old.limiter.clone()
         }
         (Some(s), _) => Some(Arc::new(TokenBucket::shared(s, replicas.clone()))),
+    };
+    let per_user = view.oauth.as_ref().and_then(|o| o.per_user);
+    view.user_limiter = match (per_user, previous.and_then(|p| p.user_limiter.as_ref())) {
+        (None, _) => None,
+        (Some(s), Some(old)) if old.settings() == s => Some(old.clone()),
+        (Some(s), _) => Some(Arc::new(UserBuckets::new(
+            s,
+            replicas.clone(),
+            MAX_TRACKED_USERS,
+        ))),
     };
 }

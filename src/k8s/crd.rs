@@ -15,6 +15,18 @@ pub const ROTATE_ANNOTATION: &str = "mcp.atomicwork.dev/rotate-token";
 /// Default key of the API-key Secret.
 pub(crate) const DEFAULT_API_KEY_KEY: &str = "apiKey";
 
+/// CEL rule on the spec: OAuth access tokens and static bearer tokens exclude each other.
+/// `k8s::spec_check::check_rules` applies the same rule wherever a resource is resolved,
+/// for API servers without CEL (before 1.25) and for local mode.
+pub(crate) const OAUTH_OR_BEARER_RULE: &str = "!(has(self.auth) && has(self.auth.oauth) && has(self.requireApiTokenAuth) && self.requireApiTokenAuth)";
+/// The API server's answer when [`OAUTH_OR_BEARER_RULE`] fails.
+pub(crate) const OAUTH_OR_BEARER_MESSAGE: &str = "spec.auth.oauth and spec.requireApiTokenAuth cannot both be set: use OAuth access tokens or static bearer tokens, not both";
+/// CEL rule on the spec: a per-user rate limit needs OAuth, which names the users.
+pub(crate) const PER_USER_NEEDS_OAUTH_RULE: &str = "!(has(self.rateLimit) && has(self.rateLimit.perUser)) || (has(self.auth) && has(self.auth.oauth))";
+/// The API server's answer when [`PER_USER_NEEDS_OAUTH_RULE`] fails.
+pub(crate) const PER_USER_NEEDS_OAUTH_MESSAGE: &str =
+    "spec.rateLimit.perUser needs spec.auth.oauth: only OAuth access tokens tell the users apart";
+
 /// One MCP endpoint that gives an AI client a filtered set of Atomicwork tools.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -34,6 +46,10 @@ pub(crate) const DEFAULT_API_KEY_KEY: &str = "apiKey";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": OAUTH_OR_BEARER_RULE, "message": OAUTH_OR_BEARER_MESSAGE},
+    {"rule": PER_USER_NEEDS_OAUTH_RULE, "message": PER_USER_NEEDS_OAUTH_MESSAGE},
+]))]
 pub struct AtomicworkMcpServerSpec {
     /// Title shown to MCP clients as the server name. Defaults to the resource name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +104,7 @@ pub struct AtomicworkMcpServerSpec {
     /// When true, clients must also send `Authorization: Bearer <token>` with one of the
     /// tokens in `apiTokenSecretRef`. Claude.ai custom connectors cannot send static
     /// bearer tokens; use this for Claude Code, SDK agents and other header-capable clients.
+    /// Cannot be combined with `auth.oauth`.
     #[serde(default)]
     pub require_api_token_auth: bool,
 
@@ -101,9 +118,22 @@ pub struct AtomicworkMcpServerSpec {
     #[serde(default)]
     pub dry_run: bool,
 
+    /// A person approves calls before they run. MCP 2026-07-28 clients that declare the
+    /// elicitation capability show the person a form with exactly what will be sent and
+    /// retry the call with the answer; other clients follow `legacyClients`. With
+    /// `dryRun`, nothing is sent and nothing is asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<Confirm>,
+
     /// Request rate limit for this server, enforced by each data plane replica.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+
+    /// How people authenticate beyond the URL token. With `oauth`, every request needs an
+    /// OAuth 2.1 access token from the issuer, and the token's scopes decide which tools
+    /// its holder may see and call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
 
     /// Opt-in retries of read tools on rate limiting and upstream failures. Write tools
     /// are never retried.
@@ -119,6 +149,50 @@ pub struct AtomicworkMcpServerSpec {
     /// When true, the endpoint refuses calls (HTTP 403) but keeps its token.
     #[serde(default)]
     pub(crate) suspend: bool,
+}
+
+/// Which calls need a person's approval, and what clients that cannot ask get.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Confirm {
+    /// `none` (default), `destructive` (tools annotated destructiveHint: deletes, moves to
+    /// the trash) or `writes` (every tool that is not a read).
+    #[serde(default)]
+    pub tools: ConfirmToolsSpec,
+    /// For clients that cannot ask a person (the initialize-based revisions up to
+    /// 2025-11-25, and 2026-07-28 clients without the elicitation capability): `refuse`
+    /// (default) answers such a call with an error result saying it needs approval;
+    /// `allow` runs it without approval.
+    #[serde(default)]
+    pub legacy_clients: LegacyClientsSpec,
+    /// Seconds an approval request stays valid, 30-3600 (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30, max = 3600))]
+    pub ttl_seconds: Option<u32>,
+}
+
+/// `spec.confirm.tools`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ConfirmToolsSpec {
+    /// No call needs approval.
+    #[default]
+    None,
+    /// Tools annotated destructiveHint need approval.
+    Destructive,
+    /// Every tool that is not a read needs approval.
+    Writes,
+}
+
+/// `spec.confirm.legacyClients`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum LegacyClientsSpec {
+    /// Refuse calls that need approval.
+    #[default]
+    Refuse,
+    /// Run them without approval.
+    Allow,
 }
 
 /// Where the Atomicwork tenant is and how to authenticate to it.
@@ -276,6 +350,91 @@ pub struct RateLimit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000000))]
     pub burst: Option<u32>,
+    /// A bucket for each person, beside the server's, keyed by the OAuth user claim.
+    /// Needs `auth.oauth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user: Option<PerUserRateLimit>,
+}
+
+/// A token bucket per person (the OAuth user claim), beside the server's bucket.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PerUserRateLimit {
+    /// Sustained MCP tool calls per minute for each person.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub(crate) requests_per_minute: u32,
+    /// Calls each person may make at once above the sustained rate. Defaults to
+    /// requestsPerMinute/6, at least 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub burst: Option<u32>,
+}
+
+/// How people authenticate beyond the URL token.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    /// OAuth 2.1: the endpoint becomes a resource server (RFC 9728 metadata, RFC 8707
+    /// audience) that accepts only access tokens from `issuer`. Cannot be combined with
+    /// `requireApiTokenAuth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuth>,
+}
+
+/// An OAuth 2.1 authorization server whose access tokens the endpoint accepts.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuth {
+    /// Issuer identifier of the authorization server, exactly as it appears in its tokens'
+    /// `iss` claim, e.g. https://idp.example.com/realms/it. Its metadata is discovered at
+    /// /.well-known/oauth-authorization-server or /.well-known/openid-configuration (RFC
+    /// 8414, OpenID Connect Discovery). Must be https; http is accepted only for
+    /// localhost, 127.0.0.1 and [::1].
+    #[schemars(regex(
+        pattern = r"^(https://[^\s/?#@]+|http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?)(/[^\s?#]*)?$"
+    ))]
+    pub(crate) issuer: String,
+
+    /// The audience (`aud`) every access token must contain, also published as the
+    /// protected resource metadata's `resource`. Defaults to the server's connector URL
+    /// (the RFC 8707 resource indicator MCP clients send); set it only when the
+    /// authorization server cannot issue tokens for that URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) audience: Option<String>,
+
+    /// The scopes a token needs for each tool class; a token may use a class when it
+    /// holds every scope listed for it (write does not imply read unless the lists say
+    /// so). Defaults: read `atomicwork.read`, write and custom `atomicwork.write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scopes: Option<OAuthScopes>,
+
+    /// The token claim that names the user: recorded in the audit log line of each call
+    /// and the key of `rateLimit.perUser`, e.g. `email` or `preferred_username`.
+    /// Defaults to `sub`, which is also used when a token lacks this claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub(crate) user_claim: Option<String>,
+}
+
+/// Scopes needed per tool class. An omitted class takes its default; an empty list lets
+/// every valid token use the class.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthScopes {
+    /// Scopes needed for read tools (list and get). Defaults to [atomicwork.read].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(regex(pattern = r"^[!#-\[\]-~]+$"), length(min = 1, max = 256)))]
+    pub(crate) read: Option<Vec<String>>,
+    /// Scopes needed for write tools (create, update, delete). Defaults to
+    /// [atomicwork.write].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(regex(pattern = r"^[!#-\[\]-~]+$"), length(min = 1, max = 256)))]
+    pub(crate) write: Option<Vec<String>>,
+    /// Scopes needed for custom tools (any other method, e.g. partial_update). Defaults
+    /// to [atomicwork.write].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(regex(pattern = r"^[!#-\[\]-~]+$"), length(min = 1, max = 256)))]
+    pub(crate) custom: Option<Vec<String>>,
 }
 
 /// Bounded, jittered retries for read tools.

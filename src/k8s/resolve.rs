@@ -14,10 +14,12 @@ use crate::core::base_url::BaseUrl;
 use crate::core::catalog::{
     Catalog, ToolFilter, ToolOverride, ToolOverrides, ToolSet, ToolSetKind, filter,
 };
+use crate::core::confirm::{self, ConfirmPolicy, ConfirmTools, LegacyClients};
+use crate::core::oauth::{ClassScopes, DEFAULT_USER_CLAIM, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
 use crate::core::server::{Exposure, RateLimitSettings, ServerId, ServerView};
-use crate::k8s::crd::{AtomicworkMcpServer, ToolExposure, ToolSetName};
+use crate::k8s::crd::{AtomicworkMcpServer, OAuth, ToolExposure, ToolSetName};
 
 /// A `complete` server without `toolExposure` lists its tools in discovery exposure when
 /// it would list more than this many.
@@ -62,6 +64,13 @@ pub struct ResolveOptions {
     pub base_url_override: Option<BaseUrl>,
     /// Added to every tool result (local mode's sandbox label).
     pub notice: Option<Arc<str>>,
+    /// Base of the connector URLs (`<public_url>/mcp/<token>`), which OAuth servers
+    /// need: by default their tokens must be issued for that URL. The controller and
+    /// local mode set it.
+    pub public_url: Option<BaseUrl>,
+    /// The deployment's approval key, from which each server's key for sealing approval
+    /// requests is derived (`spec.confirm`). The controller and local mode set it.
+    pub confirm_key: Option<Secret>,
 }
 
 /// Why a server is not served. Each maps to a condition reason and a message saying what
@@ -196,6 +205,7 @@ fn build_view(
     opts: &ResolveOptions,
 ) -> Result<ServerView, Problem> {
     let spec = &server.spec;
+    crate::k8s::spec_check::check_rules(spec).map_err(Problem::InvalidSpec)?;
     crate::k8s::spec_check::check_bounds(spec).map_err(Problem::InvalidSpec)?;
     check_lifetime(server, expires_at)?;
     let base_url = match &opts.base_url_override {
@@ -216,6 +226,11 @@ fn build_view(
             "spec.apiTokenSecretRef is required when spec.requireApiTokenAuth is true".into(),
         ));
     }
+    let oauth = match spec.auth.as_ref().and_then(|a| a.oauth.as_ref()) {
+        Some(o) => Some(Arc::new(oauth_settings(o, spec, opts)?)),
+        None => None,
+    };
+    let confirm = confirm_policy(spec, id, opts)?;
     let api_key = api_key(server, &id.namespace, secrets)?;
     let client_tokens = client_tokens(server, &id.namespace, secrets)?;
     if tools.is_empty() {
@@ -260,6 +275,64 @@ fn build_view(
         client_tokens,
         rate_limit,
         limiter: None,
+        confirm,
+        oauth,
+        user_limiter: None,
+    })
+}
+
+/// The OAuth settings of a server, with their defaults filled in.
+fn oauth_settings(
+    o: &OAuth,
+    spec: &crate::k8s::crd::AtomicworkMcpServerSpec,
+    opts: &ResolveOptions,
+) -> Result<OAuthSettings, Problem> {
+    let public_url = opts.public_url.clone().ok_or_else(|| {
+            Problem::InvalidSpec(
+                "spec.auth.oauth needs the connector URL's base, and this deployment has no public URL; set --public-url".into(),
+            )
+        })?;
+    let scopes = o.scopes.clone().unwrap_or_default();
+    let defaults = ClassScopes::default();
+    let list = |given: Option<Vec<String>>, default: Vec<String>| {
+        given.map_or(default, |l| {
+            let mut out: Vec<String> = Vec::new();
+            for s in l.into_iter().map(|s| s.trim().to_string()) {
+                if !s.is_empty() && !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            out
+        })
+    };
+    Ok(OAuthSettings {
+        issuer: o.issuer.trim().to_string(),
+        audience: o
+            .audience
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
+        public_url,
+        scopes: ClassScopes {
+            read: list(scopes.read, defaults.read),
+            write: list(scopes.write, defaults.write),
+            custom: list(scopes.custom, defaults.custom),
+        },
+        user_claim: o
+            .user_claim
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .unwrap_or(DEFAULT_USER_CLAIM)
+            .to_string(),
+        per_user: spec
+            .rate_limit
+            .and_then(|r| r.per_user)
+            .map(|p| RateLimitSettings {
+                per_minute: p.requests_per_minute.max(1),
+                burst: p.burst.unwrap_or((p.requests_per_minute / 6).max(1)).max(1),
+            }),
     })
 }
 
@@ -366,6 +439,46 @@ fn check_lifetime(
     Ok(())
 }
 
+/// The server's approval policy with its own sealing key; `None` when no call needs
+/// approval.
+fn confirm_policy(
+    spec: &crate::k8s::crd::AtomicworkMcpServerSpec,
+    id: &ServerId,
+    opts: &ResolveOptions,
+) -> Result<Option<Arc<ConfirmPolicy>>, Problem> {
+    use crate::k8s::crd::{ConfirmToolsSpec, LegacyClientsSpec};
+    let Some(c) = &spec.confirm else {
+        return Ok(None);
+    };
+    let tools = match c.tools {
+        ConfirmToolsSpec::None => return Ok(None),
+        ConfirmToolsSpec::Destructive => ConfirmTools::Destructive,
+        ConfirmToolsSpec::Writes => ConfirmTools::Writes,
+    };
+    let master = opts
+        .confirm_key
+        .as_ref()
+        .and_then(confirm::key_bytes)
+        .ok_or_else(|| {
+            Problem::InvalidSpec(
+                "spec.confirm: this deployment has no approval key to seal approval requests with; the controller creates one at start (check its logs)".into(),
+            )
+        })?;
+    Ok(Some(Arc::new(ConfirmPolicy {
+        tools,
+        legacy_clients: match c.legacy_clients {
+            LegacyClientsSpec::Refuse => LegacyClients::Refuse,
+            LegacyClientsSpec::Allow => LegacyClients::Allow,
+        },
+        ttl: Duration::from_secs(u64::from(
+            c.ttl_seconds
+                .unwrap_or(confirm::DEFAULT_TTL_SECONDS)
+                .clamp(30, 3600),
+        )),
+        key: confirm::server_key(&master, &id.to_string()),
+    })))
+}
+
 fn api_key(
     server: &AtomicworkMcpServer,
     namespace: &str,
@@ -437,8 +550,13 @@ fn client_tokens(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::oauth::ClassScopes;
 
     fn resolved(extra_spec: &str) -> Result<ServerView, Problem> {
+        resolved_with(extra_spec, Some("https://mcp.example.com/"))
+    }
+
+    fn resolved_with(extra_spec: &str, public_url: Option<&str>) -> Result<ServerView, Problem> {
         let yaml = format!(
             "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: s, namespace: n}}\nspec:\n  atomicwork:\n    baseUrl: https://acme.atomicwork.com\n    apiKeySecretRef: {{name: api}}\n{extra_spec}"
         );
@@ -449,14 +567,117 @@ mod tests {
             BTreeMap::from([("apiKey".to_string(), b"key".to_vec())]),
         );
         let catalog = Catalog::builtin().expect("catalog");
-        resolve(
-            &server,
-            &secrets,
-            &catalog,
-            Timestamp::now(),
-            &ResolveOptions::default(),
+        let opts = ResolveOptions {
+            public_url: public_url.map(|u| BaseUrl::parse(u).expect("a test URL")),
+            ..ResolveOptions::default()
+        };
+        resolve(&server, &secrets, &catalog, Timestamp::now(), &opts).view
+    }
+
+    #[test]
+    fn oauth_settings_take_their_defaults() {
+        let view = resolved("  auth:\n    oauth:\n      issuer: https://idp.example.com/realms/it\n      audience: \"\"\n")
+            .expect("resolves");
+        let o = view.oauth.as_deref().expect("oauth");
+        assert_eq!(o.issuer, "https://idp.example.com/realms/it");
+        assert_eq!(
+            o.audience, None,
+            "an empty audience means the connector URL"
+        );
+        assert_eq!(o.public_url, "https://mcp.example.com");
+        assert_eq!(o.resource("tok"), "https://mcp.example.com/mcp/tok");
+        assert_eq!(o.scopes, ClassScopes::default());
+        assert_eq!(o.scopes.read, ["atomicwork.read"]);
+        assert_eq!(o.scopes.write, ["atomicwork.write"]);
+        assert_eq!(o.scopes.custom, ["atomicwork.write"]);
+        assert_eq!(o.user_claim, "sub");
+        assert_eq!(o.per_user, None);
+        assert!(view.client_tokens.is_none());
+        // Without it, a server has no OAuth settings.
+        assert!(resolved("").expect("resolves").oauth.is_none());
+    }
+
+    #[test]
+    fn oauth_settings_as_written() {
+        let view = resolved(
+            "  rateLimit:\n    requestsPerMinute: 600\n    perUser: {requestsPerMinute: 60}\n  auth:\n    oauth:\n      issuer: http://127.0.0.1:9000\n      audience: api://atomicwork\n      userClaim: email\n      scopes:\n        read: [aw.read, aw.read]\n        write: [aw.read, aw.write]\n        custom: []\n",
         )
-        .view
+        .expect("resolves");
+        let o = view.oauth.as_deref().expect("oauth");
+        assert_eq!(o.issuer, "http://127.0.0.1:9000");
+        assert_eq!(o.audience.as_deref(), Some("api://atomicwork"));
+        assert_eq!(o.resource("tok"), "api://atomicwork");
+        assert_eq!(o.scopes.read, ["aw.read"], "listed once");
+        assert_eq!(o.scopes.write, ["aw.read", "aw.write"]);
+        assert!(o.scopes.custom.is_empty());
+        assert_eq!(o.user_claim, "email");
+        assert_eq!(
+            o.per_user,
+            Some(RateLimitSettings {
+                per_minute: 60,
+                burst: 10
+            })
+        );
+        assert_eq!(view.rate_limit.map(|r| r.per_minute), Some(600));
+    }
+
+    #[test]
+    fn oauth_refusals_name_their_fields() {
+        const OAUTH: &str = "  auth:\n    oauth:\n      issuer: https://idp.example.com\n";
+        let cases = [
+            (
+                format!("{OAUTH}  requireApiTokenAuth: true\n  apiTokenSecretRef: {{name: t}}\n"),
+                "spec.auth.oauth",
+                "spec.requireApiTokenAuth",
+            ),
+            (
+                "  rateLimit:\n    requestsPerMinute: 60\n    perUser: {requestsPerMinute: 6}\n"
+                    .to_string(),
+                "spec.rateLimit.perUser",
+                "spec.auth.oauth",
+            ),
+            (
+                "  auth:\n    oauth:\n      issuer: http://idp.example.com\n".to_string(),
+                "spec.auth.oauth.issuer",
+                "localhost",
+            ),
+            (
+                "  auth:\n    oauth:\n      issuer: https://idp.example.com?realm=it\n".to_string(),
+                "spec.auth.oauth.issuer",
+                "query",
+            ),
+            (
+                format!("{OAUTH}      scopes: {{read: [\"a b\"]}}\n"),
+                "spec.auth.oauth.scopes.read[0]",
+                "does not match",
+            ),
+            (
+                format!("{OAUTH}      scopes: {{write: ['say\"hi']}}\n"),
+                "spec.auth.oauth.scopes.write[0]",
+                "does not match",
+            ),
+            (
+                format!("{OAUTH}      userClaim: \"\"\n"),
+                "spec.auth.oauth.userClaim",
+                "",
+            ),
+            (
+                format!(
+                    "{OAUTH}  rateLimit:\n    requestsPerMinute: 60\n    perUser: {{requestsPerMinute: 0}}\n"
+                ),
+                "spec.rateLimit.perUser.requestsPerMinute",
+                "minimum",
+            ),
+        ];
+        for (spec, field, mentions) in cases {
+            let problem = resolved(&spec).expect_err(&spec);
+            assert_eq!(problem.reason(), "InvalidSpec", "{spec}: {problem}");
+            assert_eq!(problem.field(), Some(field), "{spec}: {problem}");
+            assert!(problem.to_string().contains(mentions), "{spec}: {problem}");
+        }
+        // An OAuth server needs the connector URL's base.
+        let problem = resolved_with(OAUTH, None).expect_err("no public URL");
+        assert!(problem.to_string().contains("--public-url"), "{problem}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest, Sha256};
 
-use crate::core::runtime_record::{RECORD_FORMAT, RecordError, RuntimeRecord};
+use crate::core::runtime_record::{RecordError, RuntimeRecord};
 use crate::core::server::ServerId;
 
 /// Label on every runtime-record Secret; the data plane watches only Secrets carrying it.
@@ -97,7 +97,7 @@ pub fn record_secret(record: &RuntimeRecord, namespace: &str) -> K8sSecret {
         data: Some(BTreeMap::from([
             (
                 FORMAT_KEY.to_string(),
-                ByteString(RECORD_FORMAT.as_bytes().to_vec()),
+                ByteString(record.format().as_bytes().to_vec()),
             ),
             (RECORD_KEY.to_string(), ByteString(record.to_json())),
         ])),
@@ -163,6 +163,8 @@ mod tests {
             timeout_millis: None,
             max_result_chars: 1000,
             client_token_digests: None,
+            oauth: None,
+            confirm: None,
         }
     }
 
@@ -247,7 +249,7 @@ mod tests {
         assert!(matches!(record_of(&misplaced), Err(Unreadable::Misplaced)));
         let mut newer = record_secret(&r, "op");
         if let Some(d) = newer.data.as_mut() {
-            d.insert(FORMAT_KEY.into(), ByteString(b"2".to_vec()));
+            d.insert(FORMAT_KEY.into(), ByteString(b"5".to_vec()));
         }
         assert!(matches!(record_of(&newer), Err(Unreadable::Record(_))));
     }

@@ -10,7 +10,10 @@ use std::sync::LazyLock;
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::k8s::crd::{AtomicworkMcpServer, AtomicworkMcpServerSpec};
+use crate::k8s::crd::{
+    AtomicworkMcpServer, AtomicworkMcpServerSpec, OAUTH_OR_BEARER_MESSAGE,
+    PER_USER_NEEDS_OAUTH_MESSAGE,
+};
 use crate::k8s::yaml_lines::{Node, NodeValue};
 
 /// The CRD's `openAPIV3Schema`, as generated from the types in [`crate::k8s::crd`].
@@ -71,6 +74,25 @@ pub(crate) fn check_bounds(spec: &AtomicworkMcpServerSpec) -> Result<(), String>
     } else {
         Err(problems.join("; "))
     }
+}
+
+/// Checks the rules across fields that the CRD states as CEL rules (`x-kubernetes-
+/// validations`, enforced by API servers from 1.25 on), with the same messages, plus the
+/// OAuth issuer's form in words clearer than its pattern's. The error starts with the
+/// path of the field at fault.
+pub(crate) fn check_rules(spec: &AtomicworkMcpServerSpec) -> Result<(), String> {
+    let oauth = spec.auth.as_ref().and_then(|a| a.oauth.as_ref());
+    if oauth.is_some() && spec.require_api_token_auth {
+        return Err(OAUTH_OR_BEARER_MESSAGE.to_string());
+    }
+    if oauth.is_none() && spec.rate_limit.is_some_and(|r| r.per_user.is_some()) {
+        return Err(PER_USER_NEEDS_OAUTH_MESSAGE.to_string());
+    }
+    if let Some(o) = oauth {
+        crate::core::oauth::check_issuer(&o.issuer)
+            .map_err(|why| format!("spec.auth.oauth.issuer {:?} {why}", o.issuer))?;
+    }
+    Ok(())
 }
 
 /// A JSON pointer into the spec (`/rateLimit/burst`, `/methods/0`) as a manifest path
@@ -279,7 +301,7 @@ mod tests {
         for (path, min) in fields {
             // Set the field below its minimum in an otherwise valid spec.
             let mut value = serde_json::to_value(spec(
-                "rateLimit: {requestsPerMinute: 5}\nretry: {maxAttempts: 2}",
+                "rateLimit: {requestsPerMinute: 5, perUser: {requestsPerMinute: 5}}\nretry: {maxAttempts: 2}",
             ))
             .expect("json");
             let mut at = &mut value;
@@ -291,6 +313,91 @@ mod tests {
             let s: AtomicworkMcpServerSpec = serde_json::from_value(value).expect(&path);
             let e = check_bounds(&s).expect_err(&path);
             assert!(e.starts_with(&format!("{path}: ")), "{path}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_crd_rules_are_checked_with_the_same_messages() {
+        use crate::k8s::crd::{OAUTH_OR_BEARER_RULE, PER_USER_NEEDS_OAUTH_RULE};
+        let rules = spec_schema()["x-kubernetes-validations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            rules,
+            [
+                serde_json::json!({"rule": OAUTH_OR_BEARER_RULE, "message": OAUTH_OR_BEARER_MESSAGE}),
+                serde_json::json!({"rule": PER_USER_NEEDS_OAUTH_RULE, "message": PER_USER_NEEDS_OAUTH_MESSAGE}),
+            ]
+        );
+        let oauth = "auth: {oauth: {issuer: \"https://idp.example.com\"}}";
+        assert_eq!(check_rules(&spec(oauth)), Ok(()));
+        assert_eq!(
+            check_rules(&spec(&format!(
+                "{oauth}\nrateLimit: {{requestsPerMinute: 5, perUser: {{requestsPerMinute: 1}}}}"
+            ))),
+            Ok(())
+        );
+        assert_eq!(
+            check_rules(&spec(
+                "requireApiTokenAuth: true\napiTokenSecretRef: {name: t}"
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            check_rules(&spec(&format!("{oauth}\nrequireApiTokenAuth: true"))),
+            Err(OAUTH_OR_BEARER_MESSAGE.to_string())
+        );
+        // The rule is about the flag: naming a token Secret alone is not a conflict.
+        assert_eq!(
+            check_rules(&spec(&format!(
+                "{oauth}\nrequireApiTokenAuth: false\napiTokenSecretRef: {{name: t}}"
+            ))),
+            Ok(())
+        );
+        assert_eq!(
+            check_rules(&spec(
+                "rateLimit: {requestsPerMinute: 5, perUser: {requestsPerMinute: 1}}"
+            )),
+            Err(PER_USER_NEEDS_OAUTH_MESSAGE.to_string())
+        );
+        assert_eq!(
+            check_rules(&spec(
+                "auth: {}\nrateLimit: {requestsPerMinute: 5, perUser: {requestsPerMinute: 1}}"
+            )),
+            Err(PER_USER_NEEDS_OAUTH_MESSAGE.to_string())
+        );
+        let e = check_rules(&spec("auth: {oauth: {issuer: \"http://idp.example.com\"}}"))
+            .expect_err("http");
+        assert!(e.starts_with("spec.auth.oauth.issuer "), "{e}");
+    }
+
+    /// The issuer's pattern in the CRD (what an API server checks) and the check in code
+    /// agree on every example.
+    #[test]
+    fn the_issuer_pattern_and_the_issuer_check_agree() {
+        for issuer in [
+            "https://idp.example.com",
+            "https://idp.example.com/realms/it",
+            "http://localhost:8080/x",
+            "http://127.0.0.1",
+            "http://[::1]:9",
+            "http://idp.example.com",
+            "http://localhost.example.com",
+            "http://127.0.0.2",
+            "https://idp.example.com?x",
+            "https://idp.example.com#x",
+            "https://u@idp.example.com",
+            "https:///x",
+            "ftp://idp.example.com",
+        ] {
+            let s = spec(&format!("auth: {{oauth: {{issuer: \"{issuer}\"}}}}"));
+            assert_eq!(
+                check_bounds(&s).is_ok(),
+                crate::core::oauth::check_issuer(issuer).is_ok(),
+                "{issuer}: {:?}",
+                check_bounds(&s)
+            );
         }
     }
 
@@ -327,6 +434,23 @@ mod tests {
                 ("spec.zzz", 13, None),
             ]
         );
+        let in_auth =
+            unknown("auth:\n  oath: {issuer: x}\n  oauth: {issuer: x, scope: {}, userclaim: e}\n");
+        let got: Vec<(&str, Option<&str>)> = in_auth
+            .iter()
+            .map(|f| (f.path.as_str(), f.suggestion.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("spec.auth.oath", Some("spec.auth.oauth")),
+                ("spec.auth.oauth.scope", Some("spec.auth.oauth.scopes")),
+                (
+                    "spec.auth.oauth.userclaim",
+                    Some("spec.auth.oauth.userClaim")
+                ),
+            ]
+        );
         let last = found.last().expect("zzz").to_string();
         assert!(
             last.contains("spec.zzz is not a field") && last.contains("methods"),
@@ -340,7 +464,7 @@ mod tests {
 
     #[test]
     fn known_fields_come_from_the_schema_and_pass() {
-        let yaml = "displayName: x\natomicwork: {baseUrl: y, apiKeySecretRef: {name: s, key: k}, workspaceId: \"1\", timeoutSeconds: 3}\nmethods: [read]\ntags: [assets]\ntools: {allow: [a], deny: [b]}\ntoolExposure: all\nexpiresAt: z\nrequireApiTokenAuth: false\napiTokenSecretRef: {name: t}\ndryRun: true\nrateLimit: {requestsPerMinute: 5, burst: 1}\nretry: {maxAttempts: 2, maxBackoffSeconds: 3}\nmaxResultChars: 5000\nsuspend: false\n";
+        let yaml = "displayName: x\natomicwork: {baseUrl: y, apiKeySecretRef: {name: s, key: k}, workspaceId: \"1\", timeoutSeconds: 3}\nmethods: [read]\ntags: [assets]\ntools: {allow: [a], deny: [b]}\ntoolExposure: all\nexpiresAt: z\nrequireApiTokenAuth: false\napiTokenSecretRef: {name: t}\ndryRun: true\nrateLimit: {requestsPerMinute: 5, burst: 1, perUser: {requestsPerMinute: 2, burst: 1}}\nretry: {maxAttempts: 2, maxBackoffSeconds: 3}\nmaxResultChars: 5000\nsuspend: false\nauth:\n  oauth: {issuer: i, audience: a, userClaim: email, scopes: {read: [r], write: [w], custom: [c]}}\n";
         assert_eq!(unknown(yaml), []);
     }
 

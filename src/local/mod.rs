@@ -119,6 +119,50 @@ impl TokenStore {
     }
 }
 
+/// The deployment's approval key (`spec.confirm`), kept in the state directory as
+/// `confirm.key` (mode 0600) and made on first use, so processes sharing the directory (or
+/// started from a copy of it) seal and open each other's approval requests.
+fn confirm_key(dir: &Path) -> anyhow::Result<Secret> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating state directory {}", dir.display()))?;
+    let path = dir.join("confirm.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = Secret::new(text.trim());
+            if crate::core::confirm::key_bytes(&key).is_none() {
+                anyhow::bail!(
+                    "{} is not an approval key; move it away and a new one is made",
+                    path.display()
+                );
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = crate::core::confirm::mint_key()
+                .map_err(|e| anyhow::anyhow!("no randomness for an approval key: {e}"))?;
+            // Written under another name and moved into place, so two processes starting
+            // at once never read half a key; the first one's key wins.
+            let tmp = dir.join(format!("confirm.key.{}.tmp", std::process::id()));
+            write_private(&tmp, key.expose().as_bytes())?;
+            match std::fs::hard_link(&tmp, &path) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Ok(key)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let _ = std::fs::remove_file(&tmp);
+                    confirm_key(dir)
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Err(e).with_context(|| format!("writing {}", path.display()))
+                }
+            }
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -211,6 +255,10 @@ impl Loader {
         resolve: ResolveOptions,
         state_dir: &Path,
     ) -> anyhow::Result<Self> {
+        let mut resolve = resolve;
+        if resolve.confirm_key.is_none() {
+            resolve.confirm_key = Some(confirm_key(state_dir)?);
+        }
         Ok(Loader {
             catalog,
             manifests,
@@ -456,7 +504,10 @@ pub(crate) async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Re
             .with_context(|| format!("the listen address {addr} does not make a URL"))?,
     };
     let mut out = std::io::stdout();
-    let mut resolve = ResolveOptions::default();
+    let mut resolve = ResolveOptions {
+        public_url: Some(public_url.clone()),
+        ..ResolveOptions::default()
+    };
     if opts.sandbox {
         let (base, notice) = start_sandbox().await?;
         let _ = writeln!(out, "sandbox: {notice}");

@@ -6,6 +6,7 @@
 use http::{HeaderValue, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::approval::{self, Approval};
 use super::discovery;
 use super::eras::{Era, META_CLIENT_INFO, header_str};
 use super::escape::push_json_str;
@@ -13,7 +14,9 @@ use super::handlers::Ctx;
 use super::jsonrpc::{CallRecord, Reply, code};
 use super::outcome::Outcome;
 use super::{CallGate, ToolRunner};
-use crate::core::catalog::Tool;
+use crate::core::catalog::meta_tools::{CALL_TOOL, GET_TOOL_SCHEMA};
+use crate::core::catalog::{Tool, ToolSet};
+use crate::core::oauth::Classes;
 use crate::core::server::{Exposure, ServerView};
 use crate::core::tool_result::ToolResult;
 use crate::upstream::{CallOutcome, OutcomeClass, RateLimitInfo};
@@ -50,16 +53,28 @@ pub(super) async fn tools_call<R: ToolRunner, G: CallGate>(
     };
     let client = client_name(ctx, &params);
     let view = ctx.req.view;
+    // The tools this caller may use: all of them, or for an OAuth caller those of the
+    // classes their scopes allow. A tool of the server outside them answers 403.
+    let allowed = view.tools_for(ctx.req.caller);
     let (tool, mut args) = match view.exposure {
-        Exposure::All => match view.tools.get(name) {
+        Exposure::All => match allowed.get(name) {
             Some(t) => (t.clone(), args),
-            None => return unknown_tool(ctx, name, false),
+            None => match view.tools.get(name) {
+                Some(t) => {
+                    let needed = Classes::of(t.method_class());
+                    return insufficient_scope(ctx, t.name(), needed, client);
+                }
+                None => return unknown_tool(ctx, name, false),
+            },
         },
         Exposure::Discovery => {
             if !crate::core::catalog::meta_tools::is_meta_tool(name) {
                 return unknown_tool(ctx, name, true);
             }
-            match discovery::meta_call(&view.tools, name, args) {
+            if let Some((tool, needed)) = out_of_scope(view, allowed, name, &args) {
+                return insufficient_scope(ctx, &tool, needed, client);
+            }
+            match discovery::meta_call(allowed, name, args) {
                 discovery::MetaOutcome::Done(result) => {
                     return finish_call(ctx, name, client, local_outcome(result));
                 }
@@ -81,6 +96,36 @@ pub(super) async fn tools_call<R: ToolRunner, G: CallGate>(
     let Value::Object(args) = args else {
         unreachable!("the arguments were wrapped as an object just above");
     };
+    match approval::check(ctx, &params, &tool, &args, client.as_deref()) {
+        Approval::Run => {}
+        Approval::Answer(reply) => return reply,
+        Approval::NotRun(result) => {
+            let mut out = local_outcome(result);
+            out.class = OutcomeClass::NotApproved;
+            return finish_call(ctx, tool.name(), client, out);
+        }
+    }
+    if let Some(caller) = ctx.req.caller
+        && let Err(wait) = gate.admit_user_call(view, caller.user.as_deref().unwrap_or(""))
+    {
+        let per_user = view.oauth.as_ref().and_then(|o| o.per_user);
+        let text = format!(
+            "Rate limited: this MCP server allows each user {} tool calls per minute. Wait {wait} seconds, then retry.",
+            per_user.map(|r| r.per_minute).unwrap_or_default()
+        );
+        let mut out = local_outcome(ToolResult::error(text));
+        out.class = OutcomeClass::RateLimited;
+        out.rate_limit = Some(RateLimitInfo {
+            limit: per_user.map(|r| format!("{};w=60", r.per_minute)),
+            remaining: Some(0),
+            reset: Some(wait),
+            retry_after: Some(wait),
+        });
+        let mut reply = finish_call(ctx, tool.name(), client, out);
+        reply.status = StatusCode::TOO_MANY_REQUESTS;
+        reply.outcome = Outcome::UserRateLimited;
+        return reply;
+    }
     if let Err(wait) = gate.admit_call(view) {
         let text = format!(
             "Rate limited: this MCP server allows {} tool calls per minute. Wait {wait} seconds, then retry.",
@@ -101,6 +146,78 @@ pub(super) async fn tools_call<R: ToolRunner, G: CallGate>(
     }
     let outcome = runner.run(view, &tool, args).await;
     finish_call(ctx, tool.name(), client, outcome)
+}
+
+/// For a discovery meta-tool: the tool it names (or the meta-tool, for several) and the
+/// classes needed, when the call reaches a tool of the server the caller's scopes do not
+/// allow. `search_tools` only ever finds allowed tools, so it is never out of scope.
+fn out_of_scope(
+    view: &ServerView,
+    allowed: &ToolSet,
+    name: &str,
+    args: &Map<String, Value>,
+) -> Option<(String, Classes)> {
+    let needs = |n: &str| match (allowed.get(n), view.tools.get(n)) {
+        (None, Some(t)) => Some(Classes::of(t.method_class())),
+        _ => None,
+    };
+    match name {
+        CALL_TOOL => {
+            let n = args.get("tool_name").and_then(Value::as_str)?;
+            needs(n).map(|c| (n.to_string(), c))
+        }
+        GET_TOOL_SCHEMA => {
+            let names = args.get("tool_names").and_then(Value::as_array)?;
+            let needed = names
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(needs)
+                .fold(Classes::NONE, Classes::union);
+            (!needed.is_empty()).then(|| (name.to_string(), needed))
+        }
+        _ => None,
+    }
+}
+
+/// HTTP 403 with an `insufficient_scope` challenge naming every scope a new token needs:
+/// those of the classes the caller already has and of the ones `tool` needs, so a token
+/// obtained after stepping up loses nothing.
+fn insufficient_scope(
+    ctx: &Ctx<'_, '_>,
+    tool: &str,
+    needed: Classes,
+    client: Option<String>,
+) -> Reply {
+    let view = ctx.req.view;
+    let (Some(oauth), Some(caller)) = (view.oauth.as_deref(), ctx.req.caller) else {
+        return unknown_tool(ctx, tool, view.exposure == Exposure::Discovery);
+    };
+    let wanted = caller.classes.union(needed);
+    let scopes = oauth.scopes.needed(needed).join(" ");
+    let message = format!(
+        "Insufficient scope: {tool} needs an access token with the scopes {scopes:?}; sign in again to grant them"
+    );
+    let mut reply = Reply::error(
+        StatusCode::FORBIDDEN,
+        Some(ctx.id),
+        code::INSUFFICIENT_SCOPE,
+        &message,
+        None,
+        Outcome::InsufficientScope,
+    );
+    let metadata_url = oauth.metadata_url(caller.url_token);
+    if let Ok(v) = HeaderValue::from_str(&oauth.insufficient_scope(&metadata_url, wanted)) {
+        reply.headers.insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    reply.call = Some(CallRecord {
+        tool: tool.to_string(),
+        outcome: OutcomeClass::InsufficientScope,
+        upstream_status: None,
+        upstream_latency: std::time::Duration::ZERO,
+        attempts: 0,
+        client,
+    });
+    reply
 }
 
 fn unknown_tool(ctx: &Ctx<'_, '_>, name: &str, discovery_mode: bool) -> Reply {

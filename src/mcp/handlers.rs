@@ -201,9 +201,11 @@ fn tools_list(ctx: &Ctx<'_, '_>, params: &Value) -> Reply {
         );
     }
     let view = ctx.req.view;
+    // An OAuth caller sees the tools of the classes their scopes allow.
+    let set = view.tools_for(ctx.req.caller);
     let tools: &RawValue = match view.exposure {
-        Exposure::All => view.tools.listing(),
-        Exposure::Discovery => view.tools.discovery_listing(),
+        Exposure::All => set.listing(),
+        Exposure::Discovery => set.discovery_listing(),
     };
     // The listing was serialised once for the tool set; only the envelope is written here.
     let mut body = ctx.head(tools.get().len() + 256);
@@ -263,6 +265,7 @@ mod tests {
             headers: &headers,
             body: b"",
             identity: &identity,
+            caller: None,
         };
         let id = RawValue::from_string("\"a-1\"".into()).expect("id");
         for era in [Era::Legacy, Era::Stateless] {

@@ -24,6 +24,8 @@ pub(crate) mod code {
     pub(crate) const EXPIRED: i64 = -31001;
     pub(crate) const SUSPENDED: i64 = -31002;
     pub(crate) const UNAUTHORIZED: i64 = -31003;
+    /// The caller's OAuth token lacks the scopes a tool needs (HTTP 403).
+    pub(crate) const INSUFFICIENT_SCOPE: i64 = -31004;
     pub(crate) const FORBIDDEN_ORIGIN: i64 = -31005;
     pub(crate) const REQUEST_TIMEOUT: i64 = -31006;
 }

@@ -3,6 +3,7 @@
 //! methods a tools-only server answers. Nothing is remembered between requests, so any
 //! replica can answer any request.
 
+mod approval;
 mod call;
 mod discovery;
 mod eras;
@@ -23,7 +24,7 @@ pub(crate) use jsonrpc::{Reply, code, error_body, timed_out, timeout_message};
 pub(crate) use outcome::Outcome;
 
 use crate::core::catalog::Tool;
-use crate::core::server::ServerView;
+use crate::core::server::{Caller, ServerView};
 use crate::upstream::CallOutcome;
 
 /// What the upstream side of a tool call needs; implemented by the data plane.
@@ -58,12 +59,21 @@ pub struct Request<'a> {
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
     pub identity: &'a ServerIdentity,
+    /// For an OAuth server: who is calling and which tool classes they may use.
+    pub caller: Option<&'a Caller<'a>>,
 }
 
 /// Rate limiting for tool calls, checked after the request is understood.
 pub trait CallGate {
     /// `Err(seconds)` when the server's budget is spent.
     fn admit_call(&self, view: &ServerView) -> Result<(), u64>;
+
+    /// `Err(seconds)` when the budget of `user` (an OAuth caller's user claim; empty
+    /// when the token names none) on the server is spent. Checked before the server's.
+    fn admit_user_call(&self, view: &ServerView, user: &str) -> Result<(), u64> {
+        let _ = (view, user);
+        Ok(())
+    }
 }
 
 /// Handles one POSTed JSON-RPC message.

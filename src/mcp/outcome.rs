@@ -2,6 +2,7 @@
 //! Every answer the data plane gives carries one; a new way to answer is a new variant,
 //! so a label cannot be misspelt.
 
+use crate::core::oauth::AuthError;
 use crate::upstream::OutcomeClass;
 
 /// The outcome of one request to a server's endpoint.
@@ -17,6 +18,21 @@ pub(crate) enum Outcome {
     Suspended,
     /// A required bearer token was missing or not accepted (401).
     Unauthorized,
+    /// An OAuth server's request came without an access token (401).
+    TokenMissing,
+    /// An OAuth server's access token was refused (401; 503 when the issuer could not be
+    /// reached).
+    TokenRefused(AuthError),
+    /// The access token's scopes do not allow what was asked (403).
+    InsufficientScope,
+    /// `tools/call` was refused by the caller's per-user rate limit.
+    UserRateLimited,
+    /// `tools/call` was answered with a request for a person's approval.
+    ApprovalAsked,
+    /// An OAuth server's protected resource metadata was served.
+    ResourceMetadata,
+    /// Protected resource metadata was asked of a server without OAuth (404).
+    NoResourceMetadata,
     /// Not a POST (405).
     MethodNotAllowed,
     /// The body is not `application/json` (415).
@@ -62,6 +78,13 @@ impl Outcome {
             Outcome::Expired => "expired",
             Outcome::Suspended => "suspended",
             Outcome::Unauthorized => "unauthorized",
+            Outcome::TokenMissing => "oauth_missing",
+            Outcome::TokenRefused(e) => e.label(),
+            Outcome::InsufficientScope => "insufficient_scope",
+            Outcome::UserRateLimited => "rate_limited_user",
+            Outcome::ApprovalAsked => "approval_asked",
+            Outcome::ResourceMetadata => "resource_metadata",
+            Outcome::NoResourceMetadata => "no_resource_metadata",
             Outcome::MethodNotAllowed => "method_not_allowed",
             Outcome::UnsupportedMediaType => "unsupported_media_type",
             Outcome::BodyTooLarge => "body_too_large",
@@ -97,6 +120,21 @@ mod tests {
             Outcome::Expired,
             Outcome::Suspended,
             Outcome::Unauthorized,
+            Outcome::TokenMissing,
+            Outcome::TokenRefused(AuthError::Malformed),
+            Outcome::TokenRefused(AuthError::DisallowedAlg),
+            Outcome::TokenRefused(AuthError::UnknownKey),
+            Outcome::TokenRefused(AuthError::BadSignature),
+            Outcome::TokenRefused(AuthError::Expired),
+            Outcome::TokenRefused(AuthError::NotYetValid),
+            Outcome::TokenRefused(AuthError::WrongIssuer),
+            Outcome::TokenRefused(AuthError::WrongAudience),
+            Outcome::TokenRefused(AuthError::IssuerUnreachable),
+            Outcome::InsufficientScope,
+            Outcome::UserRateLimited,
+            Outcome::ApprovalAsked,
+            Outcome::ResourceMetadata,
+            Outcome::NoResourceMetadata,
             Outcome::MethodNotAllowed,
             Outcome::UnsupportedMediaType,
             Outcome::BodyTooLarge,

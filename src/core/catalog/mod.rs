@@ -25,6 +25,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+use crate::core::oauth::Classes;
 use serde_json::{Map, Value};
 
 /// The built-in catalog source.
@@ -637,6 +639,11 @@ pub struct ToolSet {
     overrides: ToolOverrides,
     listing: Box<RawValue>,
     discovery: std::sync::OnceLock<Box<RawValue>>,
+    /// The classes of the tools in the set.
+    classes: Classes,
+    /// The set narrowed to each combination of classes, made at first use (for OAuth
+    /// callers whose scopes allow only some classes).
+    narrowed: [std::sync::OnceLock<Arc<ToolSet>>; Classes::COUNT],
 }
 
 impl fmt::Debug for ToolSet {
@@ -664,13 +671,40 @@ impl ToolSet {
         }
         json.push(']');
         let listing = RawValue::from_string(json).unwrap_or_else(|_| empty_array());
+        let classes = tools
+            .iter()
+            .fold(Classes::NONE, |c, t| c.with(t.method_class()));
         ToolSet {
             kind,
             tools,
             overrides: ToolOverrides::new(),
             listing,
             discovery: std::sync::OnceLock::new(),
+            classes,
+            narrowed: Default::default(),
         }
+    }
+
+    /// The classes of the tools in the set.
+    pub(crate) fn classes(&self) -> Classes {
+        self.classes
+    }
+
+    /// The tools of the set whose class is in `classes`, as a set of their own with its
+    /// own listings; made once per combination.
+    pub(crate) fn only(&self, classes: Classes) -> &Arc<ToolSet> {
+        self.narrowed[classes.index()].get_or_init(|| {
+            let mut set = ToolSet::of(
+                self.kind,
+                self.tools
+                    .iter()
+                    .filter(|t| classes.contains(t.method_class()))
+                    .cloned()
+                    .collect(),
+            );
+            set.overrides = self.overrides.clone();
+            Arc::new(set)
+        })
     }
 
     pub(crate) fn tools(&self) -> &[Arc<Tool>] {
@@ -818,5 +852,43 @@ fn apply_patch(sources: &mut Vec<ToolSource>, patch: ToolPatch) -> Result<(), Ca
 fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *slot = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_narrowed_to_classes_keeps_only_their_tools_and_lists_them() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let names: Vec<String> = catalog
+            .tools()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect();
+        let set = catalog.tool_set(&names);
+        assert_eq!(set.classes(), Classes::ALL);
+        let reads = set.only(Classes::of(MethodClass::Read));
+        assert!(!reads.is_empty());
+        assert!(reads.tools().iter().all(|t| t.is_read()));
+        assert_eq!(
+            reads.len(),
+            set.tools().iter().filter(|t| t.is_read()).count()
+        );
+        assert_eq!(reads.classes(), Classes::of(MethodClass::Read));
+        let listed: Vec<Value> = serde_json::from_str(reads.listing().get()).expect("listing");
+        assert_eq!(listed.len(), reads.len());
+        assert!(
+            listed
+                .iter()
+                .all(|t| t["annotations"]["readOnlyHint"] == true)
+        );
+        // Made once: the same set each time.
+        assert!(Arc::ptr_eq(reads, set.only(Classes::of(MethodClass::Read))));
+        let writes = set.only(Classes::of(MethodClass::Write).with(MethodClass::Custom));
+        assert!(writes.tools().iter().all(|t| !t.is_read()));
+        assert_eq!(writes.len() + reads.len(), set.len());
+        assert!(set.only(Classes::NONE).is_empty());
     }
 }

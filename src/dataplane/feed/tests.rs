@@ -47,6 +47,8 @@ fn record(name: &str, token: &str) -> RuntimeRecord {
         timeout_millis: None,
         max_result_chars: 1000,
         client_token_digests: None,
+        oauth: None,
+        confirm: None,
     }
 }
 
