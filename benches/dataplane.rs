@@ -464,6 +464,7 @@ fn resolve_oauth(
         base_url_override: Some(BaseUrl::parse(upstream_url).expect("the bench upstream")),
         notice: None,
         public_url: Some(BaseUrl::parse(public_url).expect("the bench data plane")),
+        confirm_key: None,
     };
     let manifest = server(
         "bench",

@@ -106,6 +106,7 @@ fn pure(catalog: &Arc<Catalog>) {
                 secrets: &secrets,
                 token_secret: None,
                 runtime_record: None,
+                issuer: None,
             };
             reconcile::desired(&observed, catalog, &settings, now, &mint).expect("desired")
         })
@@ -136,6 +137,7 @@ fn pure(catalog: &Arc<Catalog>) {
                 secrets: &secrets,
                 token_secret: Some(t),
                 runtime_record: Some(r),
+                issuer: None,
             };
             let d = reconcile::desired(&observed, catalog, &settings, now, &mint).expect("desired");
             assert!(

@@ -71,6 +71,20 @@ pub async fn controller(
         settings.record_owner =
             lease::deployment_owner(&client, &lease_settings.namespace, deployment).await;
     }
+    // The approval key every server's sealing key derives from (spec.confirm). Without
+    // it the controller still runs; servers asking for approval are then InvalidSpec,
+    // saying so.
+    if settings.resolve.confirm_key.is_none() {
+        match crate::controller::confirm_key::load_or_create(&client, &settings.runtime_namespace)
+            .await
+        {
+            Ok(key) => settings.resolve.confirm_key = Some(key),
+            Err(e) => tracing::warn!(
+                error = %format!("{e:#}"),
+                "no approval key: servers with spec.confirm cannot be served until the controller can read or create it"
+            ),
+        }
+    }
     let ctx = Arc::new(Context::new(
         client.clone(),
         catalog,

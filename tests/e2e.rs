@@ -176,6 +176,7 @@ impl Env {
                     ),
                     notice: None,
                     public_url: None,
+                    confirm_key: None,
                 },
                 runtime_namespace: self.opns.clone(),
                 record_owner: None,

@@ -18,7 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sandbox", &["core"]),
     ("mcp", &["core", "upstream"]),
     ("oauth", &["core"]),
-    ("controller", &["core", "k8s", "metrics"]),
+    ("controller", &["core", "k8s", "oauth", "metrics"]),
     (
         "dataplane",
         &["core", "k8s", "mcp", "oauth", "upstream", "metrics"],

@@ -82,6 +82,7 @@ fn serve(plane: &Plane, token: &str, name: &str, spec: &str, upstream: &str) -> 
         base_url_override: Some(BaseUrl::parse(upstream).expect("the tenant's URL")),
         notice: None,
         public_url: Some(BaseUrl::parse(&plane.base).expect("the plane's URL")),
+        confirm_key: None,
     };
     let view = resolve::resolve(&server, &secrets(), &plane.catalog, Timestamp::now(), &opts)
         .view
@@ -932,4 +933,50 @@ async fn local_mode_serves_oauth_with_a_loopback_issuer_and_refuses_conflicts() 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["isError"], false, "{body}");
     let _ = local.child.kill().await;
+}
+
+/// The controller's `AuthReady` check against the real authorization server: a reachable
+/// issuer is ready with its keys counted, a second check within the reuse time fetches
+/// nothing, an issuer nobody answers for is unreachable, and a document naming another
+/// issuer is refused.
+#[tokio::test]
+async fn the_controller_checks_issuers_against_the_real_authorization_server() {
+    use atomicwork_mcp::core::oauth::IssuerCheck;
+    use atomicwork_mcp::oauth::{IssuerChecker, Options};
+    let oidc = Oidc::start().await;
+    let checker = IssuerChecker::new(
+        Options::default(),
+        Duration::from_secs(300),
+        Duration::from_secs(30),
+    );
+    let before = oidc.jwks_fetches().await;
+    let first = checker.check(oidc.issuer()).await;
+    assert!(
+        matches!(first, IssuerCheck::Ready { keys } if keys >= 1),
+        "{first:?}"
+    );
+    assert_eq!(oidc.jwks_fetches().await, before + 1);
+    assert_eq!(checker.check(oidc.issuer()).await, first);
+    assert_eq!(
+        oidc.jwks_fetches().await,
+        before + 1,
+        "the result is reused"
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nobody = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let down = checker.check(&nobody).await;
+    assert!(matches!(down, IssuerCheck::Unreachable(_)), "{down:?}");
+
+    // The provider's metadata names its own issuer, not this path under it.
+    let other = format!("{}/other-realm", oidc.issuer());
+    let bad = checker.check(&other).await;
+    assert!(
+        matches!(
+            &bad,
+            IssuerCheck::Unreachable(_) | IssuerCheck::BadMetadata(_)
+        ),
+        "{bad:?}"
+    );
 }

@@ -78,6 +78,7 @@ pub fn resolve_at(
         base_url_override: Some(BaseUrl::parse(base_url).expect("a bench base URL")),
         notice: None,
         public_url: None,
+        confirm_key: None,
     };
     resolve::resolve(server, secrets, catalog, jiff::Timestamp::now(), &opts)
         .view

@@ -14,11 +14,13 @@ use crate::k8s::resolve::SecretData;
 use super::conditions::Reason;
 use super::reconcile::{Desired, Observed, RecordPlan, TokenPlan};
 use super::{Context, Error, FIELD_MANAGER, Op};
+use crate::core::oauth::IssuerCheck;
 use crate::core::server::ServerId;
 use crate::core::token::token_secret_name;
 use crate::k8s::resolve::secret_data;
 use crate::k8s::runtime_record::record_secret_name;
 use crate::k8s::scope::ApiCall;
+use crate::oauth::IssuerChecker;
 
 /// The calls made here in the servers' namespaces.
 pub(crate) const API_CALLS: &[ApiCall] = &[
@@ -49,6 +51,8 @@ pub(crate) struct Fetched {
     pub(crate) token_secret: Option<K8sSecret>,
     /// The server's runtime record in the operator's namespace.
     pub(crate) runtime_record: Option<K8sSecret>,
+    /// For a server with `spec.auth.oauth`: its authorization server, as last checked.
+    pub(crate) issuer: Option<IssuerCheck>,
 }
 
 impl Fetched {
@@ -58,6 +62,7 @@ impl Fetched {
             server,
             secrets: &self.secrets,
             token_secret: self.token_secret.as_ref(),
+            issuer: self.issuer.as_ref(),
             runtime_record: self.runtime_record.as_ref(),
         }
     }
@@ -84,6 +89,7 @@ pub(crate) async fn dereference(
     client: &Client,
     server: &AtomicworkMcpServer,
     runtime_namespace: &str,
+    issuers: &IssuerChecker,
 ) -> Result<Fetched, Error> {
     let (ns, name) = namespace_and_name(server)?;
     let api: Api<K8sSecret> = Api::namespaced(client.clone(), ns);
@@ -113,6 +119,11 @@ pub(crate) async fn dereference(
             op: Op::GetRecord,
             source,
         })?;
+    // The data plane fetches the keys itself; this check only reports, in the status,
+    // whether the authorization server can be used (results are reused for a while).
+    if let Some(oauth) = server.spec.auth.as_ref().and_then(|a| a.oauth.as_ref()) {
+        fetched.issuer = Some(issuers.check(&oauth.issuer).await);
+    }
     Ok(fetched)
 }
 

@@ -20,6 +20,9 @@ pub(crate) enum ConditionType {
     Reconciling,
     /// kstatus "stalled": nothing changes until a person changes the resource.
     Stalled,
+    /// Whether the OAuth authorization server was discovered and its keys fetched (only
+    /// on servers with `spec.auth.oauth`).
+    AuthReady,
 }
 
 impl ConditionType {
@@ -31,6 +34,7 @@ impl ConditionType {
             ConditionType::Expired => "Expired",
             ConditionType::Reconciling => "Reconciling",
             ConditionType::Stalled => "Stalled",
+            ConditionType::AuthReady => "AuthReady",
         }
     }
 }
@@ -178,6 +182,47 @@ impl Reason for ExpiryReason {
             ExpiryReason::Expired => "Expired",
             ExpiryReason::NotExpired => "NotExpired",
             ExpiryReason::NoExpiry => "NoExpiry",
+        }
+    }
+}
+
+/// Where a server's OAuth authorization server stands, as the controller last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthReason {
+    /// Its metadata was discovered and its signing keys fetched.
+    IssuerReady,
+    /// Neither its metadata nor its keys could be fetched.
+    IssuerUnreachable,
+    /// A metadata document was fetched but cannot be used for this issuer.
+    IssuerMetadataInvalid,
+    /// Its JWKS holds no signing key the data plane can use.
+    NoSigningKeys,
+    /// Not checked: the spec is invalid.
+    InvalidSpec,
+    /// Not checked yet.
+    NotChecked,
+}
+
+impl AuthReason {
+    /// The condition's status: True when ready, Unknown when not checked, else False.
+    pub(crate) fn status(self) -> Option<bool> {
+        match self {
+            AuthReason::IssuerReady => Some(true),
+            AuthReason::InvalidSpec | AuthReason::NotChecked => None,
+            _ => Some(false),
+        }
+    }
+}
+
+impl Reason for AuthReason {
+    fn reason(self) -> &'static str {
+        match self {
+            AuthReason::IssuerReady => "IssuerReady",
+            AuthReason::IssuerUnreachable => "IssuerUnreachable",
+            AuthReason::IssuerMetadataInvalid => "IssuerMetadataInvalid",
+            AuthReason::NoSigningKeys => "NoSigningKeys",
+            AuthReason::InvalidSpec => "InvalidSpec",
+            AuthReason::NotChecked => "NotChecked",
         }
     }
 }

@@ -77,6 +77,7 @@ pub(crate) fn server(name: &str) -> AtomicworkMcpServer {
             require_api_token_auth: false,
             api_token_secret_ref: None,
             dry_run: false,
+            confirm: None,
             rate_limit: None,
             auth: None,
             retry: None,

@@ -11,6 +11,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod conditions;
+pub mod confirm_key;
 pub(crate) mod health;
 pub mod lease;
 pub mod metrics;
@@ -43,6 +44,7 @@ use crate::core::catalog::Catalog;
 use crate::core::server::ServerId;
 use crate::k8s::crd::{AtomicworkMcpServer, GROUP};
 use crate::k8s::scope::{ApiCall, SECRET_FIELD_SELECTOR, Scope};
+use crate::oauth::IssuerChecker;
 
 pub use reconcile::Settings;
 
@@ -64,12 +66,13 @@ pub fn controller_api_calls() -> Vec<ApiCall> {
     API_CALLS.iter().chain(apply::API_CALLS).copied().collect()
 }
 
-/// Every permission the controller needs on runtime records, in the operator's own
-/// namespace.
+/// Every permission the controller needs in the operator's own namespace: its runtime
+/// records and the approval key.
 pub fn record_api_calls() -> Vec<ApiCall> {
     let mut calls: Vec<ApiCall> = apply::RECORD_API_CALLS
         .iter()
         .chain(records::API_CALLS)
+        .chain(confirm_key::API_CALLS)
         .copied()
         .collect();
     calls.sort();
@@ -152,6 +155,8 @@ pub struct Context {
     leading: AtomicBool,
     /// Consecutive failures per server, for the error backoff; reset on success.
     failures: Mutex<HashMap<(String, String), u32>>,
+    /// Checks the OAuth authorization servers that servers name, for `AuthReady`.
+    pub(crate) issuers: IssuerChecker,
 }
 
 impl std::fmt::Debug for Context {
@@ -181,6 +186,7 @@ impl Context {
             settings,
             leading: AtomicBool::new(true),
             failures: Mutex::new(HashMap::new()),
+            issuers: IssuerChecker::default(),
         }
     }
 
@@ -250,7 +256,13 @@ async fn reconcile_once(
     if !ctx.is_leading() {
         return Ok((ReconcileOutcome::Skipped, Action::await_change()));
     }
-    let observed = apply::dereference(&ctx.client, server, &ctx.settings.runtime_namespace).await?;
+    let observed = apply::dereference(
+        &ctx.client,
+        server,
+        &ctx.settings.runtime_namespace,
+        &ctx.issuers,
+    )
+    .await?;
     let desired = reconcile::desired(
         &observed.view(server),
         &ctx.catalog,

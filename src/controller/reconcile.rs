@@ -15,6 +15,7 @@ use kube::Resource;
 
 use crate::core::base_url::BaseUrl;
 use crate::core::catalog::Catalog;
+use crate::core::oauth::IssuerCheck;
 use crate::core::runtime_record::RuntimeRecord;
 use crate::core::secret::Secret;
 use crate::core::server::ServerView;
@@ -30,7 +31,8 @@ use crate::k8s::token_secret::{
 
 use super::Error;
 use super::conditions::{
-    ConditionType, CredentialsReason, ExpiryReason, ReadyReason, Reason, condition, kstatus,
+    AuthReason, ConditionType, CredentialsReason, ExpiryReason, ReadyReason, Reason, condition,
+    kstatus,
 };
 
 /// `app.kubernetes.io/managed-by` value on every object the controller writes: the
@@ -69,6 +71,9 @@ pub struct Observed<'a> {
     pub token_secret: Option<&'a K8sSecret>,
     /// The server's runtime-record Secret, if it exists.
     pub runtime_record: Option<&'a K8sSecret>,
+    /// For a server with `spec.auth.oauth`: what the last check of its authorization
+    /// server found; `None` when not checked.
+    pub issuer: Option<&'a IssuerCheck>,
 }
 
 /// What should be done with the token Secret.
@@ -209,7 +214,8 @@ pub fn desired(
         secret_name: &secret_name,
         expired,
     };
-    let (status, ready, message) = status_of(server, &facts, settings, now);
+    let auth = auth_state(server, &res.view, observed.issuer);
+    let (status, ready, message) = status_of(server, &facts, auth.as_ref(), settings, now);
     let previous = server.status.clone().unwrap_or_default();
     let mut events = token_events(
         existing.as_ref(),
@@ -219,6 +225,9 @@ pub fn desired(
         &secret_name,
     );
     events.extend(ready_event(&previous, ready, &message));
+    if let Some((reason, message)) = &auth {
+        events.extend(auth_event(&previous, *reason, message));
+    }
     let served = match blocker {
         Some(_) => None,
         None => record.as_ref(),
@@ -236,7 +245,80 @@ pub fn desired(
         status,
         ready,
         events,
-        requeue: requeue(res.expires_at, now),
+        requeue: match &auth {
+            // Look at the authorization server again soon while it is not usable.
+            Some((reason, _)) if reason.status() != Some(true) => {
+                requeue(res.expires_at, now).min(AUTH_RECHECK)
+            }
+            _ => requeue(res.expires_at, now),
+        },
+    })
+}
+
+/// How soon a server whose authorization server is not usable is looked at again.
+pub(crate) const AUTH_RECHECK: Duration = Duration::from_secs(30);
+
+/// The `AuthReady` condition's reason and message, for a server with `spec.auth.oauth`.
+fn auth_state(
+    server: &AtomicworkMcpServer,
+    view: &Result<ServerView, Problem>,
+    check: Option<&IssuerCheck>,
+) -> Option<(AuthReason, String)> {
+    let issuer = &server.spec.auth.as_ref()?.oauth.as_ref()?.issuer;
+    Some(match (view, check) {
+        (Err(Problem::InvalidSpec(_)), _) => (
+            AuthReason::InvalidSpec,
+            "not checked until the spec is valid; see the Ready condition".into(),
+        ),
+        (_, None) => (
+            AuthReason::NotChecked,
+            format!("the authorization server {issuer} has not been checked yet"),
+        ),
+        (_, Some(IssuerCheck::Ready { keys })) => (
+            AuthReason::IssuerReady,
+            format!(
+                "discovered the authorization server {issuer} and fetched its signing keys ({keys} usable)"
+            ),
+        ),
+        (_, Some(IssuerCheck::Unreachable(why))) => (
+            AuthReason::IssuerUnreachable,
+            format!(
+                "cannot fetch the metadata or keys of the authorization server {issuer} ({why}); until the data plane can, calls are refused with 503"
+            ),
+        ),
+        (_, Some(IssuerCheck::BadMetadata(why))) => (
+            AuthReason::IssuerMetadataInvalid,
+            format!("the authorization server {issuer} cannot be used: {why}"),
+        ),
+        (_, Some(IssuerCheck::NoKeys)) => (
+            AuthReason::NoSigningKeys,
+            format!(
+                "the JWKS of the authorization server {issuer} holds no usable signing key (RSA, EC P-256/P-384 or Ed25519; HMAC keys are never used)"
+            ),
+        ),
+    })
+}
+
+/// An Event when `AuthReady` changes reason: a Warning unless the issuer is ready.
+fn auth_event(
+    previous: &AtomicworkMcpServerStatus,
+    reason: AuthReason,
+    message: &str,
+) -> Option<Notice> {
+    let before = previous.condition(ConditionType::AuthReady.as_str());
+    if before.is_some_and(|b| b.reason == reason.reason()) {
+        return None;
+    }
+    // Not checked is no news, and a server that starts out fine needs no Event beyond
+    // Ready's.
+    if reason.status().is_none() || (before.is_none() && reason == AuthReason::IssuerReady) {
+        return None;
+    }
+    Some(Notice {
+        warning: reason.status() == Some(false),
+        reason: reason.reason(),
+        action: "CheckIssuer",
+        note: message.to_string(),
     })
 }
 
@@ -335,6 +417,7 @@ struct Facts<'a> {
 fn status_of(
     server: &AtomicworkMcpServer,
     facts: &Facts<'_>,
+    auth: Option<&(AuthReason, String)>,
     settings: &Settings,
     now: Timestamp,
 ) -> (AtomicworkMcpServerStatus, ReadyReason, String) {
@@ -347,7 +430,7 @@ fn status_of(
         facts.secret_name,
     );
     let [reconciling, stalled] = kstatus(ready, &message);
-    let conditions = vec![
+    let mut conditions = vec![
         condition(
             ConditionType::Ready,
             Some(ready.is_ready()),
@@ -359,6 +442,14 @@ fn status_of(
         reconciling,
         stalled,
     ];
+    if let Some((reason, message)) = auth {
+        conditions.push(condition(
+            ConditionType::AuthReady,
+            reason.status(),
+            *reason,
+            message.clone(),
+        ));
+    }
     let previous = server
         .status
         .as_ref()

@@ -88,6 +88,7 @@ fn decide_all(
         secrets: &secrets,
         token_secret: token,
         runtime_record: record,
+        issuer: None,
     };
     reconcile::desired(
         &observed,
@@ -1428,4 +1429,152 @@ fn runtime_records_are_owned_by_the_controller_deployment() {
         .runtime,
         RecordPlan::Unchanged
     );
+}
+
+/// The pure reconcile of `server` with its authorization server checked as `issuer`.
+fn decide_with_issuer(
+    server: &AtomicworkMcpServer,
+    issuer: Option<&crate::core::oauth::IssuerCheck>,
+) -> Desired {
+    let secrets = secrets_with(&[api_secret()]);
+    let observed = Observed {
+        server,
+        secrets: &secrets,
+        token_secret: None,
+        runtime_record: None,
+        issuer,
+    };
+    reconcile::desired(
+        &observed,
+        &catalog(),
+        &settings(),
+        Timestamp::now(),
+        &fixed_mint,
+    )
+    .expect("desired state")
+}
+
+/// A server with `spec.auth.oauth` naming `issuer`.
+fn oauth_server(issuer: &str) -> AtomicworkMcpServer {
+    let mut s = server("change-ops");
+    s.spec.auth = Some(
+        serde_json::from_value(serde_json::json!({"oauth": {"issuer": issuer}}))
+            .expect("auth block"),
+    );
+    s
+}
+
+#[test]
+fn auth_ready_reports_the_authorization_server_and_looks_again_soon_when_it_is_not_usable() {
+    use crate::core::oauth::IssuerCheck;
+    let server = oauth_server("https://idp.example.com/realms/it");
+    let cases = [
+        (None, "Unknown", "NotChecked", "has not been checked yet"),
+        (
+            Some(IssuerCheck::Ready { keys: 2 }),
+            "True",
+            "IssuerReady",
+            "2 usable",
+        ),
+        (
+            Some(IssuerCheck::Unreachable(
+                "GET https://idp.example.com/.well-known/openid-configuration: HTTP 503".into(),
+            )),
+            "False",
+            "IssuerUnreachable",
+            "HTTP 503",
+        ),
+        (
+            Some(IssuerCheck::BadMetadata(
+                "the metadata names issuer \"https://other\"".into(),
+            )),
+            "False",
+            "IssuerMetadataInvalid",
+            "https://other",
+        ),
+        (
+            Some(IssuerCheck::NoKeys),
+            "False",
+            "NoSigningKeys",
+            "no usable signing key",
+        ),
+    ];
+    for (check, status, reason, says) in cases {
+        let desired = decide_with_issuer(&server, check.as_ref());
+        let status_json = serde_json::json!({"status": &desired.status});
+        let auth = condition(&status_json, "AuthReady");
+        assert_eq!(auth["status"], status, "{reason}: {auth}");
+        assert_eq!(auth["reason"], reason, "{auth}");
+        let message = auth["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{reason}: {message}");
+        assert!(
+            message.contains("https://idp.example.com/realms/it"),
+            "{message}"
+        );
+        // Ready does not depend on the issuer: the data plane checks tokens itself.
+        assert_eq!(
+            condition(&status_json, "Ready")["status"],
+            "True",
+            "{reason}"
+        );
+        if status == "True" {
+            assert_eq!(desired.requeue, reconcile::RESYNC, "{reason}");
+        } else {
+            assert!(desired.requeue <= reconcile::AUTH_RECHECK, "{reason}");
+        }
+        // A problem with the issuer is a Warning Event naming it; a first good check is
+        // not an Event of its own.
+        let auth_events: Vec<_> = desired
+            .events
+            .iter()
+            .filter(|e| e.action == "CheckIssuer")
+            .collect();
+        match status {
+            "False" => {
+                assert_eq!(auth_events.len(), 1, "{reason}");
+                assert!(auth_events[0].warning && auth_events[0].reason == reason);
+            }
+            _ => assert!(auth_events.is_empty(), "{reason}: {auth_events:?}"),
+        }
+    }
+}
+
+#[test]
+fn auth_ready_is_absent_without_oauth_and_recovers_with_an_event() {
+    use crate::core::oauth::IssuerCheck;
+    let plain = decide_with_issuer(&server("change-ops"), None);
+    let status_json = serde_json::json!({"status": &plain.status});
+    assert!(
+        status_json["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["type"] != "AuthReady")),
+        "{status_json}"
+    );
+    // Unreachable, then reachable again: the recovery is a Normal Event.
+    let server = oauth_server("https://idp.example.com");
+    let down = decide_with_issuer(&server, Some(&IssuerCheck::Unreachable("timeout".into())));
+    let server = server.with_status_of(&down.status);
+    let up = decide_with_issuer(&server, Some(&IssuerCheck::Ready { keys: 1 }));
+    let recovered: Vec<_> = up
+        .events
+        .iter()
+        .filter(|e| e.action == "CheckIssuer")
+        .collect();
+    assert_eq!(recovered.len(), 1, "{:?}", up.events);
+    assert!(!recovered[0].warning && recovered[0].reason == "IssuerReady");
+    // And the same check again changes nothing.
+    let server = server.with_status_of(&up.status);
+    let again = decide_with_issuer(&server, Some(&IssuerCheck::Ready { keys: 1 }));
+    assert!(again.events.iter().all(|e| e.action != "CheckIssuer"));
+}
+
+#[test]
+fn an_invalid_spec_leaves_the_issuer_unchecked() {
+    let mut server = oauth_server("https://idp.example.com");
+    server.spec.require_api_token_auth = true;
+    let desired = decide_with_issuer(&server, None);
+    let status_json = serde_json::json!({"status": &desired.status});
+    let auth = condition(&status_json, "AuthReady");
+    assert_eq!(auth["status"], "Unknown", "{auth}");
+    assert_eq!(auth["reason"], "InvalidSpec", "{auth}");
 }

@@ -6,6 +6,7 @@
 
 pub mod base_url;
 pub mod catalog;
+pub mod confirm;
 pub mod oauth;
 pub mod runtime_record;
 pub mod secret;

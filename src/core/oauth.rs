@@ -316,6 +316,25 @@ pub(crate) fn check_issuer(issuer: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What one check of an authorization server found: whether its metadata could be
+/// discovered and its signing keys fetched. Plain data, so the controller's status can be
+/// computed from it without I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuerCheck {
+    /// Metadata discovered and the JWKS fetched, holding this many usable signing keys.
+    Ready {
+        /// Usable signing keys in the JWKS.
+        keys: usize,
+    },
+    /// No metadata document could be fetched, or the JWKS could not be; says why (no
+    /// token or secret, only the URL and the failure).
+    Unreachable(String),
+    /// A metadata document was fetched but is not usable for this issuer; says why.
+    BadMetadata(String),
+    /// The JWKS holds no signing key this server can use (asymmetric keys only).
+    NoKeys,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,10 @@
 //! and a reader ignores fields it does not know; a change a reader must not ignore gets
 //! a new format, which an older reader refuses. OAuth settings are such a change (a
 //! reader that ignored them would serve the server without asking for a token), so a
-//! record that has them is written as [`OAUTH_RECORD_FORMAT`]; every other record is
-//! still written, and read, as [`RECORD_FORMAT`].
+//! record that has them is written as [`OAUTH_RECORD_FORMAT`]; so is an approval policy
+//! (a reader that ignored it would run destructive calls without asking), as
+//! [`CONFIRM_RECORD_FORMAT`]. Every other record is still written, and read, as
+//! [`RECORD_FORMAT`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::base_url::BaseUrl;
 use crate::core::catalog::{Catalog, ToolSet};
+use crate::core::confirm::{ConfirmPolicy, ConfirmTools, LegacyClients};
 use crate::core::oauth::{ClassScopes, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{Exposure, RateLimitSettings, RetryPolicy, ServerId, ServerView, Target};
@@ -29,6 +32,9 @@ pub const RECORD_FORMAT: &str = "1";
 /// The format of a record with OAuth settings, which readers of [`RECORD_FORMAT`] alone
 /// refuse; this code writes and reads both.
 pub const OAUTH_RECORD_FORMAT: &str = "2";
+/// The format of a record with an approval policy (with or without OAuth settings),
+/// which readers of the earlier formats refuse.
+pub const CONFIRM_RECORD_FORMAT: &str = "3";
 
 /// What the data plane needs to serve one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +95,35 @@ pub struct RuntimeRecord {
     /// [`OAUTH_RECORD_FORMAT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<RecordOAuth>,
+    /// Present when some calls need a person's approval (format
+    /// [`CONFIRM_RECORD_FORMAT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<RecordConfirm>,
+}
+
+/// [`ConfirmPolicy`] in the record, with the server's own sealing key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordConfirm {
+    /// Which calls need approval.
+    pub tools: ConfirmTools,
+    /// What clients that cannot ask a person get.
+    pub legacy_clients: LegacyClients,
+    /// Seconds an approval request stays valid.
+    pub ttl_seconds: u64,
+    /// The server's sealing key (base64url).
+    #[serde(with = "exposed")]
+    pub key: Secret,
+}
+
+impl std::fmt::Debug for RecordConfirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordConfirm")
+            .field("tools", &self.tools)
+            .field("legacy_clients", &self.legacy_clients)
+            .field("ttl_seconds", &self.ttl_seconds)
+            .finish_non_exhaustive()
+    }
 }
 
 /// [`OAuthSettings`] in the record.
@@ -196,7 +231,7 @@ pub struct RecordRetry {
 pub enum RecordError {
     /// Written in a format this code does not read.
     #[error(
-        "record format {found:?} is not a format this data plane reads ({RECORD_FORMAT:?} or {OAUTH_RECORD_FORMAT:?})"
+        "record format {found:?} is not a format this data plane reads ({RECORD_FORMAT:?}, {OAUTH_RECORD_FORMAT:?} or {CONFIRM_RECORD_FORMAT:?})"
     )]
     Format { found: String },
     /// Not valid JSON of a record. The message names the position, never the content.
@@ -238,13 +273,21 @@ impl RuntimeRecord {
             max_result_chars: u64::try_from(target.max_result_chars).unwrap_or(u64::MAX),
             client_token_digests: view.client_tokens.as_ref().map(|d| d.to_vec()),
             oauth: view.oauth.as_deref().map(RecordOAuth::from_settings),
+            confirm: view.confirm.as_deref().map(|c| RecordConfirm {
+                tools: c.tools,
+                legacy_clients: c.legacy_clients,
+                ttl_seconds: c.ttl.as_secs(),
+                key: c.key.clone(),
+            }),
         }
     }
 
     /// The format this record is written in: [`OAUTH_RECORD_FORMAT`] with OAuth
     /// settings, else [`RECORD_FORMAT`].
     pub fn format(&self) -> &'static str {
-        if self.oauth.is_some() {
+        if self.confirm.is_some() {
+            CONFIRM_RECORD_FORMAT
+        } else if self.oauth.is_some() {
             OAUTH_RECORD_FORMAT
         } else {
             RECORD_FORMAT
@@ -301,6 +344,14 @@ impl RuntimeRecord {
                 burst: r.burst,
             }),
             limiter: None,
+            confirm: self.confirm.as_ref().map(|c| {
+                Arc::new(ConfirmPolicy {
+                    tools: c.tools,
+                    legacy_clients: c.legacy_clients,
+                    ttl: Duration::from_secs(c.ttl_seconds),
+                    key: c.key.clone(),
+                })
+            }),
             oauth: self.oauth.as_ref().map(|o| Arc::new(o.to_settings())),
             user_limiter: None,
         };
@@ -315,7 +366,10 @@ impl RuntimeRecord {
 
     /// Reads a record written in `format`.
     pub fn from_json(format: &str, bytes: &[u8]) -> Result<Self, RecordError> {
-        if !matches!(format.trim(), RECORD_FORMAT | OAUTH_RECORD_FORMAT) {
+        if !matches!(
+            format.trim(),
+            RECORD_FORMAT | OAUTH_RECORD_FORMAT | CONFIRM_RECORD_FORMAT
+        ) {
             return Err(RecordError::Format {
                 found: format.chars().take(16).collect(),
             });
@@ -468,6 +522,7 @@ mod tests {
                 burst: 20,
             }),
             limiter: None,
+            confirm: None,
             oauth: Some(Arc::new(OAuthSettings {
                 issuer: "https://idp.example.com/realms/it".into(),
                 audience: Some("api://atomicwork".into()),
@@ -661,7 +716,7 @@ mod tests {
             record()
         );
         assert!(matches!(
-            RuntimeRecord::from_json("3", &bytes),
+            RuntimeRecord::from_json("4", &bytes),
             Err(RecordError::Format { .. })
         ));
     }

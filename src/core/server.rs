@@ -12,6 +12,7 @@ use jiff::Timestamp;
 
 use crate::core::base_url::BaseUrl;
 use crate::core::catalog::ToolSet;
+use crate::core::confirm::ConfirmPolicy;
 use crate::core::oauth::{Classes, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
 
@@ -73,6 +74,9 @@ pub struct ServerView {
     pub(crate) rate_limit: Option<RateLimitSettings>,
     /// Kept across updates of the same server with the same settings.
     pub(crate) limiter: Option<Arc<TokenBucket>>,
+    /// Which calls need a person's approval, with the key approval requests are sealed
+    /// with; `None` when none does.
+    pub(crate) confirm: Option<Arc<ConfirmPolicy>>,
     /// `Some` when every request needs an OAuth access token.
     pub(crate) oauth: Option<Arc<OAuthSettings>>,
     /// Each user's bucket, when the OAuth settings have a per-user limit; kept across
@@ -118,6 +122,7 @@ impl ServerView {
             client_tokens: None,
             rate_limit: None,
             limiter: None,
+            confirm: None,
             oauth: None,
             user_limiter: None,
         }

@@ -104,6 +104,13 @@ pub struct AtomicworkMcpServerSpec {
     #[serde(default)]
     pub dry_run: bool,
 
+    /// A person approves calls before they run. MCP 2026-07-28 clients that declare the
+    /// elicitation capability show the person a form with exactly what will be sent and
+    /// retry the call with the answer; other clients follow `legacyClients`. With
+    /// `dryRun`, nothing is sent and nothing is asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<Confirm>,
+
     /// Request rate limit for this server, enforced by each data plane replica.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
@@ -128,6 +135,50 @@ pub struct AtomicworkMcpServerSpec {
     /// When true, the endpoint refuses calls (HTTP 403) but keeps its token.
     #[serde(default)]
     pub(crate) suspend: bool,
+}
+
+/// Which calls need a person's approval, and what clients that cannot ask get.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Confirm {
+    /// `none` (default), `destructive` (tools annotated destructiveHint: deletes, moves to
+    /// the trash) or `writes` (every tool that is not a read).
+    #[serde(default)]
+    pub tools: ConfirmToolsSpec,
+    /// For clients that cannot ask a person (the initialize-based revisions up to
+    /// 2025-11-25, and 2026-07-28 clients without the elicitation capability): `refuse`
+    /// (default) answers such a call with an error result saying it needs approval;
+    /// `allow` runs it without approval.
+    #[serde(default)]
+    pub legacy_clients: LegacyClientsSpec,
+    /// Seconds an approval request stays valid, 30-3600 (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30, max = 3600))]
+    pub ttl_seconds: Option<u32>,
+}
+
+/// `spec.confirm.tools`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ConfirmToolsSpec {
+    /// No call needs approval.
+    #[default]
+    None,
+    /// Tools annotated destructiveHint need approval.
+    Destructive,
+    /// Every tool that is not a read needs approval.
+    Writes,
+}
+
+/// `spec.confirm.legacyClients`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum LegacyClientsSpec {
+    /// Refuse calls that need approval.
+    #[default]
+    Refuse,
+    /// Run them without approval.
+    Allow,
 }
 
 /// Where the Atomicwork tenant is and how to authenticate to it.

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
 use crate::core::base_url::BaseUrl;
 use crate::core::catalog::{Catalog, ToolFilter, ToolSet, filter};
+use crate::core::confirm::{self, ConfirmPolicy, ConfirmTools, LegacyClients};
 use crate::core::oauth::{ClassScopes, DEFAULT_USER_CLAIM, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
@@ -61,6 +62,9 @@ pub struct ResolveOptions {
     /// need: by default their tokens must be issued for that URL. The controller and
     /// local mode set it.
     pub public_url: Option<BaseUrl>,
+    /// The deployment's approval key, from which each server's key for sealing approval
+    /// requests is derived (`spec.confirm`). The controller and local mode set it.
+    pub confirm_key: Option<Secret>,
 }
 
 /// Why a server is not served. Each maps to a condition reason and a message saying what
@@ -210,6 +214,7 @@ fn build_view(
         Some(o) => Some(Arc::new(oauth_settings(o, spec, opts)?)),
         None => None,
     };
+    let confirm = confirm_policy(spec, id, opts)?;
     let api_key = api_key(server, &id.namespace, secrets)?;
     let client_tokens = client_tokens(server, &id.namespace, secrets)?;
     if tools.is_empty() {
@@ -257,6 +262,7 @@ fn build_view(
         client_tokens,
         rate_limit,
         limiter: None,
+        confirm,
         oauth,
         user_limiter: None,
     })
@@ -358,6 +364,46 @@ fn check_lifetime(
         )));
     }
     Ok(())
+}
+
+/// The server's approval policy with its own sealing key; `None` when no call needs
+/// approval.
+fn confirm_policy(
+    spec: &crate::k8s::crd::AtomicworkMcpServerSpec,
+    id: &ServerId,
+    opts: &ResolveOptions,
+) -> Result<Option<Arc<ConfirmPolicy>>, Problem> {
+    use crate::k8s::crd::{ConfirmToolsSpec, LegacyClientsSpec};
+    let Some(c) = &spec.confirm else {
+        return Ok(None);
+    };
+    let tools = match c.tools {
+        ConfirmToolsSpec::None => return Ok(None),
+        ConfirmToolsSpec::Destructive => ConfirmTools::Destructive,
+        ConfirmToolsSpec::Writes => ConfirmTools::Writes,
+    };
+    let master = opts
+        .confirm_key
+        .as_ref()
+        .and_then(confirm::key_bytes)
+        .ok_or_else(|| {
+            Problem::InvalidSpec(
+                "spec.confirm: this deployment has no approval key to seal approval requests with; the controller creates one at start (check its logs)".into(),
+            )
+        })?;
+    Ok(Some(Arc::new(ConfirmPolicy {
+        tools,
+        legacy_clients: match c.legacy_clients {
+            LegacyClientsSpec::Refuse => LegacyClients::Refuse,
+            LegacyClientsSpec::Allow => LegacyClients::Allow,
+        },
+        ttl: Duration::from_secs(u64::from(
+            c.ttl_seconds
+                .unwrap_or(confirm::DEFAULT_TTL_SECONDS)
+                .clamp(30, 3600),
+        )),
+        key: confirm::server_key(&master, &id.to_string()),
+    })))
 }
 
 fn api_key(

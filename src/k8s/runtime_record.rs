@@ -162,6 +162,7 @@ mod tests {
             max_result_chars: 1000,
             client_token_digests: None,
             oauth: None,
+            confirm: None,
         }
     }
 
@@ -246,7 +247,7 @@ mod tests {
         assert!(matches!(record_of(&misplaced), Err(Unreadable::Misplaced)));
         let mut newer = record_secret(&r, "op");
         if let Some(d) = newer.data.as_mut() {
-            d.insert(FORMAT_KEY.into(), ByteString(b"3".to_vec()));
+            d.insert(FORMAT_KEY.into(), ByteString(b"4".to_vec()));
         }
         assert!(matches!(record_of(&newer), Err(Unreadable::Record(_))));
     }

@@ -119,6 +119,50 @@ impl TokenStore {
     }
 }
 
+/// The deployment's approval key (`spec.confirm`), kept in the state directory as
+/// `confirm.key` (mode 0600) and made on first use, so processes sharing the directory (or
+/// started from a copy of it) seal and open each other's approval requests.
+fn confirm_key(dir: &Path) -> anyhow::Result<Secret> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating state directory {}", dir.display()))?;
+    let path = dir.join("confirm.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = Secret::new(text.trim());
+            if crate::core::confirm::key_bytes(&key).is_none() {
+                anyhow::bail!(
+                    "{} is not an approval key; move it away and a new one is made",
+                    path.display()
+                );
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = crate::core::confirm::mint_key()
+                .map_err(|e| anyhow::anyhow!("no randomness for an approval key: {e}"))?;
+            // Written under another name and moved into place, so two processes starting
+            // at once never read half a key; the first one's key wins.
+            let tmp = dir.join(format!("confirm.key.{}.tmp", std::process::id()));
+            write_private(&tmp, key.expose().as_bytes())?;
+            match std::fs::hard_link(&tmp, &path) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Ok(key)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let _ = std::fs::remove_file(&tmp);
+                    confirm_key(dir)
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Err(e).with_context(|| format!("writing {}", path.display()))
+                }
+            }
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -211,6 +255,10 @@ impl Loader {
         resolve: ResolveOptions,
         state_dir: &Path,
     ) -> anyhow::Result<Self> {
+        let mut resolve = resolve;
+        if resolve.confirm_key.is_none() {
+            resolve.confirm_key = Some(confirm_key(state_dir)?);
+        }
         Ok(Loader {
             catalog,
             manifests,
@@ -618,6 +666,40 @@ fn earliest_expiry(lines: &[ServerLine]) -> Option<Timestamp> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The approval key is made once per state directory: a second process (or a copy of
+    /// the directory) reads the same key, so either seals what the other opens; a damaged
+    /// key file is reported, not replaced behind the user's back.
+    #[test]
+    fn the_approval_key_lives_in_the_state_directory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = confirm_key(dir.path()).expect("made");
+        let again = confirm_key(dir.path()).expect("read");
+        assert_eq!(first.expose(), again.expose());
+        let copy = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(
+            dir.path().join("confirm.key"),
+            copy.path().join("confirm.key"),
+        )
+        .expect("copied");
+        assert_eq!(
+            confirm_key(copy.path()).expect("read").expose(),
+            first.expose()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("confirm.key"))
+                .expect("key file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(dir.path().join("confirm.key"), "damaged").expect("write");
+        let err = confirm_key(dir.path()).expect_err("damaged key refused");
+        assert!(err.to_string().contains("not an approval key"), "{err}");
+    }
+
     use super::*;
 
     /// Without the sandbox feature, `--sandbox` fails at once and says why.

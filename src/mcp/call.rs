@@ -6,6 +6,7 @@
 use http::{HeaderValue, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::approval::{self, Approval};
 use super::discovery;
 use super::eras::{Era, META_CLIENT_INFO, header_str};
 use super::escape::push_json_str;
@@ -94,6 +95,15 @@ pub(super) async fn tools_call<R: ToolRunner, G: CallGate>(
     let Value::Object(args) = args else {
         unreachable!("the arguments were wrapped as an object just above");
     };
+    match approval::check(ctx, &params, &tool, &args, client.as_deref()) {
+        Approval::Run => {}
+        Approval::Answer(reply) => return reply,
+        Approval::NotRun(result) => {
+            let mut out = local_outcome(result);
+            out.class = OutcomeClass::NotApproved;
+            return finish_call(ctx, tool.name(), client, out);
+        }
+    }
     if let Some(caller) = ctx.req.caller
         && let Err(wait) = gate.admit_user_call(view, caller.user.as_deref().unwrap_or(""))
     {

@@ -3,6 +3,7 @@
 //! methods a tools-only server answers. Nothing is remembered between requests, so any
 //! replica can answer any request.
 
+mod approval;
 mod call;
 mod discovery;
 mod eras;

@@ -27,6 +27,8 @@ pub(crate) enum Outcome {
     InsufficientScope,
     /// `tools/call` was refused by the caller's per-user rate limit.
     UserRateLimited,
+    /// `tools/call` was answered with a request for a person's approval.
+    ApprovalAsked,
     /// An OAuth server's protected resource metadata was served.
     ResourceMetadata,
     /// Protected resource metadata was asked of a server without OAuth (404).
@@ -80,6 +82,7 @@ impl Outcome {
             Outcome::TokenRefused(e) => e.label(),
             Outcome::InsufficientScope => "insufficient_scope",
             Outcome::UserRateLimited => "rate_limited_user",
+            Outcome::ApprovalAsked => "approval_asked",
             Outcome::ResourceMetadata => "resource_metadata",
             Outcome::NoResourceMetadata => "no_resource_metadata",
             Outcome::MethodNotAllowed => "method_not_allowed",
@@ -129,6 +132,7 @@ mod tests {
             Outcome::TokenRefused(AuthError::IssuerUnreachable),
             Outcome::InsufficientScope,
             Outcome::UserRateLimited,
+            Outcome::ApprovalAsked,
             Outcome::ResourceMetadata,
             Outcome::NoResourceMetadata,
             Outcome::MethodNotAllowed,

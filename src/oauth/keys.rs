@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::discovery::{self, BadMetadata};
 use super::token::name;
 use super::{AuthError, MAX_DOCUMENT_BYTES, Options};
+use crate::core::oauth::IssuerCheck;
 
 /// One usable verification key of an issuer.
 #[derive(Clone)]
@@ -248,6 +249,20 @@ impl IssuerKeys {
                     _ => Err(AuthError::IssuerUnreachable),
                 }
             }
+        }
+    }
+
+    /// Discovers the issuer and fetches its keys now, outside the serving state (neither
+    /// the keys held nor the fetch count change), for a status report.
+    pub(crate) async fn check_now(&self) -> IssuerCheck {
+        let mut state = FetchState::default();
+        match self.fetch_keys(&mut state).await {
+            Ok(set) => IssuerCheck::Ready {
+                keys: set.keys.len(),
+            },
+            Err(FetchError::Http(e)) => IssuerCheck::Unreachable(e),
+            Err(FetchError::Metadata(e)) => IssuerCheck::BadMetadata(e.to_string()),
+            Err(FetchError::NoKeys) => IssuerCheck::NoKeys,
         }
     }
 

@@ -13,11 +13,12 @@ mod discovery;
 mod keys;
 mod token;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub use crate::core::oauth::AuthError;
-use crate::core::oauth::OAuthSettings;
+use crate::core::oauth::{IssuerCheck, OAuthSettings};
 
 pub(crate) use cache::VerifiedCache;
 use keys::Issuers;
@@ -126,6 +127,69 @@ impl Verifier {
     /// How many times keys (with the metadata, when needed) were fetched, per issuer.
     pub fn key_fetches(&self, issuer: &str) -> u64 {
         self.issuers.fetches(issuer)
+    }
+}
+
+/// Checks authorization servers for the controller's `AuthReady` condition: discovery and
+/// one JWKS fetch per issuer, remembered for a while (longer when it worked), so that many
+/// servers naming one issuer cost one check, and a reconcile never waits on an issuer it
+/// checked a moment ago.
+#[derive(Debug)]
+pub struct IssuerChecker {
+    issuers: Issuers,
+    /// Last result per issuer, with when it was taken.
+    last: Mutex<HashMap<String, (Instant, IssuerCheck)>>,
+    /// How long a good result is reused.
+    ready_for: Duration,
+    /// How long a failed result is reused.
+    failed_for: Duration,
+}
+
+/// How long a successful issuer check is reused.
+pub(crate) const CHECK_READY_FOR: Duration = Duration::from_secs(300);
+/// How long a failed issuer check is reused (the controller looks again after it).
+pub(crate) const CHECK_FAILED_FOR: Duration = Duration::from_secs(30);
+
+impl Default for IssuerChecker {
+    fn default() -> Self {
+        IssuerChecker::new(Options::default(), CHECK_READY_FOR, CHECK_FAILED_FOR)
+    }
+}
+
+impl IssuerChecker {
+    /// A checker fetching with `options`, reusing results for the given times.
+    pub fn new(options: Options, ready_for: Duration, failed_for: Duration) -> Self {
+        IssuerChecker {
+            issuers: Issuers::new(options),
+            last: Mutex::new(HashMap::new()),
+            ready_for,
+            failed_for,
+        }
+    }
+
+    /// The state of `issuer`: a recent result, or a new check.
+    pub async fn check(&self, issuer: &str) -> IssuerCheck {
+        let now = Instant::now();
+        if let Some((at, result)) = self.lock().get(issuer) {
+            let keep = match result {
+                IssuerCheck::Ready { .. } => self.ready_for,
+                _ => self.failed_for,
+            };
+            if now.duration_since(*at) < keep {
+                return result.clone();
+            }
+        }
+        let result = self.issuers.get(issuer).check_now().await;
+        self.lock()
+            .insert(issuer.to_string(), (Instant::now(), result.clone()));
+        result
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, IssuerCheck)>> {
+        match self.last.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }
 

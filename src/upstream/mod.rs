@@ -109,6 +109,8 @@ pub(crate) enum OutcomeClass {
     Tls,
     /// Unreadable answer, redirect or unexpected status.
     Protocol,
+    /// The call needed a person's approval and did not get it; nothing was sent.
+    NotApproved,
 }
 
 impl OutcomeClass {
@@ -127,6 +129,7 @@ impl OutcomeClass {
             OutcomeClass::Connect => "connect",
             OutcomeClass::Tls => "tls",
             OutcomeClass::Protocol => "protocol",
+            OutcomeClass::NotApproved => "not_approved",
         }
     }
 
@@ -455,6 +458,46 @@ fn local_failure(tool: &Tool, class: OutcomeClass, message: String) -> CallOutco
 fn not_sent(tool: &Tool, e: &BuildError) -> CallOutcome {
     let message = format!("invalid arguments: {e}. Fix the arguments and call again.");
     local_failure(tool, OutcomeClass::InvalidArguments, message)
+}
+
+/// Longest body summary shown in an approval request, in characters.
+const APPROVAL_BODY_CHARS: usize = 1_500;
+
+/// What a person approving a call is shown: the HTTP method and path, the query and a
+/// summary of the body, exactly as the call would send them, with the API key redacted
+/// (should an argument hold it) and file contents left out (names, types and sizes only).
+/// `Err` says why the call could not be built; the caller then runs it to report that.
+pub(crate) fn approval_summary(
+    tool: &Tool,
+    args: &Map<String, Value>,
+    target: &Target,
+) -> Result<String, String> {
+    let p = build_request(tool, args, target).map_err(|e| e.to_string())?;
+    let mut text = format!("{} {}", p.method.as_str(), p.path);
+    if !p.query.is_empty() {
+        let query: Vec<String> = p.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        text.push_str(&format!("\nQuery: {}", query.join("&")));
+    }
+    if let Some(ws) = &p.workspace {
+        text.push_str(&format!("\nWorkspace: {ws}"));
+    }
+    let body = match &p.body {
+        PreparedBody::None => None,
+        PreparedBody::Json(v) => Some(serde_json::to_string_pretty(v).unwrap_or_default()),
+        PreparedBody::Multipart { fields, files } => Some(
+            serde_json::to_string_pretty(&multipart::describe(fields, files)).unwrap_or_default(),
+        ),
+    };
+    // The key is removed before the body is cut, so no part of it survives the cut.
+    let redactor = Redactor::new(target.api_key.expose());
+    let mut text = redactor.text(&text).into_owned();
+    if let Some(body) = body {
+        let mut body = redactor.text(&body).into_owned();
+        response::cap_text(&mut body, APPROVAL_BODY_CHARS, redactor);
+        text.push_str("\nBody:\n");
+        text.push_str(&body);
+    }
+    Ok(text)
 }
 
 /// The request a write would send, with the API key redacted and file bytes left out.

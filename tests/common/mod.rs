@@ -62,6 +62,7 @@ pub fn view(catalog: &Catalog, yaml: &str, upstream: &str) -> ServerView {
         base_url_override: Some(BaseUrl::parse(upstream).expect("a test base URL")),
         notice: None,
         public_url: None,
+        confirm_key: None,
     };
     resolve::resolve(&server, &secrets(), catalog, Timestamp::now(), &opts)
         .view

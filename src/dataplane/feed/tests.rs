@@ -46,6 +46,7 @@ fn record(name: &str, token: &str) -> RuntimeRecord {
         max_result_chars: 1000,
         client_token_digests: None,
         oauth: None,
+        confirm: None,
     }
 }
 
