@@ -478,3 +478,112 @@ async fn a_write_with_the_read_token_is_refused_for_its_scope_and_audited() {
         "{audit:#?}"
     );
 }
+
+/// Runs `tests/python/approval_client.py`: asks on `ask`, answers `decision` as the person,
+/// retries on `retry`; returns its JSON summary.
+async fn run_approval(
+    python: &Path,
+    ask: &str,
+    retry: &str,
+    change: &str,
+    decision: &str,
+) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/approval_client.py");
+    let child = tokio::process::Command::new(python)
+        .arg(&script)
+        .args(["--ask", ask, "--retry", retry, "--tool", TRASH_TOOL])
+        .arg("--arguments")
+        .arg(json!({"display_id": change}).to_string())
+        .args(["--decision", decision])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {} {}: {e}", python.display(), script.display()));
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{} did not end within {SCRIPT_TIMEOUT:?}", script.display()))
+        .expect("script output");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let summary: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}):\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.status.success(), "{summary}");
+    summary
+}
+
+/// The destructive tool the approval test calls.
+const TRASH_TOOL: &str = "create_a_atomicwork_change_trash";
+
+/// The official MCP Python SDK in 2026-07-28 mode, with an elicitation callback, against
+/// two local-mode processes started from one state directory (so they share the URL token
+/// and the approval key): the approval is asked by one process and the retried call lands
+/// on the other. Approved, the tenant receives exactly one request; declined, none.
+#[tokio::test]
+async fn python_sdk_approves_on_one_process_and_the_call_runs_once_on_the_other() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let python = sdk_python();
+    let tenant = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"trashed": true})))
+        .mount(&tenant)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).expect("mkdir");
+    let server = format!(
+        "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: changes, namespace: it-ops}}\nspec:\n  atomicwork:\n    baseUrl: {}\n    apiKeySecretRef: {{name: atomicwork-api}}\n    workspaceId: \"1\"\n  tags: [changes]\n  confirm: {{tools: destructive}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: atomicwork-api, namespace: it-ops}}\nstringData: {{apiKey: approval-test-key-0123}}\n",
+        tenant.uri()
+    );
+    std::fs::write(manifests.join("changes.yaml"), server).expect("write");
+    let state_a = dir.path().join("state-a");
+    let mut a = LocalProcess::spawn_args(&manifests, &state_a, Stdio::null(), &[], &[]);
+    a.read_summary().await;
+    let url_a = a.url("it-ops/changes");
+    // The second process starts from a copy of the first one's state directory.
+    let state_b = dir.path().join("state-b");
+    std::fs::create_dir(&state_b).expect("mkdir");
+    for file in ["tokens.json", "confirm.key"] {
+        std::fs::copy(state_a.join(file), state_b.join(file)).expect("copy state");
+    }
+    let mut b = LocalProcess::spawn_args(&manifests, &state_b, Stdio::null(), &[], &[]);
+    b.read_summary().await;
+    let url_b = b.url("it-ops/changes");
+    assert_ne!(url_a, url_b, "two processes on two ports");
+    let puts = |reqs: &[wiremock::Request], change: &str| {
+        reqs.iter()
+            .filter(|r| {
+                r.method.as_str() == "PUT"
+                    && r.url.path() == format!("/api/v1/change-management/changes/{change}/trash")
+            })
+            .count()
+    };
+
+    let approved = run_approval(&python, &url_a, &url_b, "CHG-2", "approve").await;
+    let message = approved["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("PUT /api/v1/change-management/changes/CHG-2/trash"),
+        "{approved}"
+    );
+    assert!(!message.contains("approval-test-key-0123"), "{approved}");
+    assert_eq!(approved["is_error"], false, "{approved}");
+    let reqs = tenant.received_requests().await.unwrap_or_default();
+    assert_eq!(puts(&reqs, "CHG-2"), 1, "exactly one request upstream");
+
+    let declined = run_approval(&python, &url_a, &url_b, "CHG-1", "decline").await;
+    assert_eq!(declined["is_error"], true, "{declined}");
+    assert!(
+        declined["texts"][0]
+            .as_str()
+            .is_some_and(|t| t.contains("declined") && t.contains("Nothing was sent")),
+        "{declined}"
+    );
+    let reqs = tenant.received_requests().await.unwrap_or_default();
+    assert_eq!(puts(&reqs, "CHG-1"), 0, "nothing upstream when declined");
+    assert_eq!(reqs.len(), 1, "only the approved call reached the tenant");
+}
