@@ -88,6 +88,7 @@ async fn a_refusal_before_the_body_arrived_says_the_connection_closes() {
         public_url: Some(
             atomicwork_mcp::core::base_url::BaseUrl::parse(&plane.base).expect("plane URL"),
         ),
+        confirm_key: None,
     };
     let view = atomicwork_mcp::k8s::resolve::resolve(
         &server,
