@@ -1109,7 +1109,14 @@ fn every_example_is_self_contained_and_serves() {
             let tools = filter(&catalog, &f).unwrap_or_else(|e| panic!("{id}: {e}"));
             assert!(!tools.is_empty(), "{id}: no tool matches");
             // And the server as a whole would be served, with the Secrets of its own file.
-            let r = resolve(server, &m, &catalog, now, &ResolveOptions::default());
+            // The controller and local mode always hold an approval key (spec.confirm).
+            let opts = ResolveOptions {
+                confirm_key: Some(atomicwork_mcp::core::secret::Secret::new(
+                    "ZXhhbXBsZS1hcHByb3ZhbC1rZXktMDEyMzQ1Njc4OWFiY2RlZg",
+                )),
+                ..ResolveOptions::default()
+            };
+            let r = resolve(server, &m, &catalog, now, &opts);
             if let Err(problem) = &r.view {
                 panic!("{id}: would not be served: {problem}");
             }

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 pub struct Secret(Arc<str>);
 
 impl Secret {
-    pub(crate) fn new(value: impl Into<Arc<str>>) -> Self {
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
         Secret(value.into())
     }
 

@@ -666,6 +666,40 @@ fn earliest_expiry(lines: &[ServerLine]) -> Option<Timestamp> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The approval key is made once per state directory: a second process (or a copy of
+    /// the directory) reads the same key, so either seals what the other opens; a damaged
+    /// key file is reported, not replaced behind the user's back.
+    #[test]
+    fn the_approval_key_lives_in_the_state_directory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = confirm_key(dir.path()).expect("made");
+        let again = confirm_key(dir.path()).expect("read");
+        assert_eq!(first.expose(), again.expose());
+        let copy = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(
+            dir.path().join("confirm.key"),
+            copy.path().join("confirm.key"),
+        )
+        .expect("copied");
+        assert_eq!(
+            confirm_key(copy.path()).expect("read").expose(),
+            first.expose()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("confirm.key"))
+                .expect("key file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(dir.path().join("confirm.key"), "damaged").expect("write");
+        let err = confirm_key(dir.path()).expect_err("damaged key refused");
+        assert!(err.to_string().contains("not an approval key"), "{err}");
+    }
+
     use super::*;
 
     /// Without the sandbox feature, `--sandbox` fails at once and says why.
