@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
 use crate::core::base_url::BaseUrl;
-use crate::core::catalog::{Catalog, Tool, ToolFilter, filter};
+use crate::core::catalog::{Catalog, Tool, ToolFilter, ToolSetKind, filter};
 use crate::dataplane::{self, ConnectionLimits, DataplaneConfig};
 use crate::k8s::crd::AtomicworkMcpServer;
 
@@ -332,6 +332,24 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// The `--tool-set` values of `tools`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum ToolSetArg {
+    /// The hand-written tools for everyday ITSM work.
+    Curated,
+    /// One tool per operation of Atomicwork's published API.
+    Complete,
+}
+
+impl From<ToolSetArg> for ToolSetKind {
+    fn from(arg: ToolSetArg) -> Self {
+        match arg {
+            ToolSetArg::Curated => ToolSetKind::Curated,
+            ToolSetArg::Complete => ToolSetKind::Complete,
+        }
+    }
+}
+
 /// Output format of `tools`.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum OutputFormat {
@@ -358,6 +376,9 @@ impl CatalogArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ToolsArgs {
+    /// The built-in tool set to pick from (spec.toolSet).
+    #[arg(long, value_enum, default_value_t = ToolSetArg::Curated)]
+    pub(crate) tool_set: ToolSetArg,
     /// read, write, custom or exact method names (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
     pub(crate) methods: Vec<String>,
@@ -563,6 +584,7 @@ pub fn crd_yaml() -> anyhow::Result<String> {
 fn tools(args: ToolsArgs) -> anyhow::Result<ExitCode> {
     let catalog = args.catalog.load()?;
     let f = ToolFilter {
+        set: args.tool_set.into(),
         methods: Some(args.methods),
         tags: Some(args.tags),
         allow: args.allow,
@@ -587,10 +609,12 @@ pub(crate) fn tools_json(tools: &[std::sync::Arc<Tool>]) -> serde_json::Value {
                     "name": t.name(),
                     "title": t.source.title,
                     "method": t.source.method,
+                    "class": t.method_class().as_str(),
                     "tags": t.source.tags,
                     "http": format!("{} {}", t.source.http, t.source.path),
                     "annotations": t.annotations,
                     "description": t.source.description,
+                    "inputSchema": t.input_schema,
                 })
             })
             .collect(),

@@ -112,7 +112,17 @@ fn field_descriptions_come_from_doc_comments() {
         "{text}"
     );
     let exposure = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["toolExposure"];
-    assert_eq!(exposure["default"], "all");
+    // No default: unset means `all`, except for a complete server of more than 60 tools.
+    assert_eq!(exposure["default"], serde_json::Value::Null);
+    let text = exposure["description"].as_str().expect("description");
+    assert!(text.contains("complete") && text.contains("60"), "{text}");
+    let set = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["toolSet"];
+    assert_eq!(set["enum"], serde_json::json!(["curated", "complete"]));
+    let text = set["description"].as_str().expect("description");
+    assert!(
+        text.contains("curated") && text.contains("published API"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -143,7 +153,7 @@ spec:
         server.spec.atomicwork.api_key_secret_ref.key, "apiKey",
         "key defaults"
     );
-    assert_eq!(server.spec.tool_exposure, ToolExposure::Discovery);
+    assert_eq!(server.spec.tool_exposure, Some(ToolExposure::Discovery));
     assert_eq!(server.spec.rate_limit.map(|r| r.burst), Some(Some(20)));
     let again: AtomicworkMcpServer =
         serde_saphyr::from_str(&serde_saphyr::to_string(&server).expect("serialises"))
@@ -181,6 +191,12 @@ fn every_example_server_deserializes_and_resolves_its_filters() {
             let tools = atomicwork_mcp::core::catalog::filter(&catalog, &f)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             assert!(!tools.is_empty(), "{}: no tools", file.display());
+            // Tool overrides apply too.
+            let names: Vec<String> = tools.iter().map(|t| t.name().to_string()).collect();
+            let overrides = atomicwork_mcp::k8s::resolve::tool_overrides_of(&server);
+            catalog
+                .shaped_tool_set(f.set, &names, &overrides)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             servers += 1;
         }
     }

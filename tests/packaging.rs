@@ -1171,12 +1171,21 @@ fn examples_cover_the_common_cases() {
         "{file}: the placeholder expiresAt should stay in the future for years"
     );
     find("discovery-mode server", &|s| {
-        s.spec.tool_exposure == atomicwork_mcp::k8s::crd::ToolExposure::Discovery
+        s.spec.tool_exposure == Some(atomicwork_mcp::k8s::crd::ToolExposure::Discovery)
     });
     find("API-token-auth server", &|s| {
         s.spec.require_api_token_auth && s.spec.api_token_secret_ref.is_some()
     });
     find("dry-run server", &|s| s.spec.dry_run);
+    find("server with tool overrides", &|s| {
+        s.spec
+            .tool_overrides
+            .as_ref()
+            .is_some_and(|o| o.values().any(|t| t.fixed.is_some()))
+    });
+    find("complete-set server", &|s| {
+        s.spec.tool_set == Some(atomicwork_mcp::k8s::crd::ToolSetName::Complete)
+    });
 }
 
 #[test]

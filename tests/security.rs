@@ -366,13 +366,16 @@ async fn pipelined_requests_are_each_answered_by_their_own_server() {
     let pipelined = [
         raw_post(&format!("/mcp/{TOKEN_A}"), init, ""),
         raw_post(&format!("/mcp/{TOKEN_A}"), READ_CALL, ""),
+        raw_post(&format!("/mcp/{TOKEN_B}"), init, ""),
         raw_post(&format!("/mcp/{UNKNOWN_TOKEN}"), READ_CALL, ""),
-        raw_post(&format!("/mcp/{TOKEN_B}"), init, "Connection: close\r\n"),
+        // A refusal sent before its body is read ends the connection (it says
+        // `Connection: close`), so nothing after it is answered on this connection.
+        raw_post(&format!("/mcp/{TOKEN_A}"), READ_CALL, ""),
     ]
     .concat();
     let answers = exchange(&plane, pipelined.as_bytes()).await;
     let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
-    assert_eq!(statuses, vec![200, 200, 404, 200], "{answers:?}");
+    assert_eq!(statuses, vec![200, 200, 200, 404], "{answers:?}");
     let title = |body: &str| -> String {
         serde_json::from_str::<Value>(body).expect("json")["result"]["serverInfo"]["title"]
             .as_str()
@@ -380,7 +383,7 @@ async fn pipelined_requests_are_each_answered_by_their_own_server() {
             .to_string()
     };
     assert_eq!(title(&answers[0].1), "Display server-a");
-    assert_eq!(title(&answers[3].1), "Display server-b");
+    assert_eq!(title(&answers[2].1), "Display server-b");
     assert_eq!((received(&up_a).await, received(&up_b).await), (1, 0));
 }
 

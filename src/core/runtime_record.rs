@@ -11,8 +11,10 @@
 //! reader that ignored them would serve the server without asking for a token), so a
 //! record that has them is written as [`OAUTH_RECORD_FORMAT`]; so is an approval policy
 //! (a reader that ignored it would run destructive calls without asking), as
-//! [`CONFIRM_RECORD_FORMAT`]. Every other record is still written, and read, as
-//! [`RECORD_FORMAT`].
+//! [`CONFIRM_RECORD_FORMAT`]; and so are tools taken from the complete set or shaped by
+//! `toolOverrides` (a reader that ignored the overrides would let callers choose the
+//! arguments a server fixes), as [`TOOLS_RECORD_FORMAT`]. Every other record is still
+//! written, and read, as [`RECORD_FORMAT`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::core::base_url::BaseUrl;
-use crate::core::catalog::{Catalog, ToolSet};
+use crate::core::catalog::{Catalog, ToolOverrides, ToolSet, ToolSetKind};
 use crate::core::confirm::{ConfirmPolicy, ConfirmTools, LegacyClients};
 use crate::core::oauth::{ClassScopes, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
@@ -35,6 +37,10 @@ pub const OAUTH_RECORD_FORMAT: &str = "2";
 /// The format of a record with an approval policy (with or without OAuth settings),
 /// which readers of the earlier formats refuse.
 pub const CONFIRM_RECORD_FORMAT: &str = "3";
+/// The format of a record whose tools come from the complete set or are shaped by tool
+/// overrides (with or without the settings of the earlier formats), which readers of
+/// the earlier formats refuse.
+pub const TOOLS_RECORD_FORMAT: &str = "4";
 
 /// What the data plane needs to serve one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +69,12 @@ pub struct RuntimeRecord {
     /// Names of the tools served, after every filter.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// The built-in set `tools` name tools of; absent for the curated set.
+    #[serde(default, skip_serializing_if = "ToolSetKind::is_curated")]
+    pub tool_set: ToolSetKind,
+    /// How the server shows some of `tools` (`spec.toolOverrides`), by catalog name.
+    #[serde(default, skip_serializing_if = "ToolOverrides::is_empty")]
+    pub tool_overrides: ToolOverrides,
     /// How tools are listed.
     #[serde(default)]
     pub exposure: RecordExposure,
@@ -231,7 +243,7 @@ pub struct RecordRetry {
 pub enum RecordError {
     /// Written in a format this code does not read.
     #[error(
-        "record format {found:?} is not a format this data plane reads ({RECORD_FORMAT:?}, {OAUTH_RECORD_FORMAT:?} or {CONFIRM_RECORD_FORMAT:?})"
+        "record format {found:?} is not a format this data plane reads ({RECORD_FORMAT:?}, {OAUTH_RECORD_FORMAT:?}, {CONFIRM_RECORD_FORMAT:?} or {TOOLS_RECORD_FORMAT:?})"
     )]
     Format { found: String },
     /// Not valid JSON of a record. The message names the position, never the content.
@@ -253,7 +265,9 @@ impl RuntimeRecord {
             base_url: target.base_url.clone(),
             api_key: target.api_key.clone(),
             workspace_id: target.workspace_id.clone(),
-            tools: view.tools.names(),
+            tools: view.tools.catalog_names(),
+            tool_set: view.tools.kind(),
+            tool_overrides: view.tools.overrides().clone(),
             exposure: match view.exposure {
                 Exposure::All => RecordExposure::All,
                 Exposure::Discovery => RecordExposure::Discovery,
@@ -282,10 +296,13 @@ impl RuntimeRecord {
         }
     }
 
-    /// The format this record is written in: [`OAUTH_RECORD_FORMAT`] with OAuth
-    /// settings, else [`RECORD_FORMAT`].
+    /// The format this record is written in: [`TOOLS_RECORD_FORMAT`] for complete-set or
+    /// shaped tools, else [`CONFIRM_RECORD_FORMAT`] with an approval policy, else
+    /// [`OAUTH_RECORD_FORMAT`] with OAuth settings, else [`RECORD_FORMAT`].
     pub fn format(&self) -> &'static str {
-        if self.confirm.is_some() {
+        if !self.tool_set.is_curated() || !self.tool_overrides.is_empty() {
+            TOOLS_RECORD_FORMAT
+        } else if self.confirm.is_some() {
             CONFIRM_RECORD_FORMAT
         } else if self.oauth.is_some() {
             OAUTH_RECORD_FORMAT
@@ -303,13 +320,23 @@ impl RuntimeRecord {
     /// from `catalog` by name. Names the catalog does not know are left out (and
     /// returned, so the caller can say so).
     pub fn to_entry(&self, catalog: &Catalog) -> (TokenHash, ServerView, Vec<String>) {
-        let tools: Arc<ToolSet> = catalog.tool_set(&self.tools);
-        let unknown: Vec<String> = self
+        let mut unknown: Vec<String> = self
             .tools
             .iter()
-            .filter(|n| catalog.get(n).is_none())
+            .filter(|n| catalog.get_in(self.tool_set, n).is_none())
             .cloned()
             .collect();
+        // Overrides that no longer apply (the catalog changed under the record) leave
+        // the server without tools rather than serve them unshaped: a fixed argument
+        // must never become the caller's to choose.
+        let tools: Arc<ToolSet> =
+            match catalog.shaped_tool_set(self.tool_set, &self.tools, &self.tool_overrides) {
+                Ok(set) => set,
+                Err(e) => {
+                    unknown.push(format!("toolOverrides ({e})"));
+                    catalog.tool_set_of(self.tool_set, &[])
+                }
+            };
         let id = self.id();
         let view = ServerView {
             id_label: id.to_string().into(),
@@ -368,7 +395,7 @@ impl RuntimeRecord {
     pub fn from_json(format: &str, bytes: &[u8]) -> Result<Self, RecordError> {
         if !matches!(
             format.trim(),
-            RECORD_FORMAT | OAUTH_RECORD_FORMAT | CONFIRM_RECORD_FORMAT
+            RECORD_FORMAT | OAUTH_RECORD_FORMAT | CONFIRM_RECORD_FORMAT | TOOLS_RECORD_FORMAT
         ) {
             return Err(RecordError::Format {
                 found: format.chars().take(16).collect(),
@@ -568,6 +595,96 @@ mod tests {
     }
 
     #[test]
+    fn a_complete_set_server_keeps_its_set_through_the_record() {
+        let catalog = catalog();
+        let names = vec![
+            "list_all_atomicwork_tags".to_string(),
+            // In both sets, under the same name.
+            "list_all_atomicwork_audit_logs".to_string(),
+        ];
+        let view = ServerView {
+            tools: catalog.tool_set_of(ToolSetKind::Complete, &names),
+            ..view(&catalog)
+        };
+        let record = RuntimeRecord::from_view(&view, TokenHash::of(URL_TOKEN), None);
+        assert_eq!(record.tool_set, ToolSetKind::Complete);
+        assert_eq!(
+            record.format(),
+            TOOLS_RECORD_FORMAT,
+            "a reader of the earlier formats must not serve curated tools instead"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&record.to_json()).expect("json");
+        assert_eq!(json["toolSet"], "complete");
+        let back = RuntimeRecord::from_json(record.format(), &record.to_json()).expect("readable");
+        let (_, served, unknown) = back.to_entry(&catalog);
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(served.tools.kind(), ToolSetKind::Complete);
+        let tags = served
+            .tools
+            .get("list_all_atomicwork_tags")
+            .expect("served");
+        assert!(std::sync::Arc::ptr_eq(
+            tags,
+            catalog
+                .get_in(ToolSetKind::Complete, "list_all_atomicwork_tags")
+                .expect("in the complete set")
+        ));
+        // A curated record leaves the field out, so older readers see nothing new, and a
+        // record without it is curated.
+        let curated: serde_json::Value =
+            serde_json::from_slice(&record_curated().to_json()).expect("json");
+        assert!(curated.get("toolSet").is_none(), "{curated}");
+        // A complete-set name in a curated record is unknown, and reported.
+        let mut wrong = back.clone();
+        wrong.tool_set = ToolSetKind::Curated;
+        let (_, served, unknown) = wrong.to_entry(&catalog);
+        assert_eq!(unknown, ["list_all_atomicwork_tags"]);
+        assert_eq!(served.tools.names(), ["list_all_atomicwork_audit_logs"]);
+    }
+
+    #[test]
+    fn overrides_travel_in_the_record_and_shape_the_served_tools_again() {
+        let catalog = catalog();
+        let overrides: ToolOverrides = serde_json::from_value(serde_json::json!({
+            "list_all_atomicwork_audit_logs": {"name": "audit_trail", "fixed": {"per_page": 10}}
+        }))
+        .expect("overrides");
+        let names = vec!["list_all_atomicwork_audit_logs".to_string()];
+        let tools = catalog
+            .shaped_tool_set(ToolSetKind::Curated, &names, &overrides)
+            .expect("shaped");
+        let view = ServerView {
+            tools,
+            ..view(&catalog)
+        };
+        let record = RuntimeRecord::from_view(&view, TokenHash::of(URL_TOKEN), None);
+        assert_eq!(record.tools, names, "the record lists catalog names");
+        assert_eq!(
+            record.format(),
+            TOOLS_RECORD_FORMAT,
+            "a reader that ignored the overrides would let callers pick fixed arguments"
+        );
+        assert_eq!(record.tool_overrides, overrides);
+        let back = RuntimeRecord::from_json(record.format(), &record.to_json()).expect("readable");
+        let (_, served, unknown) = back.to_entry(&catalog);
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(served.tools.names(), ["audit_trail"]);
+        // Overrides that no longer fit leave the server without tools, never unshaped.
+        let mut stale = back.clone();
+        stale.tool_overrides = serde_json::from_value(serde_json::json!({
+            "list_all_atomicwork_audit_logs": {"fixed": {"gone": 1}}
+        }))
+        .expect("overrides");
+        let (_, served, unknown) = stale.to_entry(&catalog);
+        assert!(served.tools.is_empty());
+        assert!(unknown[0].contains("toolOverrides"), "{unknown:?}");
+    }
+
+    fn record_curated() -> RuntimeRecord {
+        record()
+    }
+
+    #[test]
     fn a_view_survives_the_trip_through_a_record() {
         let catalog = catalog();
         let original = view(&catalog);
@@ -716,7 +833,7 @@ mod tests {
             record()
         );
         assert!(matches!(
-            RuntimeRecord::from_json("4", &bytes),
+            RuntimeRecord::from_json("5", &bytes),
             Err(RecordError::Format { .. })
         ));
     }

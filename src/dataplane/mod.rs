@@ -437,29 +437,39 @@ async fn mcp_answer(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let (method, headers) = (parts.method, parts.headers);
+    // A refusal sent before the body is read ends the connection (the unread body is not
+    // skipped), so it says so: a client that reused the connection for its next request,
+    // as an OAuth client does right after a 401, would find it closed.
+    let early = |resp: Response| {
+        if announces_body(&headers) {
+            closing(resp)
+        } else {
+            resp
+        }
+    };
     let Some(view) = dp.registry.lookup(&token) else {
         dp.metrics.request(None, Outcome::UnknownToken);
-        return json_error(
+        return early(json_error(
             StatusCode::NOT_FOUND,
             code::UNKNOWN_ENDPOINT,
             "unknown or revoked MCP endpoint; get the current URL from the resource status",
-        );
+        ));
     };
     let server = Some(&view.id_label);
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin.to_str().is_ok_and(|o| dp.config.origin_allowed(o));
         if !allowed {
             dp.metrics.request(server, Outcome::ForbiddenOrigin);
-            return json_error(
+            return early(json_error(
                 StatusCode::FORBIDDEN,
                 code::FORBIDDEN_ORIGIN,
                 "Origin not allowed",
-            );
+            ));
         }
     }
     if let Err(refusal) = view.admit(Timestamp::now(), bearer(&headers)) {
         dp.metrics.request(server, refusal_outcome(refusal));
-        return refusal_response(&view, refusal);
+        return early(refusal_response(&view, refusal));
     }
     // An OAuth server's access token, checked before anything else is looked at.
     let caller: Option<Caller> = match view.oauth.as_deref() {
@@ -479,7 +489,7 @@ async fn mcp_answer(
                 Ok(caller) => Some(caller),
                 Err((resp, outcome)) => {
                     dp.metrics.request(server, outcome);
-                    return resp;
+                    return early(resp);
                 }
             }
         }
@@ -494,11 +504,11 @@ async fn mcp_answer(
         );
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return resp;
+        return early(resp);
     }
     if let Some(resp) = check_content_type(&headers) {
         dp.metrics.request(server, Outcome::UnsupportedMediaType);
-        return resp;
+        return early(resp);
     }
     let body = match read_body(&dp.config, &headers, body, guard).await {
         Ok(body) => body,
@@ -650,6 +660,14 @@ fn closing(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
+}
+
+/// Whether a request has a body: a `Transfer-Encoding`, or a `Content-Length` other than 0.
+fn announces_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.to_str().map_or(true, |n| n.trim() != "0"))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -58,6 +58,12 @@ pub struct AtomicworkMcpServerSpec {
     /// The Atomicwork tenant and the credentials used to call it.
     pub atomicwork: AtomicworkConnection,
 
+    /// Which built-in tool set the filters below pick from: `curated` (the default: 37
+    /// hand-written tools for everyday ITSM work) or `complete` (one tool per operation
+    /// of Atomicwork's published API, about 130). methods, tags and tools apply to either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_set: Option<ToolSetName>,
+
     /// Which tool methods to expose: `read` (list and get), `write` (create, update,
     /// delete), `custom` (any other method, e.g. partial_update) or an exact method name.
     /// Omitted or empty: every method. Combined with `tags` by AND.
@@ -74,11 +80,19 @@ pub struct AtomicworkMcpServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) tools: Option<ToolNameFilter>,
 
+    /// Per-tool shaping for this server, keyed by the tool's catalog name (one of the
+    /// server's tools after methods, tags and tools): the name, title, description and
+    /// annotations clients see, argument defaults, and fixed arguments the caller cannot
+    /// change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_overrides: Option<std::collections::BTreeMap<String, ToolOverrideSpec>>,
+
     /// `all` lists every tool with its full schema; `discovery` lists only search_tools,
     /// get_tool_schema and call_tool, which reach the same filtered set on demand and keep
-    /// the client's context small.
-    #[serde(default)]
-    pub tool_exposure: ToolExposure,
+    /// the client's context small. When unset: `all`, except a `complete` server that
+    /// would list more than 60 tools, which uses `discovery`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_exposure: Option<ToolExposure>,
 
     /// RFC 3339 instant after which the endpoint answers every request with 403
     /// (expired) for as long as the resource keeps this value. Must be at least 60
@@ -240,7 +254,23 @@ pub(crate) struct ToolNameFilter {
     pub(crate) deny: Vec<String>,
 }
 
-/// How tools are presented to the client.
+/// Which built-in tool set the filters pick from: `curated` (the default: 37 hand-written
+/// tools for everyday ITSM work) or `complete` (one tool per operation of Atomicwork's
+/// published API, about 130). methods, tags and tools apply to either.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolSetName {
+    /// The hand-written tools for everyday ITSM work.
+    #[default]
+    Curated,
+    /// One tool per operation of Atomicwork's published API.
+    Complete,
+}
+
+/// `all` lists every tool with its full schema; `discovery` lists only search_tools,
+/// get_tool_schema and call_tool, which reach the same filtered set on demand and keep the
+/// client's context small. When unset: `all`, except a `complete` server that would list
+/// more than 60 tools, which uses `discovery`.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ToolExposure {
@@ -249,6 +279,63 @@ pub enum ToolExposure {
     All,
     /// Only the search_tools, get_tool_schema and call_tool meta-tools.
     Discovery,
+}
+
+/// How this server shows one tool.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolOverrideSpec {
+    /// The name clients list and call the tool by; the catalog name is then unknown to
+    /// them. 1-128 letters, digits, '_', '-' or '.', unique among the server's tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The title clients see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The description clients see (say when to use the tool and which ids it needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// MCP hints that replace the tool's own; those not given stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<ToolAnnotationsSpec>,
+    /// Argument values used when the caller leaves the argument out, e.g.
+    /// `{per_page: 50}`; shown as the argument's default. Each must fit the argument.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "argument_values_schema")]
+    pub defaults: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// Argument values the caller cannot change, e.g. `{workspace_id: 3}` to pin the
+    /// server to one workspace: hidden from the schema clients see, and a value the
+    /// caller sends anyway is replaced. Each must fit the argument.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "argument_values_schema")]
+    pub fixed: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+}
+
+/// MCP tool annotations; unset hints keep the tool's own.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolAnnotationsSpec {
+    /// The tool only reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) read_only_hint: Option<bool>,
+    /// The tool may change or remove data irreversibly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) destructive_hint: Option<bool>,
+    /// Repeating the call has no further effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) idempotent_hint: Option<bool>,
+    /// The tool reaches beyond the Atomicwork tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) open_world_hint: Option<bool>,
+}
+
+/// Argument values by argument name: any JSON value each.
+fn argument_values_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Argument values by argument name (any JSON value each).",
+        "type": "object",
+        "additionalProperties": {"x-kubernetes-preserve-unknown-fields": true}
+    })
 }
 
 /// A token bucket: `requestsPerMinute` sustained, `burst` at once.

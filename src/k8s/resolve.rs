@@ -11,13 +11,19 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 
 use crate::core::base_url::BaseUrl;
-use crate::core::catalog::{Catalog, ToolFilter, ToolSet, filter};
+use crate::core::catalog::{
+    Catalog, ToolFilter, ToolOverride, ToolOverrides, ToolSet, ToolSetKind, filter,
+};
 use crate::core::confirm::{self, ConfirmPolicy, ConfirmTools, LegacyClients};
 use crate::core::oauth::{ClassScopes, DEFAULT_USER_CLAIM, OAuthSettings};
 use crate::core::secret::{Secret, TokenHash};
 use crate::core::server::{DEFAULT_MAX_RESULT_CHARS, RetryPolicy, Target};
 use crate::core::server::{Exposure, RateLimitSettings, ServerId, ServerView};
-use crate::k8s::crd::{AtomicworkMcpServer, OAuth, ToolExposure};
+use crate::k8s::crd::{AtomicworkMcpServer, OAuth, ToolExposure, ToolSetName};
+
+/// A `complete` server without `toolExposure` lists its tools in discovery exposure when
+/// it would list more than this many.
+pub(crate) const COMPLETE_DISCOVERY_ABOVE: usize = 60;
 
 /// Shortest lifetime a server may be created with.
 pub(crate) const MIN_LIFETIME: Duration = Duration::from_secs(60);
@@ -118,7 +124,9 @@ impl Problem {
         match self {
             Problem::InvalidSpec(message) => {
                 let end = message
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '[' | ']')))
+                    .find(|c: char| {
+                        !(c.is_ascii_alphanumeric() || matches!(c, '.' | '[' | ']' | '_' | '-'))
+                    })
                     .unwrap_or(message.len());
                 let path = message[..end].trim_end_matches('.');
                 path.starts_with("spec").then_some(path)
@@ -166,8 +174,16 @@ pub fn resolve(
         .as_ref()
         .map(|tools| tools.iter().map(|t| t.name().to_string()).collect())
         .unwrap_or_default();
-    let tools = catalog.tool_set(&names);
+    let shaped = catalog.shaped_tool_set(tool_set(server), &names, &tool_overrides_of(server));
+    let (tools, shaping) = match shaped {
+        Ok(set) => (set, Ok(())),
+        Err(e) => (
+            catalog.tool_set_of(tool_set(server), &names),
+            Err(Problem::InvalidSpec(e.to_string())),
+        ),
+    };
     let view = filtered.and_then(|_| {
+        shaping?;
         let expires_at = expires_at.clone()?;
         build_view(server, &id, &tools, expires_at, secrets, now, opts)
     });
@@ -230,10 +246,7 @@ fn build_view(
         id_label: id.to_string().into(),
         display_name: server.display_name(),
         tools: tools.clone(),
-        exposure: match spec.tool_exposure {
-            ToolExposure::All => Exposure::All,
-            ToolExposure::Discovery => Exposure::Discovery,
-        },
+        exposure: exposure(server, tools.len()),
         target: Target {
             base_url,
             api_key,
@@ -323,11 +336,71 @@ fn oauth_settings(
     })
 }
 
-/// The resource's `methods`, `tags` and `tools` as a catalog filter.
+/// The resource's `toolOverrides` in the catalog's terms.
+pub fn tool_overrides_of(server: &AtomicworkMcpServer) -> ToolOverrides {
+    let Some(specs) = &server.spec.tool_overrides else {
+        return ToolOverrides::new();
+    };
+    specs
+        .iter()
+        .map(|(tool, o)| {
+            let annotations = o
+                .annotations
+                .map(|a| crate::core::catalog::AnnotationOverrides {
+                    read_only_hint: a.read_only_hint,
+                    destructive_hint: a.destructive_hint,
+                    idempotent_hint: a.idempotent_hint,
+                    open_world_hint: a.open_world_hint,
+                });
+            let values = |m: &Option<BTreeMap<String, serde_json::Value>>| {
+                m.iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            };
+            let shaped = ToolOverride {
+                name: o.name.clone(),
+                title: o.title.clone(),
+                description: o.description.clone(),
+                annotations,
+                defaults: values(&o.defaults),
+                fixed: values(&o.fixed),
+            };
+            (tool.clone(), shaped)
+        })
+        .collect()
+}
+
+/// The built-in tool set the resource draws from.
+pub(crate) fn tool_set(server: &AtomicworkMcpServer) -> ToolSetKind {
+    match server.spec.tool_set.unwrap_or_default() {
+        ToolSetName::Curated => ToolSetKind::Curated,
+        ToolSetName::Complete => ToolSetKind::Complete,
+    }
+}
+
+/// How the resource's `tool_count` tools are listed: `toolExposure` when set; else
+/// discovery for a `complete` server with more than [`COMPLETE_DISCOVERY_ABOVE`] tools,
+/// and every tool otherwise.
+pub(crate) fn exposure(server: &AtomicworkMcpServer, tool_count: usize) -> Exposure {
+    match server.spec.tool_exposure {
+        Some(ToolExposure::All) => Exposure::All,
+        Some(ToolExposure::Discovery) => Exposure::Discovery,
+        None if tool_set(server) == ToolSetKind::Complete
+            && tool_count > COMPLETE_DISCOVERY_ABOVE =>
+        {
+            Exposure::Discovery
+        }
+        None => Exposure::All,
+    }
+}
+
+/// The resource's `toolSet`, `methods`, `tags` and `tools` as a catalog filter.
 pub fn tool_filter(server: &AtomicworkMcpServer) -> ToolFilter {
     let spec = &server.spec;
     let names = spec.tools.clone().unwrap_or_default();
     ToolFilter {
+        set: tool_set(server),
         methods: spec.methods.clone(),
         tags: spec.tags.clone(),
         allow: names.allow,
@@ -625,6 +698,111 @@ mod tests {
             let problem = resolved(spec).expect_err(spec);
             assert_eq!(problem.reason(), "InvalidSpec", "{spec}: {problem}");
             assert_eq!(problem.field(), Some(field), "{spec}: {problem}");
+        }
+    }
+
+    #[test]
+    fn the_tool_set_decides_which_tools_the_filters_pick_from() {
+        let curated = resolved("").expect("curated");
+        assert_eq!(curated.tools.kind(), ToolSetKind::Curated);
+        assert_eq!(curated.tools.len(), 37);
+        let complete = resolved("  toolSet: complete\n").expect("complete");
+        assert_eq!(complete.tools.kind(), ToolSetKind::Complete);
+        assert!(complete.tools.len() > 100, "{}", complete.tools.len());
+        // methods and tags apply the same way.
+        let read_tags = resolved("  toolSet: complete\n  methods: [read]\n  tags: [tags]\n")
+            .expect("read tags");
+        assert_eq!(
+            read_tags.tools.names(),
+            [
+                "get_single_atomicwork_tag_by_id",
+                "list_all_atomicwork_tags"
+            ]
+        );
+        // allow and deny name tools of the chosen set: a tool of the complete set alone is
+        // unknown to a curated server, and the other way round.
+        let problem = resolved("  tools: {allow: [list_all_atomicwork_tags]}\n")
+            .expect_err("not a curated tool");
+        assert_eq!(problem.field(), Some("spec.tools.allow"), "{problem}");
+        let problem =
+            resolved("  toolSet: complete\n  tools: {deny: [create_a_atomicwork_attachment]}\n")
+                .expect_err("not a complete tool");
+        assert_eq!(problem.field(), Some("spec.tools.deny"), "{problem}");
+        assert!(problem.to_string().contains("complete"), "{problem}");
+        let bad = "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {name: s, namespace: n}\nspec:\n  atomicwork:\n    baseUrl: https://acme.atomicwork.com\n    apiKeySecretRef: {name: api}\n  toolSet: everything\n";
+        let err = serde_saphyr::from_str::<AtomicworkMcpServer>(bad).expect_err("unknown set");
+        assert!(err.to_string().contains("everything"), "{err}");
+    }
+
+    #[test]
+    fn an_unset_exposure_is_discovery_only_for_a_large_complete_server() {
+        let exposure = |spec: &str| resolved(spec).expect(spec).exposure;
+        assert_eq!(exposure(""), Exposure::All);
+        assert_eq!(exposure("  toolSet: curated\n"), Exposure::All);
+        assert_eq!(exposure("  toolSet: complete\n"), Exposure::Discovery);
+        assert_eq!(
+            exposure("  toolSet: complete\n  toolExposure: all\n"),
+            Exposure::All
+        );
+        assert_eq!(
+            exposure("  toolSet: complete\n  tags: [tags]\n"),
+            Exposure::All,
+            "five tools: listed in full"
+        );
+        assert_eq!(
+            exposure("  toolSet: complete\n  tags: [tags]\n  toolExposure: discovery\n"),
+            Exposure::Discovery
+        );
+        assert_eq!(exposure("  toolExposure: discovery\n"), Exposure::Discovery);
+        // Exactly at the threshold the server still lists every tool; one more and it
+        // switches.
+        let at = resolved("  toolSet: complete\n").expect("complete");
+        let names: Vec<String> = at.tools.names();
+        let allow = |n: usize| {
+            format!(
+                "  toolSet: complete\n  tools:\n    allow: [{}]\n",
+                names[..n].join(", ")
+            )
+        };
+        assert_eq!(exposure(&allow(COMPLETE_DISCOVERY_ABOVE)), Exposure::All);
+        assert_eq!(
+            exposure(&allow(COMPLETE_DISCOVERY_ABOVE + 1)),
+            Exposure::Discovery
+        );
+    }
+
+    #[test]
+    fn tool_overrides_shape_the_served_tools_and_errors_name_the_field() {
+        let view = resolved(
+            "  toolSet: complete\n  tags: [tags]\n  toolOverrides:\n    list_all_atomicwork_tags:\n      name: list_labels\n      description: Lists the labels of the service desk.\n      defaults: {per_page: 50}\n      fixed: {context_type: REQUEST}\n      annotations: {openWorldHint: true}\n",
+        )
+        .expect("resolves");
+        assert!(view.tools.get("list_labels").is_some());
+        assert!(view.tools.get("list_all_atomicwork_tags").is_none());
+        let tool = view.tools.get("list_labels").expect("renamed");
+        assert!(tool.annotations.open_world_hint);
+        assert!(
+            tool.input_schema["properties"]
+                .get("context_type")
+                .is_none()
+        );
+        for (spec, field) in [
+            (
+                "  toolOverrides:\n    list_all_atomicwork_tags: {title: Labels}\n",
+                "spec.toolOverrides.list_all_atomicwork_tags",
+            ),
+            (
+                "  toolOverrides:\n    list_all_atomicwork_audit_logs: {name: 'no spaces'}\n",
+                "spec.toolOverrides.list_all_atomicwork_audit_logs.name",
+            ),
+            (
+                "  toolOverrides:\n    list_all_atomicwork_audit_logs: {fixed: {per_page: 0}}\n",
+                "spec.toolOverrides.list_all_atomicwork_audit_logs.fixed.per_page",
+            ),
+        ] {
+            let problem = resolved(spec).expect_err(spec);
+            assert_eq!(problem.reason(), "InvalidSpec", "{problem}");
+            assert_eq!(problem.field(), Some(field), "{problem}");
         }
     }
 

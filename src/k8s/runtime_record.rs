@@ -152,6 +152,8 @@ mod tests {
             api_key: Secret::new("k"),
             workspace_id: None,
             tools: vec!["list_all_atomicwork_audit_logs".into()],
+            tool_set: Default::default(),
+            tool_overrides: Default::default(),
             exposure: Default::default(),
             expires_at: None,
             suspended: false,
@@ -247,7 +249,7 @@ mod tests {
         assert!(matches!(record_of(&misplaced), Err(Unreadable::Misplaced)));
         let mut newer = record_secret(&r, "op");
         if let Some(d) = newer.data.as_mut() {
-            d.insert(FORMAT_KEY.into(), ByteString(b"4".to_vec()));
+            d.insert(FORMAT_KEY.into(), ByteString(b"5".to_vec()));
         }
         assert!(matches!(record_of(&newer), Err(Unreadable::Record(_))));
     }

@@ -82,6 +82,7 @@ pub(super) async fn tools_call<R: ToolRunner, G: CallGate>(
             }
         }
     };
+    tool.shape_args(&mut args);
     fill_default_workspace(&tool, &mut args, view);
     // The schema validator reads a JSON value: the map is wrapped for it and unwrapped
     // again at once.

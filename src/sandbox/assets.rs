@@ -253,3 +253,15 @@ pub(crate) async fn replace(
     db.assets[at] = rec.clone();
     Ok(Json(Value::Object(rec)))
 }
+
+/// `DELETE /api/v1/assets/{id}`: removes the asset for good.
+pub(crate) async fn remove(
+    State(sb): State<Sandbox>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id("asset id", &id)?;
+    let mut db = sb.lock()?;
+    let at = find(&db, id)?;
+    db.assets.remove(at);
+    Ok(Json(serde_json::json!({ "id": id, "deleted": true })))
+}

@@ -1,10 +1,12 @@
 //! A built-in simulated Atomicwork tenant, so the whole MCP flow can be tried
 //! without an Atomicwork account (`atomicwork-mcp local --sandbox`).
 //!
-//! It is an in-memory axum app answering the 37 REST endpoints the tool catalog
+//! It is an in-memory axum app answering the 37 REST endpoints the curated tool set
 //! calls, with the upstream shapes: list envelopes `{data, total_count,
 //! total_pages}`, filter-array bodies, display ids such as `ITREQ-3` and `CHG-1`,
-//! and the `{error, code}` error envelope. It starts from a fixed sample tenant
+//! and the `{error, code}` error envelope. Every other operation of the complete tool
+//! set gets a generic answer (`generic.rs`): Atomicwork publishes no response schemas,
+//! so those are generic records in the same envelopes. It starts from a fixed sample tenant
 //! (see `seed.rs`), and writes persist in memory for the life of the process.
 //!
 //! Behaviour worth knowing:
@@ -32,6 +34,7 @@ mod directory;
 mod error;
 mod files;
 mod filter;
+mod generic;
 mod params;
 mod problems;
 mod requests;
@@ -43,7 +46,7 @@ mod tests;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
-use axum::body::to_bytes;
+use axum::body::{Bytes, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -145,7 +148,9 @@ fn routes() -> Router<Sandbox> {
         .route("/api/v1/assets/list", post(assets::list))
         .route(
             "/api/v1/assets/{id}",
-            get(assets::get_one).put(assets::replace),
+            get(assets::get_one)
+                .put(assets::replace)
+                .delete(assets::remove),
         )
         .route("/api/v1/requests", post(requests::create))
         .route("/api/v1/requests/create", post(requests::create))
@@ -239,18 +244,42 @@ async fn enveloped(response: Response) -> Response {
     ApiError::new(status, text).into_response()
 }
 
-async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+/// A path no handler serves: an operation of the complete set gets a generic answer,
+/// anything else is a 404.
+async fn unknown_route(
+    State(sb): State<Sandbox>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(answer) = generic::answer(&sb, &method, &uri, &headers, &body).await {
+        return answer;
+    }
     ApiError::not_found(format!(
-        "No route for {method} {}; the sandbox serves the 37 catalog endpoints under /api/v1",
+        "No route for {method} {}; the sandbox serves the operations of Atomicwork's published API under /api/v1",
         uri.path()
     ))
+    .into_response()
 }
 
-async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+/// A path a handler serves, with another method: an operation of the complete set gets
+/// a generic answer, anything else is a 405.
+async fn wrong_method(
+    State(sb): State<Sandbox>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(answer) = generic::answer(&sb, &method, &uri, &headers, &body).await {
+        return answer;
+    }
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("Method {method} is not allowed on {}", uri.path()),
     )
+    .into_response()
 }
 
 /// Parses a numeric id from a path.

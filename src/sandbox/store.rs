@@ -67,6 +67,8 @@ pub(crate) struct Db {
     pub(crate) assets: Vec<Obj>,
     pub(crate) audit: Vec<Obj>,
     pub(crate) attachments: Vec<Obj>,
+    /// Generic records of the complete set's other operations, by collection path.
+    pub(crate) generic: BTreeMap<String, Vec<Obj>>,
 }
 
 /// Reads a non-negative integer field.

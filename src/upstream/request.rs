@@ -313,6 +313,11 @@ fn build_query(
     for (name, v) in &src.fixed_query {
         push_query(&mut out, name, v)?;
     }
+    for name in &src.query_also {
+        if let Some(v) = args.get(name) {
+            push_query(&mut out, name, v)?;
+        }
+    }
     if src.page_default && !out.iter().any(|(k, _)| k == "page") {
         out.push(("page".into(), "1".into()));
     }

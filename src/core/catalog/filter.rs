@@ -3,12 +3,14 @@
 
 use std::collections::BTreeSet;
 
-use super::{Catalog, MethodClass, Tool};
+use super::{Catalog, MethodClass, Tool, ToolSetKind};
 use std::sync::Arc;
 
 /// The filter fields of a server spec.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolFilter {
+    /// The built-in set the tools come from.
+    pub set: ToolSetKind,
     /// `read`, `write`, `custom` or exact method names; `None` or empty = every method.
     pub methods: Option<Vec<String>>,
     /// Tags; a tool matches when any of its tags is listed. `None` or empty = every tag.
@@ -26,8 +28,14 @@ pub enum FilterError {
     UnknownMethod { value: String, valid: String },
     #[error("unknown tag {value:?} in tags; valid values: {valid}")]
     UnknownTag { value: String, valid: String },
-    #[error("unknown tool {value:?} in tools.{list}; check the name with `atomicwork-mcp tools`")]
-    UnknownTool { value: String, list: &'static str },
+    #[error(
+        "unknown tool {value:?} in tools.{list}: the {set} tool set has no tool of that name; check the name with `atomicwork-mcp tools --tool-set {set}`"
+    )]
+    UnknownTool {
+        value: String,
+        list: &'static str,
+        set: ToolSetKind,
+    },
 }
 
 impl FilterError {
@@ -47,18 +55,19 @@ impl FilterError {
 pub fn filter(catalog: &Catalog, f: &ToolFilter) -> Result<Vec<Arc<Tool>>, FilterError> {
     let methods = non_empty(&f.methods);
     let tags = non_empty(&f.tags);
-    check_methods(catalog, methods)?;
-    check_tags(catalog, tags)?;
+    check_methods(catalog, f.set, methods)?;
+    check_tags(catalog, f.set, tags)?;
     for (list, names) in [("allow", &f.allow), ("deny", &f.deny)] {
-        if let Some(bad) = names.iter().find(|n| catalog.get(n).is_none()) {
+        if let Some(bad) = names.iter().find(|n| catalog.get_in(f.set, n).is_none()) {
             return Err(FilterError::UnknownTool {
                 value: bad.clone(),
                 list,
+                set: f.set,
             });
         }
     }
     let mut out: Vec<Arc<Tool>> = catalog
-        .tools()
+        .tools_of(f.set)
         .iter()
         .filter(|t| methods.is_none_or(|m| method_matches(t, m)))
         .filter(|t| tags.is_none_or(|tg| t.source.tags.iter().any(|x| tg.contains(x))))
@@ -83,8 +92,12 @@ fn method_matches(tool: &Tool, wanted: &[String]) -> bool {
     })
 }
 
-fn check_methods(catalog: &Catalog, methods: Option<&[String]>) -> Result<(), FilterError> {
-    let known = catalog.methods();
+fn check_methods(
+    catalog: &Catalog,
+    set: ToolSetKind,
+    methods: Option<&[String]>,
+) -> Result<(), FilterError> {
+    let known = catalog.methods(set);
     for m in methods.unwrap_or_default() {
         if !matches!(m.as_str(), "read" | "write" | "custom") && !known.contains(m.as_str()) {
             let mut valid: BTreeSet<&str> = ["read", "write", "custom"].into_iter().collect();
@@ -98,8 +111,12 @@ fn check_methods(catalog: &Catalog, methods: Option<&[String]>) -> Result<(), Fi
     Ok(())
 }
 
-fn check_tags(catalog: &Catalog, tags: Option<&[String]>) -> Result<(), FilterError> {
-    let known = catalog.tags();
+fn check_tags(
+    catalog: &Catalog,
+    set: ToolSetKind,
+    tags: Option<&[String]>,
+) -> Result<(), FilterError> {
+    let known = catalog.tags(set);
     for t in tags.unwrap_or_default() {
         if !known.contains(t.as_str()) {
             return Err(FilterError::UnknownTag {

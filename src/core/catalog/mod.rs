@@ -8,12 +8,15 @@
 
 mod arguments;
 mod filter;
+pub mod generate;
 pub mod meta_tools;
+mod overrides;
 mod schema;
 
 pub(crate) use arguments::invalid_arguments_text;
 pub(crate) use arguments::problem_text;
 pub use filter::{FilterError, ToolFilter, filter};
+pub use overrides::{OverrideError, ToolOverride, ToolOverrides};
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -28,6 +31,39 @@ use serde_json::{Map, Value};
 
 /// The built-in catalog source.
 const BUILTIN: &str = include_str!("atomicwork.yaml");
+
+/// Which of the built-in tool sets a server draws its tools from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolSetKind {
+    /// The hand-written catalog (`atomicwork.yaml`).
+    #[default]
+    Curated,
+    /// One tool per operation of Atomicwork's published API, generated from it
+    /// (`complete/tools.json`).
+    Complete,
+}
+
+impl ToolSetKind {
+    /// The name used in manifests and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolSetKind::Curated => "curated",
+            ToolSetKind::Complete => "complete",
+        }
+    }
+
+    /// Whether this is the default set (so records and manifests can leave it out).
+    pub fn is_curated(&self) -> bool {
+        *self == ToolSetKind::Curated
+    }
+}
+
+impl fmt::Display for ToolSetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Name of the argument that selects the Atomicwork workspace for a call.
 pub(crate) const WORKSPACE_ARG: &str = "workspace_id";
@@ -190,6 +226,10 @@ pub struct ToolSource {
     pub(crate) required_one_of: Vec<Vec<String>>,
     #[serde(default)]
     pub(crate) additional_body: bool,
+    /// Body arguments whose value is also sent as a query parameter of the same name
+    /// (the API names one value in both places).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) query_also: Vec<String>,
     #[serde(default)]
     pub(crate) params: Vec<ParamDef>,
 }
@@ -245,7 +285,11 @@ pub struct Tool {
     pub input_schema: Value,
     /// The tool's `tools/list` entry, serialised once.
     pub(crate) listing: Box<RawValue>,
-    validator: jsonschema::Validator,
+    /// Checks arguments against the full input schema (fixed arguments included).
+    validator: Arc<jsonschema::Validator>,
+    /// For a tool a server shapes (`spec.toolOverrides`): its catalog name and what it
+    /// does to the arguments of a call.
+    shaping: Option<Arc<overrides::Shaping>>,
 }
 
 impl fmt::Debug for Tool {
@@ -268,6 +312,21 @@ impl Tool {
 
     pub fn is_read(&self) -> bool {
         self.method_class() == MethodClass::Read
+    }
+
+    /// Fills the arguments a server's override gives defaults for and sets its fixed
+    /// ones; nothing for a tool no override shapes.
+    pub fn shape_args(&self, args: &mut Map<String, Value>) {
+        if let Some(shaping) = &self.shaping {
+            shaping.apply(args);
+        }
+    }
+
+    /// The tool's name in the catalog (the name clients see may be an override's).
+    pub fn catalog_name(&self) -> &str {
+        self.shaping
+            .as_ref()
+            .map_or(self.name(), |s| s.catalog_name.as_str())
     }
 
     pub fn param(&self, name: &str) -> Option<&ParamDef> {
@@ -345,6 +404,15 @@ pub(crate) enum MethodClass {
 }
 
 impl MethodClass {
+    /// The bucket's name in `spec.methods`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            MethodClass::Read => "read",
+            MethodClass::Write => "write",
+            MethodClass::Custom => "custom",
+        }
+    }
+
     pub(crate) fn of(method: &str) -> Self {
         match method {
             "list" | "get" => MethodClass::Read,
@@ -354,25 +422,57 @@ impl MethodClass {
     }
 }
 
-/// The whole catalog: tools by name, in a stable order, plus interned tool sets.
-pub struct Catalog {
+/// The tools of one tool set, by name, in a stable order.
+#[derive(Default)]
+struct Section {
+    /// The tools, in the order of their source.
     tools: Vec<Arc<Tool>>,
+    /// Index into `tools` by tool name.
     by_name: HashMap<String, usize>,
-    sets: Mutex<HashMap<Vec<usize>, std::sync::Weak<ToolSet>>>,
 }
+
+impl Section {
+    /// Builds a section from tool sources, checking each one.
+    fn build(sources: Vec<ToolSource>) -> Result<Self, CatalogError> {
+        let mut tools = Vec::with_capacity(sources.len());
+        let mut by_name = HashMap::new();
+        for source in sources {
+            let name = source.name.clone();
+            let tool = schema::build_tool(source)?;
+            if by_name.insert(name.clone(), tools.len()).is_some() {
+                return Err(CatalogError::invalid(&name, "name", "appears twice"));
+            }
+            tools.push(Arc::new(tool));
+        }
+        Ok(Section { tools, by_name })
+    }
+}
+
+/// The whole catalog: the curated and the complete tool set, each by name in a stable
+/// order, plus interned tool sets.
+pub struct Catalog {
+    curated: Section,
+    complete: Section,
+    sets: Mutex<HashMap<SetKey, std::sync::Weak<ToolSet>>>,
+}
+
+/// A tool set's key among the interned ones: the set it draws from and its tools'
+/// indexes there.
+type SetKey = (ToolSetKind, Vec<usize>);
 
 impl fmt::Debug for Catalog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Catalog")
-            .field("tools", &self.tools.len())
+            .field("tools", &self.curated.tools.len())
+            .field("complete", &self.complete.tools.len())
             .finish()
     }
 }
 
 impl Catalog {
-    /// The compiled-in catalog.
+    /// The compiled-in catalog: both tool sets.
     pub fn builtin() -> Result<Self, CatalogError> {
-        Self::from_sources(parse_file(BUILTIN, "built-in")?)
+        Self::with_sets(parse_file(BUILTIN, "built-in")?, parse_complete()?)
     }
 
     /// The built-in catalog with an override file applied.
@@ -385,99 +485,158 @@ impl Catalog {
         Self::with_overrides(&text, &name)
     }
 
-    /// The built-in catalog with override YAML applied.
+    /// The built-in catalog with override YAML applied. A patch changes the tool of its
+    /// name in whichever set has it; a tool no set has joins both.
     pub fn with_overrides(yaml: &str, source_name: &str) -> Result<Self, CatalogError> {
-        let mut sources = parse_file(BUILTIN, "built-in")?;
+        let mut curated = parse_file(BUILTIN, "built-in")?;
+        let mut complete = parse_complete()?;
         let overrides: OverrideFile =
             serde_saphyr::from_str(yaml).map_err(|e| CatalogError::Parse {
                 source_name: source_name.to_string(),
                 message: e.to_string(),
             })?;
         for patch in overrides.tools {
-            apply_patch(&mut sources, patch)?;
+            let in_curated = curated.iter().any(|t| t.name == patch.name);
+            let in_complete = complete.iter().any(|t| t.name == patch.name);
+            if in_complete || !in_curated {
+                apply_patch(&mut complete, patch.clone())?;
+            }
+            if in_curated || !in_complete {
+                apply_patch(&mut curated, patch)?;
+            }
         }
-        Self::from_sources(sources)
+        Self::with_sets(curated, complete)
     }
 
-    /// Builds a catalog from tool sources, checking each one.
+    /// Builds a catalog whose curated set is these tool sources (and whose complete set
+    /// is empty), checking each one.
+    #[cfg(test)]
     pub(crate) fn from_sources(sources: Vec<ToolSource>) -> Result<Self, CatalogError> {
-        let mut tools = Vec::with_capacity(sources.len());
-        let mut by_name = HashMap::new();
-        for source in sources {
-            let name = source.name.clone();
-            let tool = schema::build_tool(source)?;
-            if by_name.insert(name.clone(), tools.len()).is_some() {
-                return Err(CatalogError::invalid(&name, "name", "appears twice"));
-            }
-            tools.push(Arc::new(tool));
-        }
+        Self::with_sets(sources, Vec::new())
+    }
+
+    /// Builds a catalog from the sources of both sets.
+    fn with_sets(
+        curated: Vec<ToolSource>,
+        complete: Vec<ToolSource>,
+    ) -> Result<Self, CatalogError> {
         Ok(Catalog {
-            tools,
-            by_name,
+            curated: Section::build(curated)?,
+            complete: Section::build(complete)?,
             sets: Mutex::new(HashMap::new()),
         })
     }
 
+    fn section(&self, kind: ToolSetKind) -> &Section {
+        match kind {
+            ToolSetKind::Curated => &self.curated,
+            ToolSetKind::Complete => &self.complete,
+        }
+    }
+
+    /// The curated set's tools.
     pub fn tools(&self) -> &[Arc<Tool>] {
-        &self.tools
+        &self.curated.tools
     }
 
+    /// The tools of one set, in name order for the complete set and file order for the
+    /// curated one.
+    pub fn tools_of(&self, kind: ToolSetKind) -> &[Arc<Tool>] {
+        &self.section(kind).tools
+    }
+
+    /// A tool of the curated set.
     pub fn get(&self, name: &str) -> Option<&Arc<Tool>> {
-        self.by_name.get(name).map(|&i| &self.tools[i])
+        self.get_in(ToolSetKind::Curated, name)
     }
 
+    /// A tool of one set.
+    pub fn get_in(&self, kind: ToolSetKind, name: &str) -> Option<&Arc<Tool>> {
+        let section = self.section(kind);
+        section.by_name.get(name).map(|&i| &section.tools[i])
+    }
+
+    /// Number of tools in the curated set.
     pub fn len(&self) -> usize {
-        self.tools.len()
+        self.curated.tools.len()
     }
 
+    /// Whether the curated set is empty.
     pub fn is_empty(&self) -> bool {
-        self.tools.is_empty()
+        self.curated.tools.is_empty()
     }
 
-    /// Every method name used by a tool, sorted.
-    pub(crate) fn methods(&self) -> BTreeSet<&str> {
-        self.tools
+    /// Every method name used by a tool of the set, sorted.
+    pub(crate) fn methods(&self, kind: ToolSetKind) -> BTreeSet<&str> {
+        self.tools_of(kind)
             .iter()
             .map(|t| t.source.method.as_str())
             .collect()
     }
 
-    /// Every tag used by a tool, sorted.
-    pub(crate) fn tags(&self) -> BTreeSet<&str> {
-        self.tools
+    /// Every tag used by a tool of the set, sorted.
+    pub(crate) fn tags(&self, kind: ToolSetKind) -> BTreeSet<&str> {
+        self.tools_of(kind)
             .iter()
             .flat_map(|t| t.source.tags.iter().map(String::as_str))
             .collect()
     }
 
-    /// The shared [`ToolSet`] for these tool names. Servers with the same filter result
-    /// share one set, so its listing is serialised once however many servers use it.
+    /// The tool set of set `kind` for these tool names, shaped by a server's
+    /// `toolOverrides`. Without overrides it is the shared set of [`Catalog::tool_set_of`].
+    pub fn shaped_tool_set(
+        &self,
+        kind: ToolSetKind,
+        names: &[String],
+        overrides: &ToolOverrides,
+    ) -> Result<Arc<ToolSet>, OverrideError> {
+        let plain = self.tool_set_of(kind, names);
+        if overrides.is_empty() {
+            return Ok(plain);
+        }
+        overrides::shaped_set(kind, plain.tools.clone(), overrides).map(Arc::new)
+    }
+
+    /// The shared [`ToolSet`] of the curated set for these tool names.
     pub fn tool_set(&self, names: &[String]) -> Arc<ToolSet> {
+        self.tool_set_of(ToolSetKind::Curated, names)
+    }
+
+    /// The shared [`ToolSet`] of set `kind` for these tool names. Servers with the same
+    /// filter result share one set, so its listing is serialised once however many
+    /// servers use it.
+    pub fn tool_set_of(&self, kind: ToolSetKind, names: &[String]) -> Arc<ToolSet> {
+        let section = self.section(kind);
         let mut indexes: Vec<usize> = names
             .iter()
-            .filter_map(|n| self.by_name.get(n).copied())
+            .filter_map(|n| section.by_name.get(n).copied())
             .collect();
-        indexes.sort_by(|a, b| self.tools[*a].name().cmp(self.tools[*b].name()));
+        indexes.sort_by(|a, b| section.tools[*a].name().cmp(section.tools[*b].name()));
         indexes.dedup();
         let mut sets = match self.sets.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(set) = sets.get(&indexes).and_then(std::sync::Weak::upgrade) {
+        let key = (kind, indexes);
+        if let Some(set) = sets.get(&key).and_then(std::sync::Weak::upgrade) {
             return set;
         }
         sets.retain(|_, weak| weak.strong_count() > 0);
-        let set = Arc::new(ToolSet::new(
-            indexes.iter().map(|&i| self.tools[i].clone()).collect(),
+        let set = Arc::new(ToolSet::of(
+            kind,
+            key.1.iter().map(|&i| section.tools[i].clone()).collect(),
         ));
-        sets.insert(indexes, Arc::downgrade(&set));
+        sets.insert(key, Arc::downgrade(&set));
         set
     }
 }
 
 /// A server's filtered tools, in name order, with its `tools/list` array serialised once.
 pub struct ToolSet {
+    kind: ToolSetKind,
     tools: Vec<Arc<Tool>>,
+    /// The server overrides the tools were shaped by (empty for a shared set).
+    overrides: ToolOverrides,
     listing: Box<RawValue>,
     discovery: std::sync::OnceLock<Box<RawValue>>,
     /// The classes of the tools in the set.
@@ -496,7 +655,13 @@ impl fmt::Debug for ToolSet {
 }
 
 impl ToolSet {
+    /// A curated-set tool set of these tools.
     pub(crate) fn new(tools: Vec<Arc<Tool>>) -> Self {
+        Self::of(ToolSetKind::Curated, tools)
+    }
+
+    /// A tool set of these tools, drawn from set `kind`.
+    pub(crate) fn of(kind: ToolSetKind, tools: Vec<Arc<Tool>>) -> Self {
         let mut json = String::from("[");
         for (i, tool) in tools.iter().enumerate() {
             if i > 0 {
@@ -510,7 +675,9 @@ impl ToolSet {
             .iter()
             .fold(Classes::NONE, |c, t| c.with(t.method_class()));
         ToolSet {
+            kind,
             tools,
+            overrides: ToolOverrides::new(),
             listing,
             discovery: std::sync::OnceLock::new(),
             classes,
@@ -527,18 +694,26 @@ impl ToolSet {
     /// own listings; made once per combination.
     pub(crate) fn only(&self, classes: Classes) -> &Arc<ToolSet> {
         self.narrowed[classes.index()].get_or_init(|| {
-            Arc::new(ToolSet::new(
+            let mut set = ToolSet::of(
+                self.kind,
                 self.tools
                     .iter()
                     .filter(|t| classes.contains(t.method_class()))
                     .cloned()
                     .collect(),
-            ))
+            );
+            set.overrides = self.overrides.clone();
+            Arc::new(set)
         })
     }
 
     pub(crate) fn tools(&self) -> &[Arc<Tool>] {
         &self.tools
+    }
+
+    /// The built-in set the tools come from.
+    pub fn kind(&self) -> ToolSetKind {
+        self.kind
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Tool>> {
@@ -548,8 +723,25 @@ impl ToolSet {
             .map(|i| &self.tools[i])
     }
 
+    /// The names clients see, sorted.
     pub(crate) fn names(&self) -> Vec<String> {
         self.tools.iter().map(|t| t.name().to_string()).collect()
+    }
+
+    /// The tools' catalog names, sorted: what a runtime record lists.
+    pub(crate) fn catalog_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tools
+            .iter()
+            .map(|t| t.catalog_name().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The overrides the tools were shaped by.
+    pub(crate) fn overrides(&self) -> &ToolOverrides {
+        &self.overrides
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -576,6 +768,16 @@ impl ToolSet {
 
 fn empty_array() -> Box<RawValue> {
     RawValue::from_string("[]".to_string()).unwrap_or_else(|_| unreachable!("[] is valid JSON"))
+}
+
+/// The complete set's committed catalog data.
+fn parse_complete() -> Result<Vec<ToolSource>, CatalogError> {
+    let file: CatalogFile =
+        serde_json::from_str(generate::TOOLS_JSON).map_err(|e| CatalogError::Parse {
+            source_name: "complete".to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(file.tools)
 }
 
 fn parse_file(text: &str, source_name: &str) -> Result<Vec<ToolSource>, CatalogError> {
@@ -640,6 +842,7 @@ fn apply_patch(sources: &mut Vec<ToolSource>, patch: ToolPatch) -> Result<(), Ca
         annotations: patch.annotations.unwrap_or_default(),
         required_one_of: patch.required_one_of.unwrap_or_default(),
         additional_body: patch.additional_body.unwrap_or(false),
+        query_also: Vec::new(),
         params: patch.params.unwrap_or_default(),
         name: patch.name,
     });

@@ -28,6 +28,7 @@ pub(super) fn build_tool(mut source: ToolSource) -> Result<Tool, CatalogError> {
     }
     let input_schema = input_schema(&source);
     let validator = jsonschema::validator_for(&input_schema)
+        .map(std::sync::Arc::new)
         .map_err(|e| CatalogError::invalid(&source.name, "params", e.to_string()))?;
     let annotations = annotations(&source);
     let listing = listing(&source, &input_schema, &annotations)?;
@@ -37,6 +38,7 @@ pub(super) fn build_tool(mut source: ToolSource) -> Result<Tool, CatalogError> {
         input_schema,
         listing,
         validator,
+        shaping: None,
     })
 }
 
@@ -57,16 +59,8 @@ fn widen_workspace_type(source: &mut ToolSource) {
 
 fn check(t: &ToolSource) -> Result<(), CatalogError> {
     let bad = |field: &str, msg: String| Err(CatalogError::invalid(&t.name, field, msg));
-    let name_ok = !t.name.is_empty()
-        && t.name.len() <= 128
-        && t.name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !name_ok {
-        return bad(
-            "name",
-            "must be 1-128 characters of letters, digits, '_', '-' or '.'".into(),
-        );
+    if let Err(message) = check_name(&t.name) {
+        return bad("name", message);
     }
     if t.title.trim().is_empty() {
         return bad("title", "must not be empty".into());
@@ -142,6 +136,18 @@ fn check(t: &ToolSource) -> Result<(), CatalogError> {
             );
         }
     }
+    for name in &t.query_also {
+        if !t
+            .params
+            .iter()
+            .any(|p| &p.name == name && p.location == Location::Body)
+        {
+            return bad(
+                "queryAlso",
+                format!("names {name:?}, which is not a body parameter"),
+            );
+        }
+    }
     if t.body == BodyEncoding::None && t.params.iter().any(|p| p.location == Location::Body) {
         return bad("body", "is none but some parameters have `in: body`".into());
     }
@@ -156,6 +162,22 @@ fn check(t: &ToolSource) -> Result<(), CatalogError> {
         }
     }
     Ok(())
+}
+
+/// A tool name MCP clients accept: 1-128 letters, digits, '_', '-' or '.'.
+pub(super) fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} must be 1-128 characters of letters, digits, '_', '-' or '.'"
+        ))
+    }
 }
 
 fn check_param(t: &ToolSource, p: &ParamDef) -> Result<(), String> {
@@ -329,7 +351,8 @@ fn annotations(t: &ToolSource) -> Annotations {
     }
 }
 
-fn listing(
+/// The tool's `tools/list` entry.
+pub(super) fn listing(
     t: &ToolSource,
     input_schema: &Value,
     a: &Annotations,

@@ -36,6 +36,8 @@ fn record(name: &str, token: &str) -> RuntimeRecord {
         api_key: Secret::new("sk-key"),
         workspace_id: None,
         tools: vec![TOOL.into()],
+        tool_set: Default::default(),
+        tool_overrides: Default::default(),
         exposure: Default::default(),
         expires_at: None,
         suspended: false,
