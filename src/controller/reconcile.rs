@@ -610,23 +610,27 @@ fn ready_state(
 }
 
 fn credentials_condition(view: &Result<crate::core::server::ServerView, Problem>) -> Condition {
-    let reason = match view {
-        Err(Problem::SecretNotFound { .. }) => CredentialsReason::SecretNotFound,
-        Err(Problem::SecretKeyMissing { .. }) => CredentialsReason::SecretKeyMissing,
-        Err(Problem::InvalidSpec(_)) => CredentialsReason::InvalidSpec,
-        _ => CredentialsReason::Resolved,
-    };
-    let (ok, message) = match (reason, view) {
-        (CredentialsReason::Resolved, _) => (
-            Some(true),
-            "the API key (and client tokens, when required) were read from their Secrets".into(),
+    let (reason, ok, message) = match view {
+        Err(p @ Problem::SecretNotFound { .. }) => (
+            CredentialsReason::SecretNotFound,
+            Some(false),
+            p.to_string(),
         ),
-        (CredentialsReason::InvalidSpec, _) => (
+        Err(p @ Problem::SecretKeyMissing { .. }) => (
+            CredentialsReason::SecretKeyMissing,
+            Some(false),
+            p.to_string(),
+        ),
+        Err(Problem::InvalidSpec(_)) => (
+            CredentialsReason::InvalidSpec,
             None,
             "not checked until the spec is valid; see the Ready condition".into(),
         ),
-        (_, Err(p)) => (Some(false), p.to_string()),
-        (_, Ok(_)) => (Some(false), String::new()),
+        _ => (
+            CredentialsReason::Resolved,
+            Some(true),
+            "the API key (and client tokens, when required) were read from their Secrets".into(),
+        ),
     };
     condition(ConditionType::CredentialsResolved, ok, reason, message)
 }
