@@ -293,6 +293,7 @@ fn time_tools_list(registry: &Registry, token: &str) -> Duration {
             body,
             identity: &identity,
             caller: None,
+            trace: None,
         };
         let reply = futures::executor::block_on(mcp::handle(request, &NoCalls, &NoCalls));
         black_box(reply.body);

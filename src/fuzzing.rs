@@ -146,6 +146,7 @@ pub fn mcp_message(data: &[u8]) {
             body,
             identity: &fx.identity,
             caller: None,
+            trace: None,
         };
         let reply = futures::executor::block_on(mcp::handle(request, &CannedRunner, &OpenGate));
         check_reply(&reply);

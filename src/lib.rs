@@ -34,6 +34,7 @@ pub mod oauth;
 pub mod runtime;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod telemetry;
 #[cfg(test)]
 mod test_support;
 pub mod upstream;

@@ -20,6 +20,7 @@ use crate::dataplane::feed;
 use crate::dataplane::registry::Registry;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
 use crate::k8s::scope::Scope;
+use crate::telemetry::Tracing;
 use crate::upstream::{Upstream, UpstreamOptions};
 
 /// Settings of the controller.
@@ -130,8 +131,11 @@ pub async fn dataplane(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let registry = Arc::new(Registry::new());
+    let tracing = Tracing::from_env().context("starting OpenTelemetry tracing")?;
     let upstream = Upstream::new(UpstreamOptions::default()).context("building the HTTP client")?;
-    let dp = Arc::new(Dataplane::new(registry.clone(), upstream, opts.config));
+    let dp = Arc::new(
+        Dataplane::new(registry.clone(), upstream, opts.config).with_tracing(tracing.clone()),
+    );
     let replicas = tokio::spawn({
         let (client, replicas, stop) = (client.clone(), registry.replicas().clone(), stop.clone());
         let (namespace, service) = (opts.runtime_namespace.clone(), opts.service_name.clone());
@@ -147,6 +151,9 @@ pub async fn dataplane(
     let served = dataplane::serve(listener, dp, async move { stop.cancelled().await }).await;
     feed.abort();
     replicas.abort();
+    if let Some(t) = tracing {
+        t.shutdown(crate::telemetry::SHUTDOWN_TIMEOUT).await;
+    }
     served.context("serving MCP")
 }
 

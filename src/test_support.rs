@@ -56,3 +56,25 @@ impl Captured {
         (captured, guard)
     }
 }
+
+/// Resolves the first server of a local-mode manifest text (servers and Secrets) into
+/// the view the data plane would serve.
+pub(crate) fn resolve_view(text: &str) -> Arc<crate::core::server::ServerView> {
+    use crate::core::catalog::Catalog;
+    use crate::k8s::resolve::{self, ResolveOptions};
+    use crate::local::manifest::{self, Manifests};
+    let mut m = Manifests::default();
+    manifest::parse_into(text, "t.yaml", &mut m);
+    let server = m.servers.first().expect("a server");
+    let catalog = Catalog::builtin().expect("catalog");
+    let view = resolve::resolve(
+        server,
+        &m,
+        &catalog,
+        jiff::Timestamp::now(),
+        &ResolveOptions::default(),
+    )
+    .view
+    .expect("resolves");
+    Arc::new(view)
+}

@@ -99,6 +99,19 @@ impl BaseUrl {
     pub(crate) fn origin(&self) -> &str {
         &self.origin
     }
+
+    /// The port: the one written, else the scheme's (443 for https, 80 for http).
+    pub(crate) fn port(&self) -> u16 {
+        self.authority
+            .rsplit_once(':')
+            .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(if self.origin.starts_with("http://") {
+                80
+            } else {
+                443
+            })
+    }
 }
 
 impl fmt::Display for BaseUrl {
@@ -148,6 +161,20 @@ impl<'de> serde::Deserialize<'de> for BaseUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_port_is_the_written_one_or_the_schemes() {
+        for (url, port) in [
+            ("https://t.atomicwork.com", 443),
+            ("https://t.atomicwork.com:8443/base", 8443),
+            ("http://127.0.0.1:9000", 9000),
+            ("http://localhost", 80),
+            ("http://[::1]:7000", 7000),
+            ("https://[::1]", 443),
+        ] {
+            assert_eq!(BaseUrl::parse(url).expect(url).port(), port, "{url}");
+        }
+    }
 
     #[test]
     fn good_urls_are_kept_without_a_trailing_slash() {

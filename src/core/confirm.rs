@@ -191,7 +191,8 @@ pub(crate) fn seal(key: &[u8], server: &str, tool: &str, args_digest: &str, now:
 }
 
 /// Opens a state: its seal must verify with `key`, and it must have been issued by
-/// `server` for `tool` with these arguments within `ttl` of `now`.
+/// `server` for `tool` with these arguments within `ttl` of `now`. Gives the time it was
+/// issued (Unix seconds).
 pub(crate) fn open(
     key: &[u8],
     state: &str,
@@ -200,7 +201,7 @@ pub(crate) fn open(
     args_digest: &str,
     now: u64,
     ttl: Duration,
-) -> Result<(), StateError> {
+) -> Result<u64, StateError> {
     if state.len() > MAX_STATE_BYTES {
         return Err(StateError::Malformed);
     }
@@ -231,7 +232,7 @@ pub(crate) fn open(
     if claims.i > now.saturating_add(60) || now.saturating_sub(claims.i) > ttl.as_secs() {
         return Err(StateError::Expired);
     }
-    Ok(())
+    Ok(claims.i)
 }
 
 #[cfg(test)]
@@ -260,7 +261,7 @@ mod tests {
                 1_200,
                 ttl
             ),
-            Ok(())
+            Ok(1_000)
         );
         let cases = [
             (

@@ -37,6 +37,7 @@ use crate::dataplane::registry::Registry;
 use crate::mcp::{self, CallGate, Outcome, Reply, ServerIdentity, ToolRunner, code};
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::oauth::Verifier;
+use crate::telemetry::{TraceIds, Tracing};
 use crate::upstream::{CallOutcome, Upstream};
 pub(crate) use connections::ConnectionLimits;
 
@@ -193,6 +194,8 @@ pub struct Dataplane {
     pub(crate) identity: ServerIdentity,
     /// Checks OAuth servers' access tokens.
     pub verifier: Verifier,
+    /// Exports traces, when configured.
+    pub(crate) tracing: Option<Arc<Tracing>>,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -212,7 +215,19 @@ impl Dataplane {
             verifier: Verifier::new(config.oauth),
             config,
             identity: ServerIdentity::default(),
+            tracing: None,
         }
+    }
+
+    /// Traces every MCP request with `tracing` (and every Atomicwork request, through
+    /// the upstream client), and exposes its drop counter with the other metrics.
+    pub fn with_tracing(mut self, tracing: Option<Arc<Tracing>>) -> Self {
+        if let Some(t) = &tracing {
+            self.metrics.register_span_drops(t.drops());
+            self.upstream = self.upstream.with_tracing(t.clone());
+        }
+        self.tracing = tracing;
+        self
     }
 }
 
@@ -525,6 +540,11 @@ async fn mcp_answer(
             body: &body,
             identity: &dp.identity,
             caller: caller.as_ref(),
+            trace: dp.tracing.as_deref().map(|tracing| mcp::TraceStart {
+                tracing,
+                received: started,
+                http_version: parts.version,
+            }),
         },
         dp,
         dp,
@@ -532,9 +552,9 @@ async fn mcp_answer(
     let timeout = dp.config.request_timeout;
     let mut reply = tokio::time::timeout_at((started + timeout).into(), handled)
         .await
-        .unwrap_or_else(|_| mcp::timed_out(&body, timeout));
+        .unwrap_or_else(|_| mcp::timed_out_operation(&body, &headers, &view, timeout));
     let user = caller.as_ref().and_then(|c| c.user.as_deref());
-    record(dp, &view.id_label, user, &mut reply);
+    record(dp, &view.id_label, user, started, &mut reply);
     into_response(reply, &headers)
 }
 
@@ -741,8 +761,18 @@ fn check_content_type(headers: &HeaderMap) -> Option<Response> {
 /// Counts the request and, for a tool call, takes its record for the call metrics and the
 /// audit log (which names the OAuth caller's user; metrics never do); the tool name moves
 /// from the record to the labels without a copy.
-fn record(dp: &Dataplane, server: &Arc<str>, user: Option<&str>, reply: &mut Reply) {
+fn record(
+    dp: &Dataplane,
+    server: &Arc<str>,
+    user: Option<&str>,
+    started: Instant,
+    reply: &mut Reply,
+) {
     dp.metrics.request(Some(server), reply.outcome);
+    let trace = reply.op.as_ref().and_then(|op| op.trace);
+    if let Some(op) = &reply.op {
+        dp.metrics.operation(op, started.elapsed().as_secs_f64());
+    }
     let Some(call) = reply.call.take() else {
         return;
     };
@@ -769,12 +799,16 @@ fn record(dp: &Dataplane, server: &Arc<str>, user: Option<&str>, reply: &mut Rep
         attempts = call.attempts,
         client = call.client.as_deref().unwrap_or(""),
         user = user.unwrap_or(""),
+        // Written only when the request is traced.
+        trace_id = trace.map(|t| tracing::field::display(t.trace_id)),
+        span_id = trace.map(|t| tracing::field::display(t.span_id)),
         "tool call"
     );
 }
 
 /// JSON unless the client accepts only an event stream, then one SSE event.
 fn into_response(reply: Reply, request_headers: &HeaderMap) -> Response {
+    let trace = reply.op.as_ref().and_then(|op| op.trace);
     let Reply {
         status,
         mut headers,
@@ -807,6 +841,10 @@ fn into_response(reply: Reply, request_headers: &HeaderMap) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut().extend(headers);
+    if let Some(ids) = trace {
+        // For the access log line.
+        resp.extensions_mut().insert(ids);
+    }
     resp
 }
 
@@ -822,12 +860,16 @@ async fn access_log(req: Request, next: Next) -> Response {
 
 /// The access log line of one request.
 fn log_request(method: &Method, path: &str, resp: &Response, started: Instant) {
+    let trace = resp.extensions().get::<TraceIds>();
     tracing::info!(
         target: "atomicwork_mcp::access",
         method = %method,
         path = %path,
         status = resp.status().as_u16(),
         latency_ms = started.elapsed().as_millis() as u64,
+        // Written only when the request is traced.
+        trace_id = trace.map(|t| tracing::field::display(t.trace_id)),
+        span_id = trace.map(|t| tracing::field::display(t.span_id)),
         "request"
     );
 }

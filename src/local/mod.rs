@@ -22,6 +22,7 @@ use crate::core::token::{self, TokenRecord};
 use crate::dataplane::registry::Registry;
 use crate::dataplane::{self, Dataplane, DataplaneConfig};
 use crate::k8s::resolve::{self, ResolveOptions};
+use crate::telemetry::Tracing;
 use crate::upstream::{Upstream, UpstreamOptions};
 use manifest::{ManifestError, Manifests, ReadFile};
 
@@ -531,8 +532,10 @@ pub(crate) async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Re
         .clone()
         .unwrap_or_else(|| DataplaneConfig::for_listen(addr));
     config.allow_public_url(&public_url);
+    let tracing = Tracing::from_env().context("starting OpenTelemetry tracing")?;
     let upstream = Upstream::new(UpstreamOptions::default())?;
-    let dp = Arc::new(Dataplane::new(registry.clone(), upstream, config));
+    let dp =
+        Arc::new(Dataplane::new(registry.clone(), upstream, config).with_tracing(tracing.clone()));
 
     // Taken before the first read, so that an edit made while it runs is noticed.
     let files = fingerprint(&opts.manifests);
@@ -561,6 +564,9 @@ pub(crate) async fn run(opts: LocalOptions, catalog: Arc<Catalog>) -> anyhow::Re
     ));
     let served = dataplane::serve(listener, dp, crate::runtime::shutdown_signal()).await;
     watch.abort();
+    if let Some(t) = tracing {
+        t.shutdown(crate::telemetry::SHUTDOWN_TIMEOUT).await;
+    }
     served.context("serving")
 }
 

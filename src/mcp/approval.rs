@@ -20,7 +20,7 @@ pub(super) enum Approval {
     Run,
     /// Answer with this instead: a request for approval or a result saying why the call
     /// did not run.
-    Answer(Reply),
+    Answer(Box<Reply>),
     /// The call did not run; the result says why (an error result, nothing sent).
     NotRun(ToolResult),
 }
@@ -42,20 +42,29 @@ pub(super) fn check(
     if !policy.needs(tool) || view.target.dry_run {
         return Approval::Run;
     }
-    let audit = |step: &str, detail: &str| {
+    // One audit line per step and, when traced, one span: from when the person was asked
+    // (`asked_at`, in Unix seconds, known once a retried call's state is open) until now.
+    let audit = |step: &str, detail: &str, asked_at: Option<u64>| {
+        let user = ctx.req.caller.and_then(|c| c.user.as_deref()).unwrap_or("");
         tracing::info!(
             target: "atomicwork_mcp::audit",
             server = %view.id_label,
             tool = tool.name(),
             approval = step,
             detail,
-            user = ctx.req.caller.and_then(|c| c.user.as_deref()).unwrap_or(""),
+            user,
             client = client.unwrap_or(""),
+            // Written only when the request is traced.
+            trace_id = ctx.trace.map(|t| tracing::field::display(t.trace_id)),
+            span_id = ctx.trace.map(|t| tracing::field::display(t.span_id)),
             "approval"
         );
+        if let Some(start) = ctx.req.trace {
+            approval_span(start.tracing, tool, step, detail, asked_at);
+        }
     };
     let Some(key) = confirm::key_bytes(&policy.key) else {
-        audit("refused", "no_key");
+        audit("refused", "no_key", None);
         return Approval::NotRun(ToolResult::error(format!(
             "{} was not run: this server's approval key is unusable, so no approval can be asked for. Nothing was sent to Atomicwork; tell the server's owner.",
             tool.name()
@@ -66,7 +75,7 @@ pub(super) fn check(
     let digest = confirm::arguments_digest(args);
     let state = params.get("requestState").and_then(Value::as_str);
     if let Some(state) = state.filter(|_| stateless) {
-        if let Err(e) = confirm::open(
+        let asked_at = match confirm::open(
             &key,
             state,
             &view.id_label,
@@ -75,19 +84,23 @@ pub(super) fn check(
             now,
             policy.ttl,
         ) {
-            audit(
-                if e == StateError::Expired {
-                    "expired"
-                } else {
-                    "rejected"
-                },
-                e.label(),
-            );
-            return Approval::NotRun(ToolResult::error(format!(
-                "{} was not run: {e}. Nothing was sent to Atomicwork. To run it, call the tool again (without requestState) and a person will be asked to approve it anew.",
-                tool.name()
-            )));
-        }
+            Ok(issued) => Some(issued),
+            Err(e) => {
+                audit(
+                    if e == StateError::Expired {
+                        "expired"
+                    } else {
+                        "rejected"
+                    },
+                    e.label(),
+                    None,
+                );
+                return Approval::NotRun(ToolResult::error(format!(
+                    "{} was not run: {e}. Nothing was sent to Atomicwork. To run it, call the tool again (without requestState) and a person will be asked to approve it anew.",
+                    tool.name()
+                )));
+            }
+        };
         let answer = params.get("inputResponses").and_then(|r| r.get(INPUT_KEY));
         let action = answer.and_then(|a| a.get("action")).and_then(Value::as_str);
         let approved = answer
@@ -97,25 +110,25 @@ pub(super) fn check(
             == Some(true);
         return match (action, approved) {
             (Some("accept"), true) => {
-                audit("approved", "");
+                audit("approved", "", asked_at);
                 Approval::Run
             }
             (Some("accept" | "decline"), _) => {
-                audit("declined", "");
+                audit("declined", "", asked_at);
                 Approval::NotRun(ToolResult::error(format!(
                     "{} was not run: the person declined it. Nothing was sent to Atomicwork. Do not retry unless they ask you to.",
                     tool.name()
                 )))
             }
             (Some("cancel"), _) => {
-                audit("cancelled", "");
+                audit("cancelled", "", asked_at);
                 Approval::NotRun(ToolResult::error(format!(
                     "{} was not run: the person dismissed the approval request without deciding. Nothing was sent to Atomicwork.",
                     tool.name()
                 )))
             }
             _ => {
-                audit("rejected", "no_answer");
+                audit("rejected", "no_answer", asked_at);
                 Approval::NotRun(ToolResult::error(format!(
                     "{} was not run: the retried call carried no answer to the approval request (inputResponses.{INPUT_KEY}). Nothing was sent to Atomicwork.",
                     tool.name()
@@ -129,23 +142,58 @@ pub(super) fn check(
             // The call cannot be built; running it reports why, and sends nothing.
             Err(_) => return Approval::Run,
         };
-        audit("asked", "");
+        audit("asked", "", None);
         let sealed = confirm::seal(&key, &view.id_label, tool.name(), &digest, now);
-        return Approval::Answer(ask(ctx, tool, &summary, sealed, policy.ttl.as_secs()));
+        return Approval::Answer(Box::new(ask(
+            ctx,
+            tool,
+            &summary,
+            sealed,
+            policy.ttl.as_secs(),
+        )));
     }
     match policy.legacy_clients {
         LegacyClients::Allow => {
-            audit("allowed_without_approval", "client_cannot_ask");
+            audit("allowed_without_approval", "client_cannot_ask", None);
             Approval::Run
         }
         LegacyClients::Refuse => {
-            audit("refused", "client_cannot_ask");
+            audit("refused", "client_cannot_ask", None);
             Approval::NotRun(ToolResult::error(format!(
                 "{} was not run: on this server it needs a person's approval, and this client cannot ask for it (approval needs MCP 2026-07-28 with the elicitation capability). Nothing was sent to Atomicwork. Use a client that supports it, or ask the server's owner.",
                 tool.name()
             )))
         }
     }
+}
+
+/// A span for one approval step, under the request's span. For a retried call's answer
+/// it starts when the person was asked, so its length is the time they took.
+fn approval_span(
+    tracing: &crate::telemetry::Tracing,
+    tool: &Tool,
+    step: &str,
+    detail: &str,
+    asked_at: Option<u64>,
+) {
+    use crate::telemetry::attr;
+    use opentelemetry::KeyValue;
+    let mut attributes = vec![
+        KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.name().to_string()),
+        KeyValue::new(attr::APPROVAL_STEP, step.to_string()),
+    ];
+    if !detail.is_empty() {
+        attributes.push(KeyValue::new(attr::APPROVAL_DETAIL, detail.to_string()));
+    }
+    let start = asked_at.map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+    let cx = tracing.start_span(
+        &opentelemetry::Context::current(),
+        opentelemetry::trace::SpanKind::Internal,
+        format!("approval {}", tool.name()),
+        start,
+        attributes,
+    );
+    crate::telemetry::end_span(&cx, None, Vec::new());
 }
 
 /// True when the request's `_meta` declares the elicitation capability.

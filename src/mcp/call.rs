@@ -98,7 +98,7 @@ pub(super) async fn tools_call<R: ToolRunner, G: CallGate>(
     };
     match approval::check(ctx, &params, &tool, &args, client.as_deref()) {
         Approval::Run => {}
-        Approval::Answer(reply) => return reply,
+        Approval::Answer(reply) => return *reply,
         Approval::NotRun(result) => {
             let mut out = local_outcome(result);
             out.class = OutcomeClass::NotApproved;

@@ -20,6 +20,8 @@ pub(super) struct Ctx<'a, 'b> {
     pub(super) req: &'a Request<'b>,
     pub(super) era: Era,
     pub(super) id: &'a RawValue,
+    /// The request's span, when it is traced (for its log lines).
+    pub(super) trace: Option<crate::telemetry::TraceIds>,
 }
 
 impl Ctx<'_, '_> {
@@ -224,10 +226,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::core::catalog::Catalog;
     use crate::core::tool_result::ToolResult;
-    use crate::k8s::resolve::{self, ResolveOptions};
-    use crate::local::manifest::{self, Manifests};
     use crate::mcp::ServerIdentity;
     use crate::mcp::call::call_result_body;
     use crate::mcp::eras::META_SERVER_INFO;
@@ -236,20 +235,7 @@ mod tests {
     /// A served view whose display name needs escaping.
     fn view() -> Arc<ServerView> {
         let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: key, namespace: t}\nstringData: {apiKey: test-api-key-0123456789}\n---\napiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {name: s, namespace: t}\nspec:\n  displayName: \"Ops \\\"desk\\\" \\u00e9\\t\\u2028\"\n  atomicwork:\n    baseUrl: https://t.atomicwork.com\n    apiKeySecretRef: {name: key}\n  methods: [read]\n";
-        let mut m = Manifests::default();
-        manifest::parse_into(text, "t.yaml", &mut m);
-        let server = m.servers.first().expect("a server");
-        let catalog = Catalog::builtin().expect("catalog");
-        let view = resolve::resolve(
-            server,
-            &m,
-            &catalog,
-            jiff::Timestamp::now(),
-            &ResolveOptions::default(),
-        )
-        .view
-        .expect("resolves");
-        Arc::new(view)
+        crate::test_support::resolve_view(text)
     }
 
     /// Results and `_meta` written by hand are the bytes serde_json writes for the same
@@ -266,6 +252,7 @@ mod tests {
             body: b"",
             identity: &identity,
             caller: None,
+            trace: None,
         };
         let id = RawValue::from_string("\"a-1\"".into()).expect("id");
         for era in [Era::Legacy, Era::Stateless] {
@@ -273,6 +260,7 @@ mod tests {
                 req: &req,
                 era,
                 id: &id,
+                trace: None,
             };
             let mut result = Map::new();
             result.insert("supportedVersions".into(), json!(["x"]));

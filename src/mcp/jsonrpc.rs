@@ -40,6 +40,11 @@ pub struct Reply {
     pub(crate) outcome: Outcome,
     /// Set for `tools/call`: what the call did, for the audit log.
     pub(crate) call: Option<CallRecord>,
+    /// The JSON-RPC error code, when the answer is an error response.
+    pub(crate) rpc_error: Option<i64>,
+    /// Set once the message is understood as an MCP request or notification: what the
+    /// operation metric and the trace name it by.
+    pub(crate) op: Option<super::operation::Operation>,
 }
 
 /// One tool call, as the audit log and metrics see it (no argument values).
@@ -66,6 +71,8 @@ impl Reply {
             body: Some(Bytes::from(body)),
             outcome,
             call: None,
+            rpc_error: None,
+            op: None,
         }
     }
 
@@ -77,6 +84,8 @@ impl Reply {
             body: None,
             outcome: Outcome::Accepted,
             call: None,
+            rpc_error: None,
+            op: None,
         }
     }
 
@@ -101,7 +110,9 @@ impl Reply {
         data: Option<Value>,
         outcome: Outcome,
     ) -> Self {
-        Reply::json(status, error_body(id, code, message, data), outcome)
+        let mut reply = Reply::json(status, error_body(id, code, message, data), outcome);
+        reply.rpc_error = Some(code);
+        reply
     }
 }
 

@@ -14,6 +14,7 @@ mod request;
 mod response;
 #[cfg(test)]
 mod tests;
+mod trace;
 
 use std::time::{Duration, Instant};
 
@@ -172,6 +173,8 @@ pub enum UpstreamError {
 pub struct Upstream {
     client: reqwest::Client,
     opts: UpstreamOptions,
+    /// Traces each HTTP request, when traces are exported.
+    tracing: Option<std::sync::Arc<crate::telemetry::Tracing>>,
 }
 
 impl Upstream {
@@ -188,7 +191,21 @@ impl Upstream {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| UpstreamError::Client(e.to_string()))?;
-        Ok(Upstream { client, opts })
+        Ok(Upstream {
+            client,
+            opts,
+            tracing: None,
+        })
+    }
+
+    /// Gives each HTTP request a client span under the current trace context, and sends
+    /// Atomicwork its `traceparent`.
+    pub(crate) fn with_tracing(
+        mut self,
+        tracing: std::sync::Arc<crate::telemetry::Tracing>,
+    ) -> Self {
+        self.tracing = Some(tracing);
+        self
     }
 
     /// Runs one tool call. Never fails: every problem becomes an error result with an
@@ -249,7 +266,15 @@ impl Upstream {
         loop {
             attempts += 1;
             let started = Instant::now();
-            let attempt = self.send(prepared, key, timeout).await;
+            let attempt = match self.tracing.as_deref() {
+                None => self.send(prepared, key, timeout, &[]).await,
+                Some(t) => {
+                    let (span, headers) = trace::start_attempt(t, tool, prepared, target, attempts);
+                    let attempt = self.send(prepared, key, timeout, &headers).await;
+                    trace::end_attempt(span, attempt.status(), attempt.failure());
+                    attempt
+                }
+            };
             latency += started.elapsed();
             let wait = policy
                 .filter(|_| attempts < max_attempts)
@@ -283,14 +308,23 @@ impl Upstream {
         }
     }
 
-    /// One HTTP exchange, body included.
-    async fn send(&self, p: &PreparedRequest, key: &HeaderValue, timeout: Duration) -> Attempt {
+    /// One HTTP exchange, body included; `extra` are further headers (trace context).
+    async fn send(
+        &self,
+        p: &PreparedRequest,
+        key: &HeaderValue,
+        timeout: Duration,
+        extra: &[(http::HeaderName, HeaderValue)],
+    ) -> Attempt {
         let mut rb = self
             .client
             .request(reqwest_method(p.method), &p.url)
             .timeout(timeout)
             .header(X_API_KEY, key.clone())
             .header(ACCEPT, APPLICATION_JSON);
+        for (name, value) in extra {
+            rb = rb.header(name, value.clone());
+        }
         if let Some(ws) = &p.workspace {
             rb = rb.header(X_WORKSPACE_ID, ws.as_str());
         }
@@ -336,6 +370,29 @@ enum Attempt {
 }
 
 impl Attempt {
+    /// The answer's status, when one came.
+    fn status(&self) -> Option<u16> {
+        match self {
+            Attempt::Answered { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// What went wrong in transport, as a trace's `error.type` names it.
+    fn failure(&self) -> Option<&'static str> {
+        match self {
+            Attempt::Answered { body: Err(_), .. } => Some("protocol"),
+            Attempt::Answered { .. } => None,
+            Attempt::Failed(e) => Some(match classify(e) {
+                TransportKind::Timeout => "timeout",
+                TransportKind::Connect { .. } => "connect",
+                TransportKind::Tls => "tls",
+                TransportKind::Protocol => "protocol",
+            }),
+            Attempt::NotSent(_) => Some("not_sent"),
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Attempt::Answered {
