@@ -23,6 +23,11 @@
 //!   `AWMCP_BENCH_BASELINE_BIN` names one, so a change is measured against the old build
 //!   in one run. `AWMCP_BENCH_BIN` replaces the binary under test (by default the one
 //!   this bench was built with);
+//! - `tools/call, traced`: the same call through a second process of the binary under
+//!   test with OpenTelemetry tracing on, every span sampled (`always_on`) and exported
+//!   over OTLP/HTTP to a receiver in this bench that accepts each export at once: what
+//!   tracing adds to a call's CPU time, export included. What tracing costs when it is
+//!   off is the data plane against a baseline built before tracing existed;
 //! - `tools/call, OAuth`: the same call to a server with `auth.oauth` (on the binary under
 //!   test), every request carrying the same access token, minted by a real authorization
 //!   server (`oidc-provider`, as the tests run it; needs Node.js, else this way is left
@@ -225,7 +230,18 @@ fn start_bare_proxy(upstream_url: &str) -> Proc {
 /// `bin` in local mode over `manifests`, logging as deployed (JSON lines at `info` on
 /// standard error, which goes nowhere here).
 fn start_dataplane(bin: &Path, manifests: &Path, state_dir: &Path) -> Proc {
+    start_dataplane_with(bin, manifests, state_dir, &[])
+}
+
+/// [`start_dataplane`] with `env` added.
+fn start_dataplane_with(
+    bin: &Path,
+    manifests: &Path,
+    state_dir: &Path,
+    env: &[(&str, &str)],
+) -> Proc {
     let mut cmd = Command::new(bin);
+    cmd.envs(env.iter().copied());
     cmd.arg("local")
         .arg("--manifests")
         .arg(manifests)
@@ -235,6 +251,11 @@ fn start_dataplane(bin: &Path, manifests: &Path, state_dir: &Path) -> Proc {
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .env_remove("ATOMICWORK_MCP_CATALOG");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OTEL_") && !env.iter().any(|(n, _)| *n == name) {
+            cmd.env_remove(name);
+        }
+    }
     Proc::start(cmd, &format!("{}", bin.display()))
 }
 
@@ -477,6 +498,27 @@ async fn run() {
     let baseline = baseline_bin
         .as_ref()
         .map(|b| start_dataplane(b, &plain, &dir.path().join("state-baseline")));
+    // The same binary exporting every span (always_on) to an OTLP/HTTP receiver in this
+    // process, which accepts each export at once.
+    let collector = serve_app(axum::Router::new().route(
+        "/v1/traces",
+        post(|| async {
+            (
+                [("content-type", "application/x-protobuf")],
+                Vec::<u8>::new(),
+            )
+        }),
+    ))
+    .await;
+    let traced = start_dataplane_with(
+        &bin,
+        &plain,
+        &dir.path().join("state-traced"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.as_str()),
+            ("OTEL_TRACES_SAMPLER", "always_on"),
+        ],
+    );
 
     let mcp = |p: &Proc| format!("{}/mcp/{TOKEN}", p.base);
     let mut ways = vec![
@@ -507,6 +549,12 @@ async fn run() {
         });
         ways.len() - 1
     });
+    ways.push(Way {
+        label: "tools/call, traced (100% sampled)".into(),
+        call: Call::post(mcp(&traced), CALL_BODY),
+        pid: Some(traced.pid()),
+    });
+    let traced_way = ways.len() - 1;
     // The access token is for the server's connector URL, which local mode bases on the
     // address it listens on.
     let oauth_url = format!("{}/mcp/{OAUTH_TOKEN}", dp.base);
@@ -580,6 +628,7 @@ async fn run() {
     let list_call = Call::post(mcp(&dp), LIST_BODY);
     let list_one = drive(&list_call, CONCURRENCY, PER_CLIENT, None, Some(dp.pid())).await;
     drop(baseline);
+    drop(traced);
     drop(dp);
     let dp_many = start_dataplane(&bin, &many, &dir.path().join("state-many"));
     let list_call = Call::post(mcp(&dp_many), LIST_BODY);
@@ -671,6 +720,13 @@ async fn run() {
             "CPU per tools/call of the baseline ({}): {old:.1} us; data plane / baseline: {:.2}x",
             path.display(),
             d / old
+        );
+    }
+    if let (Some(off), Some(on)) = (dp_cpu, cpu_us(traced_way)) {
+        println!(
+            "CPU per tools/call with every call traced and exported: {on:.1} us, untraced {off:.1} us: tracing adds {:.1} us ({:.2}x)",
+            on - off,
+            on / off
         );
     }
     for (i, way) in ways.iter().enumerate().skip(DATA_PLANE) {

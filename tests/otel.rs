@@ -51,6 +51,8 @@ struct Exported {
     name: String,
     kind: i32,
     status: i32,
+    start_ns: u64,
+    end_ns: u64,
     attributes: BTreeMap<String, String>,
 }
 
@@ -89,6 +91,8 @@ fn flatten(req: ExportTraceServiceRequest) -> Vec<Exported> {
                     name: s.name.clone(),
                     kind: s.kind,
                     status: s.status.as_ref().map_or(0, |st| st.code),
+                    start_ns: s.start_time_unix_nano,
+                    end_ns: s.end_time_unix_nano,
                     attributes: s
                         .attributes
                         .iter()
@@ -616,6 +620,117 @@ async fn an_unusable_setting_stops_the_start_with_the_variable_named() {
         stderr.contains("OTEL_TRACES_SAMPLER") && stderr.contains("half_of_them"),
         "{stderr}"
     );
+}
+
+/// A 2026-07-28 `tools/call` of a deletion, by a client that can ask a person, with the
+/// client's trace context and `extra` params in the request.
+async fn delete_call(url: &str, traceparent: &str, extra: Value) -> Value {
+    let tool = "delete_a_atomicwork_requests_number_by_id";
+    let mut params = json!({
+        "name": tool,
+        "arguments": {"id": "ITREQ-12"},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+            "io.modelcontextprotocol/clientInfo": {"name": "otel-test", "version": "1"},
+            "traceparent": traceparent,
+        }
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        params[k] = v.clone();
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params});
+    let resp = common::post(
+        url,
+        &body.to_string(),
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", tool),
+        ],
+    )
+    .await;
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_persons_approval_is_a_span_from_the_question_to_the_answer() {
+    let receiver = Receiver::new();
+    let (endpoint, _rx) = receiver.serve_http().await;
+    let upstream = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path("/api/v1/requests/ITREQ-12"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&upstream)
+        .await;
+    let manifest = format!(
+        "apiVersion: mcp.atomicwork.dev/v1alpha1\nkind: AtomicworkMcpServer\nmetadata: {{name: traced, namespace: it-ops}}\nspec:\n  atomicwork:\n    baseUrl: {}\n    apiKeySecretRef: {{name: atomicwork-api}}\n    workspaceId: \"1\"\n  confirm: {{tools: destructive}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: atomicwork-api, namespace: it-ops}}\nstringData: {{apiKey: {API_KEY}}}\n",
+        upstream.uri()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (mut p, url) = start(
+        &dir,
+        &manifest,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+    )
+    .await;
+
+    let asking = "0123456789abcdef0123456789abcdef";
+    let answering = "fedcba9876543210fedcba9876543210";
+    let asked = delete_call(&url, &format!("00-{asking}-1111111111111111-01"), json!({})).await;
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    let state = asked["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = delete_call(
+        &url,
+        &format!("00-{answering}-2222222222222222-01"),
+        json!({"requestState": state, "inputResponses": {"approval": {"action": "accept", "content": {"approve": true}}}}),
+    )
+    .await;
+    assert_eq!(done["result"]["isError"], json!(false), "{done}");
+
+    let spans = receiver.wait_for(&["DELETE /api/v1/requests/{id}"]).await;
+    let approvals: Vec<&Exported> = spans
+        .iter()
+        .filter(|s| s.name.starts_with("approval "))
+        .collect();
+    assert_eq!(approvals.len(), 2, "{spans:#?}");
+    let server_of = |trace: &str| {
+        spans
+            .iter()
+            .find(|s| s.trace_id == trace && s.kind == SpanKind::Server as i32)
+            .unwrap()
+    };
+    let question = approvals.iter().find(|s| s.trace_id == asking).unwrap();
+    assert_eq!(question.attr("atomicwork_mcp.approval.step"), Some("asked"));
+    assert_eq!(question.parent_span_id, server_of(asking).span_id);
+    assert_eq!(question.kind, SpanKind::Internal as i32);
+    let approved = approvals.iter().find(|s| s.trace_id == answering).unwrap();
+    assert_eq!(
+        approved.attr("atomicwork_mcp.approval.step"),
+        Some("approved")
+    );
+    let answer_span = server_of(answering);
+    assert_eq!(approved.parent_span_id, answer_span.span_id);
+    // The approval span runs from when the person was asked (to the second) until the
+    // answer came back: it starts no later than the answering request.
+    assert!(
+        approved.start_ns <= answer_span.start_ns,
+        "{approved:#?} {answer_span:#?}"
+    );
+    assert!(approved.start_ns + 2_000_000_000 >= question.start_ns);
+    assert!(approved.end_ns >= approved.start_ns);
+    // The deletion ran once, under the answering request.
+    let delete = spans
+        .iter()
+        .find(|s| s.name == "DELETE /api/v1/requests/{id}")
+        .unwrap();
+    assert_eq!(delete.trace_id, answering);
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 1);
+    assert!(!String::from_utf8_lossy(&receiver.raw.lock().unwrap()).contains(&state));
+    p.child.kill().await.unwrap();
 }
 
 /// The accepted connections of `listener`, as tonic's server takes them.
