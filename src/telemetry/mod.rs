@@ -459,6 +459,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_span_whose_work_is_dropped_ends_with_the_error_given_at_start() {
+        let (t, collect) = tracing(&[]);
+        let cx = t.start_span(
+            &Context::new(),
+            SpanKind::Server,
+            "cut".into(),
+            None,
+            vec![],
+        );
+        let work = {
+            let guard = SpanGuard::new(cx, "-31006".into());
+            async move {
+                std::future::pending::<()>().await;
+                guard.finish(None, vec![]);
+            }
+        };
+        // The deadline passes: the future (and the guard in it) is dropped unfinished.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), work)
+                .await
+                .is_err()
+        );
+        let finished = t.start_span(
+            &Context::new(),
+            SpanKind::Server,
+            "done".into(),
+            None,
+            vec![],
+        );
+        SpanGuard::new(finished, "-31006".into()).finish(None, vec![]);
+        t.shutdown(Duration::from_secs(2)).await;
+        let spans = collect.0.lock().unwrap();
+        let error_of = |name: &str| {
+            let span = spans.iter().find(|s| s.name == name).unwrap();
+            span.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == attr::ERROR_TYPE)
+                .map(|kv| kv.value.to_string())
+        };
+        assert_eq!(error_of("cut").as_deref(), Some("-31006"));
+        assert_eq!(
+            error_of("done"),
+            None,
+            "a finished span is ended once, by finish"
+        );
+        assert_eq!(spans.len(), 2);
+    }
+
+    #[tokio::test]
     async fn an_unsampled_parent_is_honoured_by_the_default_sampler() {
         let (t, collect) = tracing(&[]);
         let meta =
