@@ -9,8 +9,11 @@
    accepted and dropped). The objects are checked: they parse, have the expected kinds,
    the Deployments carry probes, resources and the restrictive security context, and the
    RBAC rules equal those of deploy/rbac.yaml.
-3. Installs that must fail do: no publicUrl (the `required` message), a bad logFormat
-   and a publicUrl that is not a URL (values.schema.json).
+   With ci/test-values.yaml the data plane gets the OTEL_* variables of otel.* (headers
+   through a secretKeyRef) and the controller none; with the defaults no Deployment has
+   any OTEL_* variable.
+3. Installs that must fail do: no publicUrl (the `required` message), a bad logFormat,
+   a publicUrl that is not a URL, bad otel.* values (values.schema.json).
 
 Usage: helm_check.py CHART_DIR REPO_ROOT [RENDERED_OUT]. With RENDERED_OUT, the manifest
 rendered with ci/test-values.yaml is written there. Exit status 0 only when every check
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -29,6 +33,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import yaml  # noqa: E402
 import helm_sdkpy  # noqa: E402
@@ -286,6 +291,73 @@ def check_shutdown_and_lease(ctrl: dict, dp: dict, timeout: int, f: Failures) ->
             "controller: LEASE_OWNER_DEPLOYMENT names its own Deployment")
 
 
+def container_env(d: dict) -> list[dict]:
+    """The env entries of a Deployment's first container, in order."""
+    return d["spec"]["template"]["spec"]["containers"][0].get("env", [])
+
+
+def forward_refs(env: list[dict]) -> list[str]:
+    """$(VAR) references in env values to a variable not defined earlier in the list
+    (Kubernetes leaves those unexpanded)."""
+    seen: set[str] = set()
+    bad = []
+    for e in env:
+        for ref in re.findall(r"(?<!\$)\$\(([A-Za-z_][A-Za-z0-9_]*)\)", e.get("value") or ""):
+            if ref not in seen:
+                bad.append(f"{e['name']} -> $({ref})")
+        seen.add(e["name"])
+    return bad
+
+
+def otel_names(d: dict) -> list[str]:
+    return [n for c in d["spec"]["template"]["spec"]["containers"]
+            for n in (e["name"] for e in c.get("env", [])) if n.startswith("OTEL_")]
+
+
+def check_otel_on(ctrl: dict, dp: dict, values: dict, f: Failures) -> None:
+    """With otel.endpoint set, the data plane gets the OTEL_* variables from the values
+    (headers only through a secretKeyRef, resource attributes with the chart's k8s ones
+    first), every $(VAR) it uses is defined before; the controller gets none."""
+    otel = values["otel"]
+    env = container_env(dp)
+    by_name = {e["name"]: e for e in env}
+    plain = {e["name"]: e.get("value") for e in env}
+    f.check(plain.get("OTEL_EXPORTER_OTLP_ENDPOINT") == otel["endpoint"]
+            and plain.get("OTEL_EXPORTER_OTLP_PROTOCOL") == otel["protocol"]
+            and plain.get("OTEL_SERVICE_NAME") == otel["serviceName"]
+            and plain.get("OTEL_TRACES_SAMPLER") == otel["sampler"]
+            and plain.get("OTEL_TRACES_SAMPLER_ARG") == str(otel["samplerArg"]),
+            "data plane: OTEL endpoint, protocol, service name, sampler and its argument "
+            "from otel.*")
+    attrs: dict[str, str] = {}
+    for item in (plain.get("OTEL_RESOURCE_ATTRIBUTES") or "").split(","):
+        key, _, value = item.partition("=")
+        attrs[key] = unquote(value)
+    keys = list(attrs)
+    f.check(keys[:3] == ["k8s.namespace.name", "k8s.pod.name", "k8s.deployment.name"]
+            and attrs["k8s.namespace.name"] == "$(POD_NAMESPACE)"
+            and attrs["k8s.pod.name"] == "$(POD_NAME)"
+            and attrs["k8s.deployment.name"] == dp["metadata"]["name"]
+            and all(attrs.get(k) == v for k, v in otel["resourceAttributes"].items())
+            and len(attrs) == 3 + len(otel["resourceAttributes"]),
+            f"data plane: OTEL_RESOURCE_ATTRIBUTES has the k8s attributes, then the custom "
+            f"ones (values with ',' and '=' percent-encoded) (got {attrs})")
+    pod_name = by_name.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {})
+    f.check(pod_name.get("fieldPath") == "metadata.name",
+            "data plane: POD_NAME from the downward API")
+    f.check(forward_refs(env) == [],
+            f"data plane: every $(VAR) in env refers to a variable defined earlier "
+            f"{forward_refs(env) or ''}")
+    headers = by_name.get("OTEL_EXPORTER_OTLP_HEADERS", {})
+    ref = headers.get("valueFrom", {}).get("secretKeyRef", {})
+    f.check("value" not in headers and ref.get("name") == otel["headersSecret"]["name"]
+            and ref.get("key") == otel["headersSecret"]["key"],
+            "data plane: OTEL_EXPORTER_OTLP_HEADERS only through a secretKeyRef to "
+            "otel.headersSecret")
+    f.check(otel_names(ctrl) == [],
+            f"controller: no OTEL_* variable (got {otel_names(ctrl)})")
+
+
 def check_controller_scraped_per_pod(objs, ctrl: dict | None, f: Failures) -> None:
     """No Service balances scrapes between the controller's leader and standby; a
     PodMonitor scrapes each controller pod and the ServiceMonitor only the data plane."""
@@ -406,6 +478,7 @@ def main() -> int:
                     and cenv.get("ATOMICWORK_MCP_CATALOG") == "/etc/atomicwork-mcp/catalog.yaml",
                     "LOG_FORMAT, extraEnv and the catalog override reach the containers")
             check_shutdown_and_lease(ctrl, dp, 120, f)
+            check_otel_on(ctrl, dp, test_values, f)
         ing = find(objs, "Ingress")
         if ing:
             rule = ing[0]["spec"]["rules"][0]
@@ -472,6 +545,8 @@ def main() -> int:
         dp = deployments.get(f"{RELEASE}-dataplane")
         if ctrl and dp:
             check_shutdown_and_lease(ctrl, dp, 300, f)
+        f.check(not [n for d in find(objs, "Deployment") for n in otel_names(d)],
+                "tracing is off by default: no OTEL_* variable in any Deployment")
 
     # 3. Bad values fail at install.
     print("bad values:")
@@ -494,6 +569,19 @@ def main() -> int:
                                 "dataplane": {"requestTimeoutSeconds": 0}})
     f.check(objs is None and "requestTimeoutSeconds" in err,
             "a request timeout of 0 s is refused")
+    otel = {"endpoint": "http://otel-collector.observability:4318"}
+    for bad, field, what in [
+        ({"protocol": "http/json"}, "protocol", "otel.protocol: http/json is refused"),
+        ({"sampler": "sometimes"}, "sampler", "an unknown otel.sampler is refused"),
+        ({"samplerArg": "1.5"}, "samplerArg", "an otel.samplerArg above 1 is refused"),
+        ({"endpoint": "otel-collector:4317"}, "endpoint",
+         "an otel.endpoint without a scheme is refused"),
+        ({"headers": "authorization=Bearer x"}, "headers",
+         "plain otel.headers are refused (only headersSecret)"),
+    ]:
+        objs, err = install(chart, {"publicUrl": "https://mcp.example.com",
+                                    "otel": {**otel, **bad}})
+        f.check(objs is None and field in err, what)
 
     total = len(f.items)
     print()

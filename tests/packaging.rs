@@ -957,6 +957,8 @@ fn chart_default_security_settings_are_restrictive() {
     for off in ["ingress", "serviceMonitor", "networkPolicy"] {
         assert_eq!(values[off]["enabled"], false, "{off} is off by default");
     }
+    assert_eq!(values["otel"]["endpoint"], "", "tracing is off by default");
+    assert_eq!(values["otel"]["headersSecret"]["name"], "");
 }
 
 fn merge(base: &mut Value, over: &Value) {
@@ -1040,6 +1042,31 @@ fn values_schema_accepts_the_shipped_values_and_refuses_bad_ones() {
             serde_json::json!({"publicURL": "https://mcp.example.com"}),
             "publicURL",
         ),
+        (
+            serde_json::json!({"otel": {"protocol": "http/json"}}),
+            "protocol",
+        ),
+        (
+            serde_json::json!({"otel": {"sampler": "sometimes"}}),
+            "sampler",
+        ),
+        (
+            serde_json::json!({"otel": {"samplerArg": "1.5"}}),
+            "samplerArg",
+        ),
+        (serde_json::json!({"otel": {"samplerArg": 2}}), "samplerArg"),
+        (
+            serde_json::json!({"otel": {"endpoint": "otel-collector:4317"}}),
+            "endpoint",
+        ),
+        (
+            serde_json::json!({"otel": {"headers": "authorization=Bearer x"}}),
+            "headers",
+        ),
+        (
+            serde_json::json!({"otel": {"resourceAttributes": {"team,env": "x"}}}),
+            "resourceAttributes",
+        ),
     ] {
         let errs = errors(&with_values(bad.clone()));
         assert!(
@@ -1051,6 +1078,11 @@ fn values_schema_accepts_the_shipped_values_and_refuses_bad_ones() {
         serde_json::json!({"publicUrl": "https://mcp.example.com"}),
         serde_json::json!({"publicUrl": "http://localhost:8080/"}),
         serde_json::json!({"logFormat": "text", "watchNamespaces": ["it-ops"]}),
+        serde_json::json!({"otel": {"endpoint": "https://otlp.example.com/otlp",
+            "sampler": "traceidratio", "samplerArg": 0.1}}),
+        serde_json::json!({"otel": {"endpoint": "http://otel-collector.observability:4317",
+            "protocol": "grpc", "samplerArg": "0.5",
+            "resourceAttributes": {"deployment.environment": "production"}}}),
     ] {
         assert_eq!(
             errors(&with_values(good.clone())),
