@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::settings::QueueSettings;
@@ -74,9 +74,15 @@ impl SpanDrops {
 }
 
 /// The span processor: hands every sampled span to the export task without waiting.
+/// The task is not woken per span: it wakes on its schedule, or when a batch's worth
+/// is waiting.
 #[derive(Debug)]
 pub(crate) struct QueueProcessor {
     queue: mpsc::Sender<SpanData>,
+    /// Spans per export: reaching this many queued wakes the export task early.
+    max_batch: usize,
+    max_queue: usize,
+    batch_ready: Arc<Notify>,
     drops: SpanDrops,
     stop: CancellationToken,
 }
@@ -87,6 +93,11 @@ impl SpanProcessor for QueueProcessor {
     fn on_end(&self, span: SpanData) {
         if self.queue.try_send(span).is_err() {
             self.drops.add(DropReason::QueueFull, 1);
+            return;
+        }
+        let queued = self.max_queue - self.queue.capacity();
+        if queued >= self.max_batch {
+            self.batch_ready.notify_one();
         }
     }
 
@@ -112,16 +123,21 @@ pub(crate) fn start<E: SpanExporter + 'static>(
     stop: CancellationToken,
 ) -> (QueueProcessor, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.max_queue);
+    let batch_ready = Arc::new(Notify::new());
     let task = tokio::spawn(export_loop(
         exporter,
         rx,
         settings,
+        batch_ready.clone(),
         drops.clone(),
         stop.clone(),
     ));
     (
         QueueProcessor {
             queue: tx,
+            max_batch: settings.max_batch,
+            max_queue: settings.max_queue,
+            batch_ready,
             drops,
             stop,
         },
@@ -129,64 +145,49 @@ pub(crate) fn start<E: SpanExporter + 'static>(
     )
 }
 
-/// Takes batches off the queue: a batch goes out when it is full or when its first span
-/// has waited the schedule delay.
+/// Exports what is queued every schedule delay, and as soon as a batch's worth is
+/// waiting; on `stop`, exports what is left and ends.
 async fn export_loop<E: SpanExporter>(
     exporter: E,
     mut rx: mpsc::Receiver<SpanData>,
     settings: QueueSettings,
+    batch_ready: Arc<Notify>,
     drops: SpanDrops,
     stop: CancellationToken,
 ) {
-    let failing = Arc::new(AtomicBool::new(false));
+    let failing = AtomicBool::new(false);
     loop {
-        let mut batch = Vec::with_capacity(settings.max_batch);
         let stopping = tokio::select! {
             biased;
             () = stop.cancelled() => true,
-            n = rx.recv_many(&mut batch, settings.max_batch) => {
-                if n == 0 {
-                    return;
-                }
-                false
-            }
+            () = batch_ready.notified() => false,
+            () = tokio::time::sleep(settings.schedule_delay) => false,
         };
         if stopping {
-            // Whatever is queued goes out, in batches, and then the task ends.
             rx.close();
-            loop {
-                if batch.len() < settings.max_batch {
-                    let room = settings.max_batch - batch.len();
-                    rx.recv_many(&mut batch, room).await;
-                }
-                if batch.is_empty() {
-                    let _ = exporter.shutdown();
-                    return;
-                }
-                export(
-                    &exporter,
-                    std::mem::take(&mut batch),
-                    &settings,
-                    &drops,
-                    &failing,
-                )
-                .await;
-            }
         }
-        if batch.len() < settings.max_batch {
-            let wait = tokio::time::sleep(settings.schedule_delay);
-            tokio::pin!(wait);
+        // Full batches go out one after another; a partial one ends the round.
+        loop {
+            let mut batch = Vec::with_capacity(settings.max_batch);
             while batch.len() < settings.max_batch {
-                let room = settings.max_batch - batch.len();
-                tokio::select! {
-                    biased;
-                    () = stop.cancelled() => break,
-                    () = &mut wait => break,
-                    n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+                match rx.try_recv() {
+                    Ok(span) => batch.push(span),
+                    Err(_) => break,
                 }
             }
+            if batch.is_empty() {
+                break;
+            }
+            let full = batch.len() == settings.max_batch;
+            export(&exporter, batch, &settings, &drops, &failing).await;
+            if !full {
+                break;
+            }
         }
-        export(&exporter, batch, &settings, &drops, &failing).await;
+        if stopping {
+            let _ = exporter.shutdown();
+            return;
+        }
     }
 }
 
