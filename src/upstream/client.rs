@@ -175,7 +175,9 @@ impl HttpClient {
         headers.insert(ACCEPT_ENCODING, GZIP);
         if let Some(proxy) = &self.proxy
             && req.uri().scheme() == Some(&http::uri::Scheme::HTTP)
-            && let Some(auth) = proxy.intercept(req.uri()).and_then(|i| i.basic_auth().cloned())
+            && let Some(auth) = proxy
+                .intercept(req.uri())
+                .and_then(|i| i.basic_auth().cloned())
         {
             req.headers_mut().insert(PROXY_AUTHORIZATION, auth);
         }
@@ -193,13 +195,12 @@ impl HttpClient {
         };
         let (parts, body) = response.into_parts();
         let mut headers = parts.headers;
-        let body = match tokio::time::timeout_at(deadline, read_capped(body, self.max_body_bytes))
-            .await
-        {
-            Err(_) => Err(ClientError::new(ErrorKind::Timeout, None)),
-            Ok(Err(e)) => Err(ClientError::new(ErrorKind::Body, Some(e.into()))),
-            Ok(Ok(raw)) => decode(&mut headers, raw, self.max_body_bytes),
-        };
+        let body =
+            match tokio::time::timeout_at(deadline, read_capped(body, self.max_body_bytes)).await {
+                Err(_) => Err(ClientError::new(ErrorKind::Timeout, None)),
+                Ok(Err(e)) => Err(ClientError::new(ErrorKind::Body, Some(e.into()))),
+                Ok(Ok(raw)) => decode(&mut headers, raw, self.max_body_bytes),
+            };
         Ok(Answer {
             status: parts.status,
             headers,
@@ -456,10 +457,7 @@ impl Write for ProxyStream {
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 

@@ -214,16 +214,20 @@ pub(super) fn encode(
     files: &[FilePart],
 ) -> Result<(http::HeaderValue, Bytes), BuildError> {
     let boundary = boundary();
-    let content_type =
-        http::HeaderValue::try_from(format!("multipart/form-data; boundary={boundary}"))
-            .map_err(|_| BuildError::BadValue {
-                name: "multipart".into(),
-                reason: "the form's boundary is not a header value".into(),
-            })?;
+    let content_type = http::HeaderValue::try_from(format!(
+        "multipart/form-data; boundary={boundary}"
+    ))
+    .map_err(|_| BuildError::BadValue {
+        name: "multipart".into(),
+        reason: "the form's boundary is not a header value".into(),
+    })?;
     if fields.is_empty() && files.is_empty() {
         return Ok((content_type, Bytes::new()));
     }
-    let size = fields.iter().map(|(k, v)| k.len() + v.len() + 128).sum::<usize>()
+    let size = fields
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 128)
+        .sum::<usize>()
         + files
             .iter()
             .map(|f| f.field.len() + f.filename.len() + f.content_type.len() + f.bytes.len() + 160)
@@ -244,7 +248,12 @@ pub(super) fn encode(
                 ),
             });
         }
-        part_head(&mut out, &boundary, &f.field, Some((&f.filename, &f.content_type)));
+        part_head(
+            &mut out,
+            &boundary,
+            &f.field,
+            Some((&f.filename, &f.content_type)),
+        );
         out.extend_from_slice(&f.bytes);
         out.extend_from_slice(b"\r\n");
     }
