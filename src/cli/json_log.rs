@@ -131,6 +131,12 @@ fn json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
+    // Most values need no escape at all.
+    if bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &str = match b {
@@ -159,6 +165,23 @@ fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Appends `n` in decimal.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
 /// Writes an event's fields as `"name":value` pairs.
 struct FieldWriter<'a> {
     line: &'a mut Line,
@@ -185,12 +208,15 @@ impl Visit for FieldWriter<'_> {
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        let _ = write!(self.line.text, "{value}");
+        if value < 0 {
+            self.line.text.push('-');
+        }
+        push_u64(&mut self.line.text, value.unsigned_abs());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        let _ = write!(self.line.text, "{value}");
+        push_u64(&mut self.line.text, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -280,6 +306,9 @@ mod tests {
             client = "",
             user = shown,
             negative = -5i64,
+            most_negative = i64::MIN,
+            largest = u64::MAX,
+            zero = 0u64,
             flag = true,
             wide = u128::MAX,
             debugged = ?vec!["x", "y\"z"],

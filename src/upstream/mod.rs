@@ -288,7 +288,8 @@ impl Upstream {
     async fn send(&self, p: &PreparedRequest, key: &HeaderValue, timeout: Duration) -> Attempt {
         let req = match http_request(p, key) {
             Ok(r) => r,
-            Err(e) => return e,
+            Err(Unsendable::Invalid(e)) => return Attempt::Failed(e),
+            Err(Unsendable::Body(e)) => return Attempt::NotSent(e),
         };
         match self.client.send(req, timeout).await {
             Err(e) => Attempt::Failed(e),
@@ -307,15 +308,26 @@ impl Upstream {
     }
 }
 
+/// Why a prepared request could not become an HTTP request.
+enum Unsendable {
+    /// The HTTP layer refuses the URL or a header value.
+    Invalid(ClientError),
+    /// The body could not be encoded.
+    Body(BuildError),
+}
+
 /// The HTTP request of one attempt, with the API key.
-fn http_request(p: &PreparedRequest, key: &HeaderValue) -> Result<Request<Full<Bytes>>, Attempt> {
+fn http_request(
+    p: &PreparedRequest,
+    key: &HeaderValue,
+) -> Result<Request<Full<Bytes>>, Unsendable> {
     let uri = Uri::try_from(p.url.as_str())
-        .map_err(|e| Attempt::Failed(ClientError::invalid_request(e.into())))?;
+        .map_err(|e| Unsendable::Invalid(ClientError::invalid_request(e.into())))?;
     let (content_type, body) = match &p.body {
         PreparedBody::None => (None, Bytes::new()),
         PreparedBody::Json(v) => (Some(APPLICATION_JSON), Bytes::from(v.to_string())),
         PreparedBody::Multipart { fields, files } => {
-            let (ct, bytes) = multipart::encode(fields, files).map_err(Attempt::NotSent)?;
+            let (ct, bytes) = multipart::encode(fields, files).map_err(Unsendable::Body)?;
             (Some(ct), bytes)
         }
     };
@@ -328,7 +340,7 @@ fn http_request(p: &PreparedRequest, key: &HeaderValue) -> Result<Request<Full<B
     headers.insert(ACCEPT, APPLICATION_JSON);
     if let Some(ws) = &p.workspace {
         let value = HeaderValue::from_str(ws)
-            .map_err(|e| Attempt::Failed(ClientError::invalid_request(e.into())))?;
+            .map_err(|e| Unsendable::Invalid(ClientError::invalid_request(e.into())))?;
         headers.insert(X_WORKSPACE_ID, value);
     }
     if let Some(ct) = content_type {
