@@ -50,9 +50,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use atomicwork_mcp::upstream::client::{ClientError, ClientSettings, HttpClient, Proxies};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
-use atomicwork_mcp::upstream::client::{ClientError, ClientSettings, HttpClient, Proxies};
 use common::{percentile, serve_app};
 use http_body_util::Full;
 use serde_json::json;
@@ -148,7 +148,8 @@ async fn bare_proxy_child() {
                 *req.uri_mut() = target;
                 req.headers_mut()
                     .insert("x-api-key", HeaderValue::from_static(API_KEY));
-                let bad_gateway = |e: ClientError| (axum::http::StatusCode::BAD_GATEWAY, e.to_string());
+                let bad_gateway =
+                    |e: ClientError| (axum::http::StatusCode::BAD_GATEWAY, e.to_string());
                 let answer = client
                     .send(req, Duration::from_secs(30))
                     .await
