@@ -12,9 +12,10 @@
 //! load hits them alike:
 //! - `direct`: the client calls the upstream;
 //! - `bare proxy`: the client calls a forwarder built from the same parts as the data plane
-//!   (axum server, pooled reqwest client) that does nothing but pass the request on and the
-//!   bytes back — the floor for any HTTP proxy on this stack. It is this bench binary run
-//!   again as a child process;
+//!   (axum server, and the data plane's own upstream client, `upstream::client::HttpClient`:
+//!   hyper's pooled client with the same TLS, gzip and timeout handling) that does nothing
+//!   but pass the request on and the bytes back — the floor for any HTTP proxy on this
+//!   stack. It is this bench binary run again as a child process;
 //! - `tools/call`: the client calls the data plane — the real `atomicwork-mcp` binary in
 //!   local mode, logging as deployed (JSON, `info`), fed a manifest that points at the
 //!   upstream — which checks the token, parses and validates the JSON-RPC request, builds
@@ -54,9 +55,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use atomicwork_mcp::upstream::client::{ClientError, ClientSettings, HttpClient, Proxies};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
 use common::{percentile, serve_app};
+use http_body_util::Full;
 use serde_json::json;
 
 /// The binary's allocator, so the figures are the deployed program's.
@@ -132,27 +135,31 @@ async fn upstream() -> String {
 /// until its standard input closes (when the bench ends, however it ends).
 async fn bare_proxy_child() {
     let upstream_url = std::env::var(UPSTREAM_ENV).expect("the upstream to forward to");
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
-    let target = format!("{upstream_url}/api/v1/workspaces?page=1");
+    let client = HttpClient::new(&ClientSettings {
+        proxies: Proxies::Off,
+        ..ClientSettings::default()
+    })
+    .expect("client");
+    let target: axum::http::Uri = format!("{upstream_url}/api/v1/workspaces?page=1")
+        .parse()
+        .expect("upstream URL");
     let app = axum::Router::new().route(
         "/forward",
         post(move |body: axum::body::Bytes| {
             let (client, target) = (client.clone(), target.clone());
             async move {
                 drop(body);
-                let resp = client
-                    .get(&target)
-                    .header("x-api-key", API_KEY)
-                    .send()
+                let mut req = axum::http::Request::new(Full::new(axum::body::Bytes::new()));
+                *req.uri_mut() = target;
+                req.headers_mut()
+                    .insert("x-api-key", HeaderValue::from_static(API_KEY));
+                let bad_gateway =
+                    |e: ClientError| (axum::http::StatusCode::BAD_GATEWAY, e.to_string());
+                let answer = client
+                    .send(req, Duration::from_secs(30))
                     .await
-                    .map_err(|e| (axum::http::StatusCode::BAD_GATEWAY, e.to_string()))?;
-                let bytes = resp
-                    .bytes()
-                    .await
-                    .map_err(|e| (axum::http::StatusCode::BAD_GATEWAY, e.to_string()))?;
+                    .map_err(bad_gateway)?;
+                let bytes = answer.body.map_err(bad_gateway)?;
                 Ok::<_, (axum::http::StatusCode, String)>(bytes)
             }
         }),

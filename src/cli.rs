@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
+mod json_log;
+
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
@@ -257,7 +259,10 @@ impl LogArgs {
             .with_ansi(ansi)
             .with_writer(std::io::stderr);
         let _ = match self.log_format {
-            LogFormat::Json => builder.json().try_init(),
+            LogFormat::Json => builder
+                .json()
+                .event_format(json_log::FastJson::new())
+                .try_init(),
             LogFormat::Text => builder.try_init(),
         };
     }

@@ -7,6 +7,7 @@
 //! sent, and any echo of it in an answer is replaced by `[redacted]` before anything is
 //! cut to a size limit.
 
+pub mod client;
 mod multipart;
 mod ratelimit;
 mod redact;
@@ -19,8 +20,9 @@ mod trace;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::HeaderValue;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, Method, Request, Uri};
+use http_body_util::Full;
 use serde_json::{Map, Value, json};
 
 pub(crate) use crate::core::catalog::HttpMethod;
@@ -39,6 +41,7 @@ pub(crate) use request::{BuildError, PreparedBody, PreparedRequest, build_reques
 pub(crate) fn cap_text(text: &mut String, max_chars: usize) {
     response::cap_text(text, max_chars, Redactor::default());
 }
+use client::{ClientError, ClientSettings, HttpClient};
 use redact::Redactor;
 use response::{CallContext, Paging, TransportKind};
 
@@ -51,14 +54,11 @@ const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json
 
 /// `User-Agent` of every upstream request.
 pub(crate) const USER_AGENT: &str = concat!("atomicwork-mcp-operator/", env!("CARGO_PKG_VERSION"));
+/// [`USER_AGENT`] as a header value.
+const USER_AGENT_VALUE: HeaderValue = HeaderValue::from_static(USER_AGENT);
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// First step of the exponential backoff between retries.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
-/// Response bodies beyond this are not read further (they could not be returned anyway).
-const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Process-wide limits of the upstream client.
 #[derive(Debug, Clone)]
@@ -171,7 +171,7 @@ pub enum UpstreamError {
 /// The shared upstream client: one connection pool for every server and call.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
+    client: HttpClient,
     opts: UpstreamOptions,
     /// Traces each HTTP request, when traces are exported.
     tracing: Option<std::sync::Arc<crate::telemetry::Tracing>>,
@@ -182,15 +182,16 @@ impl Upstream {
     /// (ALPN), gzip, a connect timeout, and no redirects (a redirect would carry the API
     /// key to wherever it points).
     pub fn new(opts: UpstreamOptions) -> Result<Self, UpstreamError> {
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .gzip(true)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_keepalive(TCP_KEEPALIVE)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| UpstreamError::Client(e.to_string()))?;
+        Self::with_client(opts, &ClientSettings::default())
+    }
+
+    /// [`Upstream::new`] with other client settings (proxies, trusted roots).
+    pub(crate) fn with_client(
+        opts: UpstreamOptions,
+        settings: &ClientSettings,
+    ) -> Result<Self, UpstreamError> {
+        let client =
+            HttpClient::new(settings).map_err(|e| UpstreamError::Client(root_cause(&e)))?;
         Ok(Upstream {
             client,
             opts,
@@ -308,7 +309,8 @@ impl Upstream {
         }
     }
 
-    /// One HTTP exchange, body included; `extra` are further headers (trace context).
+    /// One HTTP exchange, body included: one attempt of a call; `extra` are further
+    /// headers (trace context).
     async fn send(
         &self,
         p: &PreparedRequest,
@@ -316,44 +318,71 @@ impl Upstream {
         timeout: Duration,
         extra: &[(http::HeaderName, HeaderValue)],
     ) -> Attempt {
-        let mut rb = self
-            .client
-            .request(reqwest_method(p.method), &p.url)
-            .timeout(timeout)
-            .header(X_API_KEY, key.clone())
-            .header(ACCEPT, APPLICATION_JSON);
-        for (name, value) in extra {
-            rb = rb.header(name, value.clone());
-        }
-        if let Some(ws) = &p.workspace {
-            rb = rb.header(X_WORKSPACE_ID, ws.as_str());
-        }
-        rb = match &p.body {
-            PreparedBody::None => rb,
-            PreparedBody::Json(v) => rb
-                .header(CONTENT_TYPE, APPLICATION_JSON)
-                .body(v.to_string()),
-            PreparedBody::Multipart { fields, files } => match multipart::to_form(fields, files) {
-                Ok(form) => rb.multipart(form),
-                Err(e) => return Attempt::NotSent(e),
-            },
-        };
-        let mut response = match rb.send().await {
+        let req = match http_request(p, key, extra) {
             Ok(r) => r,
-            Err(e) => return Attempt::Failed(e),
+            Err(Unsendable::Invalid(e)) => return Attempt::Failed(e),
+            Err(Unsendable::Body(e)) => return Attempt::NotSent(e),
         };
-        let status = response.status().as_u16();
-        // Reading the body does not look at the headers (decoding is set up by then).
-        let headers = std::mem::take(response.headers_mut());
-        let body = read_body(response).await;
-        let rate = RateLimitInfo::from_response(status, &headers, jiff::Timestamp::now());
-        Attempt::Answered {
-            status,
-            headers,
-            rate,
-            body,
+        match self.client.send(req, timeout).await {
+            Err(e) => Attempt::Failed(e),
+            Ok(answer) => {
+                let status = answer.status.as_u16();
+                let rate =
+                    RateLimitInfo::from_response(status, &answer.headers, jiff::Timestamp::now());
+                Attempt::Answered {
+                    status,
+                    headers: answer.headers,
+                    rate,
+                    body: answer.body,
+                }
+            }
         }
     }
+}
+
+/// Why a prepared request could not become an HTTP request.
+enum Unsendable {
+    /// The HTTP layer refuses the URL or a header value.
+    Invalid(ClientError),
+    /// The body could not be encoded.
+    Body(BuildError),
+}
+
+/// The HTTP request of one attempt, with the API key.
+fn http_request(
+    p: &PreparedRequest,
+    key: &HeaderValue,
+    extra: &[(http::HeaderName, HeaderValue)],
+) -> Result<Request<Full<Bytes>>, Unsendable> {
+    let uri = Uri::try_from(p.url.as_str())
+        .map_err(|e| Unsendable::Invalid(ClientError::invalid_request(e.into())))?;
+    let (content_type, body) = match &p.body {
+        PreparedBody::None => (None, Bytes::new()),
+        PreparedBody::Json(v) => (Some(APPLICATION_JSON), Bytes::from(v.to_string())),
+        PreparedBody::Multipart { fields, files } => {
+            let (ct, bytes) = multipart::encode(fields, files).map_err(Unsendable::Body)?;
+            (Some(ct), bytes)
+        }
+    };
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = http_method(p.method);
+    *req.uri_mut() = uri;
+    let headers = req.headers_mut();
+    headers.insert(http::header::USER_AGENT, USER_AGENT_VALUE);
+    headers.insert(X_API_KEY, key.clone());
+    headers.insert(ACCEPT, APPLICATION_JSON);
+    if let Some(ws) = &p.workspace {
+        let value = HeaderValue::from_str(ws)
+            .map_err(|e| Unsendable::Invalid(ClientError::invalid_request(e.into())))?;
+        headers.insert(X_WORKSPACE_ID, value);
+    }
+    if let Some(ct) = content_type {
+        headers.insert(CONTENT_TYPE, ct);
+    }
+    for (name, value) in extra {
+        headers.insert(name, value.clone());
+    }
+    Ok(req)
 }
 
 /// What one send produced.
@@ -363,9 +392,9 @@ enum Attempt {
         headers: http::HeaderMap,
         /// Rate-limit headers, read when the answer arrived.
         rate: Option<RateLimitInfo>,
-        body: Result<Bytes, reqwest::Error>,
+        body: Result<Bytes, ClientError>,
     },
-    Failed(reqwest::Error),
+    Failed(ClientError),
     NotSent(BuildError),
 }
 
@@ -620,71 +649,39 @@ fn api_key_header(key: &Secret) -> Result<HeaderValue, String> {
     Ok(header)
 }
 
-fn reqwest_method(m: HttpMethod) -> reqwest::Method {
+fn http_method(m: HttpMethod) -> Method {
     match m {
-        HttpMethod::Get => reqwest::Method::GET,
-        HttpMethod::Post => reqwest::Method::POST,
-        HttpMethod::Put => reqwest::Method::PUT,
-        HttpMethod::Patch => reqwest::Method::PATCH,
-        HttpMethod::Delete => reqwest::Method::DELETE,
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Delete => Method::DELETE,
     }
-}
-
-/// Reads the body, stopping at [`MAX_RESPONSE_BYTES`].
-async fn read_body(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
-    let mut buf = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = MAX_RESPONSE_BYTES.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if chunk.len() >= room {
-            break;
-        }
-    }
-    Ok(Bytes::from(buf))
 }
 
 fn header_text(h: &http::HeaderMap, name: http::HeaderName) -> &str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-fn classify(e: &reqwest::Error) -> TransportKind {
+fn classify(e: &ClientError) -> TransportKind {
     if e.is_timeout() {
-        TransportKind::Timeout
-    } else if is_tls(e) {
-        TransportKind::Tls
-    } else if e.is_connect() {
-        TransportKind::Connect { sent: false }
-    } else if e.is_body() || e.is_decode() || e.is_builder() || e.is_redirect() {
-        TransportKind::Protocol
-    } else {
-        TransportKind::Connect { sent: true }
+        return TransportKind::Timeout;
     }
-}
-
-/// Errors in the chain of `e`, looking inside `io::Error` wrappers too.
-fn chain<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Vec<&'a (dyn std::error::Error + 'static)> {
-    let mut out = Vec::new();
-    let mut next = Some(e);
-    while let Some(err) = next {
-        out.push(err);
-        next = match err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => err.source(),
-        };
-        if out.len() > 16 {
-            break;
+    if is_tls(e) {
+        return TransportKind::Tls;
+    }
+    match e.kind() {
+        client::ErrorKind::Connect => TransportKind::Connect { sent: false },
+        client::ErrorKind::Request => TransportKind::Connect { sent: true },
+        client::ErrorKind::Timeout => TransportKind::Timeout,
+        client::ErrorKind::Body | client::ErrorKind::Decode | client::ErrorKind::Builder => {
+            TransportKind::Protocol
         }
     }
-    out
 }
 
-fn is_tls(e: &reqwest::Error) -> bool {
-    chain(e).iter().any(|err| {
+fn is_tls(e: &ClientError) -> bool {
+    client::chain(e).iter().any(|err| {
         err.downcast_ref::<rustls::Error>().is_some() || {
             let text = err.to_string().to_ascii_lowercase();
             text.contains("certificate") || text.contains("tls handshake")
@@ -693,8 +690,8 @@ fn is_tls(e: &reqwest::Error) -> bool {
 }
 
 /// The innermost cause, which names the actual problem (e.g. "Connection refused").
-fn root_cause(e: &reqwest::Error) -> String {
-    chain(e)
+fn root_cause(e: &ClientError) -> String {
+    client::chain(e)
         .last()
         .map(|err| err.to_string())
         .unwrap_or_else(|| e.to_string())

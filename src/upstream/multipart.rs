@@ -192,31 +192,122 @@ pub(super) fn check_limits(body: &PreparedBody, opts: &UpstreamOptions) -> Resul
     Ok(())
 }
 
-/// The reqwest form for one attempt. Bytes are shared, not copied.
-pub(super) fn to_form(
+/// Characters a part's name is sent without: a name with any other character is sent
+/// percent-encoded, as `name*=utf-8''…` (RFC 7578 and 8187).
+const NAME_AS_IS: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'#')
+    .add(b'?')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'%');
+
+/// A multipart/form-data body: its `Content-Type` (with a fresh random boundary) and its
+/// bytes, text fields first, then files. No fields and no files is an empty body.
+pub(super) fn encode(
     fields: &[(String, String)],
     files: &[FilePart],
-) -> Result<reqwest::multipart::Form, BuildError> {
-    use reqwest::multipart::{Form, Part};
-    let mut form = Form::new();
+) -> Result<(http::HeaderValue, Bytes), BuildError> {
+    let boundary = boundary();
+    let content_type = http::HeaderValue::try_from(format!(
+        "multipart/form-data; boundary={boundary}"
+    ))
+    .map_err(|_| BuildError::BadValue {
+        name: "multipart".into(),
+        reason: "the form's boundary is not a header value".into(),
+    })?;
+    if fields.is_empty() && files.is_empty() {
+        return Ok((content_type, Bytes::new()));
+    }
+    let size = fields
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 128)
+        .sum::<usize>()
+        + files
+            .iter()
+            .map(|f| f.field.len() + f.filename.len() + f.content_type.len() + f.bytes.len() + 160)
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
     for (name, value) in fields {
-        form = form.text(name.clone(), value.clone());
+        part_head(&mut out, &boundary, name, None);
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     for f in files {
-        let len = f.bytes.len() as u64;
-        let part = Part::stream_with_length(reqwest::Body::from(f.bytes.clone()), len)
-            .file_name(f.filename.clone())
-            .mime_str(&f.content_type)
-            .map_err(|_| BuildError::BadFile {
+        if !is_media_type(&f.content_type) {
+            return Err(BuildError::BadFile {
                 name: f.field.clone(),
                 reason: format!(
                     "content_type {:?} is not a valid media type",
                     f.content_type
                 ),
-            })?;
-        form = form.part(f.field.clone(), part);
+            });
+        }
+        part_head(
+            &mut out,
+            &boundary,
+            &f.field,
+            Some((&f.filename, &f.content_type)),
+        );
+        out.extend_from_slice(&f.bytes);
+        out.extend_from_slice(b"\r\n");
     }
-    Ok(form)
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Ok((content_type, Bytes::from(out)))
+}
+
+/// The boundary line and headers of one part, up to and including the blank line.
+fn part_head(out: &mut Vec<u8>, boundary: &str, name: &str, file: Option<(&str, &str)>) {
+    out.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; ").as_bytes());
+    let encoded = std::borrow::Cow::from(percent_encoding::utf8_percent_encode(name, NAME_AS_IS));
+    match encoded {
+        std::borrow::Cow::Borrowed(plain) => {
+            out.extend_from_slice(b"name=\"");
+            out.extend_from_slice(plain.as_bytes());
+            out.push(b'"');
+        }
+        std::borrow::Cow::Owned(escaped) => {
+            out.extend_from_slice(b"name*=utf-8''");
+            out.extend_from_slice(escaped.as_bytes());
+        }
+    }
+    if let Some((filename, content_type)) = file {
+        out.extend_from_slice(b"; filename=\"");
+        for c in filename.chars() {
+            if matches!(c, '\\' | '"' | '\r' | '\n') {
+                out.push(b'\\');
+            }
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+        out.push(b'"');
+        out.extend_from_slice(b"\r\nContent-Type: ");
+        out.extend_from_slice(content_type.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// 256 random bits as four groups of hex digits.
+fn boundary() -> String {
+    let mut words = [0u64; 4];
+    for (i, w) in words.iter_mut().enumerate() {
+        // Without the system's randomness, a boundary that still differs per call.
+        *w = getrandom::u64().unwrap_or_else(|_| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            nanos.rotate_left(i as u32 * 16) ^ 0x9e37_79b9_7f4a_7c15
+        });
+    }
+    format!(
+        "{:016x}-{:016x}-{:016x}-{:016x}",
+        words[0], words[1], words[2], words[3]
+    )
 }
 
 /// What a dry run shows of a multipart body: field values, and file names, sizes and

@@ -1,6 +1,7 @@
 //! Tests of the upstream client. Wire tests run against a real HTTP server (wiremock).
 
 mod build;
+mod client;
 mod cut;
 mod failures;
 mod leak;
