@@ -75,7 +75,9 @@ pub struct Request<'a> {
 /// What a traced request's server span starts from.
 #[derive(Clone, Copy)]
 pub struct TraceStart<'a> {
+    /// Starts and exports the spans.
     pub tracing: &'a Tracing,
+    /// When the request arrived.
     pub received: Instant,
     /// The HTTP version the request came over (`network.protocol.version`).
     pub http_version: http::Version,

@@ -76,7 +76,9 @@ pub(crate) const TOOL_ERROR: &str = "tool_error";
 /// The trace and span a request's log lines name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceIds {
+    /// The trace the request belongs to (the caller's, when it sent one).
     pub trace_id: opentelemetry::TraceId,
+    /// The request's server span.
     pub span_id: opentelemetry::SpanId,
 }
 
@@ -118,8 +120,11 @@ impl std::fmt::Debug for Tracing {
 /// Tracing could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum TracingError {
+    /// An `OTEL_*` variable has a value that cannot be used.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// The official exporter refused its configuration (an endpoint it cannot parse, a
+    /// compression it does not support).
     #[error("cannot create the OTLP exporter: {0}")]
     Exporter(String),
 }
