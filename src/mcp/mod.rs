@@ -142,10 +142,7 @@ pub async fn handle<R: ToolRunner, G: CallGate>(req: Request<'_>, runner: &R, ga
             );
         }
     };
-    let mut op = match &params {
-        Value::Object(p) => Operation::of(method, p, req.headers, req.view),
-        _ => Operation::of(method, &Map::new(), req.headers, req.view),
-    };
+    let mut op = Operation::of(method, &params, req.headers, req.view);
     let mut reply = match req.trace {
         None => answer(&req, msg.id, method, params, None, runner, gate).await,
         Some(start) => {
@@ -218,12 +215,12 @@ pub(crate) fn timed_out_operation(
     struct MethodOnly {
         method: Option<String>,
         #[serde(default)]
-        params: Option<Map<String, Value>>,
+        params: Value,
     }
     let mut reply = timed_out(body, timeout);
     let op = serde_json::from_slice::<MethodOnly>(body)
         .ok()
-        .and_then(|m| Some((m.method?, m.params.unwrap_or_default())))
+        .and_then(|m| Some((m.method?, m.params)))
         .map(|(method, params)| {
             let mut op = Operation::of(&method, &params, headers, view);
             op.error = ErrorType::of(&reply);

@@ -4,9 +4,9 @@
 //! bounded: a method or tool name a client makes up is never a label or a span name.
 
 use http::HeaderMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::eras::{HEADER_PROTOCOL_VERSION, META_PROTOCOL_VERSION, SUPPORTED_VERSIONS, header_str};
+use super::eras::{HEADER_PROTOCOL_VERSION, META_PROTOCOL_VERSION, SUPPORTED_VERSIONS};
 use super::jsonrpc::Reply;
 use crate::core::catalog::meta_tools::is_meta_tool;
 use crate::core::server::ServerView;
@@ -95,7 +95,7 @@ impl Operation {
     /// The operation of a message with `method` and `params`, sent to `view`.
     pub(crate) fn of(
         method: &str,
-        params: &Map<String, Value>,
+        params: &Value,
         headers: &HeaderMap,
         view: &ServerView,
     ) -> Operation {
@@ -109,20 +109,24 @@ impl Operation {
             .flatten()
             .filter(|name| view.tools.get(name).is_some() || is_meta_tool(name))
             .map(str::to_string);
+        // Only a revision this server speaks is recorded, and those are ASCII: the
+        // header is compared as it came, nothing is copied.
         let named = params
             .get("_meta")
             .and_then(|m| m.get(META_PROTOCOL_VERSION))
             .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| header_str(headers, HEADER_PROTOCOL_VERSION))
+            .or_else(|| {
+                headers
+                    .get(HEADER_PROTOCOL_VERSION)
+                    .and_then(|v| v.to_str().ok())
+            })
             .or_else(|| {
                 (method == "initialize")
                     .then(|| params.get("protocolVersion").and_then(Value::as_str))
                     .flatten()
-                    .map(str::to_string)
             });
         let protocol_version =
-            named.and_then(|v| SUPPORTED_VERSIONS.iter().find(|s| **s == v).copied());
+            named.and_then(|v| SUPPORTED_VERSIONS.iter().find(|s| **s == v.trim()).copied());
         Operation {
             method,
             tool,
@@ -161,10 +165,6 @@ mod tests {
         crate::test_support::resolve_view(text)
     }
 
-    fn params(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap_or_default()
-    }
-
     #[test]
     fn names_come_from_bounded_sets_only() {
         let view = view();
@@ -176,21 +176,16 @@ mod tests {
             .name()
             .to_string();
         let h = HeaderMap::new();
-        let op = Operation::of("tools/call", &params(json!({"name": tool})), &h, &view);
+        let op = Operation::of("tools/call", &json!({"name": tool}), &h, &view);
         assert_eq!(op.span_name(), format!("tools/call {tool}"));
         assert_eq!(op.gen_ai_operation(), Some("execute_tool"));
         // A tool the server does not have, or a made-up method, never names anything.
-        let op = Operation::of(
-            "tools/call",
-            &params(json!({"name": "drop_tables_x"})),
-            &h,
-            &view,
-        );
+        let op = Operation::of("tools/call", &json!({"name": "drop_tables_x"}), &h, &view);
         assert_eq!(
             (op.tool.clone(), op.span_name()),
             (None, "tools/call".to_string())
         );
-        let op = Operation::of("tools/evil/{}", &params(json!({})), &h, &view);
+        let op = Operation::of("tools/evil/{}", &json!({}), &h, &view);
         assert_eq!((op.method, op.gen_ai_operation()), (OTHER_METHOD, None));
         assert_eq!(op.span_name(), OTHER_METHOD);
     }
@@ -199,7 +194,7 @@ mod tests {
     fn the_protocol_version_is_read_from_meta_header_or_initialize_and_only_if_known() {
         let view = view();
         let mut h = HeaderMap::new();
-        let meta = params(json!({"_meta": {META_PROTOCOL_VERSION: "2026-07-28"}}));
+        let meta = json!({"_meta": {META_PROTOCOL_VERSION: "2026-07-28"}});
         assert_eq!(
             Operation::of("tools/list", &meta, &h, &view).protocol_version,
             Some("2026-07-28")
@@ -209,15 +204,15 @@ mod tests {
             HeaderValue::from_static("2025-06-18"),
         );
         assert_eq!(
-            Operation::of("tools/list", &params(json!({})), &h, &view).protocol_version,
+            Operation::of("tools/list", &json!({}), &h, &view).protocol_version,
             Some("2025-06-18")
         );
-        let init = params(json!({"protocolVersion": "2025-11-25"}));
+        let init = json!({"protocolVersion": "2025-11-25"});
         assert_eq!(
             Operation::of("initialize", &init, &HeaderMap::new(), &view).protocol_version,
             Some("2025-11-25")
         );
-        let made_up = params(json!({"protocolVersion": "1999-01-01"}));
+        let made_up = json!({"protocolVersion": "1999-01-01"});
         assert_eq!(
             Operation::of("initialize", &made_up, &HeaderMap::new(), &view).protocol_version,
             None

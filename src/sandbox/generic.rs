@@ -92,14 +92,7 @@ fn routes() -> &'static [Route] {
 /// `list_all_atomicwork_iga_grants` → `iga_grants`.
 fn resource_of(tool: &str) -> String {
     let mut rest = tool;
-    for prefix in [
-        "list_all_atomicwork_",
-        "get_single_atomicwork_",
-        "create_a_atomicwork_",
-        "update_a_atomicwork_",
-        "delete_a_atomicwork_",
-        "atomicwork_",
-    ] {
+    for prefix in crate::core::catalog::generate::NAME_FAMILIES {
         if let Some(r) = rest.strip_prefix(prefix) {
             rest = r;
             break;

@@ -487,6 +487,17 @@ fn sources_with(
     Ok(out)
 }
 
+/// The prefixes of the tool-name families, most specific first (`atomicwork_`, the
+/// partial updates' family, is also the tail of every other prefix).
+pub const NAME_FAMILIES: [&str; 6] = [
+    "list_all_atomicwork_",
+    "get_single_atomicwork_",
+    "create_a_atomicwork_",
+    "update_a_atomicwork_",
+    "delete_a_atomicwork_",
+    "atomicwork_",
+];
+
 /// A name in the catalog's families for an operation that has no curation yet.
 fn suggested_name(op: &Operation) -> String {
     let segments: Vec<String> = op

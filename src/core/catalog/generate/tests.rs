@@ -78,14 +78,7 @@ fn every_operation_becomes_exactly_one_tool_with_its_method_and_path() {
 #[test]
 fn complete_tools_meet_the_quality_bar() {
     let catalog = complete();
-    let families = [
-        "list_all_atomicwork_",
-        "get_single_atomicwork_",
-        "create_a_atomicwork_",
-        "update_a_atomicwork_",
-        "delete_a_atomicwork_",
-        "atomicwork_",
-    ];
+    let families = super::NAME_FAMILIES;
     for tool in catalog.tools_of(ToolSetKind::Complete) {
         let s = &tool.source;
         let name = tool.name();
